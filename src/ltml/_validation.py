@@ -1,0 +1,94 @@
+"""Input checks shared by every part of ltml.
+
+Each check raises with one wording: the argument's name, what was expected and what was seen, so
+that an error from a sampler, a loss or a metric reads the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def as_tensor(x: Any, name: str) -> Tensor:
+    """Return ``x`` as a tensor without copying where possible (numpy arrays share memory)."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        if x.dtype == object:
+            raise TypeError(f"`{name}` must be a numeric array, got an array of dtype object")
+        return torch.from_numpy(x)
+    raise TypeError(f"`{name}` must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+
+
+def check_matrix(x: Tensor, name: str, num_classes: int | None = None) -> None:
+    """Check that ``x`` is ``(N, C)``, with ``C == num_classes`` when given."""
+    if x.ndim != 2:
+        raise ValueError(
+            f"`{name}` must be 2-D of shape (N, C), got {x.ndim}-D with shape {tuple(x.shape)}"
+        )
+    if num_classes is not None and x.shape[1] != num_classes:
+        raise ValueError(
+            f"`{name}` must have {num_classes} columns (num_classes), got shape {tuple(x.shape)}"
+        )
+
+
+def check_same_shape(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
+    """Check that two tensors have the same shape."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"`{name_a}` and `{name_b}` must have the same shape, "
+            f"got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+
+
+def check_floating(x: Tensor, name: str) -> None:
+    """Check that ``x`` is a floating-point tensor."""
+    if not x.is_floating_point():
+        raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {x.dtype}")
+
+
+def check_finite(x: Tensor, name: str) -> None:
+    """Check that ``x`` holds no NaN or infinity."""
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        nan = int(torch.isnan(x).sum())
+        inf = int(torch.isinf(x).sum())
+        raise ValueError(f"`{name}` must be finite, got {nan} NaN and {inf} infinite value(s)")
+
+
+def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True) -> None:
+    """Check that ``y`` holds only 0 / 1 (and -1 = unknown when ``allow_unknown``)."""
+    allowed = (-1, 0, 1) if allow_unknown else (0, 1)
+    if y.dtype == torch.bool:
+        return
+    bad = torch.ones_like(y, dtype=torch.bool)
+    for v in allowed:
+        bad &= y != v
+    if bool(bad.any()):
+        seen = torch.unique(y[bad])[:5].tolist()
+        raise ValueError(
+            f"`{name}` must contain only values in {set(allowed)}, got {seen}"
+            + (" (and more)" if int(torch.unique(y[bad]).numel()) > 5 else "")
+        )
+
+
+def check_class_counts(counts: Tensor, name: str, num_samples: int | None = None) -> None:
+    """Check per-class positive counts: 1-D, non-negative, and at most ``num_samples``."""
+    if counts.ndim != 1 or counts.numel() == 0:
+        raise ValueError(
+            f"`{name}` must be a non-empty 1-D sequence of per-class counts, "
+            f"got shape {tuple(counts.shape)}"
+        )
+    check_finite(counts, name)
+    if bool((counts < 0).any()):
+        raise ValueError(f"`{name}` must be non-negative, got {counts.min().item()}")
+    if num_samples is not None:
+        if num_samples <= 0:
+            raise ValueError(f"`num_samples` must be positive, got {num_samples}")
+        if bool((counts > num_samples).any()):
+            raise ValueError(
+                f"`{name}` cannot exceed num_samples={num_samples}, got {counts.max().item()}"
+            )
