@@ -1,0 +1,81 @@
+"""Per-class statistics of a training label matrix: counts and head / medium / tail groups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .._validation import as_tensor, check_class_counts, check_labels, check_matrix
+
+GROUP_NAMES = ("head", "medium", "tail")
+
+
+def class_counts(labels: Any) -> Tensor:
+    """Count the known positive images of each class.
+
+    Parameters
+    ----------
+    labels : Tensor or ndarray, shape (N, C)
+        Label matrix of 0 / 1, with -1 for an unknown label (not counted).
+
+    Returns
+    -------
+    Tensor, shape (C,), int64
+        ``counts[k]`` = number of images with ``labels[:, k] == 1``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.data import class_counts
+    >>> class_counts(torch.tensor([[1, 0], [1, -1], [0, 1]]))
+    tensor([2, 1])
+    """
+    y = as_tensor(labels, "labels")
+    check_matrix(y, "labels")
+    check_labels(y, "labels")
+    return (y == 1).sum(dim=0, dtype=torch.int64)
+
+
+def class_groups(
+    counts: Sequence[int] | Tensor, thresholds: tuple[int, int] = (20, 100)
+) -> dict[str, list[int]]:
+    """Split classes into head / medium / tail by their training counts.
+
+    The long-tailed multi-label protocol (Wu et al., ECCV 2020) calls a class *head* with at least
+    100 training images, *medium* with 20-99 and *tail* with fewer than 20.
+
+    Parameters
+    ----------
+    counts : sequence of int or Tensor, shape (C,)
+        Training images per class, e.g. from :func:`class_counts`.
+    thresholds : (int, int)
+        ``(low, high)``: tail is ``count < low``, medium ``low <= count < high``, head
+        ``count >= high``.
+
+    Returns
+    -------
+    dict
+        ``{"head": [...], "medium": [...], "tail": [...]}``, class indices in increasing order;
+        a group may be empty.
+
+    Examples
+    --------
+    >>> from ltml.data import class_groups
+    >>> class_groups([775, 4, 48, 154])
+    {'head': [0, 3], 'medium': [2], 'tail': [1]}
+    """
+    c = torch.as_tensor(counts)
+    check_class_counts(c, "counts")
+    low, high = thresholds
+    if not 0 <= low <= high:
+        raise ValueError(
+            f"`thresholds` must be (low, high) with 0 <= low <= high, got {thresholds}"
+        )
+    masks = (c >= high, (c >= low) & (c < high), c < low)
+    return {
+        name: torch.nonzero(m).flatten().tolist()
+        for name, m in zip(GROUP_NAMES, masks, strict=True)
+    }
