@@ -1,0 +1,40 @@
+"""Shared fixtures: the real VOC-LT / COCO-LT label matrices from ../shared/data (read-only)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(
+    os.environ.get("LTML_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+def _load_split(name: str) -> tuple[np.ndarray, dict]:
+    folder = SHARED_DATA / name
+    if not (folder / "train_labels.tsv").is_file():
+        pytest.skip(
+            f"real label matrices not found at {folder} (the shared data folder sits beside the "
+            "repository; set LTML_SHARED_DATA to point elsewhere)"
+        )
+    labels = np.loadtxt(
+        folder / "train_labels.tsv", delimiter="\t", skiprows=1, usecols=None, dtype=str
+    )[:, 1:].astype(np.int64)
+    split = json.loads((folder / "split.json").read_text())
+    return labels, split
+
+
+@pytest.fixture(scope="session")
+def voc_lt() -> tuple[np.ndarray, dict]:
+    """VOC-LT training labels (1142, 20) and its split.json (classes, head/medium/tail, counts)."""
+    return _load_split("voc_lt")
+
+
+@pytest.fixture(scope="session")
+def coco_lt() -> tuple[np.ndarray, dict]:
+    """COCO-LT training labels (1909, 80) and its split.json."""
+    return _load_split("coco_lt")
