@@ -6,4 +6,18 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__"]
+from . import data, functional
+from .data import class_counts, class_groups
+from .functional import average_precision
+from .metrics import MAPResult, mAPMeter
+
+__all__ = [
+    "MAPResult",
+    "__version__",
+    "average_precision",
+    "class_counts",
+    "class_groups",
+    "data",
+    "functional",
+    "mAPMeter",
+]

@@ -1,0 +1,401 @@
+"""average_precision and mAPMeter against scikit-learn's average_precision_score as the oracle."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from sklearn.metrics import average_precision_score
+
+import ltml.functional as F
+from ltml import MAPResult, average_precision, class_counts, class_groups, mAPMeter
+
+
+def oracle(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """scikit-learn per class on the known labels; NaN where a class has no known positive."""
+    scores = np.asarray(scores, dtype=np.float64)
+    out = []
+    for k in range(scores.shape[1]):
+        known = targets[:, k] >= 0
+        y, s = targets[known, k], scores[known, k]
+        out.append(average_precision_score(y, s) if (y == 1).any() else math.nan)
+    return np.array(out)
+
+
+def quiet_ap(scores, targets, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return average_precision(scores, targets, **kw)
+
+
+def assert_matches_oracle(scores, targets, atol=1e-6):
+    np.testing.assert_allclose(
+        quiet_ap(scores, targets).numpy(), oracle(scores, targets), atol=atol, rtol=0
+    )
+
+
+# --- agreement with scikit-learn ---------------------------------------------------------
+
+
+@st.composite
+def score_target_pairs(draw):
+    n = draw(st.integers(1, 40))
+    c = draw(st.integers(1, 6))
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.float16]))
+    extremes = [0.0, -0.0, 1.0, -1.0, 1e-7, -1e-7, float(np.finfo(dtype).max)]
+    # Few distinct values make ties common; wide values exercise the float-to-int mapping.
+    values = draw(
+        st.sampled_from(
+            [
+                st.integers(-3, 3).map(float),
+                st.floats(-1e4, 1e4, allow_nan=False, width=16),
+                st.sampled_from(extremes + [-x for x in extremes]),
+            ]
+        )
+    )
+    scores = draw(hnp.arrays(dtype, (n, c), elements=values))
+    targets = draw(hnp.arrays(np.int64, (n, c), elements=st.integers(-1, 1)))
+    return scores, targets
+
+
+@given(score_target_pairs())
+@settings(max_examples=300, deadline=None)
+def test_matches_sklearn_on_random_inputs(pair):
+    scores, targets = pair
+    assert_matches_oracle(scores, targets)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_low_and_high_precision_scores(dtype):
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(300, 7, generator=g).to(dtype)  # float16 / bfloat16 create many ties
+    targets = (torch.rand(300, 7, generator=g) < 0.3).long()
+    assert_matches_oracle(scores.double().numpy(), targets.numpy())
+    np.testing.assert_allclose(
+        quiet_ap(scores, targets).numpy(),
+        oracle(scores.double().numpy(), targets.numpy()),
+        atol=1e-6,
+    )
+
+
+def test_integer_scores_are_ranks():
+    scores = np.array([[3, 1], [2, 1], [1, 0], [3, 5]])
+    targets = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    assert_matches_oracle(scores, targets)
+
+
+@pytest.mark.parametrize(("n", "c", "labelled"), [(20_000, 70, 0.05), (3_000, 700, 0.3)])
+@pytest.mark.parametrize("chunk", [F._CHUNK_ELEMENTS, 1 << 15])
+def test_large_inputs(monkeypatch, n, c, labelled, chunk):
+    monkeypatch.setattr(F, "_CHUNK_ELEMENTS", chunk)  # small chunks: many, on worker threads
+    rng = np.random.default_rng(1)
+    scores = rng.standard_normal((n, c)).astype(np.float32)
+    scores[: n // 10] = np.round(scores[: n // 10], 1)  # some ties
+    targets = (rng.random((n, c)) < labelled).astype(np.int64)
+    targets[rng.random((n, c)) < 0.02] = -1
+    assert_matches_oracle(scores, targets)
+
+
+def test_device_sort_path_matches(monkeypatch):
+    # The path taken on CUDA sorts with torch.sort; run it on the CPU tensors.
+    monkeypatch.setattr(F, "_sort_rows", lambda keys: torch.sort(keys, dim=1).values)
+    rng = np.random.default_rng(2)
+    scores = rng.integers(-5, 5, (500, 9)).astype(np.float32)
+    targets = rng.integers(-1, 2, (500, 9))
+    assert_matches_oracle(scores, targets)
+
+
+# --- edge cases ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scores", "targets", "expected"),
+    [
+        ([[0.5]], [[1]], [1.0]),  # N = 1
+        ([[0.3], [0.3], [0.3], [0.3]], [[1], [0], [0], [1]], [0.5]),  # one tie group
+        ([[0.1], [0.2]], [[1], [1]], [1.0]),  # no negatives
+        ([[0.1], [0.9], [0.5]], [[1], [-1], [0]], [0.5]),  # unknown ignored, though top-ranked
+        ([[-0.0], [0.0], [1.0]], [[1], [0], [0]], [1 / 3]),  # -0.0 and 0.0 tie
+    ],
+)
+def test_edge_cases(scores, targets, expected):
+    ap = average_precision(torch.tensor(scores), torch.tensor(targets))
+    assert ap.tolist() == pytest.approx(expected, abs=1e-12)
+
+
+def test_unknown_labels_are_ignored_for_their_class_only():
+    scores = torch.tensor([[0.9, 0.9], [0.8, 0.8], [0.1, 0.1]])
+    targets = torch.tensor([[-1, 0], [1, 1], [0, 0]])
+    assert average_precision(scores, targets).tolist() == pytest.approx([1.0, 0.5])
+
+
+def test_class_without_positive_is_nan_with_one_warning():
+    scores = torch.tensor([[0.2, 0.3, 0.1], [0.4, 0.1, 0.5]])
+    targets = torch.tensor([[1, 0, -1], [0, 0, -1]])
+    with pytest.warns(UserWarning, match=r"2 class\(es\) have no positive target \(classes 1, 2\)"):
+        ap = average_precision(scores, targets)
+    assert ap[0] == 0.5
+    assert torch.isnan(ap[1:]).all()
+    with pytest.warns(UserWarning, match="reported as 0"):
+        assert average_precision(scores, targets, empty_class="zero").tolist() == [0.5, 0, 0]
+
+
+def test_tie_handling_does_not_depend_on_row_order():
+    # torchnet's APMeter ranks tied scores by their position: AP changed with the row order.
+    scores = torch.tensor([[0.5], [0.5], [0.5], [0.2], [0.9]])
+    targets = torch.tensor([[1], [0], [0], [1], [0]])
+    expected = oracle(scores.numpy(), targets.numpy())
+    g = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        perm = torch.randperm(5, generator=g)
+        assert average_precision(scores[perm], targets[perm]).numpy() == pytest.approx(expected)
+
+
+def test_empty_classes_are_left_out_of_the_mean():
+    # scikit-learn, torchmetrics and torchnet score such classes 0 and average them in.
+    meter = mAPMeter(3)
+    meter.update(
+        torch.tensor([[0.9, 0.1, 0.3], [0.2, 0.8, 0.4]]), torch.tensor([[1, 0, 0], [0, 1, 0]])
+    )
+    with pytest.warns(UserWarning, match="1 class"):
+        result = meter.compute()
+    assert result.map == 1.0
+    assert result.num_empty == 1
+    zero = mAPMeter(3, empty_class="zero")
+    zero.update(
+        torch.tensor([[0.9, 0.1, 0.3], [0.2, 0.8, 0.4]]), torch.tensor([[1, 0, 0], [0, 1, 0]])
+    )
+    with pytest.warns(UserWarning, match="reported as 0"):
+        assert zero.compute().map == pytest.approx(2 / 3)
+
+
+def test_saturated_probabilities_lose_ap_that_logits_keep():
+    # float32 sigmoid is exactly 1.0 above a logit of ~17: confident positives and negatives tie.
+    logits = torch.tensor([[40.0], [30.0], [20.0], [-5.0]])
+    targets = torch.tensor([[1], [0], [1], [0]])
+    probs = torch.sigmoid(logits)
+    assert probs[:3].eq(1.0).all()
+    assert average_precision(logits, targets).item() == pytest.approx((1 + 2 / 3) / 2)
+    assert average_precision(probs, targets).item() == pytest.approx(2 / 3)
+
+
+# --- the meter ------------------------------------------------------------------------------
+
+
+@given(
+    data=st.data(),
+    n=st.integers(1, 60),
+    c=st.integers(1, 5),
+)
+@settings(max_examples=60, deadline=None)
+def test_meter_equals_function_for_any_batch_split(data, n, c):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    scores = rng.integers(-4, 4, (n, c)).astype(np.float32)
+    targets = rng.integers(-1, 2, (n, c))
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=5)))
+    meter = mAPMeter(c, groups={"a": [0], "all": list(range(c))})
+    for lo, hi in zip([0, *cuts], [*cuts, n], strict=True):
+        meter.update(scores[lo:hi], targets[lo:hi])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = meter.compute()
+    expected = oracle(scores, targets)
+    np.testing.assert_allclose(result.ap.numpy(), expected, atol=1e-6)
+    if np.isnan(expected).all():
+        assert math.isnan(result.map)
+    else:
+        assert result.map == pytest.approx(np.nanmean(expected))
+        assert result.groups["all"] == pytest.approx(np.nanmean(expected))
+    assert result.num_empty == int(np.isnan(expected).sum())
+
+
+def test_batches_are_never_transformed():
+    # torchmetrics once applied sigmoid to a batch only when its values left [0, 1].
+    scores = torch.tensor([[0.9], [0.2], [3.0], [-2.0]])
+    targets = torch.tensor([[1], [0], [0], [1]])
+    meter = mAPMeter(1)
+    meter.update(scores[:2], targets[:2])  # looks like probabilities
+    meter.update(scores[2:], targets[2:])  # looks like logits
+    assert meter.compute().ap.numpy() == pytest.approx(oracle(scores.numpy(), targets.numpy()))
+
+
+def test_groups_on_voc_lt_counts(voc_lt):
+    labels, split = voc_lt
+    groups = class_groups(class_counts(labels))
+    rng = np.random.default_rng(3)
+    targets = (rng.random((400, 20)) < 0.15).astype(np.int64)
+    scores = rng.standard_normal((400, 20)) + 1.5 * targets
+    meter = mAPMeter(20, groups=groups)
+    meter.update(torch.from_numpy(scores), torch.from_numpy(targets))
+    result = meter.compute()
+    expected = oracle(scores, targets)
+    assert list(result.groups) == ["head", "medium", "tail"]
+    for name in ("head", "medium", "tail"):
+        assert result.groups[name] == pytest.approx(expected[split[name]].mean(), abs=1e-6)
+    assert result.map == pytest.approx(expected.mean(), abs=1e-6)
+
+
+def test_meter_copies_inputs_and_resets():
+    scores = np.array([[0.9], [0.1]], dtype=np.float32)
+    targets = np.array([[1], [0]])
+    meter = mAPMeter(1)
+    meter.update(scores, targets)
+    scores[:] = [[0.1], [0.9]]  # the caller reuses its buffer
+    assert meter.compute().map == 1.0
+    assert meter.num_samples == 2
+    meter.reset()
+    assert meter.num_samples == 0
+    with pytest.warns(UserWarning, match="no positive target"):
+        result = meter.compute()
+    assert math.isnan(result.map)
+    assert result.num_empty == 1
+
+
+def test_result_as_dict_and_str():
+    result = MAPResult(
+        ap=torch.tensor([0.5, math.nan], dtype=torch.float64),
+        map=0.5,
+        groups={"head": 0.5, "tail": math.nan},
+        num_empty=1,
+    )
+    assert result.as_dict() == {
+        "map": 0.5,
+        "groups": {"head": 0.5, "tail": None},
+        "ap": [0.5, None],
+        "num_empty": 1,
+    }
+    assert str(result) == "mAP 50.00  head 50.00  tail nan"
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scores", "targets", "error", "match"),
+    [
+        (torch.zeros(4), torch.zeros(4), ValueError, r"`scores` must be 2-D .* got 1-D"),
+        (
+            torch.zeros(4, 3),
+            torch.zeros(4, 2),
+            ValueError,
+            r"same shape, got \(4, 3\) and \(4, 2\)",
+        ),
+        (torch.zeros(2, 2), torch.tensor([[0, 2], [1, 0]]), ValueError, r"`targets` .* got \[2\]"),
+        (torch.zeros(2, 2), torch.tensor([[0, 0.5], [1, 0]]), ValueError, r"`targets` .*0.5"),
+        (
+            torch.tensor([[0.0, math.nan]]),
+            torch.zeros(1, 2),
+            ValueError,
+            "`scores` must be finite, got 1 NaN",
+        ),
+        (torch.tensor([[math.inf, 0.0]]), torch.zeros(1, 2), ValueError, "1 infinite"),
+        (
+            [[0.0]],
+            torch.zeros(1, 1),
+            TypeError,
+            "`scores` must be a torch.Tensor or numpy.ndarray, got list",
+        ),
+        (
+            torch.zeros(1, 1, dtype=torch.bool),
+            torch.zeros(1, 1),
+            TypeError,
+            "`scores` must be real",
+        ),
+    ],
+)
+def test_bad_input(scores, targets, error, match):
+    with pytest.raises(error, match=match):
+        average_precision(scores, targets)
+    meter = mAPMeter(scores.shape[-1] if isinstance(scores, torch.Tensor) else 1)
+    with pytest.raises(error, match=match):
+        meter.update(scores, targets)
+    assert meter.num_samples == 0  # nothing stored from a rejected batch
+
+
+def test_meter_rejects_wrong_number_of_classes():
+    meter = mAPMeter(3)
+    meter.update(torch.zeros(2, 3), torch.zeros(2, 3))
+    with pytest.raises(
+        ValueError, match=r"`scores` must have 3 columns \(num_classes\), got shape \(2, 4\)"
+    ):
+        meter.update(torch.zeros(2, 4), torch.zeros(2, 4))
+    assert meter.num_samples == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_classes": 0}, "`num_classes` must be a positive int, got 0"),
+        ({"num_classes": 2.0}, "`num_classes` must be a positive int"),
+        ({"num_classes": 2, "empty_class": "skip"}, "`empty_class` must be 'nan' or 'zero'"),
+        (
+            {"num_classes": 2, "groups": {"tail": [1, 2]}},
+            r"`groups\['tail'\]` .* \[0, 2\), got \[2\]",
+        ),
+    ],
+)
+def test_meter_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mAPMeter(**kwargs)
+
+
+def test_function_rejects_bad_empty_class():
+    with pytest.raises(ValueError, match="`empty_class`"):
+        average_precision(torch.zeros(1, 1), torch.ones(1, 1), empty_class="drop")
+
+
+# --- DDP -------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, scores, targets, cuts, queue) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        meter = mAPMeter(scores.shape[1], groups={"first": [0]})
+        lo, hi = cuts[rank], cuts[rank + 1]
+        for i in range(lo, hi, 7):  # uneven shares, several batches
+            meter.update(scores[i : min(i + 7, hi)], targets[i : min(i + 7, hi)])
+        result = meter.compute()
+        queue.put((rank, result.ap.tolist(), result.map, result.groups["first"]))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_gathers_uneven_shares_on_gloo():
+    rng = np.random.default_rng(4)
+    scores = torch.from_numpy(rng.integers(-3, 3, (53, 4)).astype(np.float32))
+    targets = torch.from_numpy((rng.random((53, 4)) < 0.4).astype(np.int64))
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = _free_port()
+    procs = [
+        ctx.Process(target=_ddp_worker, args=(r, 2, port, scores, targets, [0, 20, 53], queue))
+        for r in range(2)
+    ]
+    for p in procs:
+        p.start()
+    results = sorted(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    expected = oracle(scores.numpy(), targets.numpy())
+    for _, ap, m, first in results:
+        np.testing.assert_allclose(ap, expected, atol=1e-6)
+        assert m == pytest.approx(expected.mean())
+        assert first == pytest.approx(expected[0])
