@@ -1,0 +1,303 @@
+"""Flags, the paper's table rows as presets, and their resolution into one :class:`Config`.
+
+Resolution order (later wins): the benchmark protocol (METHOD.md: DB-loss recipe + LTML's
+reproduction values) < the dataset's defaults (the demo trains a small network from scratch) <
+the ``--row`` preset < every flag given on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DATASETS = ("demo", "voc-lt", "coco-lt")
+ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
+WEIGHTS = ("IMAGENET1K_V1", "IMAGENET1K_V2", "none")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run depends on; printed at start and stored in checkpoints and results."""
+
+    # data
+    dataset: str = "demo"
+    data_root: Path | None = None
+    train_list: Path | None = None
+    download_lists: bool = False
+    image_size: int = 224
+    hflip: float = 0.5
+    val_fraction: float = 0.0
+    demo_max_count: int = 800
+    demo_test_size: int = 1000
+    # model
+    arch: str = "resnet50"
+    weights: str = "IMAGENET1K_V1"
+    freeze_stem: bool = True  # conv1 + layer1 frozen (DB recipe)
+    bn_eval: bool = True  # every BatchNorm in eval mode (DB recipe)
+    # method: which paper row
+    row: str = "ltml"
+    branches: str = "both"  # u | r | both | mixed
+    cls_loss: str = "compensated"  # bce | weighted | compensated | db-focal
+    guard: str = "none"  # none | tied (LogitCompensatedBCE guard)
+    consistency: bool = True
+    consistency_weight: float = 0.1  # lambda of Eq. 1
+    consistency_space: str = "prob"
+    consistency_detach: str = "none"
+    flip_test: bool = False
+    predict: str = "prob"  # how the two branches are averaged at test time
+    # sampling and schedule
+    sampler_mode: str = "cycle"  # DB-loss class cycle, or i.i.d. "random" draws
+    sampler_power: float = 0.0
+    epoch_length: str = "db"  # db | uniform | an integer number of draws per stream
+    iters_per_epoch: int | None = None  # overrides the epoch-length rule
+    batch_size: int = 32  # per stream, per process
+    batch_multiplier: int = 1  # control: a single-stream row with its batch scaled
+    epochs: int = 8
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iters: int = 500
+    warmup_ratio: float = 1 / 3
+    lr_steps: tuple[int, ...] = (5, 7)
+    lr_gamma: float = 0.1
+    grad_clip: float = 35.0
+    seed: int = 1
+    # machinery
+    device: str = "auto"
+    amp: str = "auto"  # auto | off | bf16 | fp16
+    channels_last: bool = True  # CUDA only
+    workers: int = 4
+    output: Path | None = None
+    resume: str | None = None
+    eval_every_epoch: bool = False
+    plot: bool = True
+    progress: bool = True
+    quiet: bool = False  # no configuration echo nor results table (the demo prints its own)
+
+    def out_dir(self) -> Path:
+        """Return the output folder: ``--output`` or ``runs/<dataset>-<row>-seed<seed>``."""
+        return self.output or Path("runs") / f"{self.dataset}-{self.row}-seed{self.seed}"
+
+
+# Published mAP %, total / head / medium / tail (METHOD.md): Guo & Wang (2021) Table 3, and the
+# ERM / DB-Focal rows of Wu et al. (2020). RS and the two controls have no published number.
+PAPER: dict[str, dict[str, tuple[float, float, float, float]]] = {
+    "u-only": {"voc-lt": (77.15, 73.14, 83.49, 75.41), "coco-lt": (53.15, 51.61, 57.17, 49.21)},
+    "r-only": {"voc-lt": (78.36, 71.72, 83.58, 79.41), "coco-lt": (52.76, 48.67, 56.87, 50.94)},
+    "both": {"voc-lt": (79.42, 73.98, 84.67, 79.56), "coco-lt": (54.71, 51.85, 58.62, 52.06)},
+    "consistency": {
+        "voc-lt": (81.22, 75.42, 85.50, 82.37),
+        "coco-lt": (56.62, 54.30, 60.27, 53.86),
+    },
+    "ltml": {"voc-lt": (81.44, 75.68, 85.53, 82.69), "coco-lt": (56.90, 54.13, 60.59, 54.47)},
+    "ltml-flip": {
+        "voc-lt": (81.79, 76.04, 85.92, 83.01),
+        "coco-lt": (57.28, 54.54, 61.10, 54.64),
+    },
+    "erm": {"voc-lt": (70.86, 68.91, 80.20, 65.31), "coco-lt": (41.27, 48.48, 49.06, 24.25)},
+    "db-focal": {
+        "voc-lt": (78.94, 73.22, 84.18, 79.30),
+        "coco-lt": (53.55, 51.13, 57.05, 51.06),
+    },
+}
+
+# The paper's ablation rows, its baselines and two controls, each a set of flags.
+_LTML_BASE = {"branches": "both", "cls_loss": "weighted", "consistency": False, "flip_test": False}
+ROWS: dict[str, tuple[str, dict[str, Any]]] = {
+    "u-only": ("uniform branch only", {**_LTML_BASE, "branches": "u"}),
+    "r-only": ("re-balanced branch only", {**_LTML_BASE, "branches": "r"}),
+    "both": ("both branches", _LTML_BASE),
+    "consistency": ("both + logit consistency", {**_LTML_BASE, "consistency": True}),
+    "ltml": (
+        "+ logit compensation (full LTML)",
+        {**_LTML_BASE, "consistency": True, "cls_loss": "compensated"},
+    ),
+    "ltml-flip": (
+        "full LTML + flip test",
+        {**_LTML_BASE, "consistency": True, "cls_loss": "compensated", "flip_test": True},
+    ),
+    "erm": ("ERM (uniform, BCE)", {**_LTML_BASE, "branches": "u", "cls_loss": "bce"}),
+    "rs": ("RS (class-aware, BCE)", {**_LTML_BASE, "branches": "r", "cls_loss": "bce"}),
+    "db-focal": (
+        "DB-Focal (class-aware)",
+        {**_LTML_BASE, "branches": "r", "cls_loss": "db-focal"},
+    ),
+    "u-only-2x": (
+        "control: uniform only, batch x2",
+        {**_LTML_BASE, "branches": "u", "batch_multiplier": 2},
+    ),
+    "mixed": (
+        "control: one branch, mixed U+R batch",
+        {**_LTML_BASE, "branches": "mixed", "cls_loss": "compensated"},
+    ),
+}
+
+# The demo trains a small ResNet from scratch on 32x32 mosaics in ~30 s per row on 2 CPU cores:
+# no pretrained weights, so nothing is frozen and BatchNorm trains.
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "demo": {
+        "arch": "resnet18",
+        "weights": "none",
+        "image_size": 32,
+        "freeze_stem": False,
+        "bn_eval": False,
+        "epochs": 4,
+        "batch_size": 32,
+        "lr": 0.05,
+        "warmup_iters": 20,
+        "lr_steps": (3,),
+        "workers": 0,
+        "seed": 0,
+    },
+    "voc-lt": {},
+    "coco-lt": {},
+}
+
+
+def _int_or_rule(text: str) -> str:
+    if text in ("db", "uniform") or text.isdigit():
+        return text
+    raise argparse.ArgumentTypeError(f"expected 'db', 'uniform' or a number of draws, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the command-line flags; every default is None so that presets can be layered."""
+    d = Config()
+    p = argparse.ArgumentParser(
+        description="Train and evaluate LTML (Guo & Wang, CVPR 2021), its ablation rows and "
+        "baselines on VOC-LT, COCO-LT or the embedded demo dataset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=None,
+    )
+
+    def add(group: Any, flag: str, help: str, **kw: Any) -> None:
+        name = flag.lstrip("-").replace("-", "_")
+        default = getattr(d, name)
+        if kw.get("action") is not argparse.BooleanOptionalAction:
+            help = f"{help} [protocol: {default}]"
+        group.add_argument(flag, help=help, default=None, **kw)
+
+    g = p.add_argument_group("data")
+    add(g, "--dataset", "dataset", choices=DATASETS)
+    add(g, "--data-root", "folder holding VOCdevkit/ (VOC) or train2017/ val2017/ annotations/ "
+        "(COCO)", type=Path)  # fmt: skip
+    add(g, "--train-list", "official LT image list [default: <data-root>/VOCdevkit/longtail2012/"
+        "img_id.txt or <data-root>/longtail2017/img_id.pkl]", type=Path)  # fmt: skip
+    add(g, "--download-lists", "fetch missing LT lists from the DB-loss repository",
+        action=argparse.BooleanOptionalAction)  # fmt: skip
+    add(g, "--image-size", "input side in pixels", type=int)
+    add(g, "--hflip", "horizontal flip probability in training", type=float)
+    add(g, "--val-fraction", "hold out this fraction of the training images for validation",
+        type=float)  # fmt: skip
+    add(g, "--demo-max-count", "demo: images of the most frequent digit", type=int)
+    add(g, "--demo-test-size", "demo: test images", type=int)
+
+    g = p.add_argument_group("model")
+    add(g, "--arch", "torchvision ResNet", choices=ARCHS)
+    add(g, "--weights", "ImageNet weights (V1 = the published numbers)", choices=WEIGHTS)
+    add(g, "--freeze-stem", "freeze conv1 + layer1 (DB recipe)",
+        action=argparse.BooleanOptionalAction)  # fmt: skip
+    add(g, "--bn-eval", "BatchNorm in eval mode (DB recipe)", action=argparse.BooleanOptionalAction)
+
+    g = p.add_argument_group("method (a --row preset sets these; flags override)")
+    add(g, "--row", "paper table row / baseline / control preset", choices=tuple(ROWS))
+    add(g, "--branches", "branches trained: U on uniform, R on re-balanced, both, or one "
+        "branch on a mixed U+R batch", choices=("u", "r", "both", "mixed"))  # fmt: skip
+    losses = ("bce", "weighted", "compensated", "db-focal")
+    add(g, "--cls-loss", "classification loss: BCE, omega-weighted BCE, + learnable logit "
+        "compensation (Eq. 2), DB-Focal", choices=losses)  # fmt: skip
+    add(g, "--guard", "LogitCompensatedBCE guard", choices=("none", "tied"))
+    add(g, "--consistency", "cross-branch consistency term", action=argparse.BooleanOptionalAction)
+    add(g, "--consistency-weight", "lambda of Eq. 1", type=float)
+    add(g, "--consistency-space", "compare probabilities or logits", choices=("prob", "logit"))
+    add(g, "--consistency-detach", "stop the gradient through one side",
+        choices=("none", "first", "second"))  # fmt: skip
+    add(g, "--flip-test", "average with the horizontally flipped view at test time",
+        action=argparse.BooleanOptionalAction)  # fmt: skip
+    add(g, "--predict", "average the branches' probabilities or logits", choices=("prob", "logit"))
+
+    g = p.add_argument_group("sampling and schedule")
+    add(g, "--sampler-mode", "class-aware sampler: DB-loss class cycle or i.i.d. draws",
+        choices=("cycle", "random"))  # fmt: skip
+    add(g, "--sampler-power", "class probability ~ n_k ** power (mode random)", type=float)
+    add(g, "--epoch-length", "draws per stream per epoch: db = max_k n_k * C / 4, uniform = N, "
+        "or a number", type=_int_or_rule)  # fmt: skip
+    add(g, "--iters-per-epoch", "override the iterations per epoch", type=int)
+    add(g, "--batch-size", "images per stream per step and process", type=int)
+    add(g, "--batch-multiplier", "scale the batch of single-stream rows", type=int)
+    add(g, "--epochs", "epochs", type=int)
+    add(g, "--lr", "SGD learning rate", type=float)
+    add(g, "--momentum", "SGD momentum", type=float)
+    add(g, "--weight-decay", "SGD weight decay", type=float)
+    add(g, "--warmup-iters", "linear warm-up iterations", type=int)
+    add(g, "--warmup-ratio", "warm-up starts at lr * ratio", type=float)
+    add(g, "--lr-steps", "epochs at which lr *= lr-gamma", type=int, nargs="*")
+    add(g, "--lr-gamma", "lr decay factor", type=float)
+    add(g, "--grad-clip", "gradient norm clip (0 = off)", type=float)
+    add(g, "--seed", "seed of model init, samplers and augmentation", type=int)
+
+    g = p.add_argument_group("machinery")
+    add(g, "--device", "auto = CUDA when available", choices=("auto", "cpu", "cuda"))
+    add(g, "--amp", "autocast: auto = bf16 (or fp16 + GradScaler) on CUDA, off on CPU",
+        choices=("auto", "off", "bf16", "fp16"))  # fmt: skip
+    add(g, "--channels-last", "channels_last memory format (CUDA)",
+        action=argparse.BooleanOptionalAction)  # fmt: skip
+    add(g, "--workers", "data loader worker processes", type=int)
+    add(g, "--output", "output folder [default: runs/<dataset>-<row>-seed<seed>]", type=Path)
+    add(g, "--resume", "checkpoint to resume from, or 'auto' = <output>/last.pt")
+    add(g, "--eval-every-epoch", "evaluate on the validation split after each epoch",
+        action=argparse.BooleanOptionalAction)  # fmt: skip
+    add(g, "--plot", "write the per-class AP plot", action=argparse.BooleanOptionalAction)
+    add(g, "--progress", "progress bar", action=argparse.BooleanOptionalAction)
+    add(g, "--quiet", "print no configuration nor results table",
+        action=argparse.BooleanOptionalAction)  # fmt: skip
+    return p
+
+
+def resolve(argv: list[str] | None = None, **overrides: Any) -> Config:
+    """Parse ``argv`` and layer protocol < dataset defaults < row preset < flags < overrides."""
+    parser = build_parser()
+    args = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    args.update(overrides)
+    dataset = args.get("dataset", Config.dataset)
+    row = args.get("row", Config.row)
+    values: dict[str, Any] = {**DATASET_DEFAULTS[dataset], **ROWS[row][1], **args}
+    if "lr_steps" in values:
+        values["lr_steps"] = tuple(values["lr_steps"])
+    cfg = Config(**values)
+    _check(cfg, parser)
+    return cfg
+
+
+def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
+    """Reject inconsistent settings with a message that names the flag."""
+    if cfg.dataset != "demo":
+        if cfg.data_root is None:
+            parser.error(f"--data-root is required for --dataset {cfg.dataset}")
+        if not cfg.data_root.is_dir():
+            parser.error(f"--data-root {cfg.data_root} is not a directory")
+    if cfg.consistency and cfg.branches != "both":
+        parser.error(
+            f"--consistency needs --branches both (got {cfg.branches}); add --no-consistency"
+        )
+    if cfg.batch_multiplier != 1 and cfg.branches not in ("u", "r"):
+        parser.error("--batch-multiplier applies to single-stream rows (--branches u or r)")
+    if cfg.eval_every_epoch and cfg.val_fraction <= 0:
+        parser.error("--eval-every-epoch evaluates on a validation split: set --val-fraction")
+    if not 0 <= cfg.val_fraction < 1:
+        parser.error(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
+    for name in ("batch_size", "batch_multiplier", "epochs", "image_size"):
+        if getattr(cfg, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
+
+
+def describe(cfg: Config) -> str:
+    """Format the resolved configuration, one ``name = value`` per line, for the start of a run."""
+    lines = [f"row: {cfg.row} ({ROWS[cfg.row][0]})"]
+    for f in dataclasses.fields(cfg):
+        if f.name != "row":
+            lines.append(f"  {f.name:<20} = {getattr(cfg, f.name)}")
+    return "\n".join(lines)

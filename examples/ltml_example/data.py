@@ -1,0 +1,201 @@
+"""Datasets, transforms and the training loader of the two samplings (uniform + re-balanced).
+
+Epoch length (METHOD.md section 2): the two streams of a step must have one length per epoch.
+Rule: an epoch is ``--epoch-length`` draws per stream (default ``db``: the DB-loss class-aware
+epoch ``max_k n_k * C / 4``, 3,875 on VOC-LT), i.e. ``ceil(draws / (batch * processes))``
+iterations; the uniform stream reshuffles each time it wraps (``ltml.PairedSampler``). Every row,
+single-stream ones included, runs the same iterations, so rows differ only in what they learn from.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
+from torchvision.transforms import v2
+
+import ltml
+from ltml.data import COCOMultiLabel, VOCMultiLabel, make_demo
+
+from .config import Config
+
+DB_LOSS_RAW = "https://raw.githubusercontent.com/wutong16/DistributionBalancedLoss/master/appendix"
+# dataset -> (where the list goes under --data-root, its path in the DB-loss repository)
+OFFICIAL_LISTS = {
+    "voc-lt": ("VOCdevkit/longtail2012/img_id.txt", "VOCdevkit/longtail2012/img_id.txt"),
+    "coco-lt": ("longtail2017/img_id.pkl", "coco/longtail2017/img_id.pkl"),
+}
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Data:
+    """The training set (its labels apart, for samplers and losses), validation and test sets."""
+
+    train: Dataset[Any]
+    train_labels: Tensor
+    val: Dataset[Any] | None
+    test: Dataset[Any]
+    classes: tuple[str, ...]
+
+
+def transforms(cfg: Config, train: bool) -> v2.Compose:
+    """DB-loss pipeline (approximated with torchvision): resize to a square, crop, flip, colour.
+
+    Training: a random crop keeping 64-100 % of the area (their crop keeps >= 0.8 of each side),
+    horizontal flip, photometric distortion (their brightness is +-32 of 255, additive; contrast
+    and saturation 0.5-1.5, hue +-18 degrees). Test: resize to ``image_size`` squared, no crop.
+    The demo's 32x32 mosaics get only the crop and the flip.
+    """
+    size = (cfg.image_size, cfg.image_size)
+    steps: list[Any] = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    if train:
+        steps.append(v2.RandomResizedCrop(size, scale=(0.64, 1.0), ratio=(0.8, 1.25)))
+        steps.append(v2.RandomHorizontalFlip(cfg.hflip))
+        if cfg.dataset != "demo":
+            steps.append(
+                v2.ColorJitter(brightness=32 / 255, contrast=0.5, saturation=0.5, hue=0.05)
+            )
+    else:
+        steps.append(v2.Resize(size))
+    steps.append(v2.Normalize(IMAGENET_MEAN, IMAGENET_STD))
+    return v2.Compose(steps)
+
+
+def build_data(cfg: Config) -> Data:
+    """Build the datasets of ``cfg.dataset``, with a seeded validation split held out if asked."""
+    train_tf, test_tf = transforms(cfg, train=True), transforms(cfg, train=False)
+    root = Path(cfg.data_root or ".")
+    full: Any
+    if cfg.dataset == "demo":
+        full = make_demo("train", seed=cfg.seed, max_count=cfg.demo_max_count, transform=train_tf)
+        test = make_demo("test", seed=cfg.seed, num_test=cfg.demo_test_size, transform=test_tf)
+    elif cfg.dataset == "voc-lt":
+        full = VOCMultiLabel(root, image_list=_train_list(cfg, root), transform=train_tf)
+        test = VOCMultiLabel(root, image_set="test", transform=test_tf, year="2007")
+    else:
+        ann = root / "annotations"
+        full = COCOMultiLabel(root / "train2017", ann / "instances_train2017.json",
+                              _train_list(cfg, root), transform=train_tf)  # fmt: skip
+        test = COCOMultiLabel(root / "val2017", ann / "instances_val2017.json", transform=test_tf)
+    labels = torch.as_tensor(full.labels)
+    if cfg.val_fraction == 0:
+        return Data(full, labels, None, test, full.classes)
+    holdout = copy.copy(full)  # the same images and labels, seen through the test transform
+    holdout.transform = test_tf
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(cfg.seed))
+    n_val = max(1, round(cfg.val_fraction * len(labels)))
+    val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
+    return Data(
+        Subset(full, train_idx.tolist()),
+        labels[train_idx],
+        Subset(holdout, val_idx.tolist()),
+        test,
+        full.classes,
+    )
+
+
+def _train_list(cfg: Config, root: Path) -> Path:
+    """Return the official LT list: ``--train-list``, else its place under the data root."""
+    relative, remote = OFFICIAL_LISTS[cfg.dataset]
+    url = f"{DB_LOSS_RAW}/{remote}"
+    path = cfg.train_list or root / relative
+    if not path.is_file():
+        if not cfg.download_lists:
+            raise FileNotFoundError(
+                f"training image list {path} not found: get it from the DB-loss repository "
+                f"({url}), pass --train-list, or add --download-lists"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"downloading {url} -> {path}")
+        urllib.request.urlretrieve(url, path)
+    return path
+
+
+class _OneStream(Sampler[int]):
+    """One side of a ``PairedSampler``, for rows that train on a single sampling.
+
+    Taking the stream from the pair keeps the epoch length, the wrap-around reshuffling and the
+    DDP sharding identical for every row.
+    """
+
+    def __init__(self, paired: ltml.PairedSampler, side: int) -> None:
+        self.paired, self.side = paired, side
+
+    def __len__(self) -> int:
+        return len(self.paired)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.paired.set_epoch(epoch)
+
+    def __iter__(self) -> Any:
+        return (pair[self.side] for pair in self.paired)
+
+
+def iterations_per_epoch(cfg: Config, labels: Tensor, world: int) -> tuple[int, int]:
+    """``(draws per stream per epoch, iterations per epoch)`` by the epoch-length rule."""
+    if cfg.epoch_length == "db":
+        draws = ltml.ClassAwareSampler(labels, num_samples="db", num_replicas=1, rank=0).num_samples
+    elif cfg.epoch_length == "uniform":
+        draws = len(labels)
+    else:
+        draws = int(cfg.epoch_length)
+    iters = cfg.iters_per_epoch or math.ceil(draws / (cfg.batch_size * world))
+    return draws, iters
+
+
+def train_loader(
+    cfg: Config, data: Data, iters: int, world: int, rank: int, pin_memory: bool
+) -> tuple[DataLoader[Any], _OneStream | ltml.PairedSampler]:
+    """Loader of one epoch of ``iters`` steps: paired batches, or one stream's batches.
+
+    Returns the loader and the sampler whose ``set_epoch`` must be called every epoch.
+    """
+    batch = cfg.batch_size * cfg.batch_multiplier
+    uniform = DistributedSampler(data.train, num_replicas=world, rank=rank, seed=cfg.seed)
+    balanced = ltml.ClassAwareSampler(
+        data.train_labels,
+        num_samples=iters * batch * world,
+        mode=cfg.sampler_mode,  # type: ignore[arg-type]
+        power=cfg.sampler_power,
+        seed=cfg.seed,
+        num_replicas=world,
+        rank=rank,
+    )
+    paired = ltml.PairedSampler(uniform, balanced, length="balanced")
+    sampler: _OneStream | ltml.PairedSampler
+    if cfg.branches in ("u", "r"):
+        sampler, dataset = _OneStream(paired, 0 if cfg.branches == "u" else 1), data.train
+    else:
+        sampler, dataset = paired, ltml.PairedDataset(data.train)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        pin_memory=pin_memory,
+        drop_last=True,
+        persistent_workers=False,
+    )
+    return loader, sampler
+
+
+def eval_loader(
+    cfg: Config, dataset: Dataset[Any], world: int, rank: int, pin_memory: bool
+) -> DataLoader[Any]:
+    """Load this process's share of an evaluation set (unpadded: the meter takes uneven shares)."""
+    share = Subset(dataset, list(range(rank, len(dataset), world)))  # type: ignore[arg-type]
+    return DataLoader(
+        share,
+        batch_size=2 * cfg.batch_size,
+        num_workers=cfg.workers,
+        pin_memory=pin_memory,
+        generator=torch.Generator(),  # leaves the global RNG (augmentation) untouched
+    )

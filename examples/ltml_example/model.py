@@ -1,0 +1,115 @@
+"""The network (shared trunk + two-branch head), the criterion, and one training step's loss.
+
+The trunk, the head and the criterion live in one module whose ``forward`` returns the loss: under
+DDP the compensation parameters of ``LogitCompensatedBCE`` then get their gradients averaged over
+processes like every other parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+import ltml
+
+from .config import Config
+
+
+def build_resnet(cfg: Config) -> nn.Module:
+    """Build a torchvision ResNet with ImageNet weights (``--weights``) or none."""
+    weights = None
+    if cfg.weights != "none":
+        weights = torchvision.models.get_model_weights(cfg.arch)[cfg.weights]
+    return torchvision.models.get_model(cfg.arch, weights=weights)
+
+
+def build_criterion(cfg: Config, labels: Tensor) -> nn.Module:
+    """Build the classification loss of ``--cls-loss`` (one instance, shared by both branches)."""
+    if cfg.cls_loss == "bce":
+        return ltml.BCE()
+    if cfg.cls_loss == "db-focal":
+        preset = "coco" if cfg.dataset == "coco-lt" else "voc"
+        return ltml.DistributionBalancedLoss.from_labels(labels, preset=preset)
+    return ltml.LogitCompensatedBCE.from_labels(
+        labels,
+        learnable=cfg.cls_loss == "compensated",
+        guard=None if cfg.guard == "none" else cfg.guard,
+    )
+
+
+class Collaborative(nn.Module):
+    """Trunk + :class:`ltml.DualBranchHead` + loss; ``forward`` is the loss of one step.
+
+    ``--branches``: ``both`` trains U on the uniform batch and R on the re-balanced one (with the
+    cross-branch consistency of Eq. 1 if ``--consistency``); ``u`` / ``r`` train one branch on
+    its own stream; ``mixed`` (a control) trains branch U on both batches concatenated.
+    """
+
+    def __init__(self, cfg: Config, labels: Tensor) -> None:
+        super().__init__()
+        self.trunk, self.head = ltml.resnet_dual_branch(build_resnet(cfg), labels.shape[1])
+        cls = build_criterion(cfg, labels)
+        consistency = ltml.CrossBranchConsistency(
+            space=cfg.consistency_space,  # type: ignore[arg-type]
+            detach=None if cfg.consistency_detach == "none" else cfg.consistency_detach,  # type: ignore[arg-type]
+        )
+        self.criterion = ltml.LTMLLoss(cls, consistency=consistency, weight=cfg.consistency_weight)
+        self.branches, self.consistency = cfg.branches, cfg.consistency
+        self.predict_mode = {"u": "u", "r": "r", "mixed": "u"}.get(cfg.branches, cfg.predict)
+
+    def forward(self, x_u: Tensor | None, y_u: Tensor | None, x_r: Tensor | None,
+                y_r: Tensor | None) -> dict[str, Tensor]:  # fmt: skip
+        """Loss terms of one step; ``loss`` is the one to backpropagate."""
+        cls = self.criterion.cls_u
+        if self.branches == "mixed":
+            x_u, y_u, x_r = torch.cat([x_u, x_r]), torch.cat([y_u, y_r]), None  # type: ignore[list-item]
+        if self.branches == "both" and self.consistency:
+            out = self.head(*ltml.paired_forward(self.trunk, x_u, x_r))
+            terms = self.criterion(out, y_u, y_r)._asdict()
+            return {"loss": terms.pop("total"), **terms}
+        feat_u, feat_r = ltml.paired_forward(self.trunk, x_u, x_r)
+        out = self.head(feat_u, feat_r, cross=False)
+        terms = {}
+        if out.u is not None:
+            terms["cls_u"] = cls(out.u, y_u)
+        if out.r is not None:
+            terms["cls_r"] = cls(out.r, y_r)
+        return terms | {"loss": sum(terms.values())}
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, flip: bool = False) -> Tensor:
+        """Test scores (logits, which keep the ranking); with ``flip``, the mean over two views."""
+        scores = self.head.predict(self.trunk(x), mode=self.predict_mode)
+        if flip:
+            flipped = self.head.predict(self.trunk(x.flip(-1)), mode=self.predict_mode)
+            scores = (scores + flipped) / 2
+        return scores
+
+    def set_train_mode(self, cfg: Config) -> None:
+        """``train()``, then BatchNorm back to eval mode if ``--bn-eval`` (DB recipe)."""
+        self.train()
+        if cfg.bn_eval:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+
+def build_model(cfg: Config, labels: Tensor) -> Collaborative:
+    """Build the model, with the stem and ``layer1`` frozen if ``--freeze-stem``."""
+    model = Collaborative(cfg, labels)
+    if cfg.freeze_stem:
+        for name in ("conv1", "bn1", "layer1"):
+            getattr(model.trunk, name).requires_grad_(False)
+    return model
+
+
+def parameter_count(model: nn.Module) -> dict[str, Any]:
+    """Trainable and total parameter counts, for the start-of-run summary."""
+    params = list(model.parameters())
+    return {
+        "trainable": sum(p.numel() for p in params if p.requires_grad),
+        "total": sum(p.numel() for p in params),
+    }

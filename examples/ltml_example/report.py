@@ -1,0 +1,88 @@
+"""What a run leaves behind: the results table, ``results.json`` and the per-class AP plot."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import PAPER, ROWS
+
+COLUMNS = ("total", "head", "medium", "tail")
+
+
+def summary(result: Any) -> dict[str, float]:
+    """``{total, head, medium, tail}`` mAP in % from an ``ltml.MAPResult``."""
+    values = {"total": result.map, **result.groups}
+    return {k: 100 * values.get(k, math.nan) for k in COLUMNS}
+
+
+def table(rows: Sequence[tuple[str, dict[str, float], dict[str, float] | None]]) -> str:
+    """Format a text table of ``(label, mean, spread or None)`` rows, mAP % per column."""
+    width = max(len(label) for label, _, _ in rows)
+    spread_any = any(s is not None for _, _, s in rows)
+    cell = 14 if spread_any else 7
+    lines = [f"{'':<{width}}  " + "  ".join(f"{c:>{cell}}" for c in COLUMNS)]
+    for label, mean, spread in rows:
+        cells = []
+        for c in COLUMNS:
+            text = f"{mean[c]:.2f}"
+            if spread is not None:
+                text += f" ± {spread[c]:.2f}"
+            cells.append(f"{text:>{cell}}")
+        lines.append(f"{label:<{width}}  " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def row_table(row: str, dataset: str, measured: dict[str, float]) -> str:
+    """Format the measured row next to the paper's number for the same row, if published."""
+    rows: list[tuple[str, dict[str, float], None]] = [(f"{row}: measured", measured, None)]
+    if dataset in PAPER.get(row, {}):
+        rows.append((f"{row}: paper", dict(zip(COLUMNS, PAPER[row][dataset], strict=True)), None))
+    return f"{ROWS[row][0]} ({dataset}), mAP %\n" + table(rows)
+
+
+def _json_ready(x: Any) -> Any:
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_ready(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_ready(v) for v in x]
+    return x
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write the results, NaN (a group or class with no value) as null."""
+    text = json.dumps(_json_ready(payload), indent=2, default=str, allow_nan=False)
+    path.write_text(text + "\n")
+
+
+def plot_per_class(
+    path: Path, ap: Sequence[float | None], counts: Sequence[int], classes: Sequence[str],
+    title: str,
+) -> None:  # fmt: skip
+    """Bar plot of per-class AP, classes sorted by training count (drawn as a line, log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = sorted(range(len(counts)), key=lambda k: -counts[k])
+    colour = ["tab:blue" if counts[k] >= 100 else "tab:orange" if counts[k] >= 20 else "tab:red"
+              for k in order]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(order) + 2), 4))
+    ax.bar(range(len(order)), [100 * (ap[k] or 0.0) for k in order], color=colour)
+    ax.set_ylabel("test AP % (blue head, orange medium, red tail)")
+    ax.set_ylim(0, 100)
+    ax.set_xticks(range(len(order)), [classes[k] for k in order], rotation=90)
+    twin = ax.twinx()
+    twin.plot(range(len(order)), [counts[k] for k in order], "k.-")
+    twin.set_yscale("log")
+    twin.set_ylabel("training images (log)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

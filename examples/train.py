@@ -1,0 +1,19 @@
+"""Train and evaluate LTML, its ablation rows or a baseline; see examples/README.md.
+
+python examples/train.py                                  # full LTML on the embedded demo
+python examples/train.py --row u-only                     # an ablation row
+python examples/train.py --dataset voc-lt --data-root data/voc --row ltml
+torchrun --nproc_per_node 4 examples/train.py --dataset coco-lt --data-root data/coco
+"""
+
+import sys
+
+from ltml_example import resolve, run
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(resolve(argv))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
