@@ -6,4 +6,6 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__"]
+from . import data
+
+__all__ = ["__version__", "data"]
