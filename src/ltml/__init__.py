@@ -6,4 +6,30 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__"]
+from . import functional, losses
+from .losses import (
+    BCE,
+    ClassBalancedFocalLoss,
+    CrossBranchConsistency,
+    DistributionBalancedLoss,
+    FocalLoss,
+    LogitCompensatedBCE,
+    LTMLLoss,
+    LTMLLossOutput,
+    WeightedBCE,
+)
+
+__all__ = [
+    "BCE",
+    "ClassBalancedFocalLoss",
+    "CrossBranchConsistency",
+    "DistributionBalancedLoss",
+    "FocalLoss",
+    "LTMLLoss",
+    "LTMLLossOutput",
+    "LogitCompensatedBCE",
+    "WeightedBCE",
+    "__version__",
+    "functional",
+    "losses",
+]
