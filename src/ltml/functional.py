@@ -1,4 +1,4 @@
-"""Functional forms of ltml's metrics and losses, as :mod:`torch.nn.functional` is to :mod:`torch.nn`.
+"""Functional forms of ltml's metrics and losses (as :mod:`torch.nn.functional` to :mod:`torch.nn`).
 
 The module classes (the losses of :mod:`ltml.losses`) call these functions; use them directly
 when you want no state.
@@ -62,8 +62,7 @@ def _is_compiling() -> bool:
 
 
 def _as_logits(x: Any, name: str, num_classes: int | None = None) -> Tensor:
-    """Check a logit matrix's type and shape; return it in at least float32 (never a view
-    that is then written to: callers only read it)."""
+    """Check a logit matrix's type and shape; return it in at least float32 (read only)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
     check_floating(x, name)
@@ -98,12 +97,17 @@ def _prepare(logits: Any, targets: Any, num_classes: int | None = None) -> tuple
 
 
 def _check_class_vector(x: Tensor | None, name: str, num_classes: int) -> None:
-    """A per-class tensor (weights, compensation parameters) must have shape ``(C,)`` or ``()``."""
+    """Check that a per-class tensor (weights, compensation) has shape ``(C,)`` or ``()``."""
     if x is not None and x.ndim > 0 and tuple(x.shape) != (num_classes,):
         raise ValueError(
             f"`{name}` must have shape ({num_classes},) (one value per class) or be a scalar, "
             f"got shape {tuple(x.shape)}"
         )
+
+
+def _weight_classes(weight: Tensor | None) -> int | None:
+    """Return the number of classes a per-class weight implies (None when it implies none)."""
+    return weight.shape[0] if weight is not None and weight.ndim == 1 else None
 
 
 def _reduce(loss: Tensor, targets: Tensor | None, reduction: str) -> Tensor:
@@ -129,7 +133,7 @@ def _reduce(loss: Tensor, targets: Tensor | None, reduction: str) -> Tensor:
 
 
 def _counts(class_counts: Any, num_samples: int | None = None) -> Tensor:
-    """Validated per-class counts as a float64 tensor (on their own device)."""
+    """Return validated per-class counts as a float64 tensor (on their own device)."""
     counts = torch.as_tensor(class_counts)
     check_class_counts(counts, "class_counts", num_samples)
     return counts.to(torch.float64)
@@ -146,8 +150,10 @@ def _binary_terms(z: Tensor, t: Tensor) -> Tensor:
 
 
 def _focal_terms(s: Tensor, gamma: float) -> Tensor:
-    """``-(1 - p_t)^gamma log p_t`` with ``p_t = sigmoid(s)``, from log-sigmoids only (stable
-    for any ``s``; ``1 - p_t = sigmoid(-s)``)."""
+    """Return ``-(1 - p_t)^gamma log p_t``, ``p_t = sigmoid(s)``, from log-sigmoids only.
+
+    Stable for any ``s``, as ``1 - p_t = sigmoid(-s)``.
+    """
     log_pt = F.logsigmoid(s)
     if gamma == 0:
         return -log_pt
@@ -169,8 +175,8 @@ def bce(
         \ell_{ik} = -w_k \, [\, y_{ik} \log \varsigma(z_{ik})
                     + (1 - y_{ik}) \log (1 - \varsigma(z_{ik})) \,],
 
-    with :math:`\varsigma` the sigmoid. As :func:`torch.nn.functional.binary_cross_entropy_with_logits`
-    where every target is known.
+    with :math:`\varsigma` the sigmoid: where every target is known, the same as
+    :func:`torch.nn.functional.binary_cross_entropy_with_logits`.
 
     Parameters
     ----------
@@ -199,7 +205,7 @@ def bce(
     0.1629
     """
     _check_reduction(reduction)
-    z, y = _prepare(logits, targets)
+    z, y = _prepare(logits, targets, _weight_classes(weight))
     _check_class_vector(weight, "weight", z.shape[1])
     loss = -F.logsigmoid(_binary_terms(z, y))
     if weight is not None:
@@ -258,7 +264,7 @@ def focal_loss(
     _check_scalar(gamma, "gamma", low=0.0)
     if alpha is not None and not 0.0 <= alpha <= 1.0:
         raise ValueError(f"`alpha` must be in [0, 1] or None, got {alpha}")
-    z, y = _prepare(logits, targets)
+    z, y = _prepare(logits, targets, _weight_classes(weight))
     _check_class_vector(weight, "weight", z.shape[1])
     loss = _focal_terms(_binary_terms(z, y), gamma)
     if alpha is not None:
@@ -306,7 +312,8 @@ def logit_compensated_bce(
     r"""Weighted BCE with logit compensation (Guo & Wang, CVPR 2021, Eq. 2).
 
     .. math::
-        L_i = -\frac{1}{K} \sum_k \omega_{ik} \,[\, y_{ik} \log \varsigma(u_{ik} \sigma^p_k + \mu^p_k)
+        L_i = -\frac{1}{K} \sum_k \omega_{ik} \,[\,
+              y_{ik} \log \varsigma(u_{ik} \sigma^p_k + \mu^p_k)
               + (1 - y_{ik}) \log (1 - \varsigma(u_{ik} \sigma^n_k + \mu^n_k)) \,],
 
     .. math::
@@ -401,8 +408,9 @@ def _distribution_balanced_loss(
     pos = y > 0
     inv = inv_freq.to(z)
     # Re-balanced weight: r_ik = (1/n_k) / sum_k' y_ik'/n_k', for positives and negatives alike.
-    # An image with no known positive has r = +inf, hence the largest weight alpha + 1.
-    r = inv / (pos.to(z) @ inv).unsqueeze(1)
+    # An image with no known positive has r = +inf, hence the largest weight alpha + 1. (A sum,
+    # not a matmul, which autocast would run in low precision.)
+    r = inv / torch.where(pos, inv, 0.0).sum(dim=1, keepdim=True)
     weight = alpha + torch.sigmoid(beta * (r - mu))
     # Negative-tolerant regularisation: shift by b_k, then negatives' logits x λ, weights / λ.
     lam = torch.where(pos, 1.0, neg_scale).to(z)

@@ -42,7 +42,9 @@ __all__ = [
 
 
 class _Loss(nn.Module):
-    """Base: holds and validates ``reduction``."""
+    """Base: holds and validates ``reduction``; shows ``_repr_fields`` in the module's repr."""
+
+    _repr_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, reduction: Reduction = "mean") -> None:
         super().__init__()
@@ -50,7 +52,8 @@ class _Loss(nn.Module):
         self.reduction: Reduction = reduction
 
     def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}"
+        """Hyper-parameters, as in ``FocalLoss(gamma=2.0, alpha=None, reduction='mean')``."""
+        return ", ".join(f"{f}={getattr(self, f)!r}" for f in (*self._repr_fields, "reduction"))
 
 
 class _FromLabels:
@@ -185,6 +188,8 @@ class FocalLoss(_Loss):
     0.0122
     """
 
+    _repr_fields = ("gamma", "alpha")
+
     def __init__(
         self, gamma: float = 2.0, alpha: float | None = None, reduction: Reduction = "mean"
     ) -> None:
@@ -197,9 +202,6 @@ class FocalLoss(_Loss):
         return LF.focal_loss(
             logits, targets, gamma=self.gamma, alpha=self.alpha, reduction=self.reduction
         )
-
-    def extra_repr(self) -> str:
-        return f"gamma={self.gamma}, alpha={self.alpha}, {super().extra_repr()}"
 
 
 class ClassBalancedFocalLoss(_FromLabels, _Loss):
@@ -236,6 +238,7 @@ class ClassBalancedFocalLoss(_FromLabels, _Loss):
     tensor([0.8000, 1.2000])
     """
 
+    _repr_fields = ("beta", "gamma")
     weight: Tensor
 
     def __init__(
@@ -262,9 +265,6 @@ class ClassBalancedFocalLoss(_FromLabels, _Loss):
         return LF.focal_loss(
             logits, targets, gamma=self.gamma, weight=self.weight, reduction=self.reduction
         )
-
-    def extra_repr(self) -> str:
-        return f"beta={self.beta}, gamma={self.gamma}, {super().extra_repr()}"
 
 
 _DB_PRESETS: dict[str, dict[str, float]] = {
@@ -314,6 +314,7 @@ class DistributionBalancedLoss(_FromLabels, _Loss):
     """
 
     _needs_num_samples = True
+    _repr_fields = ("alpha", "beta", "mu", "kappa", "neg_scale", "gamma", "scale")
     inv_freq: Tensor
     bias: Tensor
 
@@ -362,19 +363,13 @@ class DistributionBalancedLoss(_FromLabels, _Loss):
             reduction=self.reduction,
         )
 
-    def extra_repr(self) -> str:
-        return (
-            f"alpha={self.alpha}, beta={self.beta}, mu={self.mu}, kappa={self.kappa}, "
-            f"neg_scale={self.neg_scale}, gamma={self.gamma}, scale={self.scale}, "
-            + super().extra_repr()
-        )
-
 
 class LogitCompensatedBCE(_FromLabels, _Loss):
     r"""Weighted BCE with learnable logit compensation (Guo & Wang, CVPR 2021, Eq. 2).
 
     .. math::
-        L_i = -\frac{1}{K} \sum_k \omega_{ik} \,[\, y_{ik} \log \varsigma(u_{ik} \sigma^p_k + \mu^p_k)
+        L_i = -\frac{1}{K} \sum_k \omega_{ik} \,[\,
+              y_{ik} \log \varsigma(u_{ik} \sigma^p_k + \mu^p_k)
               + (1 - y_{ik}) \log (1 - \varsigma(u_{ik} \sigma^n_k + \mu^n_k)) \,],
 
     with :math:`\omega_{ik} = y_{ik} e^{1 - p_k} + (1 - y_{ik}) e^{p_k}` and
@@ -445,6 +440,7 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
     """
 
     _needs_num_samples = True
+    _repr_fields = ("guard", "max_scale")
     prior: Tensor
     sigma_pos: Tensor
     mu_pos: Tensor
@@ -484,7 +480,7 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
                 self.register_buffer(name, value.clone())
 
     def compensation(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        r"""The per-class :math:`(\sigma^p, \mu^p, \sigma^n, \mu^n)` in use, each of shape (C,)."""
+        r"""Return the per-class :math:`(\sigma^p, \mu^p, \sigma^n, \mu^n)` in use, each (C,)."""
         if self.guard is None:
             return self.sigma_pos, self.mu_pos, self.sigma_neg, self.mu_neg
         c = math.log(self.max_scale)
@@ -495,13 +491,6 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
         return LF._logit_compensated_bce(
             logits, targets, self.prior, *self.compensation(), self.reduction
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"num_classes={self.prior.numel()}, guard={self.guard!r}, "
-            + (f"max_scale={self.max_scale}, " if self.guard else "")
-            + super().extra_repr()
         )
 
 
@@ -531,6 +520,8 @@ class CrossBranchConsistency(_Loss):
     0.29
     """
 
+    _repr_fields = ("space", "detach")
+
     def __init__(
         self,
         space: Literal["prob", "logit"] = "prob",
@@ -550,9 +541,6 @@ class CrossBranchConsistency(_Loss):
         return LF.cross_branch_consistency(
             first, second, space=self.space, detach=self.detach, reduction=self.reduction
         )
-
-    def extra_repr(self) -> str:
-        return f"space={self.space!r}, detach={self.detach!r}, {super().extra_repr()}"
 
 
 class LTMLLossOutput(NamedTuple):
@@ -653,4 +641,5 @@ class LTMLLoss(nn.Module):
         return LTMLLossOutput(total, cls_u, cls_r, con_u, con_r)
 
     def extra_repr(self) -> str:
+        """Show the consistency weight."""
         return f"weight={self.weight}"
