@@ -71,7 +71,9 @@ def run_one(method: str, n: int, c: int, repeats: int) -> dict[str, object]:
         from sklearn.metrics import average_precision_score
 
         def fn() -> np.ndarray:
-            return np.array([average_precision_score(targets[:, k], scores[:, k]) for k in range(c)])
+            return np.array(
+                [average_precision_score(targets[:, k], scores[:, k]) for k in range(c)]
+            )
 
     fn()  # warm-up: imports, thread pools, first-touch allocations
     base = _rss_kib("VmRSS")
@@ -106,9 +108,19 @@ def main() -> None:
         for method in METHODS:
             repeats = 1 if (method == "sklearn" and n * c > 10**7) else args.repeats
             out = subprocess.run(
-                [sys.executable, __file__, "--one", method, str(n), str(c), "--repeats",
-                 str(repeats)],
-                check=True, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    method,
+                    str(n),
+                    str(c),
+                    "--repeats",
+                    str(repeats),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
             )
             results[method] = json.loads(out.stdout.strip().splitlines()[-1])
         reference = np.array(results["sklearn"]["values"])

@@ -6,18 +6,39 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-from . import data, functional
+from . import data, functional, losses
 from .data import class_counts, class_groups
 from .functional import average_precision
+from .losses import (
+    BCE,
+    ClassBalancedFocalLoss,
+    CrossBranchConsistency,
+    DistributionBalancedLoss,
+    FocalLoss,
+    LogitCompensatedBCE,
+    LTMLLoss,
+    LTMLLossOutput,
+    WeightedBCE,
+)
 from .metrics import MAPResult, mAPMeter
 
 __all__ = [
+    "BCE",
+    "ClassBalancedFocalLoss",
+    "CrossBranchConsistency",
+    "DistributionBalancedLoss",
+    "FocalLoss",
+    "LTMLLoss",
+    "LTMLLossOutput",
+    "LogitCompensatedBCE",
     "MAPResult",
+    "WeightedBCE",
     "__version__",
     "average_precision",
     "class_counts",
     "class_groups",
     "data",
     "functional",
+    "losses",
     "mAPMeter",
 ]

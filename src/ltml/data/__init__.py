@@ -1,5 +1,22 @@
-"""Data: class statistics, head / medium / tail groups, and multi-label datasets."""
+"""Data: class statistics, long-tailed subsets, multi-label datasets and the demo dataset."""
 
 from ._stats import class_counts, class_groups
+from .coco import COCOMultiLabel
+from .demo import DemoMosaics, make_demo
+from .image_list import read_image_list
+from .longtail import cooccurrence_rank, make_long_tailed, pareto_quotas
+from .voc import VOC_CLASSES, VOCMultiLabel
 
-__all__ = ["class_counts", "class_groups"]
+__all__ = [
+    "VOC_CLASSES",
+    "COCOMultiLabel",
+    "DemoMosaics",
+    "VOCMultiLabel",
+    "class_counts",
+    "class_groups",
+    "cooccurrence_rank",
+    "make_demo",
+    "make_long_tailed",
+    "pareto_quotas",
+    "read_image_list",
+]

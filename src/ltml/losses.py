@@ -1,0 +1,645 @@
+"""Losses for long-tailed multi-label recognition.
+
+The losses of Guo & Wang, "Long-Tailed Multi-Label Visual Recognition by Collaborative Training on
+Uniform and Re-balanced Samplings" (CVPR 2021): :class:`LogitCompensatedBCE` (Eq. 2),
+:class:`CrossBranchConsistency` and their sum :class:`LTMLLoss` (Eq. 1); and the baselines they
+are compared with: :class:`BCE`, :class:`WeightedBCE`, :class:`FocalLoss`,
+:class:`ClassBalancedFocalLoss` and :class:`DistributionBalancedLoss`.
+
+All take ``(logits, targets)`` of shape ``(N, C)``, where a target of -1 marks an unknown label
+that contributes nothing; all honour ``reduction`` as :mod:`torch.nn` losses do, compute in at
+least float32 (safe under autocast) and never modify their inputs. Class statistics are given as
+counts or read from the training label matrix (``from_labels``); they are buffers, so they follow
+``.to(device)`` and are saved in the ``state_dict``. The functional forms are in
+:mod:`ltml.functional`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal, NamedTuple
+
+import torch
+from torch import Tensor, nn
+from typing_extensions import Self
+
+from . import functional as LF
+from ._validation import as_tensor, check_matrix
+from .data import class_counts
+from .functional import Reduction
+
+__all__ = [
+    "BCE",
+    "ClassBalancedFocalLoss",
+    "CrossBranchConsistency",
+    "DistributionBalancedLoss",
+    "FocalLoss",
+    "LTMLLoss",
+    "LTMLLossOutput",
+    "LogitCompensatedBCE",
+    "WeightedBCE",
+]
+
+
+class _Loss(nn.Module):
+    """Base: holds and validates ``reduction``; shows ``_repr_fields`` in the module's repr."""
+
+    _repr_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        LF._check_reduction(reduction)
+        self.reduction: Reduction = reduction
+
+    def extra_repr(self) -> str:
+        """Hyper-parameters, as in ``FocalLoss(gamma=2.0, alpha=None, reduction='mean')``."""
+        return ", ".join(f"{f}={getattr(self, f)!r}" for f in (*self._repr_fields, "reduction"))
+
+
+class _FromLabels:
+    """Mixin: build a loss from the training label matrix instead of class counts."""
+
+    _needs_num_samples: ClassVar[bool] = False
+
+    @classmethod
+    def from_labels(cls, labels: Any, **kwargs: Any) -> Self:
+        """Build the loss from the training label matrix.
+
+        Parameters
+        ----------
+        labels : Tensor or ndarray, shape (N, C)
+            Training labels, 0 / 1, -1 = unknown (not counted as positive). The class counts are
+            :func:`ltml.data.class_counts` of it and, where the loss needs it, ``N`` its number
+            of rows.
+        **kwargs
+            The other arguments of the constructor.
+
+        Returns
+        -------
+        The loss.
+        """
+        y = as_tensor(labels, "labels")
+        check_matrix(y, "labels")
+        counts = class_counts(y)
+        args = (counts, y.shape[0]) if cls._needs_num_samples else (counts,)
+        return cls(*args, **kwargs)
+
+
+def _mean_one(weight: Tensor) -> Tensor:
+    """Scale per-class weights to mean 1 (sum C), so the loss keeps the scale of the BCE."""
+    return (weight * (weight.numel() / weight.sum())).to(torch.float32)
+
+
+class BCE(_Loss):
+    r"""Binary cross-entropy with logits, ignoring unknown (-1) targets: the ERM baseline.
+
+    :func:`ltml.functional.bce` as a module; the same as :class:`torch.nn.BCEWithLogitsLoss`
+    where every target is known.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` over the known elements, ``"sum"``, or the ``(N, C)`` loss with 0 at unknown
+        targets.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.losses import BCE
+    >>> loss = BCE()(torch.tensor([[2.0, -1.0]]), torch.tensor([[1, -1]]))
+    >>> round(loss.item(), 4)
+    0.1269
+    """
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
+        return LF.bce(logits, targets, reduction=self.reduction)
+
+
+class WeightedBCE(_FromLabels, _Loss):
+    r"""BCE re-weighted by inverse class frequency.
+
+    Every element of class :math:`k` (positive or negative) is weighted by
+
+    .. math::
+        w_k = \frac{n_k^{-q}}{\frac{1}{C} \sum_{k'} n_{k'}^{-q}},
+
+    i.e. inverse frequency (``power`` :math:`q` = 1) or inverse square root (0.5), normalised to
+    mean 1 over the classes so that the loss keeps the scale of the plain BCE. A count of 0 is
+    read as 1 (the class has no positive to up-weight; its weight is finite).
+
+    Parameters
+    ----------
+    class_counts : sequence or Tensor, shape (C,)
+        Training images positive for each class.
+    power : float
+        Exponent :math:`q \ge 0`.
+    reduction : {"mean", "sum", "none"}
+        As in :class:`BCE`.
+
+    Attributes
+    ----------
+    weight : Tensor, shape (C,)
+        The per-class weights (a buffer).
+
+    Examples
+    --------
+    >>> from ltml.losses import WeightedBCE
+    >>> WeightedBCE([300, 100]).weight
+    tensor([0.5000, 1.5000])
+    """
+
+    weight: Tensor
+
+    def __init__(
+        self, class_counts: Any, *, power: float = 1.0, reduction: Reduction = "mean"
+    ) -> None:
+        super().__init__(reduction)
+        LF._check_scalar(power, "power", low=0.0)
+        counts = LF._counts(class_counts).clamp(min=1)
+        self.register_buffer("weight", _mean_one(counts.pow(-power)))
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
+        return LF.bce(logits, targets, self.weight, reduction=self.reduction)
+
+
+class FocalLoss(_Loss):
+    r"""Sigmoid focal loss (Lin et al., ICCV 2017), ignoring unknown (-1) targets.
+
+    :func:`ltml.functional.focal_loss` as a module:
+    :math:`-\alpha_t (1 - p_t)^\gamma \log p_t` per element.
+
+    Parameters
+    ----------
+    gamma : float
+        Focusing parameter (2 in the paper).
+    alpha : float, optional
+        Weight of positives (negatives get ``1 - alpha``); None (default) for none.
+    reduction : {"mean", "sum", "none"}
+        As in :class:`BCE`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.losses import FocalLoss
+    >>> loss = FocalLoss()(torch.tensor([[2.0, -1.0]]), torch.tensor([[1, 0]]))
+    >>> round(loss.item(), 4)
+    0.0122
+    """
+
+    _repr_fields = ("gamma", "alpha")
+
+    def __init__(
+        self, gamma: float = 2.0, alpha: float | None = None, reduction: Reduction = "mean"
+    ) -> None:
+        super().__init__(reduction)
+        self.gamma = gamma
+        self.alpha = alpha
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
+        return LF.focal_loss(
+            logits, targets, gamma=self.gamma, alpha=self.alpha, reduction=self.reduction
+        )
+
+
+class ClassBalancedFocalLoss(_FromLabels, _Loss):
+    r"""Focal loss weighted by the effective number of samples (Cui et al., CVPR 2019).
+
+    Every element of class :math:`k` is weighted by the inverse effective number
+
+    .. math::
+        w_k \propto \frac{1 - \beta}{1 - \beta^{n_k}}, \qquad \sum_k w_k = C,
+
+    (their Eq. 3 and the normalisation of their code), times the focal term of
+    :class:`FocalLoss`. A count of 0 is read as 1 (whose weight is finite, the largest).
+
+    Parameters
+    ----------
+    class_counts : sequence or Tensor, shape (C,)
+        Training images positive for each class.
+    beta : float
+        :math:`\beta \in [0, 1)`; 0 gives equal weights, close to 1 inverse frequency.
+    gamma : float
+        Focal exponent.
+    reduction : {"mean", "sum", "none"}
+        As in :class:`BCE`.
+
+    Attributes
+    ----------
+    weight : Tensor, shape (C,)
+        The per-class weights (a buffer).
+
+    Examples
+    --------
+    >>> from ltml.losses import ClassBalancedFocalLoss
+    >>> ClassBalancedFocalLoss([300, 100], beta=0.99).weight
+    tensor([0.8000, 1.2000])
+    """
+
+    _repr_fields = ("beta", "gamma")
+    weight: Tensor
+
+    def __init__(
+        self,
+        class_counts: Any,
+        *,
+        beta: float = 0.9999,
+        gamma: float = 2.0,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(reduction)
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"`beta` must be in [0, 1), got {beta}")
+        LF._check_scalar(gamma, "gamma", low=0.0)
+        counts = LF._counts(class_counts).clamp(min=1)
+        # 1 - beta^n = -expm1(n log beta), accurate for beta close to 1 (and beta = 0).
+        effective = -torch.expm1(counts * math.log(beta)) if beta > 0 else torch.ones_like(counts)
+        self.register_buffer("weight", _mean_one(1.0 / effective))
+        self.beta = beta
+        self.gamma = gamma
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
+        return LF.focal_loss(
+            logits, targets, gamma=self.gamma, weight=self.weight, reduction=self.reduction
+        )
+
+
+_DB_PRESETS: dict[str, dict[str, float]] = {
+    "voc": {"mu": 0.3, "neg_scale": 5.0},
+    "coco": {"mu": 0.2, "neg_scale": 2.0},
+}
+
+
+class DistributionBalancedLoss(_FromLabels, _Loss):
+    r"""Distribution-Balanced loss, focal form (Wu et al., ECCV 2020): "DB-Focal".
+
+    Re-balanced weights :math:`w_{ik} = \alpha + \varsigma(\beta (r_{ik} - \mu))` and
+    negative-tolerant regularisation (logit shift :math:`b_k = -\frac{\kappa}{\lambda}
+    \log(N / n_k - 1)`, negatives' logits :math:`\times\lambda` and weights :math:`/\lambda`)
+    with a focal term; see :func:`ltml.functional.distribution_balanced_loss` for the formula.
+
+    ``preset`` sets the dataset-specific values of the authors' configurations:
+    ``"voc"`` (VOC-LT: :math:`\mu` = 0.3, :math:`\lambda` = 5) or ``"coco"`` (COCO-LT:
+    :math:`\mu` = 0.2, :math:`\lambda` = 2); an explicit ``mu`` or ``neg_scale`` overrides it.
+    Shared values: :math:`\alpha` = 0.1, :math:`\beta` = 10, :math:`\kappa` = 0.05,
+    :math:`\gamma` = 2, loss scale 2. Counts are clamped to ``[1, N - 1]`` (never an infinite
+    weight or shift).
+
+    Parameters
+    ----------
+    class_counts : sequence or Tensor, shape (C,)
+        Training images positive for each class.
+    num_samples : int
+        Number of training images.
+    preset : {"voc", "coco"}
+        Defaults for ``mu`` and ``neg_scale``.
+    alpha, beta, mu, kappa, neg_scale, gamma, scale : float
+        As in :func:`ltml.functional.distribution_balanced_loss`.
+    reduction : {"mean", "sum", "none"}
+        As in :class:`BCE`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.losses import DistributionBalancedLoss
+    >>> labels = torch.tensor([[1, 0], [1, 1], [1, 0], [0, 0]])
+    >>> criterion = DistributionBalancedLoss.from_labels(labels, preset="coco")
+    >>> criterion.neg_scale, criterion.mu
+    (2.0, 0.2)
+    >>> round(criterion(torch.zeros(4, 2), labels).item(), 4)
+    0.2616
+    """
+
+    _needs_num_samples = True
+    _repr_fields = ("alpha", "beta", "mu", "kappa", "neg_scale", "gamma", "scale")
+    inv_freq: Tensor
+    bias: Tensor
+
+    def __init__(
+        self,
+        class_counts: Any,
+        num_samples: int,
+        *,
+        preset: Literal["voc", "coco"] = "voc",
+        alpha: float = 0.1,
+        beta: float = 10.0,
+        mu: float | None = None,
+        kappa: float = 0.05,
+        neg_scale: float | None = None,
+        gamma: float = 2.0,
+        scale: float = 2.0,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(reduction)
+        if preset not in _DB_PRESETS:
+            raise ValueError(f"`preset` must be one of {tuple(_DB_PRESETS)}, got {preset!r}")
+        self.alpha, self.beta, self.kappa = alpha, beta, kappa
+        self.mu = _DB_PRESETS[preset]["mu"] if mu is None else mu
+        self.neg_scale = _DB_PRESETS[preset]["neg_scale"] if neg_scale is None else neg_scale
+        self.gamma, self.scale = gamma, scale
+        LF._check_db_hyperparameters(alpha, beta, self.neg_scale, gamma)
+        inv_freq, bias = LF._db_statistics(
+            class_counts, num_samples, kappa=kappa, neg_scale=self.neg_scale
+        )
+        self.register_buffer("inv_freq", inv_freq)
+        self.register_buffer("bias", bias)
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
+        return LF._distribution_balanced_loss(
+            logits,
+            targets,
+            self.inv_freq,
+            self.bias,
+            alpha=self.alpha,
+            beta=self.beta,
+            mu=self.mu,
+            neg_scale=self.neg_scale,
+            gamma=self.gamma,
+            scale=self.scale,
+            reduction=self.reduction,
+        )
+
+
+class LogitCompensatedBCE(_FromLabels, _Loss):
+    r"""Weighted BCE with learnable logit compensation (Guo & Wang, CVPR 2021, Eq. 2).
+
+    .. math::
+        L_i = -\frac{1}{K} \sum_k \omega_{ik} \,[\,
+              y_{ik} \log \varsigma(u_{ik} \sigma^p_k + \mu^p_k)
+              + (1 - y_{ik}) \log (1 - \varsigma(u_{ik} \sigma^n_k + \mu^n_k)) \,],
+
+    with :math:`\omega_{ik} = y_{ik} e^{1 - p_k} + (1 - y_{ik}) e^{p_k}` and
+    :math:`p_k = n_k / N`. The per-class :math:`\sigma^p, \mu^p, \sigma^n, \mu^n` start at the
+    identity (:math:`\sigma = 1, \mu = 0`), where the loss is the :math:`\omega`-weighted BCE.
+    They act inside the loss only: predict with the raw logits.
+
+    .. warning::
+        **The compensation parameters are this module's own** ``nn.Parameter``\ s: give them to
+        the optimizer, e.g. ``SGD([*model.parameters(), *criterion.parameters()], ...)``,
+        otherwise they never move and the loss is a fixed weighted BCE. (With ``learnable=False``
+        they are buffers and the loss is that weighted BCE by design.)
+
+    **The degenerate direction.** Positives see only :math:`(\sigma^p, \mu^p)` and negatives only
+    :math:`(\sigma^n, \mu^n)`, so the loss can fall without any better logits: :math:`\mu^p`
+    up and :math:`\mu^n` down lower both terms without bound. With fixed logits (tests,
+    ``test_unguarded_compensation_drifts``), gradient descent on the compensation alone moves
+    every :math:`\mu^p` up, every :math:`\mu^n` down, :math:`\sigma^n` up and :math:`\sigma^p`
+    down; where most positive logits are negative (as early in training), :math:`\sigma^p`
+    crosses 0, which inverts the scores of the positives and reverses the gradient sent to the
+    network. The drift is fastest for the classes with the most positives (their gradients are
+    summed over more elements). The loss then falls below what any increasing per-class map of
+    the logits can reach.
+
+    ``guard="tied"`` removes the degeneracy instead of bounding it: one per-class affine map
+    :math:`\sigma_k u + \mu_k` for positives and negatives alike, i.e. a learnable per-class
+    temperature and bias (Platt scaling inside the loss). With fixed logits its minimum is the
+    best calibration of those logits: :math:`\mu` cannot run away because positives and negatives
+    pull it in opposite directions, and the loss can fall only as far as the logits separate the
+    classes. The scale is kept positive and bounded by the smooth reparametrisation
+    :math:`\sigma_k = \exp(c \tanh(s_k / c))`, :math:`c = \log(\text{max\_scale})`, so
+    :math:`\sigma_k \in (1/\text{max\_scale}, \text{max\_scale})`: it never inverts the ranking
+    and cannot grow without end on the separable (tail) classes. At :math:`s = 0` it is the
+    identity, with :math:`d\sigma/ds = 1` there. The paper's unguarded form stays the default.
+
+    Parameters
+    ----------
+    class_counts : sequence or Tensor, shape (C,)
+        :math:`n_k`, training images positive for each class (0 allowed: :math:`p_k = 0`).
+    num_samples : int
+        :math:`N`, the number of training images (>= every count).
+    learnable : bool
+        Learn the compensation (default). False: fixed at the identity (buffers).
+    guard : {None, "tied"}
+        None (default): the paper's four free parameters per class, ``sigma_pos``, ``mu_pos``,
+        ``sigma_neg``, ``mu_neg``. ``"tied"``: the guarded form above, parameters
+        ``log_sigma`` (:math:`s`) and ``mu``.
+    max_scale : float
+        Bound of the tied scale (> 1); ignored without a guard.
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` averages over the known elements, which with no unknown label is the paper's
+        :math:`\frac{1}{K}\sum_k` followed by the mean over images; ``"sum"``; ``"none"`` the
+        ``(N, C)`` loss, 0 at unknown targets.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.losses import LogitCompensatedBCE
+    >>> labels = torch.tensor([[1, 0], [1, 1], [1, 0], [0, 0]])  # training labels
+    >>> criterion = LogitCompensatedBCE.from_labels(labels)
+    >>> [name for name, _ in criterion.named_parameters()]
+    ['sigma_pos', 'mu_pos', 'sigma_neg', 'mu_neg']
+    >>> logits = torch.tensor([[1.0, -2.0], [0.5, 0.3]], requires_grad=True)
+    >>> loss = criterion(logits, torch.tensor([[1, 0], [1, -1]]))
+    >>> loss.backward()
+    >>> round(loss.item(), 4), criterion.mu_pos.grad.shape
+    (0.3913, torch.Size([2]))
+    """
+
+    _needs_num_samples = True
+    _repr_fields = ("guard", "max_scale")
+    prior: Tensor
+    sigma_pos: Tensor
+    mu_pos: Tensor
+    sigma_neg: Tensor
+    mu_neg: Tensor
+    log_sigma: Tensor
+    mu: Tensor
+
+    def __init__(
+        self,
+        class_counts: Any,
+        num_samples: int,
+        *,
+        learnable: bool = True,
+        guard: Literal["tied"] | None = None,
+        max_scale: float = 2.0,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(reduction)
+        if guard not in (None, "tied"):
+            raise ValueError(f"`guard` must be None or 'tied', got {guard!r}")
+        LF._check_scalar(max_scale, "max_scale", low=1.0, low_open=True)
+        self.guard = guard
+        self.max_scale = max_scale
+        self.register_buffer("prior", LF._class_prior(class_counts, num_samples))
+        num_classes = self.prior.numel()
+        ones, zeros = torch.ones(num_classes), torch.zeros(num_classes)
+        initial = (
+            {"sigma_pos": ones, "mu_pos": zeros, "sigma_neg": ones, "mu_neg": zeros}
+            if guard is None
+            else {"log_sigma": zeros, "mu": zeros}
+        )
+        for name, value in initial.items():
+            if learnable:
+                self.register_parameter(name, nn.Parameter(value.clone()))
+            else:
+                self.register_buffer(name, value.clone())
+
+    def compensation(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        r"""Return the per-class :math:`(\sigma^p, \mu^p, \sigma^n, \mu^n)` in use, each (C,)."""
+        if self.guard is None:
+            return self.sigma_pos, self.mu_pos, self.sigma_neg, self.mu_neg
+        c = math.log(self.max_scale)
+        sigma = torch.exp(c * torch.tanh(self.log_sigma / c))
+        return sigma, self.mu, sigma, self.mu
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
+        return LF._logit_compensated_bce(
+            logits, targets, self.prior, *self.compensation(), self.reduction
+        )
+
+
+class CrossBranchConsistency(_Loss):
+    r"""The cross-branch consistency term of Guo & Wang (CVPR 2021, Eq. 1).
+
+    :func:`ltml.functional.cross_branch_consistency` as a module: the mean squared error between
+    the sigmoid probabilities (``space="prob"``, default) or the logits (``"logit"``) of two
+    branches for the same images. The paper does not give the term's form; the default is what a
+    published reproduction used. Needs no labels.
+
+    Parameters
+    ----------
+    space : {"prob", "logit"}
+        Space in which the two outputs are compared.
+    detach : {None, "first", "second"}
+        Stop the gradient through one argument (None: both branches learn from the term).
+    reduction : {"mean", "sum", "none"}
+        Mean or sum over all elements, or the ``(N, C)`` loss.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.losses import CrossBranchConsistency
+    >>> u, u_hat = torch.tensor([[0.0, 2.0]]), torch.tensor([[0.0, -2.0]])
+    >>> round(CrossBranchConsistency()(u, u_hat).item(), 4)
+    0.29
+    """
+
+    _repr_fields = ("space", "detach")
+
+    def __init__(
+        self,
+        space: Literal["prob", "logit"] = "prob",
+        detach: Literal["first", "second"] | None = None,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(reduction)
+        if space not in ("prob", "logit"):
+            raise ValueError(f"`space` must be 'prob' or 'logit', got {space!r}")
+        if detach not in (None, "first", "second"):
+            raise ValueError(f"`detach` must be None, 'first' or 'second', got {detach!r}")
+        self.space: Literal["prob", "logit"] = space
+        self.detach: Literal["first", "second"] | None = detach
+
+    def forward(self, first: Tensor, second: Tensor) -> Tensor:
+        """Consistency of two ``(N, C)`` logit matrices for the same images."""
+        return LF.cross_branch_consistency(
+            first, second, space=self.space, detach=self.detach, reduction=self.reduction
+        )
+
+
+class LTMLLossOutput(NamedTuple):
+    """The terms of :class:`LTMLLoss`: backpropagate ``total``, log the rest."""
+
+    total: Tensor
+    cls_u: Tensor
+    cls_r: Tensor
+    con_u: Tensor
+    con_r: Tensor
+
+
+class LTMLLoss(nn.Module):
+    r"""The collaborative-training loss of Guo & Wang (CVPR 2021, Eq. 1).
+
+    .. math::
+        L = L_{cls}(u, y^u) + L_{cls}(r, y^r) + \lambda\,(L_{con}(u, \hat u) + L_{con}(r, \hat r)),
+
+    where ``u`` / ``u_hat`` are the uniform batch's logits from branch U / R and ``r`` / ``r_hat``
+    the re-balanced batch's from branch R / U (the output of :class:`ltml.DualBranchHead`).
+
+    Parameters
+    ----------
+    cls_u : nn.Module
+        Classification loss of the uniform branch, ``(logits, targets) -> Tensor``, e.g.
+        :class:`LogitCompensatedBCE`.
+    cls_r : nn.Module, optional
+        That of the re-balanced branch. None (default) shares ``cls_u``, as the paper appears
+        to: one set of compensation parameters then learns from both batches. Pass a second
+        instance for separate ones.
+    consistency : nn.Module, optional
+        :math:`L_{con}`, ``(first, second) -> Tensor``; None (default) is
+        :class:`CrossBranchConsistency` with its defaults.
+    weight : float
+        :math:`\lambda` (0.1, the value of a published reproduction). 0 turns the term off in
+        ``total``; it is still computed and reported.
+
+    Examples
+    --------
+    One training step (the head's output is any object with fields ``u, u_hat, r, r_hat``):
+
+    >>> import torch
+    >>> from ltml.losses import LogitCompensatedBCE, LTMLLoss
+    >>> g = torch.Generator().manual_seed(0)
+    >>> train_labels = (torch.rand(100, 3, generator=g) < torch.tensor([0.6, 0.2, 0.05])).long()
+    >>> criterion = LTMLLoss(LogitCompensatedBCE.from_labels(train_labels))
+    >>> head = torch.nn.Linear(8, 3)
+    >>> opt = torch.optim.SGD([*head.parameters(), *criterion.parameters()], lr=0.01)
+    >>> x_u, x_r = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+    >>> y_u, y_r = train_labels[:4], train_labels[4:8]
+    >>> out = (head(x_u), head(x_u), head(x_r), head(x_r))  # stand-in for (u, u_hat, r, r_hat)
+    >>> terms = criterion(out, y_u, y_r)
+    >>> terms.total.backward()
+    >>> opt.step()
+    >>> terms._fields
+    ('total', 'cls_u', 'cls_r', 'con_u', 'con_r')
+    """
+
+    def __init__(
+        self,
+        cls_u: nn.Module,
+        cls_r: nn.Module | None = None,
+        consistency: nn.Module | None = None,
+        weight: float = 0.1,
+    ) -> None:
+        super().__init__()
+        LF._check_scalar(weight, "weight", low=0.0)
+        self.cls_u = cls_u
+        self.cls_r = cls_u if cls_r is None else cls_r
+        self.consistency = CrossBranchConsistency() if consistency is None else consistency
+        self.weight = weight
+
+    def forward(self, out: Any, y_u: Tensor, y_r: Tensor) -> LTMLLossOutput:
+        """Loss of a two-branch output against the two batches' targets.
+
+        Parameters
+        ----------
+        out : DualBranchOutput or sequence of 4 Tensors
+            ``(u, u_hat, r, r_hat)``, each ``(N, C)``: read by field name when present,
+            otherwise unpacked in that order.
+        y_u, y_r : Tensor, shape (N, C)
+            Targets of the uniform and the re-balanced batch (-1 = unknown).
+
+        Returns
+        -------
+        LTMLLossOutput
+            ``(total, cls_u, cls_r, con_u, con_r)``.
+        """
+        if all(hasattr(out, f) for f in ("u", "u_hat", "r", "r_hat")):
+            u, u_hat, r, r_hat = out.u, out.u_hat, out.r, out.r_hat
+        else:
+            u, u_hat, r, r_hat = out
+        cls_u = self.cls_u(u, y_u)
+        cls_r = self.cls_r(r, y_r)
+        con_u = self.consistency(u, u_hat)
+        con_r = self.consistency(r, r_hat)
+        total = cls_u + cls_r + self.weight * (con_u + con_r)
+        return LTMLLossOutput(total, cls_u, cls_r, con_u, con_r)
+
+    def extra_repr(self) -> str:
+        """Show the consistency weight."""
+        return f"weight={self.weight}"

@@ -1,0 +1,678 @@
+"""Tests of ltml.losses / the losses of ltml.functional.
+
+Every loss is checked against a literal, per-element Python transcription of its published
+equation (forward and autograd gradient), with gradcheck, and against the defects seen in other
+implementations: in-place changes to the caller's logits, ``reduction`` ignored on some path,
+device / dtype assumptions, class statistics that only load from a file, NaN for empty classes.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import namedtuple
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import ltml
+from ltml import functional as LF
+from ltml.losses import (
+    BCE,
+    ClassBalancedFocalLoss,
+    CrossBranchConsistency,
+    DistributionBalancedLoss,
+    FocalLoss,
+    LogitCompensatedBCE,
+    LTMLLoss,
+    WeightedBCE,
+)
+
+COUNTS = [40, 12, 3, 1]
+N_TRAIN = 60
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _batch(n: int = 6, c: int = 4, *, seed: int = 0, unknown: bool = True, dtype=torch.float64):
+    """Logits in [-4, 4] and 0/1 targets, with a few -1 when ``unknown``."""
+    g = _gen(seed)
+    logits = (torch.rand(n, c, generator=g, dtype=torch.float64) * 8 - 4).to(dtype)
+    targets = (torch.rand(n, c, generator=g) < 0.4).long()
+    targets[0, 0] = 1  # every image below has a positive unless told otherwise
+    if unknown:
+        targets[1, 2] = -1
+        targets[3, 0] = -1
+    return logits, targets
+
+
+# --- literal transcriptions of the published equations (slow loops, naive formulas) ----------
+
+
+def _sig(x: Tensor) -> Tensor:
+    return 1 / (1 + torch.exp(-x))
+
+
+def ref_bce(z: Tensor, y: Tensor, w: list[float] | None = None) -> Tensor:
+    out = torch.zeros_like(z)
+    for i in range(z.shape[0]):
+        for k in range(z.shape[1]):
+            if y[i, k] < 0:
+                continue
+            wk = 1.0 if w is None else w[k]
+            p = _sig(z[i, k])
+            out[i, k] = -wk * (y[i, k] * torch.log(p) + (1 - y[i, k]) * torch.log(1 - p))
+    return out
+
+
+def ref_focal(z, y, gamma=2.0, alpha=None, w=None) -> Tensor:
+    out = torch.zeros_like(z)
+    for i in range(z.shape[0]):
+        for k in range(z.shape[1]):
+            if y[i, k] < 0:
+                continue
+            p = _sig(z[i, k])
+            pt = p if y[i, k] == 1 else 1 - p
+            at = 1.0 if alpha is None else (alpha if y[i, k] == 1 else 1 - alpha)
+            wk = 1.0 if w is None else w[k]
+            out[i, k] = -wk * at * (1 - pt) ** gamma * torch.log(pt)
+    return out
+
+
+def ref_lcbce(z, y, counts, n, sp, mp, sn, mn) -> Tensor:
+    """Guo & Wang, Eq. 2 (per element, before the 1/K sum)."""
+    out = torch.zeros_like(z)
+    for i in range(z.shape[0]):
+        for k in range(z.shape[1]):
+            if y[i, k] < 0:
+                continue
+            p = counts[k] / n
+            yk = float(y[i, k])
+            omega = yk * math.exp(1 - p) + (1 - yk) * math.exp(p)
+            pos = yk * torch.log(_sig(z[i, k] * sp[k] + mp[k]))
+            neg = (1 - yk) * torch.log(1 - _sig(z[i, k] * sn[k] + mn[k]))
+            out[i, k] = -omega * (pos + neg)
+    return out
+
+
+def ref_db(z, y, counts, n, *, alpha, beta, mu, kappa, lam, gamma, scale) -> Tensor:
+    """Wu et al. (ECCV 2020): re-balanced weight, negative-tolerant regularisation, focal."""
+    out = torch.zeros_like(z)
+    for i in range(z.shape[0]):
+        repeat = sum(1 / counts[j] for j in range(z.shape[1]) if y[i, j] == 1)
+        for k in range(z.shape[1]):
+            if y[i, k] < 0:
+                continue
+            r = (1 / counts[k]) / repeat if repeat > 0 else math.inf
+            w = alpha + 1 / (1 + math.exp(-beta * (r - mu)))
+            b = -(kappa / lam) * math.log(n / counts[k] - 1)
+            if y[i, k] == 1:
+                p = _sig(z[i, k] + b)
+                out[i, k] = -scale * w * (1 - p) ** gamma * torch.log(p)
+            else:
+                q = _sig(lam * (z[i, k] + b))  # 1 - p_t
+                out[i, k] = -scale * (w / lam) * q**gamma * torch.log(1 - q)
+    return out
+
+
+def ref_consistency(a, b, space) -> Tensor:
+    out = torch.zeros_like(a)
+    for i in range(a.shape[0]):
+        for k in range(a.shape[1]):
+            x, v = (a[i, k], b[i, k]) if space == "logit" else (_sig(a[i, k]), _sig(b[i, k]))
+            out[i, k] = (x - v) ** 2
+    return out
+
+
+def ref_reduce(elements: Tensor, y: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return elements
+    if reduction == "sum":
+        return elements.sum()
+    return elements.sum() / (y >= 0).sum()
+
+
+# --- the cases: a module, its functional twin and its transcription ---------------------------
+
+SP = [1.3, 0.7, 1.1, 0.4]
+MP = [0.2, -0.5, 0.9, 0.0]
+SN = [0.8, 1.4, 1.0, 2.0]
+MN = [-0.3, 0.1, 0.0, 0.6]
+
+
+def _lcbce(reduction: str) -> nn.Module:
+    loss = LogitCompensatedBCE(COUNTS, N_TRAIN, reduction=reduction)
+    with torch.no_grad():
+        for name, v in zip(
+            ("sigma_pos", "mu_pos", "sigma_neg", "mu_neg"), (SP, MP, SN, MN), strict=True
+        ):
+            getattr(loss, name).copy_(torch.tensor(v))
+    return loss
+
+
+def _inv_freq_weights() -> list[float]:
+    w = [1 / c for c in COUNTS]
+    return [x * len(w) / sum(w) for x in w]
+
+
+def _cb_weights(beta: float) -> list[float]:
+    w = [(1 - beta) / (1 - beta**c) for c in COUNTS]
+    return [x * len(w) / sum(w) for x in w]
+
+
+DB_KW = {"alpha": 0.1, "beta": 10.0, "mu": 0.3, "kappa": 0.05, "gamma": 2.0, "scale": 2.0}
+
+
+@dataclass
+class Case:
+    make: Callable[[str], nn.Module]
+    functional: Callable[[Tensor, Tensor, str], Tensor]
+    ref: Callable[[Tensor, Tensor], Tensor]
+
+
+CASES = {
+    "bce": Case(BCE, lambda z, y, r: LF.bce(z, y, reduction=r), ref_bce),
+    "weighted_bce": Case(
+        lambda r: WeightedBCE(COUNTS, reduction=r),
+        lambda z, y, r: LF.bce(z, y, torch.tensor(_inv_freq_weights()), reduction=r),
+        lambda z, y: ref_bce(z, y, _inv_freq_weights()),
+    ),
+    "focal": Case(
+        lambda r: FocalLoss(gamma=2.0, alpha=0.25, reduction=r),
+        lambda z, y, r: LF.focal_loss(z, y, gamma=2.0, alpha=0.25, reduction=r),
+        lambda z, y: ref_focal(z, y, 2.0, 0.25),
+    ),
+    "cb_focal": Case(
+        lambda r: ClassBalancedFocalLoss(COUNTS, beta=0.99, gamma=1.5, reduction=r),
+        lambda z, y, r: LF.focal_loss(
+            z, y, gamma=1.5, weight=torch.tensor(_cb_weights(0.99)), reduction=r
+        ),
+        lambda z, y: ref_focal(z, y, 1.5, None, _cb_weights(0.99)),
+    ),
+    "db_voc": Case(
+        lambda r: DistributionBalancedLoss(COUNTS, N_TRAIN, reduction=r),
+        lambda z, y, r: LF.distribution_balanced_loss(z, y, COUNTS, N_TRAIN, reduction=r),
+        lambda z, y: ref_db(z, y, COUNTS, N_TRAIN, lam=5.0, **DB_KW),
+    ),
+    "db_coco": Case(
+        lambda r: DistributionBalancedLoss(COUNTS, N_TRAIN, preset="coco", reduction=r),
+        lambda z, y, r: LF.distribution_balanced_loss(
+            z, y, COUNTS, N_TRAIN, mu=0.2, neg_scale=2.0, reduction=r
+        ),
+        lambda z, y: ref_db(z, y, COUNTS, N_TRAIN, lam=2.0, **{**DB_KW, "mu": 0.2}),
+    ),
+    "lcbce": Case(
+        _lcbce,
+        lambda z, y, r: LF.logit_compensated_bce(
+            z, y, COUNTS, N_TRAIN, *map(torch.tensor, (SP, MP, SN, MN)), reduction=r
+        ),
+        lambda z, y: ref_lcbce(z, y, COUNTS, N_TRAIN, SP, MP, SN, MN),
+    ),
+}
+CASE_IDS = list(CASES)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("name", CASE_IDS)
+def test_matches_transcription(name, reduction):
+    case = CASES[name]
+    z, y = _batch()
+    z_ref = z.clone().requires_grad_(True)
+    expected = ref_reduce(case.ref(z_ref, y), y, reduction)
+    module = case.make(reduction).to(torch.float64)
+    for fn in (lambda a: module(a, y), lambda a: case.functional(a, y, reduction)):
+        zz = z.clone().requires_grad_(True)
+        got = fn(zz)
+        assert got.shape == expected.shape
+        # Class statistics are float32 buffers (as any module's): float32-level agreement.
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-9)
+        (g,) = torch.autograd.grad(got.sum(), zz)
+        (g_ref,) = torch.autograd.grad(expected.sum(), z_ref, retain_graph=True)
+        torch.testing.assert_close(g, g_ref, rtol=1e-6, atol=1e-9)
+
+
+def test_lcbce_parameter_gradients_match_transcription():
+    z, y = _batch()
+    module = _lcbce("mean").to(torch.float64)
+    loss = module(z, y)
+    loss.backward()
+    params = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (SP, MP, SN, MN)]
+    expected = ref_reduce(ref_lcbce(z, y, COUNTS, N_TRAIN, *params), y, "mean")
+    expected.backward()
+    torch.testing.assert_close(loss, expected)
+    for name, p in zip(("sigma_pos", "mu_pos", "sigma_neg", "mu_neg"), params, strict=True):
+        torch.testing.assert_close(getattr(module, name).grad, p.grad, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", CASE_IDS)
+def test_gradcheck(name):
+    z, y = _batch(4, 4, seed=1)
+    module = CASES[name].make("sum").to(torch.float64)
+    inputs = (z.requires_grad_(True), *(p for p in module.parameters()))
+    for p in module.parameters():
+        p.data = p.data + 0.1 * torch.randn(p.shape, generator=_gen(2), dtype=torch.float64)
+    # gradcheck perturbs the parameters in place, and the module reads them from there.
+    assert torch.autograd.gradcheck(lambda a, *_: module(a, y), inputs)
+
+
+@pytest.mark.parametrize("guard", [None, "tied"])
+@pytest.mark.parametrize("learnable", [True, False])
+def test_lcbce_identity_init_is_omega_weighted_bce(guard, learnable):
+    z, y = _batch(unknown=False)
+    module = LogitCompensatedBCE(COUNTS, N_TRAIN, learnable=learnable, guard=guard)
+    p = torch.tensor(COUNTS, dtype=torch.float64) / N_TRAIN
+    omega = torch.where(y == 1, torch.exp(1 - p), torch.exp(p))
+    expected = F.binary_cross_entropy_with_logits(z, y.double(), weight=omega)
+    torch.testing.assert_close(module.to(torch.float64)(z, y), expected, rtol=1e-6, atol=0)
+    assert len(list(module.parameters())) == (0 if not learnable else 4 if guard is None else 2)
+
+
+@pytest.mark.parametrize("name", CASE_IDS)
+def test_unknown_targets_contribute_nothing(name):
+    z, y = _batch()
+    module = CASES[name].make("sum").to(torch.float64)
+    unknown = y < 0
+    za = z.clone().requires_grad_(True)
+    loss = module(za, y)
+    loss.backward()
+    assert bool((za.grad[unknown] == 0).all())
+    assert bool((za.grad[~unknown] != 0).all())
+    z2 = z.clone()
+    z2[unknown] = 50.0  # what an unknown element's logit is does not matter
+    torch.testing.assert_close(module(z2, y), loss.detach(), rtol=1e-12, atol=0)
+    elements = CASES[name].make("none").to(torch.float64)(z, y)
+    assert bool((elements[unknown] == 0).all())
+    # Mean is over known elements only; with none known it is 0, not NaN.
+    all_unknown = torch.full_like(y, -1)
+    assert CASES[name].make("mean")(z.float(), all_unknown).item() == 0.0
+
+
+@pytest.mark.parametrize("name", CASE_IDS)
+def test_extreme_logits_are_finite(name):
+    z = torch.tensor([[100.0, -100.0, 100.0, -100.0], [-100.0, 100.0, 30.0, -30.0]])
+    y = torch.tensor([[1, 1, 0, 0], [1, 0, 1, 0]])
+    for dtype in (torch.float32, torch.float64):
+        zz = z.to(dtype).clone().requires_grad_(True)
+        loss = CASES[name].make("mean").to(dtype)(zz, y)
+        loss.backward()
+        assert torch.isfinite(loss)
+        assert bool(torch.isfinite(zz.grad).all())
+        assert loss.item() > 1.0  # the confidently wrong elements dominate, unsaturated
+
+
+@pytest.mark.parametrize("name", CASE_IDS)
+def test_autocast_bf16_computes_in_float32(name):
+    x, y = _batch(8, 4, seed=3, unknown=True, dtype=torch.float32)
+    linear = nn.Linear(4, 4)
+    module = CASES[name].make("mean")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = linear(x)
+        loss = module(logits, y)
+    assert logits.dtype == torch.bfloat16
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, module(logits.detach().float(), y), rtol=1e-6, atol=0)
+    loss.backward()
+    assert bool(torch.isfinite(linear.weight.grad).all())
+
+
+@pytest.mark.parametrize("name", CASE_IDS)
+def test_inputs_unchanged_and_dtype_follows_module(name):
+    z, y = _batch(dtype=torch.float32)
+    z_before, y_before = z.clone(), y.clone()
+    module = CASES[name].make("mean")
+    zz = z.requires_grad_(True)
+    module(zz, y).backward()
+    assert torch.equal(z.detach(), z_before)
+    assert torch.equal(y, y_before)
+    module64 = module.to(torch.float64)
+    assert all(t.dtype == torch.float64 for t in (*module64.parameters(), *module64.buffers()))
+    assert module64(z_before.double(), y).dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    ("name", "other"),
+    [
+        ("weighted_bce", lambda: WeightedBCE([1, 1, 1, 1])),
+        ("cb_focal", lambda: ClassBalancedFocalLoss([1, 1, 1, 1], gamma=1.5)),
+        ("db_voc", lambda: DistributionBalancedLoss([1, 1, 1, 1], N_TRAIN)),
+        ("lcbce", lambda: LogitCompensatedBCE([1, 1, 1, 1], N_TRAIN)),
+    ],
+)
+def test_state_dict_round_trip(name, other):
+    z, y = _batch()
+    module = CASES[name].make("mean").to(torch.float64)
+    # A copy built from other statistics gets the saved ones back from the state dict.
+    other = other()
+    other.load_state_dict(module.state_dict())
+    torch.testing.assert_close(other.to(torch.float64)(z, y), module(z, y))
+
+
+@pytest.mark.parametrize(
+    ("cls", "args"),
+    [
+        (WeightedBCE, ()),
+        (ClassBalancedFocalLoss, ()),
+        (DistributionBalancedLoss, (6,)),
+        (LogitCompensatedBCE, (6,)),
+    ],
+)
+def test_from_labels_equals_counts(cls, args):
+    labels = torch.tensor([[1, 0, 0], [1, 1, -1], [1, 0, 0], [0, 1, 0], [1, 0, 1], [0, -1, 0]])
+    a = cls.from_labels(labels.numpy())
+    b = cls([4, 2, 1], *args)
+    for x, v in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, v)
+
+
+def test_statistics_from_real_labels(voc_lt):
+    labels, split = voc_lt
+    loss = LogitCompensatedBCE.from_labels(labels)
+    expected = torch.tensor(split["class_freq"], dtype=torch.float64) / split["num_images"]
+    torch.testing.assert_close(loss.prior, expected.float())
+
+
+def test_weights_literal():
+    torch.testing.assert_close(WeightedBCE([300, 100]).weight, torch.tensor([0.5, 1.5]))
+    # Square-root inverse frequency: 1/sqrt(400) : 1/sqrt(100) = 1 : 2, mean 1.
+    torch.testing.assert_close(WeightedBCE([400, 100], power=0.5).weight, torch.tensor([2, 4]) / 3)
+    torch.testing.assert_close(
+        ClassBalancedFocalLoss(COUNTS, beta=0.9999).weight, torch.tensor(_cb_weights(0.9999))
+    )
+    torch.testing.assert_close(ClassBalancedFocalLoss(COUNTS, beta=0.0).weight, torch.ones(4))
+
+
+def test_zero_and_full_counts_are_clamped_not_nan():
+    z, y = _batch(dtype=torch.float32)
+    # A class with no positive behaves as one with a single positive; one with all N as N - 1.
+    pairs = [
+        (lambda c: WeightedBCE(c), [40, 12, 0, 1], [40, 12, 1, 1]),
+        (lambda c: ClassBalancedFocalLoss(c), [40, 12, 0, 1], [40, 12, 1, 1]),
+        (lambda c: DistributionBalancedLoss(c, N_TRAIN), [60, 12, 0, 1], [59, 12, 1, 1]),
+    ]
+    for make, raw, clamped in pairs:
+        got = make(raw)(z, y)
+        assert torch.isfinite(got)
+        torch.testing.assert_close(got, make(clamped)(z, y))
+    # Eq. 2 needs no clamp: p = 0 and p = 1 give finite weights.
+    loss = LogitCompensatedBCE([0, 12, 60, 1], N_TRAIN)(z, y)
+    assert torch.isfinite(loss)
+
+
+def test_db_image_without_positive_gets_the_largest_weight():
+    z = torch.zeros(1, 4, dtype=torch.float64)
+    y = torch.zeros(1, 4, dtype=torch.long)
+    got = DistributionBalancedLoss(COUNTS, N_TRAIN, gamma=0.0, reduction="none").double()(z, y)
+    b = -(0.05 / 5) * torch.log(N_TRAIN / torch.tensor(COUNTS, dtype=torch.float64) - 1)
+    expected = 2.0 * (0.1 + 1.0) / 5 * F.softplus(5 * b)  # w = alpha + 1, negatives
+    torch.testing.assert_close(got[0], expected)
+
+
+def test_db_presets_and_overrides():
+    coco = DistributionBalancedLoss(COUNTS, N_TRAIN, preset="coco")
+    assert (coco.mu, coco.neg_scale) == (0.2, 2.0)
+    voc = DistributionBalancedLoss(COUNTS, N_TRAIN, mu=0.5)
+    assert (voc.mu, voc.neg_scale) == (0.5, 5.0)
+
+
+# --- consistency and the total loss -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("space", ["prob", "logit"])
+def test_consistency_matches_transcription(space, reduction):
+    a, _ = _batch(seed=4)
+    b, _ = _batch(seed=5)
+    expected = ref_reduce(ref_consistency(a, b, space), torch.zeros_like(a), reduction)
+    got = CrossBranchConsistency(space, reduction=reduction)(a, b)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)
+    assert torch.autograd.gradcheck(
+        lambda x, v: LF.cross_branch_consistency(x, v, space=space, reduction=reduction),
+        (a.requires_grad_(True), b.requires_grad_(True)),
+    )
+
+
+@pytest.mark.parametrize("detach", [None, "first", "second"])
+def test_consistency_detach(detach):
+    a, _ = _batch(seed=4)
+    b, _ = _batch(seed=5)
+    a.requires_grad_(True)
+    b.requires_grad_(True)
+    CrossBranchConsistency(detach=detach)(a, b).backward()
+    assert (a.grad is None) == (detach == "first")
+    assert (b.grad is None) == (detach == "second")
+    if detach is None:  # symmetric: equal and opposite pulls in logit-gradient terms
+        sa, sb = torch.sigmoid(a), torch.sigmoid(b)
+        torch.testing.assert_close(a.grad / (sa * (1 - sa)), -b.grad / (sb * (1 - sb)))
+
+
+def test_ltml_loss_is_eq1():
+    z = [_batch(seed=s, dtype=torch.float64)[0] for s in range(4)]
+    _, y_u = _batch(seed=7)
+    _, y_r = _batch(seed=8)
+    cls = LogitCompensatedBCE(COUNTS, N_TRAIN).double()
+    criterion = LTMLLoss(cls, weight=0.3)
+    Out = namedtuple("Out", ["u", "u_hat", "r", "r_hat"])
+    res = criterion(Out(*z), y_u, y_r)
+    con = CrossBranchConsistency()
+    expected = cls(z[0], y_u) + cls(z[2], y_r) + 0.3 * (con(z[0], z[1]) + con(z[2], z[3]))
+    torch.testing.assert_close(res.total, expected)
+    torch.testing.assert_close(res.con_r, con(z[2], z[3]))
+    # A plain tuple in (u, u_hat, r, r_hat) order works too; the shared loss is counted once.
+    torch.testing.assert_close(criterion(tuple(z), y_u, y_r).total, expected)
+    assert len(list(criterion.parameters())) == 4
+    separate = LTMLLoss(cls, LogitCompensatedBCE(COUNTS, N_TRAIN).double(), weight=0.0)
+    assert len(list(separate.parameters())) == 8
+    torch.testing.assert_close(
+        separate(Out(*z), y_u, y_r).total, expected - 0.3 * (res.con_u + res.con_r)
+    )
+
+
+# --- the degenerate direction of Eq. 2 and the guard ------------------------------------------
+
+VOC_COUNTS = [6, 34, 8, 14, 154, 17, 249, 29, 479, 4, 240, 48, 11, 20, 775, 100, 5, 82, 7, 64]
+VOC_N = 1142
+
+
+def _fixed_logits_problem() -> tuple[Tensor, Tensor]:
+    """VOC-LT class frequencies; weakly informative logits that are mostly negative (as early in
+    training): positives ~ N(-0.5, 1), negatives ~ N(-2, 1)."""
+    g = _gen(0)
+    p = torch.tensor(VOC_COUNTS) / VOC_N
+    y = (torch.rand(VOC_N, len(VOC_COUNTS), generator=g) < p).long()
+    z = 1.5 * y + torch.randn(y.shape, generator=g) - 2.0
+    return z, y
+
+
+@pytest.fixture
+def one_thread():
+    """Element-wise work on ~20k elements gains nothing from threads, and on a shared machine
+    oversubscribed threads make it ten times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _fit_compensation(loss: LogitCompensatedBCE, z, y, lr: float, steps: int) -> float:
+    opt = torch.optim.SGD(loss.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        value = loss(z, y)
+        value.backward()
+        opt.step()
+    return loss(z, y).item()
+
+
+@functools.cache
+def _best_monotone_calibration() -> float:
+    """Lowest Eq. 2 loss reachable by one increasing affine map per class of the fixed logits
+    (a per-class weighted logistic regression on z, fitted with L-BFGS): a floor for any loss
+    decrease that does not come from better logits."""
+    z, y = _fixed_logits_problem()
+    loss = LogitCompensatedBCE(VOC_COUNTS, VOC_N, guard="tied", max_scale=1e6)
+    opt = torch.optim.LBFGS(loss.parameters(), lr=1, max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        value = loss(z, y)
+        value.backward()
+        return value
+
+    z, y = _fixed_logits_problem()
+    opt.step(closure)
+    return loss(z, y).item()
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("lr", [0.01, 0.1, 1.0])
+def test_unguarded_compensation_drifts(lr):
+    """Observed: with fixed logits, every mu_pos rises, every mu_neg falls, sigma_neg rises and
+    sigma_pos shrinks; at lr 1 some sigma_pos cross 0 (the frequent classes first) and the loss
+    falls below anything a calibration of the fixed logits can reach."""
+    z, y = _fixed_logits_problem()
+    loss = LogitCompensatedBCE(VOC_COUNTS, VOC_N)
+    start = loss(z, y).item()
+    end = _fit_compensation(loss, z, y, lr, steps=300)
+    assert end < start
+    assert bool((loss.mu_pos > 0).all())
+    assert bool((loss.mu_neg < 0).all())
+    assert bool((loss.sigma_pos < 1).all())
+    assert bool((loss.sigma_neg > 1).all())
+    if lr == 1.0:
+        flipped = torch.nonzero(loss.sigma_pos < 0).flatten().tolist()
+        assert 14 in flipped  # "person", the most frequent class, inverts its positives' scores
+        assert end < 0.5 * _best_monotone_calibration()
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("lr", [0.01, 0.1, 1.0, 10.0])
+def test_tied_guard_keeps_scale_positive_and_bounded(lr):
+    z, y = _fixed_logits_problem()
+    loss = LogitCompensatedBCE(VOC_COUNTS, VOC_N, guard="tied", max_scale=2.0)
+    start = loss(z, y).item()
+    end = _fit_compensation(loss, z, y, lr, steps=300)
+    sigma_pos, mu_pos, sigma_neg, mu_neg = loss.compensation()
+    assert end <= start
+    assert bool(((sigma_pos > 0.5) & (sigma_pos < 2.0)).all())
+    assert torch.equal(sigma_pos, sigma_neg)
+    assert torch.equal(mu_pos, mu_neg)
+    # A positive per-class scale keeps every class's ranking; the loss stays above the floor.
+    compensated = z.double() * sigma_pos.double() + mu_pos.double()  # no float32 rounding ties
+    order = torch.argsort(compensated, dim=0, stable=True)
+    assert torch.equal(order, torch.argsort(z, dim=0, stable=True))
+    assert end >= _best_monotone_calibration() - 1e-4
+
+
+# --- bad inputs ----------------------------------------------------------------------------------
+
+Z, Y = _batch(dtype=torch.float32, unknown=True)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: BCE()(Z, Y[:, :3]), ValueError, "`logits` and `targets` must have the same shape"),
+        (lambda: BCE()(Z[0], Y[0]), ValueError, "`logits` must be 2-D"),
+        (lambda: BCE()(Z.long(), Y), TypeError, "`logits` must be a floating-point"),
+        (lambda: BCE()(Z.numpy(), Y), TypeError, "`logits` must be a torch.Tensor"),
+        (lambda: BCE()(Z, [[1]]), TypeError, "`targets` must be a torch.Tensor or numpy"),
+        (lambda: BCE()(Z, Y * 2), ValueError, r"`targets` must contain only values in"),
+        (lambda: BCE()(Z.clone().fill_(math.nan), Y), ValueError, "`logits` must be finite"),
+        (lambda: BCE()(Z + math.inf, Y), ValueError, "`logits` must be finite, got 0 NaN and 24"),
+        (lambda: BCE(reduction="avg"), ValueError, "`reduction` must be one of"),
+        (lambda: LF.bce(Z, Y, reduction="batchmean"), ValueError, "`reduction` must be one of"),
+        (lambda: LF.bce(Z, Y, torch.ones(3)), ValueError, "`logits` must have 3 columns"),
+        (lambda: LF.bce(Z, Y, torch.ones(2, 4)), ValueError, r"`weight` must have shape \(4,\)"),
+        (lambda: WeightedBCE([1, 2, 3])(Z, Y), ValueError, "`logits` must have 3 columns"),
+        (lambda: WeightedBCE([1, -2]), ValueError, "`class_counts` must be non-negative"),
+        (lambda: WeightedBCE([1, 2], power=-1), ValueError, "`power` must be >= 0"),
+        (lambda: FocalLoss(gamma=-1)(Z, Y), ValueError, "`gamma` must be >= 0"),
+        (lambda: FocalLoss(alpha=1.5)(Z, Y), ValueError, r"`alpha` must be in \[0, 1\]"),
+        (lambda: ClassBalancedFocalLoss([1, 2], beta=1.0), ValueError, r"`beta` must be in \[0"),
+        (
+            lambda: ClassBalancedFocalLoss([[1, 2]]),
+            ValueError,
+            "`class_counts` must be a non-empty",
+        ),
+        (lambda: LogitCompensatedBCE([5, 70], 60), ValueError, "`class_counts` cannot exceed"),
+        (lambda: LogitCompensatedBCE([5, 7], 0), ValueError, "`num_samples` must be positive"),
+        (
+            lambda: LogitCompensatedBCE([5, math.nan], 60),
+            ValueError,
+            "`class_counts` must be finite",
+        ),
+        (lambda: LogitCompensatedBCE([5, 7], 60, guard="clamp"), ValueError, "`guard` must be"),
+        (
+            lambda: LogitCompensatedBCE([5, 7], 60, guard="tied", max_scale=1.0),
+            ValueError,
+            "`max_scale`",
+        ),
+        (
+            lambda: LogitCompensatedBCE(COUNTS, 60)(Z[:, :2], Y[:, :2]),
+            ValueError,
+            "must have 4 columns",
+        ),
+        (
+            lambda: LF.logit_compensated_bce(Z, Y, COUNTS, 60, torch.ones(3)),
+            ValueError,
+            r"`sigma_pos` must have shape \(4,\)",
+        ),
+        (
+            lambda: DistributionBalancedLoss(COUNTS, 1),
+            ValueError,
+            "`num_samples` must be at least 2",
+        ),
+        (
+            lambda: DistributionBalancedLoss(COUNTS, 60, preset="lvis"),
+            ValueError,
+            "`preset` must be",
+        ),
+        (
+            lambda: DistributionBalancedLoss(COUNTS, 60, neg_scale=0),
+            ValueError,
+            "`neg_scale` must be > 0",
+        ),
+        (
+            lambda: CrossBranchConsistency(space="kl"),
+            ValueError,
+            "`space` must be 'prob' or 'logit'",
+        ),
+        (lambda: CrossBranchConsistency(detach="both"), ValueError, "`detach` must be None"),
+        (lambda: CrossBranchConsistency()(Z, Z[:3]), ValueError, "`first` and `second` must have"),
+        (lambda: CrossBranchConsistency()(Z, Z * math.nan), ValueError, "`second` must be finite"),
+        (lambda: LTMLLoss(BCE(), weight=-0.1), ValueError, "`weight` must be >= 0"),
+        (lambda: LTMLLoss(BCE())((Z, Z, Z), Y, Y), ValueError, "not enough values to unpack"),
+        (lambda: WeightedBCE.from_labels(np.array([1, 0])), ValueError, "`labels` must be 2-D"),
+    ],
+)
+def test_bad_inputs(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+# --- torch.compile ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager():
+    z, y = _batch(dtype=torch.float32)
+    criterion = LTMLLoss(LogitCompensatedBCE(COUNTS, N_TRAIN, guard="tied"))
+    out = (z, z * 0.5, z.flip(0), z * 2)
+    expected = criterion(out, y, y)
+    compiled = torch.compile(criterion, backend="inductor", fullgraph=True)
+    got = compiled(out, y, y)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_public_exports():
+    for name in ("LogitCompensatedBCE", "LTMLLoss", "DistributionBalancedLoss", "BCE"):
+        assert getattr(ltml, name) is getattr(ltml.losses, name)
