@@ -23,8 +23,19 @@ from ltml_example.config import ROWS
 from ltml_example.report import COLUMNS, table
 
 MAIN_ROWS = ("u-only", "ltml")
-ABLATION_ROWS = ("erm", "rs", "db-focal", "u-only", "r-only", "both", "consistency", "ltml",
-                 "ltml-flip", "u-only-2x", "mixed")  # fmt: skip
+ABLATION_ROWS = (
+    "erm",
+    "rs",
+    "db-focal",
+    "u-only",
+    "r-only",
+    "both",
+    "consistency",
+    "ltml",
+    "ltml-flip",
+    "u-only-2x",
+    "mixed",
+)
 
 
 def main(argv: list[str] | None = None) -> None:

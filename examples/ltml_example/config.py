@@ -70,6 +70,7 @@ class Config:
     amp: str = "auto"  # auto | off | bf16 | fp16
     channels_last: bool = True  # CUDA only
     workers: int = 4
+    threads: int | None = None  # torch CPU threads (None: torch's default)
     output: Path | None = None
     resume: str | None = None
     eval_every_epoch: bool = False
@@ -182,49 +183,96 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("data")
     add(g, "--dataset", "dataset", choices=DATASETS)
-    add(g, "--data-root", "folder holding VOCdevkit/ (VOC) or train2017/ val2017/ annotations/ "
-        "(COCO)", type=Path)  # fmt: skip
-    add(g, "--train-list", "official LT image list [default: <data-root>/VOCdevkit/longtail2012/"
-        "img_id.txt or <data-root>/longtail2017/img_id.pkl]", type=Path)  # fmt: skip
-    add(g, "--download-lists", "fetch missing LT lists from the DB-loss repository",
-        action=argparse.BooleanOptionalAction)  # fmt: skip
+    add(
+        g,
+        "--data-root",
+        "folder holding VOCdevkit/ (VOC) or train2017/ val2017/ annotations/ (COCO)",
+        type=Path,
+    )
+    add(
+        g,
+        "--train-list",
+        "official LT image list [default: <data-root>/VOCdevkit/longtail2012/"
+        "img_id.txt or <data-root>/longtail2017/img_id.pkl]",
+        type=Path,
+    )
+    add(
+        g,
+        "--download-lists",
+        "fetch missing LT lists from the DB-loss repository",
+        action=argparse.BooleanOptionalAction,
+    )
     add(g, "--image-size", "input side in pixels", type=int)
     add(g, "--hflip", "horizontal flip probability in training", type=float)
-    add(g, "--val-fraction", "hold out this fraction of the training images for validation",
-        type=float)  # fmt: skip
+    add(
+        g,
+        "--val-fraction",
+        "hold out this fraction of the training images for validation",
+        type=float,
+    )
     add(g, "--demo-max-count", "demo: images of the most frequent digit", type=int)
     add(g, "--demo-test-size", "demo: test images", type=int)
 
     g = p.add_argument_group("model")
     add(g, "--arch", "torchvision ResNet", choices=ARCHS)
     add(g, "--weights", "ImageNet weights (V1 = the published numbers)", choices=WEIGHTS)
-    add(g, "--freeze-stem", "freeze conv1 + layer1 (DB recipe)",
-        action=argparse.BooleanOptionalAction)  # fmt: skip
+    add(
+        g,
+        "--freeze-stem",
+        "freeze conv1 + layer1 (DB recipe)",
+        action=argparse.BooleanOptionalAction,
+    )
     add(g, "--bn-eval", "BatchNorm in eval mode (DB recipe)", action=argparse.BooleanOptionalAction)
 
     g = p.add_argument_group("method (a --row preset sets these; flags override)")
     add(g, "--row", "paper table row / baseline / control preset", choices=tuple(ROWS))
-    add(g, "--branches", "branches trained: U on uniform, R on re-balanced, both, or one "
-        "branch on a mixed U+R batch", choices=("u", "r", "both", "mixed"))  # fmt: skip
+    add(
+        g,
+        "--branches",
+        "branches trained: U on uniform, R on re-balanced, both, or one "
+        "branch on a mixed U+R batch",
+        choices=("u", "r", "both", "mixed"),
+    )
     losses = ("bce", "weighted", "compensated", "db-focal")
-    add(g, "--cls-loss", "classification loss: BCE, omega-weighted BCE, + learnable logit "
-        "compensation (Eq. 2), DB-Focal", choices=losses)  # fmt: skip
+    add(
+        g,
+        "--cls-loss",
+        "classification loss: BCE, omega-weighted BCE, + learnable logit "
+        "compensation (Eq. 2), DB-Focal",
+        choices=losses,
+    )
     add(g, "--guard", "LogitCompensatedBCE guard", choices=("none", "tied"))
     add(g, "--consistency", "cross-branch consistency term", action=argparse.BooleanOptionalAction)
     add(g, "--consistency-weight", "lambda of Eq. 1", type=float)
     add(g, "--consistency-space", "compare probabilities or logits", choices=("prob", "logit"))
-    add(g, "--consistency-detach", "stop the gradient through one side",
-        choices=("none", "first", "second"))  # fmt: skip
-    add(g, "--flip-test", "average with the horizontally flipped view at test time",
-        action=argparse.BooleanOptionalAction)  # fmt: skip
+    add(
+        g,
+        "--consistency-detach",
+        "stop the gradient through one side",
+        choices=("none", "first", "second"),
+    )
+    add(
+        g,
+        "--flip-test",
+        "average with the horizontally flipped view at test time",
+        action=argparse.BooleanOptionalAction,
+    )
     add(g, "--predict", "average the branches' probabilities or logits", choices=("prob", "logit"))
 
     g = p.add_argument_group("sampling and schedule")
-    add(g, "--sampler-mode", "class-aware sampler: DB-loss class cycle or i.i.d. draws",
-        choices=("cycle", "random"))  # fmt: skip
+    add(
+        g,
+        "--sampler-mode",
+        "class-aware sampler: DB-loss class cycle or i.i.d. draws",
+        choices=("cycle", "random"),
+    )
     add(g, "--sampler-power", "class probability ~ n_k ** power (mode random)", type=float)
-    add(g, "--epoch-length", "draws per stream per epoch: db = max_k n_k * C / 4, uniform = N, "
-        "or a number", type=_int_or_rule)  # fmt: skip
+    add(
+        g,
+        "--epoch-length",
+        "draws per stream per epoch: db = max_k n_k * C / 4, uniform = N, or a number",
+        type=_int_or_rule,
+    )
     add(g, "--iters-per-epoch", "override the iterations per epoch", type=int)
     add(g, "--batch-size", "images per stream per step and process", type=int)
     add(g, "--batch-multiplier", "scale the batch of single-stream rows", type=int)
@@ -241,19 +289,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("machinery")
     add(g, "--device", "auto = CUDA when available", choices=("auto", "cpu", "cuda"))
-    add(g, "--amp", "autocast: auto = bf16 (or fp16 + GradScaler) on CUDA, off on CPU",
-        choices=("auto", "off", "bf16", "fp16"))  # fmt: skip
-    add(g, "--channels-last", "channels_last memory format (CUDA)",
-        action=argparse.BooleanOptionalAction)  # fmt: skip
+    add(
+        g,
+        "--amp",
+        "autocast: auto = bf16 (or fp16 + GradScaler) on CUDA, off on CPU",
+        choices=("auto", "off", "bf16", "fp16"),
+    )
+    add(
+        g,
+        "--channels-last",
+        "channels_last memory format (CUDA)",
+        action=argparse.BooleanOptionalAction,
+    )
     add(g, "--workers", "data loader worker processes", type=int)
+    add(g, "--threads", "CPU threads of torch (1 is fastest on a busy machine)", type=int)
     add(g, "--output", "output folder [default: runs/<dataset>-<row>-seed<seed>]", type=Path)
     add(g, "--resume", "checkpoint to resume from, or 'auto' = <output>/last.pt")
-    add(g, "--eval-every-epoch", "evaluate on the validation split after each epoch",
-        action=argparse.BooleanOptionalAction)  # fmt: skip
+    add(
+        g,
+        "--eval-every-epoch",
+        "evaluate on the validation split after each epoch",
+        action=argparse.BooleanOptionalAction,
+    )
     add(g, "--plot", "write the per-class AP plot", action=argparse.BooleanOptionalAction)
     add(g, "--progress", "progress bar", action=argparse.BooleanOptionalAction)
-    add(g, "--quiet", "print no configuration nor results table",
-        action=argparse.BooleanOptionalAction)  # fmt: skip
+    add(
+        g,
+        "--quiet",
+        "print no configuration nor results table",
+        action=argparse.BooleanOptionalAction,
+    )
     return p
 
 

@@ -82,8 +82,12 @@ def build_data(cfg: Config) -> Data:
         test = VOCMultiLabel(root, image_set="test", transform=test_tf, year="2007")
     else:
         ann = root / "annotations"
-        full = COCOMultiLabel(root / "train2017", ann / "instances_train2017.json",
-                              _train_list(cfg, root), transform=train_tf)  # fmt: skip
+        full = COCOMultiLabel(
+            root / "train2017",
+            ann / "instances_train2017.json",
+            _train_list(cfg, root),
+            transform=train_tf,
+        )
         test = COCOMultiLabel(root / "val2017", ann / "instances_val2017.json", transform=test_tf)
     labels = torch.as_tensor(full.labels)
     if cfg.val_fraction == 0:

@@ -24,8 +24,20 @@ from .data import Data, build_data, eval_loader, iterations_per_epoch, train_loa
 from .model import Collaborative, build_model, parameter_count
 
 # Settings that may change between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = {"epochs", "resume", "output", "eval_every_epoch", "plot", "progress",
-                      "workers", "data_root", "train_list", "download_lists", "quiet"}  # fmt: skip
+_RESUMABLE_CHANGES = {
+    "epochs",
+    "resume",
+    "output",
+    "eval_every_epoch",
+    "plot",
+    "progress",
+    "workers",
+    "data_root",
+    "train_list",
+    "download_lists",
+    "quiet",
+    "threads",
+}
 
 
 @dataclasses.dataclass
@@ -55,6 +67,8 @@ def _runtime(cfg: Config) -> _Runtime:
     cuda = torch.cuda.is_available() and cfg.device != "cpu"
     if cfg.device == "cuda" and not cuda:
         raise RuntimeError("--device cuda: CUDA is not available")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
@@ -214,15 +228,19 @@ def run(cfg: Config) -> dict[str, Any]:
 
     per_step = cfg.batch_size * cfg.batch_multiplier * (1 if cfg.branches in ("u", "r") else 2)
     log(describe(cfg))
-    log(f"  device: {rt.device}, processes: {rt.world}, autocast: {rt.amp_dtype}, "
-        f"parameters: {parameter_count(model)}")  # fmt: skip
+    log(
+        f"  device: {rt.device}, processes: {rt.world}, autocast: {rt.amp_dtype}, "
+        f"parameters: {parameter_count(model)}"
+    )
     log(
         f"  train: {len(data.train_labels)} images, {len(counts)} classes, counts "
         f"{counts.max().item()} .. {counts.min().item()}; test: {len(data.test)} images"
     )
-    log(f"  epoch = {draws} draws per stream (rule '{cfg.epoch_length}') -> {iters} iterations "
+    log(
+        f"  epoch = {draws} draws per stream (rule '{cfg.epoch_length}') -> {iters} iterations "
         f"of {per_step} images x {rt.world} process(es); {cfg.epochs} epochs = "
-        f"{iters * cfg.epochs} iterations")  # fmt: skip
+        f"{iters * cfg.epochs} iterations"
+    )
     if resume is not None:
         log(f"  resumed from {resume} at epoch {start}")
 
@@ -232,8 +250,14 @@ def run(cfg: Config) -> dict[str, Any]:
         sampler.set_epoch(epoch)
         loader.generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # worker seeds
         model.set_train_mode(cfg)
-        bar = tqdm(loader, total=iters, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not (cfg.progress and rt.main), unit="it", leave=False)  # fmt: skip
+        bar = tqdm(
+            loader,
+            total=iters,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not (cfg.progress and rt.main),
+            unit="it",
+            leave=False,
+        )
         for step, batch in enumerate(bar):
             with rt.autocast():
                 terms = ddp(*_unpack(batch, cfg.branches, rt))
@@ -250,8 +274,11 @@ def run(cfg: Config) -> dict[str, Any]:
                 if loss != loss:  # NaN
                     raise FloatingPointError(f"loss is NaN at epoch {epoch + 1}, step {step}")
                 speed = bar.format_dict["rate"] or 0.0
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2g}",
-                                img_s=f"{speed * per_step * rt.world:.0f}")  # fmt: skip
+                bar.set_postfix(
+                    loss=f"{loss:.4f}",
+                    lr=f"{scheduler.get_last_lr()[0]:.2g}",
+                    img_s=f"{speed * per_step * rt.world:.0f}",
+                )
         record: dict[str, Any] = {"epoch": epoch + 1, "loss": terms["loss"].item()}
         if cfg.eval_every_epoch and data.val is not None:
             val = evaluate(model, cfg, data.val, counts, rt)
@@ -259,11 +286,19 @@ def run(cfg: Config) -> dict[str, Any]:
             log(f"epoch {epoch + 1}: validation {val}")
         history.append(record)
         if rt.main:
-            _save(out / "last.pt", {
-                "config": _config_record(cfg), "epoch": epoch + 1, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "sampler_epoch": epoch + 1, "rng": _rng_state(),
-            })  # fmt: skip
+            _save(
+                out / "last.pt",
+                {
+                    "config": _config_record(cfg),
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "sampler_epoch": epoch + 1,
+                    "rng": _rng_state(),
+                },
+            )
     train_s = time.perf_counter() - t0
 
     result = evaluate(model, cfg, data.test, counts, rt)
@@ -272,6 +307,8 @@ def run(cfg: Config) -> dict[str, Any]:
         "row": cfg.row,
         "description": ROWS[cfg.row][0],
         "config": _config_record(cfg),
+        "train_images": len(data.train_labels),
+        "val_images": 0 if data.val is None else len(data.val),  # type: ignore[arg-type]
         "iterations_per_epoch": iters,
         "draws_per_epoch": draws,
         "train_seconds": train_s,
@@ -285,9 +322,15 @@ def run(cfg: Config) -> dict[str, Any]:
         log(report.row_table(cfg.row, cfg.dataset, measured))
         report.write_json(out / "results.json", payload)
         if cfg.plot:
-            report.plot_per_class(out / "per_class_ap.png", result.as_dict()["ap"],
-                                  counts.tolist(), data.classes,
-                                  f"{cfg.dataset}: {ROWS[cfg.row][0]}")  # fmt: skip
-        log(f"wrote {out / 'results.json'}, checkpoint {out / 'last.pt'}"
-            + (f", plot {out / 'per_class_ap.png'}" if cfg.plot else ""))  # fmt: skip
+            report.plot_per_class(
+                out / "per_class_ap.png",
+                result.as_dict()["ap"],
+                counts.tolist(),
+                data.classes,
+                f"{cfg.dataset}: {ROWS[cfg.row][0]}",
+            )
+        log(
+            f"wrote {out / 'results.json'}, checkpoint {out / 'last.pt'}"
+            + (f", plot {out / 'per_class_ap.png'}" if cfg.plot else "")
+        )
     return payload

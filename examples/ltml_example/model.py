@@ -60,8 +60,9 @@ class Collaborative(nn.Module):
         self.branches, self.consistency = cfg.branches, cfg.consistency
         self.predict_mode = {"u": "u", "r": "r", "mixed": "u"}.get(cfg.branches, cfg.predict)
 
-    def forward(self, x_u: Tensor | None, y_u: Tensor | None, x_r: Tensor | None,
-                y_r: Tensor | None) -> dict[str, Tensor]:  # fmt: skip
+    def forward(
+        self, x_u: Tensor | None, y_u: Tensor | None, x_r: Tensor | None, y_r: Tensor | None
+    ) -> dict[str, Tensor]:
         """Loss terms of one step; ``loss`` is the one to backpropagate."""
         cls = self.criterion.cls_u
         if self.branches == "mixed":

@@ -61,9 +61,12 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def plot_per_class(
-    path: Path, ap: Sequence[float | None], counts: Sequence[int], classes: Sequence[str],
+    path: Path,
+    ap: Sequence[float | None],
+    counts: Sequence[int],
+    classes: Sequence[str],
     title: str,
-) -> None:  # fmt: skip
+) -> None:
     """Bar plot of per-class AP, classes sorted by training count (drawn as a line, log scale)."""
     import matplotlib
 
@@ -71,8 +74,10 @@ def plot_per_class(
     import matplotlib.pyplot as plt
 
     order = sorted(range(len(counts)), key=lambda k: -counts[k])
-    colour = ["tab:blue" if counts[k] >= 100 else "tab:orange" if counts[k] >= 20 else "tab:red"
-              for k in order]  # fmt: skip
+    colour = [
+        "tab:blue" if counts[k] >= 100 else "tab:orange" if counts[k] >= 20 else "tab:red"
+        for k in order
+    ]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(order) + 2), 4))
     ax.bar(range(len(order)), [100 * (ap[k] or 0.0) for k in order], color=colour)
     ax.set_ylabel("test AP % (blue head, orange medium, red tail)")

@@ -1,0 +1,358 @@
+"""End-to-end tests of examples/train.py and examples/demo.py (CPU, no download, a few steps)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+
+from ltml_example import resolve, run  # noqa: E402
+from ltml_example.config import PAPER, ROWS  # noqa: E402
+from ltml_example.data import iterations_per_epoch  # noqa: E402
+
+# A demo small enough for a few CPU steps: 40 images of the top digit, 40 test images.
+TINY_DEMO = [
+    "--dataset",
+    "demo",
+    "--demo-max-count",
+    "40",
+    "--demo-test-size",
+    "40",
+    "--batch-size",
+    "4",
+    "--iters-per-epoch",
+    "2",
+    "--no-progress",
+    "--quiet",
+]
+
+# METHOD.md's table, transcribed: row -> (branches, classification loss, consistency, flip test,
+# batch multiplier). The six paper rows, the baselines and the two controls.
+EXPECTED_ROWS = {
+    "u-only": ("u", "weighted", False, False, 1),
+    "r-only": ("r", "weighted", False, False, 1),
+    "both": ("both", "weighted", False, False, 1),
+    "consistency": ("both", "weighted", True, False, 1),
+    "ltml": ("both", "compensated", True, False, 1),
+    "ltml-flip": ("both", "compensated", True, True, 1),
+    "erm": ("u", "bce", False, False, 1),
+    "rs": ("r", "bce", False, False, 1),
+    "db-focal": ("r", "db-focal", False, False, 1),
+    "u-only-2x": ("u", "weighted", False, False, 2),
+    "mixed": ("mixed", "compensated", False, False, 1),
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Two OpenMP threads on a shared 2-core machine can be 30x slower than one: keep tests fast.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _row_fields(cfg: object) -> tuple[object, ...]:
+    names = ("branches", "cls_loss", "consistency", "flip_test", "batch_multiplier")
+    return tuple(getattr(cfg, n) for n in names)
+
+
+@pytest.mark.parametrize("row", sorted(EXPECTED_ROWS))
+def test_row_presets_set_the_method_flags(row: str, tmp_path: Path) -> None:
+    cfg = resolve(["--dataset", "voc-lt", "--data-root", str(tmp_path), "--row", row])
+    assert _row_fields(cfg) == EXPECTED_ROWS[row]
+    assert set(ROWS) == set(EXPECTED_ROWS)
+
+
+def test_paper_numbers_are_the_published_ones() -> None:
+    # Spot checks against METHOD.md (Guo & Wang 2021 Table 3; Wu et al. 2020).
+    assert PAPER["ltml"]["voc-lt"] == (81.44, 75.68, 85.53, 82.69)
+    assert PAPER["erm"]["coco-lt"] == (41.27, 48.48, 49.06, 24.25)
+    assert PAPER["ltml-flip"]["coco-lt"][0] == 57.28
+    assert "rs" not in PAPER
+    assert "mixed" not in PAPER
+
+
+def test_protocol_defaults(tmp_path: Path) -> None:
+    cfg = resolve(["--dataset", "voc-lt", "--data-root", str(tmp_path)])
+    assert (cfg.row, cfg.arch, cfg.weights, cfg.image_size) == (
+        "ltml",
+        "resnet50",
+        "IMAGENET1K_V1",
+        224,
+    )
+    assert (cfg.batch_size, cfg.epochs, cfg.lr, cfg.momentum, cfg.weight_decay) == (
+        32,
+        8,
+        0.01,
+        0.9,
+        1e-4,
+    )
+    assert (cfg.warmup_iters, cfg.warmup_ratio, cfg.lr_steps) == (500, 1 / 3, (5, 7))
+    assert (cfg.grad_clip, cfg.consistency_weight, cfg.seed) == (35.0, 0.1, 1)
+    assert cfg.freeze_stem
+    assert cfg.bn_eval
+    assert cfg.sampler_mode == "cycle"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--row", "erm", "--lr", "0.02"], {"branches": "u", "cls_loss": "bce", "lr": 0.02}),
+        (["--row", "ltml", "--no-consistency"], {"consistency": False, "cls_loss": "compensated"}),
+        (["--row", "u-only", "--branches", "r"], {"branches": "r", "cls_loss": "weighted"}),
+        (["--lr-steps", "3", "--epochs", "4"], {"lr_steps": (3,), "epochs": 4}),
+        (["--row", "consistency", "--consistency-space", "logit"], {"consistency_space": "logit"}),
+    ],
+)
+def test_flags_override_presets(flags: list[str], expected: dict[str, object]) -> None:
+    cfg = resolve(["--dataset", "demo", *flags])
+    assert {k: getattr(cfg, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--dataset", "voc-lt"], "--data-root is required for --dataset voc-lt"),
+        (["--dataset", "coco-lt", "--data-root", "/no/such/dir"], "is not a directory"),
+        (["--branches", "u"], "--consistency needs --branches both"),
+        (["--row", "both", "--batch-multiplier", "2"], "--batch-multiplier applies to"),
+        (["--eval-every-epoch"], "set --val-fraction"),
+        (["--row", "erm", "--batch-size", "0"], "--batch-size must be positive"),
+        (["--epoch-length", "long"], "expected 'db', 'uniform' or a number"),
+    ],
+)
+def test_bad_flags_exit_with_a_clear_message(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        resolve(flags)
+    assert message in capsys.readouterr().err
+
+
+def test_epoch_length_rule() -> None:
+    # DB rule: int(max_k n_k * C / 4) draws per stream; here 40 * 10 / 4 = 100 draws.
+    cfg = resolve([*TINY_DEMO[:4], "--batch-size", "8"])
+    labels = torch.zeros(50, 10, dtype=torch.int64)
+    labels[:40, 0] = 1
+    labels[40:, 1:] = 1
+    assert iterations_per_epoch(cfg, labels, world=1) == (100, 13)  # ceil(100 / 8)
+    assert iterations_per_epoch(cfg, labels, world=2) == (100, 7)  # ceil(100 / 16)
+    uniform = resolve(["--epoch-length", "uniform", "--batch-size", "8"])
+    assert iterations_per_epoch(uniform, labels, world=1) == (50, 7)
+
+
+def _state(path: Path) -> dict[str, object]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _assert_equal_states(a: object, b: object) -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor)
+        assert torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert isinstance(b, dict)
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_equal_states(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)  # type: ignore[arg-type]
+        for x, y in zip(a, b, strict=True):  # type: ignore[call-overload]
+            _assert_equal_states(x, y)
+    else:
+        assert a == b
+
+
+def test_resume_gives_the_same_final_weights(tmp_path: Path) -> None:
+    flags = [*TINY_DEMO, "--row", "ltml", "--epochs", "2", "--no-plot"]
+    straight = run(resolve([*flags, "--output", str(tmp_path / "a")]))
+    run(resolve([*flags, "--output", str(tmp_path / "b"), "--epochs", "1"]))
+    resumed = run(resolve([*flags, "--output", str(tmp_path / "b"), "--resume", "auto"]))
+    a, b = _state(tmp_path / "a" / "last.pt"), _state(tmp_path / "b" / "last.pt")
+    assert b["epoch"] == 2
+    # learnable compensation parameters moved, so the loss state is part of the comparison
+    assert not torch.equal(a["model"]["criterion.cls_u.mu_pos"], torch.zeros(10))
+    for key in ("model", "optimizer", "scheduler", "rng"):
+        _assert_equal_states(a[key], b[key])
+    assert json.dumps(straight["test"]) == json.dumps(resumed["test"])
+
+
+def test_resume_refuses_other_settings(tmp_path: Path) -> None:
+    flags = [*TINY_DEMO, "--row", "erm", "--epochs", "1", "--no-plot", "--output", str(tmp_path)]
+    run(resolve(flags))
+    with pytest.raises(ValueError, match=r"other settings: lr=0\.05 \(now 0\.2\)"):
+        run(resolve([*flags, "--resume", "auto", "--lr", "0.2"]))
+    with pytest.raises(FileNotFoundError, match=r"checkpoint .* not found"):
+        run(resolve([*flags, "--resume", str(tmp_path / "missing.pt")]))
+
+
+@pytest.mark.parametrize("row", ["erm", "db-focal", "both", "ltml-flip", "u-only-2x", "mixed"])
+def test_every_kind_of_row_trains_and_reports(row: str, tmp_path: Path) -> None:
+    result = run(
+        resolve([*TINY_DEMO, "--row", row, "--epochs", "1", "--no-plot", "--output", str(tmp_path)])
+    )
+    assert set(result["test"]) == {"total", "head", "medium", "tail"}
+    assert 0 < result["test"]["total"] <= 100
+    assert result["iterations_per_epoch"] == 2
+    assert (tmp_path / "results.json").is_file()
+
+
+def test_bf16_autocast_on_cpu(tmp_path: Path) -> None:
+    result = run(
+        resolve(
+            [*TINY_DEMO, "--amp", "bf16", "--epochs", "1", "--no-plot", "--output", str(tmp_path)]
+        )
+    )
+    assert all(h["loss"] == h["loss"] for h in result["history"])  # finite, not NaN
+
+
+def test_validation_split_is_held_out_of_training(tmp_path: Path) -> None:
+    from ltml.data import make_demo
+
+    result = run(
+        resolve(
+            [
+                *TINY_DEMO,
+                "--row",
+                "erm",
+                "--epochs",
+                "1",
+                "--no-plot",
+                "--val-fraction",
+                "0.25",
+                "--eval-every-epoch",
+                "--output",
+                str(tmp_path),
+            ]
+        )
+    )
+    total = len(make_demo("train", seed=0, max_count=40))
+    assert result["val_images"] == round(0.25 * total)
+    assert result["train_images"] == total - result["val_images"]
+    assert result["history"][0]["val"].keys() == {"total", "head", "medium", "tail"}
+
+
+def _write_voc(root: Path, year: str, ids: list[str], classes: list[list[str]], split: str) -> None:
+    voc = root / "VOCdevkit" / f"VOC{year}"
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (voc / sub).mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(int(year))
+    for image_id, names in zip(ids, classes, strict=True):
+        pixels = torch.randint(0, 256, (24, 32, 3), generator=g, dtype=torch.uint8).numpy()
+        Image.fromarray(pixels).save(voc / "JPEGImages" / f"{image_id}.jpg")
+        objects = "".join(
+            f"<object><name>{n}</name><difficult>{k % 2}</difficult></object>"
+            for k, n in enumerate(names)
+        )
+        (voc / "Annotations" / f"{image_id}.xml").write_text(
+            f"<annotation><filename>{image_id}.jpg</filename>{objects}</annotation>"
+        )
+    (voc / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+
+
+@pytest.fixture
+def voc_root(tmp_path: Path) -> Path:
+    """A tiny VOCdevkit: 20 VOC2012 images (16 in the LT list), 10 VOC2007 test images."""
+    from ltml.data import VOC_CLASSES
+
+    names = list(VOC_CLASSES)
+    train_ids = [f"2008_{i:06d}" for i in range(20)]
+    # the 16 listed images cover every class: image i holds class i, and i + 16 for i < 4
+    train_classes = [[names[i]] + ([names[i + 16]] if i < 4 else []) for i in range(20)]
+    _write_voc(tmp_path, "2012", train_ids, train_classes, "trainval")
+    test_ids = [f"{i:06d}" for i in range(10)]
+    _write_voc(tmp_path, "2007", test_ids, [[names[i], names[i + 10]] for i in range(10)], "test")
+    lists = tmp_path / "VOCdevkit" / "longtail2012"
+    lists.mkdir()
+    (lists / "img_id.txt").write_text("\n".join(train_ids[:16]) + "\n")
+    return tmp_path
+
+
+def test_voc_lt_end_to_end(voc_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    flags = [
+        "--dataset",
+        "voc-lt",
+        "--data-root",
+        str(voc_root),
+        "--weights",
+        "none",
+        "--arch",
+        "resnet18",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "4",
+        "--iters-per-epoch",
+        "2",
+        "--epochs",
+        "1",
+        "--row",
+        "ltml-flip",
+        "--workers",
+        "0",
+        "--no-progress",
+        "--output",
+        str(out),
+    ]
+    result = run(resolve(flags))
+    assert result["config"]["freeze_stem"]
+    assert result["config"]["bn_eval"]
+    assert result["train_counts"] == [1] * 20
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["test"].keys() == {"total", "head", "medium", "tail"}
+    assert (out / "per_class_ap.png").stat().st_size > 0
+
+
+def test_voc_lt_without_the_list_names_the_fix(voc_root: Path, tmp_path: Path) -> None:
+    (voc_root / "VOCdevkit" / "longtail2012" / "img_id.txt").unlink()
+    cfg = resolve(
+        [
+            "--dataset",
+            "voc-lt",
+            "--data-root",
+            str(voc_root),
+            "--weights",
+            "none",
+            "--output",
+            str(tmp_path),
+        ]
+    )
+    with pytest.raises(FileNotFoundError, match=r"img_id\.txt not found.*--download-lists"):
+        run(cfg)
+
+
+def test_train_script_command_line(tmp_path: Path) -> None:
+    import ltml
+
+    # the script must import the same ltml as this test process
+    env = {**os.environ, "PYTHONPATH": str(Path(ltml.__file__).resolve().parents[1])}
+    cmd = [
+        sys.executable,
+        str(EXAMPLES / "train.py"),
+        *TINY_DEMO[:-1],
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--row",
+        "u-only",
+        "--output",
+        str(tmp_path),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "row: u-only (uniform branch only)" in done.stdout  # configuration echo
+    assert "iterations" in done.stdout
+    assert "u-only: measured" in done.stdout  # results table
+    assert (tmp_path / "per_class_ap.png").is_file()
