@@ -16,9 +16,12 @@ import argparse
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+from multiprocessing import get_context
 from pathlib import Path
 
-from ltml_example import resolve, run
+from ltml_example import Config, resolve, run
 from ltml_example.config import ROWS
 from ltml_example.report import COLUMNS, table
 
@@ -38,6 +41,12 @@ ABLATION_ROWS = (
 )
 
 
+def _timed_run(cfg: Config) -> tuple[dict[str, float], float]:
+    t0 = time.perf_counter()
+    measured = run(cfg)["test"]
+    return measured, time.perf_counter() - t0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -47,27 +56,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ablation", action="store_true", help="run every row of ABLATION_ROWS")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--output", type=Path, default=Path("runs") / "demo")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, 1 thread each")
     args, train_flags = parser.parse_known_args(argv)
     rows = ABLATION_ROWS if args.ablation else tuple(args.rows)
 
+    runs = [(row, seed) for seed in args.seeds for row in rows]
+    threads = ["--threads", "1"] if args.jobs > 1 and "--threads" not in train_flags else []
+    configs = [
+        resolve(
+            ["--dataset", "demo", *threads, *train_flags],
+            row=row,
+            seed=seed,
+            output=args.output / f"{row}-seed{seed}",
+            quiet=True,
+            progress=False,
+        )
+        for row, seed in runs
+    ]
     results: dict[str, list[dict[str, float]]] = {row: [] for row in rows}
     seconds: dict[str, list[float]] = {row: [] for row in rows}
-    for seed in args.seeds:
-        for row in rows:
-            cfg = resolve(
-                ["--dataset", "demo", *train_flags],
-                row=row,
-                seed=seed,
-                output=args.output / f"{row}-seed{seed}",
-                quiet=True,
-                progress=False,
-            )
-            t0 = time.perf_counter()
-            measured = run(cfg)["test"]
-            seconds[row].append(time.perf_counter() - t0)
+    parallel = args.jobs > 1
+    with (
+        ProcessPoolExecutor(args.jobs, get_context("spawn")) if parallel else nullcontext() as pool
+    ):
+        outcomes = pool.map(_timed_run, configs) if pool else map(_timed_run, configs)
+        for (row, seed), (measured, took) in zip(runs, outcomes, strict=True):
             results[row].append(measured)
+            seconds[row].append(took)
             cells = "  ".join(f"{c} {measured[c]:.2f}" for c in COLUMNS)
-            print(f"{row:<12} seed {seed}: {cells}  ({seconds[row][-1]:.0f} s)", flush=True)
+            print(f"{row:<12} seed {seed}: {cells}  ({took:.0f} s)", flush=True)
 
     lines = []
     for row in rows:

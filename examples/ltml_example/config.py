@@ -35,6 +35,7 @@ class Config:
     # model
     arch: str = "resnet50"
     weights: str = "IMAGENET1K_V1"
+    stem_pool: bool = True  # the stem's max-pool (off for 32x32 inputs: 4x more positions)
     freeze_stem: bool = True  # conv1 + layer1 frozen (DB recipe)
     bn_eval: bool = True  # every BatchNorm in eval mode (DB recipe)
     # method: which paper row
@@ -143,6 +144,8 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
         "arch": "resnet18",
         "weights": "none",
         "image_size": 32,
+        "hflip": 0.0,  # a mirrored digit is another glyph
+        "guard": "tied",  # the paper's free compensation collapses here (examples/README.md)
         "freeze_stem": False,
         "bn_eval": False,
         "epochs": 4,

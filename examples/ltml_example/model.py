@@ -23,7 +23,10 @@ def build_resnet(cfg: Config) -> nn.Module:
     weights = None
     if cfg.weights != "none":
         weights = torchvision.models.get_model_weights(cfg.arch)[cfg.weights]
-    return torchvision.models.get_model(cfg.arch, weights=weights)
+    resnet = torchvision.models.get_model(cfg.arch, weights=weights)
+    if not cfg.stem_pool:
+        resnet.maxpool = nn.Identity()
+    return resnet
 
 
 def build_criterion(cfg: Config, labels: Tensor) -> nn.Module:
