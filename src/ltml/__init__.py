@@ -6,4 +6,11 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__"]
+from .samplers import ClassAwareSampler, PairedDataset, PairedSampler
+
+__all__ = [
+    "ClassAwareSampler",
+    "PairedDataset",
+    "PairedSampler",
+    "__version__",
+]
