@@ -18,6 +18,7 @@ that is a pure function of ``(seed, epoch)`` (never the global RNG), equal, disj
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence, Sized
@@ -121,9 +122,7 @@ def _to_class_csr(labels: Any, num_classes: int | None) -> tuple[np.ndarray, np.
         return _csr_from_dense(labels, num_classes)
     if isinstance(labels, Sequence) and not isinstance(labels, str):
         lengths = np.fromiter((len(row) for row in labels), dtype=np.int64, count=len(labels))
-        flat = np.fromiter(
-            (k for row in labels for k in row), dtype=np.int64, count=int(lengths.sum())
-        )
+        flat = _as_int_array(list(itertools.chain.from_iterable(labels)), "labels")
         return _csr_from_image_major(_indptr(lengths), flat, num_classes)
     raise TypeError(
         "`labels` must be an (N, C) ndarray / Tensor, a list of per-image class-index lists, or a "
