@@ -6,7 +6,7 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-from . import data, functional, losses
+from . import data, functional, losses, samplers
 from .data import class_counts, class_groups
 from .functional import average_precision
 from .losses import (
@@ -21,9 +21,11 @@ from .losses import (
     WeightedBCE,
 )
 from .metrics import MAPResult, mAPMeter
+from .samplers import ClassAwareSampler, PairedDataset, PairedSampler
 
 __all__ = [
     "BCE",
+    "ClassAwareSampler",
     "ClassBalancedFocalLoss",
     "CrossBranchConsistency",
     "DistributionBalancedLoss",
@@ -32,6 +34,8 @@ __all__ = [
     "LTMLLossOutput",
     "LogitCompensatedBCE",
     "MAPResult",
+    "PairedDataset",
+    "PairedSampler",
     "WeightedBCE",
     "__version__",
     "average_precision",
@@ -41,4 +45,5 @@ __all__ = [
     "functional",
     "losses",
     "mAPMeter",
+    "samplers",
 ]
