@@ -436,7 +436,7 @@ def test_no_positive_at_all(labels: object, match: str) -> None:
         ("abc", {}, TypeError, r"`labels` must be an \(N, C\) ndarray / Tensor, a list"),
         ({0: [1]}, {}, TypeError, r"got dict"),
         (np.ones((2, 3, 4)), {}, ValueError, r"`labels` must be 2-D of shape \(N, C\), got 3-D"),
-        (np.array([[0, 2], [1, 0]]), {}, ValueError, r"only values in \{0, 1, -1\}, got \[2\]"),
+        (np.array([[0, 2], [1, 0]]), {}, ValueError, r"only values in \{0, 1, -1\}, got 2"),
         (np.eye(3), {"num_classes": 4}, ValueError, r"must have 4 columns \(num_classes\)"),
         (np.array([[1], [0]], dtype=object), {}, TypeError, r"dtype object"),
         ((np.array([0, 1]), np.array([0.5])), {}, TypeError, r"`labels indices` must hold integ"),
