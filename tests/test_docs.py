@@ -22,3 +22,29 @@ def test_mkdocs_builds_strict(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "api" / "metrics" / "index.html").is_file()
+
+
+def _python_blocks(page: Path) -> list[str]:
+    """The ```python code blocks of a Markdown page, in order."""
+    blocks, current = [], None
+    for line in page.read_text().splitlines():
+        if current is None and line.strip() == "```python":
+            current = []
+        elif current is not None and line.strip() == "```":
+            blocks.append("\n".join(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+PAGES = sorted(p for p in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")] if _python_blocks(p))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_code_blocks_run(page, monkeypatch, tmp_path):
+    # Every ```python block of the README and the docs runs, the blocks of a page in sequence.
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "__docs__"}
+    for block in _python_blocks(page):
+        exec(compile(block, str(page), "exec"), namespace)
