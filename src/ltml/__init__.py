@@ -6,9 +6,10 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-from . import data, functional, losses, samplers
+from . import data, functional, heads, losses, samplers
 from .data import class_counts, class_groups
 from .functional import average_precision
+from .heads import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
 from .losses import (
     BCE,
     ClassBalancedFocalLoss,
@@ -29,6 +30,8 @@ __all__ = [
     "ClassBalancedFocalLoss",
     "CrossBranchConsistency",
     "DistributionBalancedLoss",
+    "DualBranchHead",
+    "DualBranchOutput",
     "FocalLoss",
     "LTMLLoss",
     "LTMLLossOutput",
@@ -43,7 +46,10 @@ __all__ = [
     "class_groups",
     "data",
     "functional",
+    "heads",
     "losses",
     "mAPMeter",
+    "paired_forward",
+    "resnet_dual_branch",
     "samplers",
 ]
