@@ -77,7 +77,7 @@ def sampler_effect(labels: np.ndarray, classes: list[str], title: str) -> None:
 
 def demo_ap(results_path: Path, counts: np.ndarray, classes: list[str]) -> None:
     results = json.loads(results_path.read_text())
-    rows = results["rows"] if "rows" in results else {"result": results}
+    rows = results.get("rows", {"result": results})
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, row in rows.items():
         ap = np.array([np.nan if a is None else a for a in row["ap"]])

@@ -536,6 +536,16 @@ class PairedDataset(Dataset[tuple[T_co, T_co]]):
     ----------
     dataset : Dataset
         Any map-style dataset.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch.utils.data import TensorDataset
+    >>> from ltml import PairedDataset
+    >>> data = TensorDataset(torch.arange(4.0), torch.tensor([[0], [1], [1], [0]]))
+    >>> (x_u, y_u), (x_r, y_r) = PairedDataset(data)[(0, 2)]
+    >>> x_u.item(), y_u.tolist(), x_r.item(), y_r.tolist()
+    (0.0, [0], 2.0, [1])
     """
 
     def __init__(self, dataset: Dataset[T_co]) -> None:
