@@ -22,3 +22,60 @@ def test_mkdocs_builds_strict(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "api" / "metrics" / "index.html").is_file()
+
+
+def _python_blocks(page: Path) -> list[str]:
+    """The ```python code blocks of a Markdown page, in order."""
+    blocks, current = [], None
+    for line in page.read_text().splitlines():
+        if current is None and line.strip() == "```python":
+            current = []
+        elif current is not None and line.strip() == "```":
+            blocks.append("\n".join(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+PAGES = sorted(p for p in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")] if _python_blocks(p))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_code_blocks_run(page, monkeypatch, tmp_path):
+    # Every ```python block of the README and the docs runs, the blocks of a page in sequence.
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "__docs__"}
+    for block in _python_blocks(page):
+        exec(compile(block, str(page), "exec"), namespace)
+
+
+def _public_objects():
+    import inspect
+
+    import ltml
+
+    for module in (ltml, ltml.data, ltml.functional):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                yield f"{module.__name__}.{name}", obj
+
+
+# Result containers are shown by the examples of the functions that return them.
+RESULT_TYPES = {"MAPResult", "LTMLLossOutput", "DualBranchOutput"}
+
+
+@pytest.mark.parametrize(("name", "obj"), list(_public_objects()), ids=lambda x: str(x))
+def test_every_public_name_has_an_example_and_a_reference_entry(name, obj):
+    short = name.split(".")[-1]
+    if short not in RESULT_TYPES:
+        assert "Examples\n" in (obj.__doc__ or ""), f"{name} has no Examples section"
+    reference = "\n".join(p.read_text() for p in (ROOT / "docs" / "api").glob("*.md"))
+    # Re-exported names may be documented under the module that defines them.
+    entries = {
+        line.split()[-1].rsplit(".", 1)[-1]
+        for line in reference.splitlines()
+        if line.startswith("::: ltml")
+    }
+    assert short in entries, f"{name} has no entry in docs/api"

@@ -475,6 +475,42 @@ def test_ltml_loss_is_eq1():
     )
 
 
+@pytest.mark.parametrize(
+    ("present", "terms"),
+    [
+        ("u", ("cls_u",)),  # uniform branch only
+        ("r", ("cls_r",)),  # re-balanced branch only
+        ("u r", ("cls_u", "cls_r")),  # both branches, no consistency
+        ("u u_hat r r_hat", ("cls_u", "cls_r", "con_u", "con_r")),
+    ],
+)
+def test_ltml_loss_skips_terms_of_missing_outputs(present, terms):
+    z = [_batch(seed=s, dtype=torch.float64)[0] for s in range(4)]
+    _, y_u = _batch(seed=7)
+    _, y_r = _batch(seed=8)
+    fields = ("u", "u_hat", "r", "r_hat")
+    out = [t if f in present.split() else None for f, t in zip(fields, z, strict=True)]
+    res = LTMLLoss(BCE(), weight=0.5)(out, y_u if "u" in present else None, y_r)
+    bce, con = BCE(), CrossBranchConsistency()
+    full = {
+        "cls_u": bce(z[0], y_u),
+        "cls_r": bce(z[2], y_r),
+        "con_u": 0.5 * con(z[0], z[1]),
+        "con_r": 0.5 * con(z[2], z[3]),
+    }
+    torch.testing.assert_close(res.total, sum(full[t] for t in terms))
+    for name in ("cls_u", "cls_r", "con_u", "con_r"):
+        assert (getattr(res, name) is None) == (name not in terms)
+
+
+def test_ltml_loss_rejects_missing_targets_and_empty_output():
+    z = _batch(seed=0)[0]
+    with pytest.raises(ValueError, match="`y_u` is required when the matching logits are given"):
+        LTMLLoss(BCE())((z, None, None, None), None, None)
+    with pytest.raises(ValueError, match="`out` must hold at least one of `u` and `r`"):
+        LTMLLoss(BCE())((None, None, None, None), None, None)
+
+
 # --- the degenerate direction of Eq. 2 and the guard ------------------------------------------
 
 VOC_COUNTS = [6, 34, 8, 14, 154, 17, 249, 29, 479, 4, 240, 48, 11, 20, 775, 100, 5, 82, 7, 64]

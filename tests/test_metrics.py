@@ -290,7 +290,7 @@ def test_result_as_dict_and_str():
             ValueError,
             r"same shape, got \(4, 3\) and \(4, 2\)",
         ),
-        (torch.zeros(2, 2), torch.tensor([[0, 2], [1, 0]]), ValueError, r"`targets` .* got \[2\]"),
+        (torch.zeros(2, 2), torch.tensor([[0, 2], [1, 0]]), ValueError, r"`targets` .* got 2"),
         (torch.zeros(2, 2), torch.tensor([[0, 0.5], [1, 0]]), ValueError, r"`targets` .*0.5"),
         (
             torch.tensor([[0.0, math.nan]]),

@@ -6,9 +6,10 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-from . import data, functional, losses
+from . import data, functional, heads, losses, samplers
 from .data import class_counts, class_groups
 from .functional import average_precision
+from .heads import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
 from .losses import (
     BCE,
     ClassBalancedFocalLoss,
@@ -21,17 +22,23 @@ from .losses import (
     WeightedBCE,
 )
 from .metrics import MAPResult, mAPMeter
+from .samplers import ClassAwareSampler, PairedDataset, PairedSampler
 
 __all__ = [
     "BCE",
+    "ClassAwareSampler",
     "ClassBalancedFocalLoss",
     "CrossBranchConsistency",
     "DistributionBalancedLoss",
+    "DualBranchHead",
+    "DualBranchOutput",
     "FocalLoss",
     "LTMLLoss",
     "LTMLLossOutput",
     "LogitCompensatedBCE",
     "MAPResult",
+    "PairedDataset",
+    "PairedSampler",
     "WeightedBCE",
     "__version__",
     "average_precision",
@@ -39,6 +46,10 @@ __all__ = [
     "class_groups",
     "data",
     "functional",
+    "heads",
     "losses",
     "mAPMeter",
+    "paired_forward",
+    "resnet_dual_branch",
+    "samplers",
 ]

@@ -61,17 +61,24 @@ def check_finite(x: Tensor, name: str) -> None:
 
 def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True) -> None:
     """Check that ``y`` holds only 0 / 1 (and -1 = unknown when ``allow_unknown``)."""
-    allowed = (-1, 0, 1) if allow_unknown else (0, 1)
-    if y.dtype == torch.bool:
+    if y.dtype == torch.bool or y.numel() == 0:
         return
-    bad = torch.ones_like(y, dtype=torch.bool)
-    for v in allowed:
-        bad &= y != v
+    low = -1 if allow_unknown else 0
+    if not y.is_floating_point():
+        # Integers in [low, 1] are valid: one pass, no per-value masks.
+        lo, hi = torch.aminmax(y)
+        if lo >= low and hi <= 1:
+            return
+    allowed = (-1, 0, 1) if allow_unknown else (0, 1)
+    bad = (y != 0) & (y != 1)
+    if allow_unknown:
+        bad &= y != -1
     if bool(bad.any()):
-        seen = torch.unique(y[bad])[:5].tolist()
+        seen = torch.unique(y[bad])
+        shown = ", ".join(f"{v:g}" for v in seen[:5].tolist())
         raise ValueError(
-            f"`{name}` must contain only values in {set(allowed)}, got {seen}"
-            + (" (and more)" if int(torch.unique(y[bad]).numel()) > 5 else "")
+            f"`{name}` must contain only values in {set(allowed)}, got {shown}"
+            + (" (and more)" if seen.numel() > 5 else "")
         )
 
 

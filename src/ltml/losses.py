@@ -544,13 +544,17 @@ class CrossBranchConsistency(_Loss):
 
 
 class LTMLLossOutput(NamedTuple):
-    """The terms of :class:`LTMLLoss`: backpropagate ``total``, log the rest."""
+    """The terms of :class:`LTMLLoss`: backpropagate ``total``, log the rest.
+
+    A term is ``None`` when the head output lacks its logits (an ablation that runs one branch
+    only, or ``cross=False``); ``total`` is the sum of the terms present.
+    """
 
     total: Tensor
-    cls_u: Tensor
-    cls_r: Tensor
-    con_u: Tensor
-    con_r: Tensor
+    cls_u: Tensor | None
+    cls_r: Tensor | None
+    con_u: Tensor | None
+    con_r: Tensor | None
 
 
 class LTMLLoss(nn.Module):
@@ -613,16 +617,18 @@ class LTMLLoss(nn.Module):
         self.consistency = CrossBranchConsistency() if consistency is None else consistency
         self.weight = weight
 
-    def forward(self, out: Any, y_u: Tensor, y_r: Tensor) -> LTMLLossOutput:
+    def forward(self, out: Any, y_u: Tensor | None, y_r: Tensor | None) -> LTMLLossOutput:
         """Loss of a two-branch output against the two batches' targets.
 
         Parameters
         ----------
         out : DualBranchOutput or sequence of 4 Tensors
             ``(u, u_hat, r, r_hat)``, each ``(N, C)``: read by field name when present,
-            otherwise unpacked in that order.
-        y_u, y_r : Tensor, shape (N, C)
-            Targets of the uniform and the re-balanced batch (-1 = unknown).
+            otherwise unpacked in that order. An entry may be ``None`` (a branch or a batch not
+            run, as in the single-branch ablations): the terms that need it are skipped.
+        y_u, y_r : Tensor, shape (N, C), or None
+            Targets of the uniform and the re-balanced batch (-1 = unknown); None only where
+            the matching ``u`` / ``r`` is None.
 
         Returns
         -------
@@ -633,13 +639,25 @@ class LTMLLoss(nn.Module):
             u, u_hat, r, r_hat = out.u, out.u_hat, out.r, out.r_hat
         else:
             u, u_hat, r, r_hat = out
-        cls_u = self.cls_u(u, y_u)
-        cls_r = self.cls_r(r, y_r)
-        con_u = self.consistency(u, u_hat)
-        con_r = self.consistency(r, r_hat)
-        total = cls_u + cls_r + self.weight * (con_u + con_r)
+        if u is None and r is None:
+            raise ValueError("`out` must hold at least one of `u` and `r`, got neither")
+        cls_u = None if u is None else self.cls_u(u, _required(y_u, "y_u"))
+        cls_r = None if r is None else self.cls_r(r, _required(y_r, "y_r"))
+        con_u = None if u is None or u_hat is None else self.consistency(u, u_hat)
+        con_r = None if r is None or r_hat is None else self.consistency(r, r_hat)
+        cls = [t for t in (cls_u, cls_r) if t is not None]
+        con = [t for t in (con_u, con_r) if t is not None]
+        total = sum(cls[1:], cls[0])
+        if con:
+            total = total + self.weight * sum(con[1:], con[0])
         return LTMLLossOutput(total, cls_u, cls_r, con_u, con_r)
 
     def extra_repr(self) -> str:
         """Show the consistency weight."""
         return f"weight={self.weight}"
+
+
+def _required(targets: Tensor | None, name: str) -> Tensor:
+    if targets is None:
+        raise ValueError(f"`{name}` is required when the matching logits are given, got None")
+    return targets

@@ -46,6 +46,14 @@ class DemoMosaics(Dataset[tuple[Any, Tensor]]):
         ``("0", ..., "9")``.
     source_indices : Tensor, int64
         The ``load_digits`` images used as tiles (sorted, unique).
+
+    Examples
+    --------
+    >>> from ltml.data import make_demo
+    >>> train = make_demo("train", seed=0)
+    >>> image, label = train[0]
+    >>> tuple(image.shape), tuple(train.labels.shape), train.classes[:3]
+    ((3, 32, 32), (1101, 10), ('0', '1', '2'))
     """
 
     classes: tuple[str, ...] = tuple(str(d) for d in range(NUM_DIGITS))

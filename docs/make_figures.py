@@ -1,0 +1,120 @@
+"""Draw the documentation's figures into docs/img/ (run from the repository root).
+
+    python docs/make_figures.py [--shared-data ../shared/data] [--demo-results RESULTS.json]
+
+- ``class_profile.png``: training images per class, sorted, of the demo dataset and (when the
+  shared data folder is there) of VOC-LT and COCO-LT, with the head / medium / tail thresholds.
+- ``sampler_effect.png``: how often each VOC-LT class (or the demo's, without the shared data) is
+  present in the images of one epoch, under uniform sampling and each ClassAwareSampler mode.
+- ``demo_ap.png``: per-class AP against training count, from the ``results.json`` that the demo
+  example writes (``--demo-results``); skipped without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import ltml
+
+OUT = Path(__file__).resolve().parent / "img"
+
+
+def _load_split(shared: Path, name: str) -> tuple[np.ndarray, list[str]] | None:
+    folder = shared / name
+    if not (folder / "train_labels.tsv").is_file():
+        return None
+    table = np.loadtxt(folder / "train_labels.tsv", delimiter="\t", skiprows=1, dtype=str)
+    classes = json.loads((folder / "split.json").read_text())["classes"]
+    return table[:, 1:].astype(np.int64), classes
+
+
+def class_profile(datasets: dict[str, np.ndarray]) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, labels in datasets.items():
+        counts = np.sort(ltml.class_counts(labels).numpy())[::-1]
+        ax.plot(np.linspace(0, 1, counts.size), counts, marker="o", ms=3, label=name)
+    for threshold, text in ((100, "head >= 100"), (20, "tail < 20")):
+        ax.axhline(threshold, color="grey", lw=0.8, ls="--")
+        ax.text(1.0, threshold * 1.08, text, ha="right", fontsize=8, color="grey")
+    ax.set(yscale="log", xlabel="classes, most to least frequent (fraction of classes)",
+           ylabel="training images", title="Long-tailed class profiles")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(OUT / "class_profile.png", dpi=120)
+
+
+def sampler_effect(labels: np.ndarray, classes: list[str], title: str) -> None:
+    n = labels.shape[0]
+    counts = ltml.class_counts(labels).numpy()
+    order = np.argsort(-counts)
+    samplers = {
+        "uniform": torch.randperm(n, generator=torch.Generator().manual_seed(0)).tolist(),
+        "square-root (power 0.5)": list(ltml.ClassAwareSampler(labels, power=0.5)),
+        "class-balanced (power 0)": list(ltml.ClassAwareSampler(labels)),
+        "DB cycle": list(ltml.ClassAwareSampler(labels, n, mode="cycle")),
+    }
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(samplers)
+    for i, (name, indices) in enumerate(samplers.items()):
+        # Fraction of the epoch's draws that carry each class (an image brings all its labels).
+        share = (labels[np.asarray(indices)] == 1).mean(axis=0)[order]
+        ax.bar(np.arange(order.size) + (i - 1.5) * width, share, width, label=name)
+    ax.set_xticks(np.arange(order.size), [classes[k] for k in order], rotation=70, fontsize=7)
+    ax.set(ylabel="share of drawn images with the class", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(OUT / "sampler_effect.png", dpi=120)
+
+
+def demo_ap(results_path: Path, counts: np.ndarray, classes: list[str]) -> None:
+    results = json.loads(results_path.read_text())
+    rows = results.get("rows", {"result": results})
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, row in rows.items():
+        ap = np.array([np.nan if a is None else a for a in row["ap"]])
+        ax.plot(counts, 100 * ap, marker="o", ls="", label=name)
+    ax.set(xscale="log", xlabel="training images of the class", ylabel="test AP (%)",
+           title="Demo: per-class AP against training frequency")
+    for k, c in enumerate(counts):
+        ax.annotate(classes[k], (c, 2), ha="center", fontsize=7, color="grey")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(OUT / "demo_ap.png", dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default_shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    parser.add_argument("--shared-data", type=Path, default=default_shared)
+    parser.add_argument("--demo-results", type=Path)
+    args = parser.parse_args()
+    OUT.mkdir(exist_ok=True)
+
+    demo = ltml.data.make_demo("train", seed=0)
+    demo_labels = demo.labels.numpy()
+    profiles = {"demo (digits)": demo_labels}
+    real = {name: _load_split(args.shared_data, name) for name in ("voc_lt", "coco_lt")}
+    profiles.update({name.upper().replace("_", "-"): r[0] for name, r in real.items() if r})
+    class_profile(profiles)
+
+    if real["voc_lt"] is not None:
+        sampler_effect(*real["voc_lt"], "VOC-LT: who is drawn in one epoch")
+    else:
+        sampler_effect(demo_labels, list(demo.classes), "Demo: who is drawn in one epoch")
+
+    if args.demo_results:
+        demo_ap(args.demo_results, ltml.class_counts(demo_labels).numpy(), list(demo.classes))
+    print(f"figures written to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

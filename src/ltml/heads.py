@@ -1,0 +1,439 @@
+"""The two-branch head of collaborative training on uniform and re-balanced samplings.
+
+Guo & Wang, "Long-Tailed Multi-Label Visual Recognition by Collaborative Training on Uniform and
+Re-balanced Samplings", CVPR 2021, Fig. 2: a shared trunk ``phi`` feeds two branches with the same
+architecture and no shared parameters. Branch U (``f = f2 . GAP . f1``) is trained on the uniform
+batch ``x_u``, branch R (``g = g2 . GAP . g1``) on the re-balanced batch ``x_r``, and each branch
+also sees the other batch for the cross-branch consistency term:
+
+    u = f(x_u),   u_hat = g(x_u),   r = g(x_r),   r_hat = f(x_r).
+
+:class:`DualBranchHead` returns these four logits as a :class:`DualBranchOutput`; at inference it
+averages the two branches. :func:`resnet_dual_branch` splits a torchvision ResNet into the trunk
+(stem to ``layer3``) and a head holding two copies of ``layer4``. :func:`paired_forward` runs one
+module over both batches in a single call; the trunk and each branch use it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from typing import Any, Literal, NamedTuple, overload
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._validation import check_floating
+
+__all__ = ["DualBranchHead", "DualBranchOutput", "paired_forward", "resnet_dual_branch"]
+
+PredictMode = Literal["prob", "logit", "u", "r"]
+_PREDICT_MODES = ("prob", "logit", "u", "r")
+
+# Marks "forward called with one argument" (inference), which `None` cannot: `None` means
+# "this batch is absent" in the two-argument (training) form.
+_ONE_ARGUMENT: Any = object()
+
+
+class DualBranchOutput(NamedTuple):
+    """The four logits of a two-branch forward pass, each of shape ``(N, C)``.
+
+    Attributes
+    ----------
+    u : Tensor or None
+        ``f(x_u)``: branch U on the uniform batch (its classification loss).
+    u_hat : Tensor or None
+        ``g(x_u)``: branch R on the uniform batch (consistency partner of ``u``).
+    r : Tensor or None
+        ``g(x_r)``: branch R on the re-balanced batch (its classification loss).
+    r_hat : Tensor or None
+        ``f(x_r)``: branch U on the re-balanced batch (consistency partner of ``r``).
+
+    An entry is ``None`` when :meth:`DualBranchHead.forward` was asked not to compute it (a batch
+    given as ``None``, or ``cross=False``).
+    """
+
+    u: Tensor | None
+    u_hat: Tensor | None
+    r: Tensor | None
+    r_hat: Tensor | None
+
+
+@overload
+def paired_forward(
+    module: nn.Module, x_u: Tensor, x_r: Tensor, *, concat: bool = ...
+) -> tuple[Tensor, Tensor]: ...
+@overload
+def paired_forward(
+    module: nn.Module, x_u: Tensor | None, x_r: Tensor | None, *, concat: bool = ...
+) -> tuple[Tensor | None, Tensor | None]: ...
+def paired_forward(
+    module: nn.Module, x_u: Tensor | None, x_r: Tensor | None, *, concat: bool = True
+) -> tuple[Tensor | None, Tensor | None]:
+    """Apply ``module`` to two batches, in one call over their concatenation by default.
+
+    One call over ``torch.cat([x_u, x_r])`` runs each layer once on a batch of ``N_u + N_r``,
+    which is faster than two calls (larger matrix products, half the Python and kernel-launch
+    overhead). The results are identical, except for layers whose output depends on the rest of
+    the batch: a BatchNorm layer **in training mode** then normalises with the statistics of both
+    batches together (uniform and re-balanced images mixed) and updates its running statistics
+    once, where two calls normalise each batch with its own statistics and update twice. In eval
+    mode, or with BatchNorm frozen (``eval()`` on the BN layers, as in the DB-loss recipe), the
+    two ways agree to float rounding. Pass ``concat=False`` for two separate calls.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Any module mapping a batch ``(N, ...)`` to ``(N, ...)``, e.g. the trunk of
+        :func:`resnet_dual_branch`.
+    x_u, x_r : Tensor or None, shape (N_u, ...) and (N_r, ...)
+        The two batches; equal shapes except the batch dimension when concatenated. A ``None``
+        batch is skipped and gives ``None``.
+    concat : bool
+        One call over the concatenation (default) or one call per batch.
+
+    Returns
+    -------
+    (Tensor or None, Tensor or None)
+        ``(module(x_u), module(x_r))``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from ltml import paired_forward
+    >>> trunk = nn.Conv2d(3, 8, kernel_size=3, padding=1)
+    >>> x_u, x_r = torch.randn(4, 3, 16, 16), torch.randn(2, 3, 16, 16)
+    >>> feat_u, feat_r = paired_forward(trunk, x_u, x_r)
+    >>> feat_u.shape, feat_r.shape
+    (torch.Size([4, 8, 16, 16]), torch.Size([2, 8, 16, 16]))
+    >>> torch.allclose(feat_r, trunk(x_r), atol=1e-6)
+    True
+    """
+    if x_u is None or x_r is None or not concat:
+        return (
+            None if x_u is None else module(x_u),
+            None if x_r is None else module(x_r),
+        )
+    _check_pair(x_u, x_r, "x_u", "x_r")
+    out_u, out_r = module(torch.cat([x_u, x_r])).split([x_u.shape[0], x_r.shape[0]])
+    return out_u, out_r
+
+
+class _Branch(nn.Module):
+    """``classifier(GAP(features(x)))``: one branch, ``f`` or ``g`` of the paper."""
+
+    def __init__(self, features: nn.Module, classifier: nn.Linear) -> None:
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.features(x)
+        if z.ndim > 2:  # (N, D, *spatial), channels first: global average pooling
+            z = z.mean(dim=tuple(range(2, z.ndim)))
+        if z.ndim != 2 or z.shape[1] != self.classifier.in_features:
+            raise ValueError(
+                f"the branch must output (N, {self.classifier.in_features}) features after "
+                f"global average pooling (in_features={self.classifier.in_features}), "
+                f"got shape {tuple(z.shape)}"
+            )
+        logits: Tensor = self.classifier(z)
+        return logits
+
+
+class DualBranchHead(nn.Module):
+    """Two independent branches with global average pooling and a linear classifier each.
+
+    ``branch`` (e.g. a ResNet ``layer4``) is deep-copied twice: ``branch_u`` (the paper's ``f``,
+    trained on the uniform sampling) and ``branch_r`` (``g``, trained on the re-balanced
+    sampling). Both copies start with the same weights and share no parameter. The two linear
+    classifiers also start identical (one ``nn.Linear(in_features, num_classes)`` with PyTorch's
+    default initialisation, copied), so the branches begin as the same function and differ only
+    through the batches they are trained on; for independent classifiers call
+    ``head.branch_r.classifier.reset_parameters()`` after construction.
+
+    Parameters
+    ----------
+    branch : nn.Module
+        Maps trunk features ``(N, in_channels, ...)`` to ``(N, in_features, *spatial)`` (pooled
+        by the mean over the spatial dimensions) or ``(N, in_features)``. ``nn.Identity()``
+        gives a head of two linear classifiers on precomputed features.
+    in_features : int
+        Channels of the branch output (2048 for a ResNet-50 ``layer4``).
+    num_classes : int
+        Number of classes ``C``.
+    in_channels : int, optional
+        Channels the branch expects, checked on every input for a clear error; defaults to
+        ``in_features`` when ``branch`` is ``nn.Identity`` and is unchecked otherwise.
+    concat : bool
+        Run each branch once over the concatenation of its two inputs (default), or once per
+        input. They differ only for BatchNorm in training mode: see :func:`paired_forward`.
+
+    Notes
+    -----
+    ``head(feat_u, feat_r)`` computes the four logits with two branch calls over ``2N`` images
+    (with ``concat=True``). Work that an ablation does not need is skipped:
+
+    * ``head(feat_u, feat_r, cross=False)`` gives ``u`` and ``r`` only (both branches, no
+      consistency term): each branch sees only its own batch.
+    * ``head(feat_u, None, cross=False)`` gives ``u`` only (uniform branch alone);
+      ``head(None, feat_r, cross=False)`` gives ``r`` only (re-balanced branch alone).
+
+    The trunk can also run once over both batches: ``feat_u, feat_r = paired_forward(trunk, x_u,
+    x_r)``, which has the same BatchNorm caveat.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from ltml import DualBranchHead
+    >>> _ = torch.manual_seed(0)
+    >>> branch = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU())
+    >>> head = DualBranchHead(branch, in_features=32, num_classes=5)
+    >>> feat_u, feat_r = torch.randn(4, 16, 7, 7), torch.randn(4, 16, 7, 7)
+    >>> out = head(feat_u, feat_r)  # training: u, u_hat, r, r_hat
+    >>> out.u.shape, out.r_hat.shape
+    (torch.Size([4, 5]), torch.Size([4, 5]))
+    >>> torch.equal(out.u, out.u_hat)  # identical branches until trained apart
+    True
+    >>> head(feat_u).shape  # inference: logit of the mean of the two probabilities
+    torch.Size([4, 5])
+    """
+
+    def __init__(
+        self,
+        branch: nn.Module,
+        in_features: int,
+        num_classes: int,
+        *,
+        in_channels: int | None = None,
+        concat: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(branch, nn.Module):
+            raise TypeError(f"`branch` must be an nn.Module, got {type(branch).__name__}")
+        _check_positive_int(in_features, "in_features")
+        _check_positive_int(num_classes, "num_classes")
+        if in_channels is not None:
+            _check_positive_int(in_channels, "in_channels")
+        elif isinstance(branch, nn.Identity):
+            in_channels = in_features
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.concat = concat
+        classifier = nn.Linear(in_features, num_classes)
+        self.branch_u = _Branch(copy.deepcopy(branch), copy.deepcopy(classifier))
+        self.branch_r = _Branch(copy.deepcopy(branch), classifier)
+
+    @overload
+    def forward(self, feat_u: Tensor) -> Tensor: ...
+    @overload
+    def forward(
+        self, feat_u: Tensor | None, feat_r: Tensor | None, *, cross: bool = ...
+    ) -> DualBranchOutput: ...
+    def forward(
+        self, feat_u: Tensor | None, feat_r: Tensor | None = _ONE_ARGUMENT, *, cross: bool = True
+    ) -> Tensor | DualBranchOutput:
+        """Training form ``head(feat_u, feat_r)``, or inference form ``head(feat)``.
+
+        Parameters
+        ----------
+        feat_u : Tensor or None, shape (N_u, in_channels, ...)
+            Trunk features of the uniform batch, ``None`` to skip it. With no second argument:
+            the features to predict on, giving :meth:`predict` with ``mode="prob"``.
+        feat_r : Tensor or None, shape (N_r, in_channels, ...)
+            Trunk features of the re-balanced batch, ``None`` to skip it.
+        cross : bool
+            Also run each branch on the other branch's batch (``u_hat``, ``r_hat``), needed for
+            the consistency term only.
+
+        Returns
+        -------
+        DualBranchOutput
+            ``(u, u_hat, r, r_hat)``, each ``(N_u, C)`` or ``(N_r, C)``, ``None`` where not
+            computed. In the one-argument form, a Tensor ``(N, C)`` (see :meth:`predict`).
+        """
+        if feat_r is _ONE_ARGUMENT:
+            if feat_u is None:
+                raise TypeError("`feat` must be a Tensor, got None")
+            return self.predict(feat_u)
+        if feat_u is None and feat_r is None:
+            raise ValueError("at least one of `feat_u` and `feat_r` must be a Tensor, got None")
+        for feat, name in ((feat_u, "feat_u"), (feat_r, "feat_r")):
+            if feat is not None:
+                self._check_features(feat, name)
+        if feat_u is not None and feat_r is not None:
+            _check_pair(feat_u, feat_r, "feat_u", "feat_r")
+        u, r_hat = paired_forward(
+            self.branch_u, feat_u, feat_r if cross else None, concat=self.concat
+        )
+        u_hat, r = paired_forward(
+            self.branch_r, feat_u if cross else None, feat_r, concat=self.concat
+        )
+        return DualBranchOutput(u, u_hat, r, r_hat)
+
+    def predict(self, feat: Tensor, mode: PredictMode = "prob") -> Tensor:
+        """Inference scores from both branches (or one), as logits that keep their ranking.
+
+        Parameters
+        ----------
+        feat : Tensor, shape (N, in_channels, ...)
+            Trunk features.
+        mode : {"prob", "logit", "u", "r"}
+            ``"prob"`` (default, the paper's average of the two sigmoid outputs): the logit of
+            the mean probability, ``log(mean p) - log(mean (1 - p))``, computed in log space as
+            ``logsumexp(logsigmoid(u), logsigmoid(r)) - logsumexp(logsigmoid(-u),
+            logsigmoid(-r))``. It ranks exactly as ``(sigmoid(u) + sigmoid(r)) / 2`` but does
+            not saturate: float32 ``sigmoid`` is 1.0 above about 17, which ties confident
+            positives and lowers average precision. ``"logit"``: ``(u + r) / 2``.
+            ``"u"`` / ``"r"``: one branch alone (ablation rows; the other branch is not run).
+
+        Returns
+        -------
+        Tensor, shape (N, C)
+            Scores (logits); ``torch.sigmoid`` gives probabilities. Float16 / bfloat16 logits are
+            averaged in float32.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from torch import nn
+        >>> from ltml import DualBranchHead
+        >>> head = DualBranchHead(nn.Identity(), in_features=1, num_classes=1)
+        >>> for branch in (head.branch_u, head.branch_r):  # both branches: logit = feature
+        ...     _ = nn.init.ones_(branch.classifier.weight)
+        ...     _ = nn.init.zeros_(branch.classifier.bias)
+        >>> feat = torch.tensor([[0.0], [20.0], [40.0]])
+        >>> with torch.no_grad():
+        ...     head.predict(feat).flatten()
+        tensor([ 0., 20., 40.])
+        >>> with torch.no_grad():  # sigmoid-then-average saturates: confident scores tie
+        ...     (torch.sigmoid(head.branch_u(feat)) + torch.sigmoid(head.branch_r(feat))) / 2
+        tensor([[0.5000],
+                [1.0000],
+                [1.0000]])
+        """
+        if mode not in _PREDICT_MODES:
+            raise ValueError(f"`mode` must be one of {_PREDICT_MODES}, got {mode!r}")
+        self._check_features(feat, "feat")
+        if mode == "r":
+            r_only: Tensor = self.branch_r(feat)
+            return r_only
+        u: Tensor = self.branch_u(feat)
+        if mode == "u":
+            return u
+        r: Tensor = self.branch_r(feat)
+        # average in at least float32: half-precision logits (autocast) would round the mean
+        dtype = torch.promote_types(u.dtype, torch.float32)
+        u, r = u.to(dtype), r.to(dtype)
+        if mode == "logit":
+            return (u + r) / 2
+        log_p = torch.logaddexp(F.logsigmoid(u), F.logsigmoid(r))
+        log_q = torch.logaddexp(F.logsigmoid(-u), F.logsigmoid(-r))
+        return log_p - log_q
+
+    def extra_repr(self) -> str:
+        """Summary shown by ``print(head)``."""
+        return (
+            f"num_classes={self.num_classes}, in_channels={self.in_channels}, concat={self.concat}"
+        )
+
+    def _check_features(self, feat: Tensor, name: str) -> None:
+        if not isinstance(feat, Tensor):
+            raise TypeError(f"`{name}` must be a Tensor, got {type(feat).__name__}")
+        check_floating(feat, name)
+        if feat.ndim < 2:
+            raise ValueError(
+                f"`{name}` must be at least 2-D (N, channels, ...), got shape {tuple(feat.shape)}"
+            )
+        if self.in_channels is not None and feat.shape[1] != self.in_channels:
+            raise ValueError(
+                f"`{name}` must have {self.in_channels} channels (in_channels) in dimension 1, "
+                f"got shape {tuple(feat.shape)}"
+            )
+
+
+def resnet_dual_branch(
+    resnet: nn.Module, num_classes: int, *, concat: bool = True
+) -> tuple[nn.Sequential, DualBranchHead]:
+    """Split a torchvision ResNet into a shared trunk and a :class:`DualBranchHead`.
+
+    As in Guo & Wang (CVPR 2021, Fig. 2): the trunk is the stem and ``layer1`` to ``layer3``;
+    each branch is its own copy of ``layer4`` (same initial weights, no shared parameters), global
+    average pooling and a new linear classifier (both classifiers start identical, see
+    :class:`DualBranchHead`). ``resnet.fc`` is not used.
+
+    Parameters
+    ----------
+    resnet : torchvision.models.ResNet
+        Any torchvision ResNet / ResNeXt / Wide ResNet, with the weights of your choice, e.g.
+        ``resnet50(weights=ResNet50_Weights.IMAGENET1K_V1)`` for the published numbers.
+    num_classes : int
+        Number of classes ``C``.
+    concat : bool
+        Passed to :class:`DualBranchHead`.
+
+    Returns
+    -------
+    trunk : nn.Sequential
+        ``conv1, bn1, relu, maxpool, layer1, layer2, layer3``: the modules of ``resnet`` itself,
+        not copies. Run it once over both batches with :func:`paired_forward`.
+    head : DualBranchHead
+        Two copies of ``layer4`` with their classifiers (``in_features = resnet.fc.in_features``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchvision.models import resnet18
+    >>> from ltml import paired_forward, resnet_dual_branch
+    >>> trunk, head = resnet_dual_branch(resnet18(weights=None), num_classes=20)
+    >>> x_u, x_r = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
+    >>> out = head(*paired_forward(trunk, x_u, x_r))  # training: u, u_hat, r, r_hat
+    >>> out.u.shape
+    torch.Size([2, 20])
+    >>> head.eval()(trunk.eval()(x_u)).shape  # inference: the two branches averaged
+    torch.Size([2, 20])
+    """
+    from torchvision.models import ResNet  # torchvision imports slowly: only when needed
+
+    if not isinstance(resnet, ResNet):
+        raise TypeError(
+            "`resnet` must be a torchvision.models.ResNet (e.g. torchvision.models.resnet50()), "
+            f"got {type(resnet).__name__}"
+        )
+    if not isinstance(resnet.fc, nn.Linear):
+        raise ValueError(
+            "`resnet.fc` must be the nn.Linear classifier (it gives in_features), "
+            f"got {type(resnet.fc).__name__}"
+        )
+    trunk = nn.Sequential(
+        OrderedDict(
+            (name, getattr(resnet, name))
+            for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3")
+        )
+    )
+    head = DualBranchHead(
+        resnet.layer4,
+        resnet.fc.in_features,
+        num_classes,
+        in_channels=resnet.layer4[0].conv1.in_channels,
+        concat=concat,
+    )
+    return trunk, head
+
+
+def _check_positive_int(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"`{name}` must be positive, got {value}")
+
+
+def _check_pair(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
+    if a.shape[1:] != b.shape[1:]:
+        raise ValueError(
+            f"`{name_a}` and `{name_b}` must have the same shape except the batch dimension, "
+            f"got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
