@@ -66,22 +66,15 @@ class Collaborative(nn.Module):
     def forward(
         self, x_u: Tensor | None, y_u: Tensor | None, x_r: Tensor | None, y_r: Tensor | None
     ) -> dict[str, Tensor]:
-        """Loss terms of one step; ``loss`` is the one to backpropagate."""
-        cls = self.criterion.cls_u
-        if self.branches == "mixed":
-            x_u, y_u, x_r = torch.cat([x_u, x_r]), torch.cat([y_u, y_r]), None  # type: ignore[list-item]
-        if self.branches == "both" and self.consistency:
-            out = self.head(*ltml.paired_forward(self.trunk, x_u, x_r))
-            terms = self.criterion(out, y_u, y_r)._asdict()
-            return {"loss": terms.pop("total"), **terms}
+        """Loss terms of one step (Eq. 1 with the terms the row uses); backpropagate ``loss``."""
+        if self.branches == "mixed":  # one branch on both batches, concatenated
+            x_u, y_u = torch.cat([x_u, x_r]), torch.cat([y_u, y_r])  # type: ignore[list-item]
+            x_r, y_r = None, None
         feat_u, feat_r = ltml.paired_forward(self.trunk, x_u, x_r)
-        out = self.head(feat_u, feat_r, cross=False)
-        terms = {}
-        if out.u is not None:
-            terms["cls_u"] = cls(out.u, y_u)
-        if out.r is not None:
-            terms["cls_r"] = cls(out.r, y_r)
-        return terms | {"loss": sum(terms.values())}
+        terms = self.criterion(self.head(feat_u, feat_r, cross=self.consistency), y_u, y_r)
+        return {"loss": terms.total} | {
+            k: v for k, v in terms._asdict().items() if k != "total" and v is not None
+        }
 
     @torch.no_grad()
     def predict(self, x: Tensor, flip: bool = False) -> Tensor:
