@@ -326,6 +326,7 @@ def run(cfg: Config) -> dict[str, Any]:
                 out / "per_class_ap.png",
                 result.as_dict()["ap"],
                 counts.tolist(),
+                ltml.class_groups(counts),
                 data.classes,
                 f"{cfg.dataset}: {ROWS[cfg.row][0]}",
             )

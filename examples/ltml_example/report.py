@@ -64,20 +64,20 @@ def plot_per_class(
     path: Path,
     ap: Sequence[float | None],
     counts: Sequence[int],
+    groups: dict[str, list[int]],
     classes: Sequence[str],
     title: str,
 ) -> None:
-    """Bar plot of per-class AP, classes sorted by training count (drawn as a line, log scale)."""
+    """Bar plot of per-class AP coloured by group, classes sorted by training count (a line)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     order = sorted(range(len(counts)), key=lambda k: -counts[k])
-    colour = [
-        "tab:blue" if counts[k] >= 100 else "tab:orange" if counts[k] >= 20 else "tab:red"
-        for k in order
-    ]
+    palette = {"head": "tab:blue", "medium": "tab:orange", "tail": "tab:red"}
+    group_of = {k: name for name, members in groups.items() for k in members}
+    colour = [palette.get(group_of.get(k, ""), "tab:gray") for k in order]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(order) + 2), 4))
     ax.bar(range(len(order)), [100 * (ap[k] or 0.0) for k in order], color=colour)
     ax.set_ylabel("test AP % (blue head, orange medium, red tail)")
