@@ -172,16 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     d = Config()
     p = argparse.ArgumentParser(
         description="Train and evaluate LTML (Guo & Wang, CVPR 2021), its ablation rows and "
-        "baselines on VOC-LT, COCO-LT or the embedded demo dataset.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "baselines on VOC-LT, COCO-LT or the embedded demo dataset. [protocol: X] is the "
+        "METHOD.md default; --dataset demo and the --row presets change some (see config.py).",
         argument_default=None,
     )
 
     def add(group: Any, flag: str, help: str, **kw: Any) -> None:
         name = flag.lstrip("-").replace("-", "_")
         default = getattr(d, name)
-        if kw.get("action") is not argparse.BooleanOptionalAction:
-            help = f"{help} [protocol: {default}]"
+        help = f"{help} [protocol: {default}]"
         group.add_argument(flag, help=help, default=None, **kw)
 
     g = p.add_argument_group("data")
@@ -219,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("model")
     add(g, "--arch", "torchvision ResNet", choices=ARCHS)
     add(g, "--weights", "ImageNet weights (V1 = the published numbers)", choices=WEIGHTS)
+    add(
+        g,
+        "--stem-pool",
+        "keep the stem's max-pool (drop it for small images)",
+        action=argparse.BooleanOptionalAction,
+    )
     add(
         g,
         "--freeze-stem",
