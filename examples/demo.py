@@ -56,12 +56,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ablation", action="store_true", help="run every row of ABLATION_ROWS")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--output", type=Path, default=Path("runs") / "demo")
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel, 1 thread each")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs in parallel (each uses 1 thread unless --threads is given)",
+    )
     args, train_flags = parser.parse_known_args(argv)
     rows = ABLATION_ROWS if args.ablation else tuple(args.rows)
 
     runs = [(row, seed) for seed in args.seeds for row in rows]
-    threads = ["--threads", "1"] if args.jobs > 1 and "--threads" not in train_flags else []
+    # one thread per run: two OpenMP threads on a busy 2-core machine can be many times slower
+    threads = [] if "--threads" in train_flags else ["--threads", "1"]
     configs = [
         resolve(
             ["--dataset", "demo", *threads, *train_flags],
