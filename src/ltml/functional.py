@@ -166,23 +166,23 @@ def _ap_scores(scores: Tensor) -> Tensor:
 def _average_precision(scores: Tensor, targets: Tensor) -> Tensor:
     """AP per class of validated ``(N, C)`` inputs, float64 ``(C,)``; NaN where no positive."""
     n, num_classes = scores.shape
-    device = scores.device
     if n == 0:
-        ap = torch.full((num_classes,), torch.nan, dtype=torch.float64, device=device)
-    else:
-        s = _ap_scores(scores).T.contiguous()
-        codes = _label_codes(targets).T.contiguous()
-        step = max(1, _CHUNK_ELEMENTS // n)
-        chunks = [(s[i : i + step], codes[i : i + step]) for i in range(0, num_classes, step)]
-        workers = min(len(chunks), torch.get_num_threads(), os.cpu_count() or 1)
-        if device.type == "cpu" and workers > 1:
-            # numpy's sort holds one core; class chunks are independent, so spread them.
-            with ThreadPoolExecutor(workers) as pool:
-                results = list(pool.map(lambda c: _chunk_ap(*c), chunks))
-        else:
-            results = [_chunk_ap(*c) for c in chunks]
-        ap = torch.cat(results)
-    return ap
+        return torch.full((num_classes,), torch.nan, dtype=torch.float64, device=scores.device)
+    step = max(1, _CHUNK_ELEMENTS // n)
+
+    def chunk_ap(first: int) -> Tensor:
+        # Each chunk transposes only its own columns: peak memory stays a few chunks.
+        columns = slice(first, first + step)
+        s = _ap_scores(scores[:, columns]).T.contiguous()
+        return _chunk_ap(s, _label_codes(targets[:, columns]).T.contiguous())
+
+    firsts = range(0, num_classes, step)
+    workers = min(len(firsts), torch.get_num_threads(), os.cpu_count() or 1)
+    if scores.device.type == "cpu" and workers > 1:
+        # numpy's sort holds one core; class chunks are independent, so spread them.
+        with ThreadPoolExecutor(workers) as pool:
+            return torch.cat(list(pool.map(chunk_ap, firsts)))
+    return torch.cat([chunk_ap(first) for first in firsts])
 
 
 def _check_empty_class(empty_class: str) -> None:
