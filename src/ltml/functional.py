@@ -344,12 +344,13 @@ def _reduce(loss: Tensor, targets: Tensor | None, reduction: str) -> Tensor:
     elements (the result is 0, not NaN, when there is none); without ``targets`` nothing is
     masked.
     """
-    if targets is None:
-        known_count: Tensor | int = loss.numel()
-    else:
-        known = targets >= 0
-        loss = torch.where(known, loss, torch.zeros_like(loss))
-        known_count = known.sum()
+    known_count: Tensor | int = loss.numel()
+    if targets is not None:
+        unknown = targets < 0
+        # Fully labelled batches (the common case) skip the masking passes, forward and backward.
+        if _is_compiling() or bool(unknown.any()):
+            loss = loss.masked_fill(unknown, 0.0)
+            known_count = loss.numel() - unknown.sum()
     if reduction == "none":
         return loss
     if reduction == "sum":
@@ -434,9 +435,10 @@ def bce(
     _check_reduction(reduction)
     z, y = _prepare(logits, targets, _weight_classes(weight))
     _check_class_vector(weight, "weight", z.shape[1])
-    loss = -F.logsigmoid(_binary_terms(z, y))
-    if weight is not None:
-        loss = loss * weight.to(z)
+    # torch's fused kernel, forward and backward; unknown targets (read as 0) are masked after.
+    loss = F.binary_cross_entropy_with_logits(
+        z, y.clamp(min=0), None if weight is None else weight.to(z), reduction="none"
+    )
     return _reduce(loss, y, reduction)
 
 
