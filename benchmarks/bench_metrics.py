@@ -106,7 +106,8 @@ def main() -> None:
         n, c = map(int, size.split("x"))
         results = {}
         for method in METHODS:
-            repeats = 1 if (method == "sklearn" and n * c > 10**7) else args.repeats
+            slow = method in ("sklearn", "torchmetrics") and n * c > 10**7
+            repeats = 1 if slow else args.repeats
             out = subprocess.run(
                 [
                     sys.executable,

@@ -25,7 +25,11 @@ def test_mkdocs_builds_strict(tmp_path):
 
 
 def _python_blocks(page: Path) -> list[str]:
-    """The ```python code blocks of a Markdown page, in order."""
+    """The ```python code blocks of a Markdown page, in order.
+
+    Fragments that need what a test machine lacks (GPUs, a user's dataset) are fenced as ```py
+    instead, and the page says what they need.
+    """
     blocks, current = [], None
     for line in page.read_text().splitlines():
         if current is None and line.strip() == "```python":

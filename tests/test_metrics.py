@@ -399,3 +399,10 @@ def test_ddp_gathers_uneven_shares_on_gloo():
         np.testing.assert_allclose(ap, expected, atol=1e-6)
         assert m == pytest.approx(expected.mean())
         assert first == pytest.approx(expected[0])
+
+
+def test_huge_finite_scores_are_accepted():
+    # Their sum overflows to inf: the finiteness check must then look at the values themselves.
+    scores = torch.tensor([[3e38], [3e38], [-1.0]])
+    targets = torch.tensor([[1], [0], [1]])
+    assert average_precision(scores, targets).item() == pytest.approx((0.5 + 2 / 3) / 2)

@@ -53,9 +53,15 @@ def check_floating(x: Tensor, name: str) -> None:
 
 def check_finite(x: Tensor, name: str) -> None:
     """Check that ``x`` holds no NaN or infinity."""
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        nan = int(torch.isnan(x).sum())
-        inf = int(torch.isinf(x).sum())
+    if not x.is_floating_point():
+        return
+    # A NaN or an infinity makes the sum non-finite: one pass and no (N, C) temporary in the
+    # common case. Only then (or if a finite sum overflowed) are the bad values counted.
+    if bool(torch.isfinite(x.sum(dtype=torch.promote_types(x.dtype, torch.float32)))):
+        return
+    nan = int(torch.isnan(x).sum())
+    inf = int(torch.isinf(x).sum())
+    if nan or inf:
         raise ValueError(f"`{name}` must be finite, got {nan} NaN and {inf} infinite value(s)")
 
 

@@ -166,23 +166,23 @@ def _ap_scores(scores: Tensor) -> Tensor:
 def _average_precision(scores: Tensor, targets: Tensor) -> Tensor:
     """AP per class of validated ``(N, C)`` inputs, float64 ``(C,)``; NaN where no positive."""
     n, num_classes = scores.shape
-    device = scores.device
     if n == 0:
-        ap = torch.full((num_classes,), torch.nan, dtype=torch.float64, device=device)
-    else:
-        s = _ap_scores(scores).T.contiguous()
-        codes = _label_codes(targets).T.contiguous()
-        step = max(1, _CHUNK_ELEMENTS // n)
-        chunks = [(s[i : i + step], codes[i : i + step]) for i in range(0, num_classes, step)]
-        workers = min(len(chunks), torch.get_num_threads(), os.cpu_count() or 1)
-        if device.type == "cpu" and workers > 1:
-            # numpy's sort holds one core; class chunks are independent, so spread them.
-            with ThreadPoolExecutor(workers) as pool:
-                results = list(pool.map(lambda c: _chunk_ap(*c), chunks))
-        else:
-            results = [_chunk_ap(*c) for c in chunks]
-        ap = torch.cat(results)
-    return ap
+        return torch.full((num_classes,), torch.nan, dtype=torch.float64, device=scores.device)
+    step = max(1, _CHUNK_ELEMENTS // n)
+
+    def chunk_ap(first: int) -> Tensor:
+        # Each chunk transposes only its own columns: peak memory stays a few chunks.
+        columns = slice(first, first + step)
+        s = _ap_scores(scores[:, columns]).T.contiguous()
+        return _chunk_ap(s, _label_codes(targets[:, columns]).T.contiguous())
+
+    firsts = range(0, num_classes, step)
+    workers = min(len(firsts), torch.get_num_threads(), os.cpu_count() or 1)
+    if scores.device.type == "cpu" and workers > 1:
+        # numpy's sort holds one core; class chunks are independent, so spread them.
+        with ThreadPoolExecutor(workers) as pool:
+            return torch.cat(list(pool.map(chunk_ap, firsts)))
+    return torch.cat([chunk_ap(first) for first in firsts])
 
 
 def _check_empty_class(empty_class: str) -> None:
@@ -344,12 +344,13 @@ def _reduce(loss: Tensor, targets: Tensor | None, reduction: str) -> Tensor:
     elements (the result is 0, not NaN, when there is none); without ``targets`` nothing is
     masked.
     """
-    if targets is None:
-        known_count: Tensor | int = loss.numel()
-    else:
-        known = targets >= 0
-        loss = torch.where(known, loss, torch.zeros_like(loss))
-        known_count = known.sum()
+    known_count: Tensor | int = loss.numel()
+    if targets is not None:
+        unknown = targets < 0
+        # Fully labelled batches (the common case) skip the masking passes, forward and backward.
+        if _is_compiling() or bool(unknown.any()):
+            loss = loss.masked_fill(unknown, 0.0)
+            known_count = loss.numel() - unknown.sum()
     if reduction == "none":
         return loss
     if reduction == "sum":
@@ -434,9 +435,10 @@ def bce(
     _check_reduction(reduction)
     z, y = _prepare(logits, targets, _weight_classes(weight))
     _check_class_vector(weight, "weight", z.shape[1])
-    loss = -F.logsigmoid(_binary_terms(z, y))
-    if weight is not None:
-        loss = loss * weight.to(z)
+    # torch's fused kernel, forward and backward; unknown targets (read as 0) are masked after.
+    loss = F.binary_cross_entropy_with_logits(
+        z, y.clamp(min=0), None if weight is None else weight.to(z), reduction="none"
+    )
     return _reduce(loss, y, reduction)
 
 
