@@ -6,8 +6,9 @@
   shared data folder is there) of VOC-LT and COCO-LT, with the head / medium / tail thresholds.
 - ``sampler_effect.png``: how often each VOC-LT class (or the demo's, without the shared data) is
   present in the images of one epoch, under uniform sampling and each ClassAwareSampler mode.
-- ``demo_ap.png``: per-class AP against training count, from the ``results.json`` that the demo
-  example writes (``--demo-results``); skipped without it.
+- ``demo_ap.png``: per-class AP against training count, from the ``results.json`` files that
+  ``examples/train.py`` writes for demo runs (``--demo-results run1/results.json ...``, e.g. the
+  ``u-only`` and ``ltml`` runs of ``examples/demo.py``); skipped without them.
 """
 
 from __future__ import annotations
@@ -75,17 +76,17 @@ def sampler_effect(labels: np.ndarray, classes: list[str], title: str) -> None:
     fig.savefig(OUT / "sampler_effect.png", dpi=120)
 
 
-def demo_ap(results_path: Path, counts: np.ndarray, classes: list[str]) -> None:
-    results = json.loads(results_path.read_text())
-    rows = results.get("rows", {"result": results})
+def demo_ap(results_paths: list[Path]) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name, row in rows.items():
-        ap = np.array([np.nan if a is None else a for a in row["ap"]])
-        ax.plot(counts, 100 * ap, marker="o", ls="", label=name)
-    ax.set(xscale="log", xlabel="training images of the class", ylabel="test AP (%)",
-           title="Demo: per-class AP against training frequency")
-    for k, c in enumerate(counts):
-        ax.annotate(classes[k], (c, 2), ha="center", fontsize=7, color="grey")
+    for path in results_paths:
+        run = json.loads(path.read_text())  # what examples/train.py writes
+        ap = np.array([np.nan if a is None else a for a in run["test_per_class"]["ap"]])
+        ax.plot(run["train_counts"], 100 * ap, marker="o", ls="", label=run["row"])
+    for name, count in zip(run["classes"], run["train_counts"], strict=True):
+        ax.annotate(name, (count, 0), textcoords="offset points", xytext=(0, 4), ha="center",
+                    fontsize=7, color="grey")
+    ax.set(xscale="log", ylim=(0, 100), xlabel="training images of the class",
+           ylabel="test AP (%)", title="Demo: per-class AP against training frequency")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(OUT / "demo_ap.png", dpi=120)
@@ -95,7 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_shared = Path(__file__).resolve().parents[2] / "shared" / "data"
     parser.add_argument("--shared-data", type=Path, default=default_shared)
-    parser.add_argument("--demo-results", type=Path)
+    parser.add_argument("--demo-results", type=Path, nargs="+", metavar="RESULTS_JSON")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
 
@@ -112,7 +113,7 @@ def main() -> None:
         sampler_effect(demo_labels, list(demo.classes), "Demo: who is drawn in one epoch")
 
     if args.demo_results:
-        demo_ap(args.demo_results, ltml.class_counts(demo_labels).numpy(), list(demo.classes))
+        demo_ap(args.demo_results)
     print(f"figures written to {OUT}")
 
 
