@@ -46,8 +46,12 @@ def class_profile(datasets: dict[str, np.ndarray]) -> None:
     for threshold, text in ((100, "head >= 100"), (20, "tail < 20")):
         ax.axhline(threshold, color="grey", lw=0.8, ls="--")
         ax.text(1.0, threshold * 1.08, text, ha="right", fontsize=8, color="grey")
-    ax.set(yscale="log", xlabel="classes, most to least frequent (fraction of classes)",
-           ylabel="training images", title="Long-tailed class profiles")
+    ax.set(
+        yscale="log",
+        xlabel="classes, most to least frequent (fraction of classes)",
+        ylabel="training images",
+        title="Long-tailed class profiles",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(OUT / "class_profile.png", dpi=120)
@@ -83,10 +87,22 @@ def demo_ap(results_paths: list[Path]) -> None:
         ap = np.array([np.nan if a is None else a for a in run["test_per_class"]["ap"]])
         ax.plot(run["train_counts"], 100 * ap, marker="o", ls="", label=run["row"])
     for name, count in zip(run["classes"], run["train_counts"], strict=True):
-        ax.annotate(name, (count, 0), textcoords="offset points", xytext=(0, 4), ha="center",
-                    fontsize=7, color="grey")
-    ax.set(xscale="log", ylim=(0, 100), xlabel="training images of the class",
-           ylabel="test AP (%)", title="Demo: per-class AP against training frequency")
+        ax.annotate(
+            name,
+            (count, 0),
+            textcoords="offset points",
+            xytext=(0, 4),
+            ha="center",
+            fontsize=7,
+            color="grey",
+        )
+    ax.set(
+        xscale="log",
+        ylim=(0, 100),
+        xlabel="training images of the class",
+        ylabel="test AP (%)",
+        title="Demo: per-class AP against training frequency",
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(OUT / "demo_ap.png", dpi=120)
