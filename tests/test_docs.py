@@ -83,3 +83,34 @@ def test_every_public_name_has_an_example_and_a_reference_entry(name, obj):
         if line.startswith("::: ltml")
     }
     assert short in entries, f"{name} has no entry in docs/api"
+
+
+def test_rst_markup_becomes_markdown_for_the_site():
+    sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+    try:
+        from rst_docstrings import to_markdown
+    finally:
+        sys.path.pop(0)
+    text = (
+        "Loss of :class:`~ltml.losses.BCE` and :func:`ltml.functional.bce`, with :math:`p_k`.\n"
+        "\n"
+        "    .. math::\n"
+        "        L = -\\log p\n"
+        "\n"
+        ".. warning::\n"
+        "    Give them to the optimizer.\n"
+        "\n"
+        "Parameters\n"
+    )
+    assert to_markdown(text) == (
+        "Loss of `BCE` and `ltml.functional.bce`, with $p_k$.\n"
+        "\n"
+        "    $$\n"
+        "    L = -\\log p\n"
+        "    $$\n"
+        "\n"
+        "!!! warning\n"
+        "    Give them to the optimizer.\n"
+        "\n"
+        "Parameters"
+    )

@@ -378,7 +378,7 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
     They act inside the loss only: predict with the raw logits.
 
     .. warning::
-        **The compensation parameters are this module's own** ``nn.Parameter``\ s: give them to
+        **The compensation parameters are this module's own** ``nn.Parameter`` objects: give them to
         the optimizer, e.g. ``SGD([*model.parameters(), *criterion.parameters()], ...)``,
         otherwise they never move and the loss is a fixed weighted BCE. (With ``learnable=False``
         they are buffers and the loss is that weighted BCE by design.)
