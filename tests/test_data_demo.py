@@ -1,5 +1,6 @@
 import builtins
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,13 +71,44 @@ def test_images_and_getitem(test_set):
     assert torch.equal(flipped[3][0], image.flip(-1))
 
 
-def test_digits_drawn_in_labelled_cells(test_set):
-    # a cell is bright only where a digit was drawn: count the cells whose peak is well above
-    # the noise (0.1 sd) and compare with the number of labels
-    cells = test_set.images.mean(1).unfold(1, 8, 8).unfold(2, 8, 8)  # (N, 4, 4, 8, 8)
-    bright = (cells.amax(dim=(-1, -2)) > 0.45).sum(dim=(1, 2))
-    agree = (bright == test_set.labels.sum(1)).double().mean()
+def _bright_cells(images, cell):
+    # a cell is bright only where a digit was drawn: its peak is well above the noise
+    cells = images.mean(1).unfold(1, cell, cell).unfold(2, cell, cell)  # (N, G, G, cell, cell)
+    return (cells.amax(dim=(-1, -2)) > 0.45).sum(dim=(1, 2))
+
+
+@pytest.mark.parametrize(("grid", "cell", "noise"), [(2, 16, 0.05), (4, 8, 0.1), (3, 11, 0.05)])
+def test_digits_drawn_in_labelled_cells(grid, cell, noise):
+    test_set = make_demo("test", grid=grid, cell=cell, noise=noise, num_test=300)
+    assert test_set.images.shape == (300, 3, grid * cell, grid * cell)
+    agree = (_bright_cells(test_set.images, cell) == test_set.labels.sum(1)).double().mean()
     assert agree > 0.95
+
+
+def test_default_glyphs_are_upscaled_digits():
+    # noise-free, one digit per image: the drawn cell is colour * the 2x bilinear upscaled tile,
+    # the other cells are 0; oracle: torch's interpolate of the load_digits image
+    from sklearn.datasets import load_digits
+
+    test_set = make_demo("test", num_test=20, noise=0.0)
+    tiles = torch.from_numpy(load_digits().images / 16.0).float()[test_set.source_indices]
+    big = torch.nn.functional.interpolate(tiles[:, None], scale_factor=2, mode="bilinear")[:, 0]
+    for image, k in zip(test_set.images, test_set.labels.sum(1), strict=True):
+        if k != 1:
+            continue
+        grey = image[0].unfold(0, 16, 16).unfold(1, 16, 16).reshape(4, 16, 16)
+        drawn = grey[grey.amax(dim=(1, 2)) > 0]
+        assert len(drawn) == 1
+        ratio = drawn[0].flatten() / drawn[0].max()
+        candidates = big.flatten(1) / big.flatten(1).amax(1, keepdim=True)
+        assert bool(((candidates - ratio).abs().amax(1) < 1e-5).any())
+
+
+@pytest.mark.parametrize("grid", [2, 3])
+def test_train_rows_fit_the_grid(grid):
+    train = make_demo("train", grid=grid, cell=8, max_count=200)
+    assert int(train.labels.sum(1).max()) <= grid * grid
+    assert class_counts(train.labels).tolist() == pareto_quotas(10, 200).tolist()
 
 
 @pytest.mark.parametrize(
@@ -86,6 +118,8 @@ def test_digits_drawn_in_labelled_cells(test_set):
         ({"max_count": 0}, "`max_count`"),
         ({"num_test": 0}, "`num_test`"),
         ({"noise": -1.0}, "`noise`"),
+        ({"grid": 1}, "`grid` must be at least 2"),
+        ({"cell": 0}, "`cell` positive"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -104,3 +138,14 @@ def test_missing_sklearn_message(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_sklearn)
     with pytest.raises(ImportError, match=r"pip install ltml-components\[examples\]"):
         make_demo("test", num_test=2)
+
+
+@pytest.mark.parametrize(("room", "max_count"), [(1, 300), (2, 300), (4, 1), (1, 1), (4, 3)])
+def test_long_tailed_labels_respect_room(room, max_count):
+    from ltml.data.demo import _long_tailed_labels
+
+    quotas = pareto_quotas(10, max_count).numpy()
+    labels = _long_tailed_labels(np.random.default_rng(0), quotas, room)
+    assert labels.sum(0).tolist() == quotas.tolist()
+    assert int(labels.sum(1).max()) <= room
+    assert int(labels.sum(1).min()) >= 1

@@ -137,7 +137,7 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
-# The demo trains a small ResNet from scratch on 32x32 mosaics in ~30 s per row on 2 CPU cores:
+# The demo trains a small ResNet from scratch on 32x32 mosaics, 1-2 min a row on 2 CPU cores:
 # no pretrained weights, so nothing is frozen and BatchNorm trains.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "demo": {
@@ -148,11 +148,11 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
         "guard": "tied",  # the paper's free compensation collapses here (examples/README.md)
         "freeze_stem": False,
         "bn_eval": False,
-        "epochs": 4,
+        "epochs": 8,
         "batch_size": 32,
         "lr": 0.05,
         "warmup_iters": 20,
-        "lr_steps": (3,),
+        "lr_steps": (6,),
         "workers": 0,
         "seed": 0,
     },
