@@ -281,15 +281,16 @@ def voc_root(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _voc_flags(root: Path, output: Path) -> list[str]:
+    """The flags of a VOC-LT run on the tiny tree, without weights to download."""
+    return ["--dataset", "voc-lt", "--data-root", str(root), "--weights", "none",
+            "--output", str(output)]  # fmt: skip
+
+
 def test_voc_lt_end_to_end(voc_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     flags = [
-        "--dataset",
-        "voc-lt",
-        "--data-root",
-        str(voc_root),
-        "--weights",
-        "none",
+        *_voc_flags(voc_root, out),
         "--arch",
         "resnet18",
         "--image-size",
@@ -305,8 +306,6 @@ def test_voc_lt_end_to_end(voc_root: Path, tmp_path: Path) -> None:
         "--workers",
         "0",
         "--no-progress",
-        "--output",
-        str(out),
     ]
     result = run(resolve(flags))
     assert result["config"]["freeze_stem"]
@@ -319,18 +318,7 @@ def test_voc_lt_end_to_end(voc_root: Path, tmp_path: Path) -> None:
 
 def test_voc_lt_without_the_list_names_the_fix(voc_root: Path, tmp_path: Path) -> None:
     (voc_root / "VOCdevkit" / "longtail2012" / "img_id.txt").unlink()
-    cfg = resolve(
-        [
-            "--dataset",
-            "voc-lt",
-            "--data-root",
-            str(voc_root),
-            "--weights",
-            "none",
-            "--output",
-            str(tmp_path),
-        ]
-    )
+    cfg = resolve(_voc_flags(voc_root, tmp_path))
     with pytest.raises(FileNotFoundError, match=r"img_id\.txt not found.*--download-lists"):
         run(cfg)
 
