@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import matplotlib
@@ -110,7 +111,10 @@ def demo_ap(results_paths: list[Path]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+    # As the tests and benchmarks do: LTML_SHARED_DATA, else the folder beside the repository.
+    default_shared = Path(
+        os.environ.get("LTML_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    )
     parser.add_argument("--shared-data", type=Path, default=default_shared)
     parser.add_argument("--demo-results", type=Path, nargs="+", metavar="RESULTS_JSON")
     args = parser.parse_args()
