@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.metrics import average_precision_score
 
-import ltml.functional as F
+import ltml.functional.metrics as F
 from ltml import MAPResult, average_precision, class_counts, class_groups, mAPMeter
 
 

@@ -6,6 +6,7 @@ that an error from a sampler, a loss or a metric reads the same way.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -105,3 +106,24 @@ def check_class_counts(counts: Tensor, name: str, num_samples: int | None = None
             raise ValueError(
                 f"`{name}` cannot exceed num_samples={num_samples}, got {counts.max().item()}"
             )
+
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: str) -> None:
+    """Check a ``reduction`` argument against torch's three values."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"`reduction` must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def check_scalar(value: float, name: str, *, low: float, low_open: bool = False) -> None:
+    """Check a hyper-parameter against its lower bound (``value > low`` when ``low_open``)."""
+    ok = value > low if low_open else value >= low
+    if not (ok and math.isfinite(value)):
+        raise ValueError(f"`{name}` must be {'>' if low_open else '>='} {low}, got {value}")
+
+
+def is_compiling() -> bool:
+    """Whether ``torch.compile`` is tracing: data-dependent checks would break its graph."""
+    return bool(torch.compiler.is_compiling())

@@ -24,9 +24,10 @@ from torch import Tensor, nn
 from typing_extensions import Self
 
 from . import functional as LF
-from ._validation import as_tensor, check_matrix
-from .data import class_counts
-from .functional import Reduction
+from ._stats import class_counts, class_prior, counts_tensor
+from ._validation import as_tensor, check_matrix, check_reduction, check_scalar
+from .functional import losses as LFL
+from .functional.losses import Reduction
 
 __all__ = [
     "BCE",
@@ -48,7 +49,7 @@ class _Loss(nn.Module):
 
     def __init__(self, reduction: Reduction = "mean") -> None:
         super().__init__()
-        LF._check_reduction(reduction)
+        check_reduction(reduction)
         self.reduction: Reduction = reduction
 
     def extra_repr(self) -> str:
@@ -155,8 +156,8 @@ class WeightedBCE(_FromLabels, _Loss):
         self, class_counts: Any, *, power: float = 1.0, reduction: Reduction = "mean"
     ) -> None:
         super().__init__(reduction)
-        LF._check_scalar(power, "power", low=0.0)
-        counts = LF._counts(class_counts).clamp(min=1)
+        check_scalar(power, "power", low=0.0)
+        counts = counts_tensor(class_counts).clamp(min=1)
         self.register_buffer("weight", _mean_one(counts.pow(-power)))
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
@@ -252,8 +253,8 @@ class ClassBalancedFocalLoss(_FromLabels, _Loss):
         super().__init__(reduction)
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"`beta` must be in [0, 1), got {beta}")
-        LF._check_scalar(gamma, "gamma", low=0.0)
-        counts = LF._counts(class_counts).clamp(min=1)
+        check_scalar(gamma, "gamma", low=0.0)
+        counts = counts_tensor(class_counts).clamp(min=1)
         # 1 - beta^n = -expm1(n log beta), accurate for beta close to 1 (and beta = 0).
         effective = -torch.expm1(counts * math.log(beta)) if beta > 0 else torch.ones_like(counts)
         self.register_buffer("weight", _mean_one(1.0 / effective))
@@ -340,8 +341,8 @@ class DistributionBalancedLoss(_FromLabels, _Loss):
         self.mu = _DB_PRESETS[preset]["mu"] if mu is None else mu
         self.neg_scale = _DB_PRESETS[preset]["neg_scale"] if neg_scale is None else neg_scale
         self.gamma, self.scale = gamma, scale
-        LF._check_db_hyperparameters(alpha, beta, self.neg_scale, gamma)
-        inv_freq, bias = LF._db_statistics(
+        LFL._check_db_hyperparameters(alpha, beta, self.neg_scale, gamma)
+        inv_freq, bias = LFL._db_statistics(
             class_counts, num_samples, kappa=kappa, neg_scale=self.neg_scale
         )
         self.register_buffer("inv_freq", inv_freq)
@@ -349,7 +350,7 @@ class DistributionBalancedLoss(_FromLabels, _Loss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
-        return LF._distribution_balanced_loss(
+        return LFL._distribution_balanced_loss(
             logits,
             targets,
             self.inv_freq,
@@ -462,10 +463,10 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
         super().__init__(reduction)
         if guard not in (None, "tied"):
             raise ValueError(f"`guard` must be None or 'tied', got {guard!r}")
-        LF._check_scalar(max_scale, "max_scale", low=1.0, low_open=True)
+        check_scalar(max_scale, "max_scale", low=1.0, low_open=True)
         self.guard = guard
         self.max_scale = max_scale
-        self.register_buffer("prior", LF._class_prior(class_counts, num_samples))
+        self.register_buffer("prior", class_prior(class_counts, num_samples))
         num_classes = self.prior.numel()
         ones, zeros = torch.ones(num_classes), torch.zeros(num_classes)
         initial = (
@@ -489,7 +490,7 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
-        return LF._logit_compensated_bce(
+        return LFL._logit_compensated_bce(
             logits, targets, self.prior, *self.compensation(), self.reduction
         )
 
@@ -611,7 +612,7 @@ class LTMLLoss(nn.Module):
         weight: float = 0.1,
     ) -> None:
         super().__init__()
-        LF._check_scalar(weight, "weight", low=0.0)
+        check_scalar(weight, "weight", low=0.0)
         self.cls_u = cls_u
         self.cls_r = cls_u if cls_r is None else cls_r
         self.consistency = CrossBranchConsistency() if consistency is None else consistency

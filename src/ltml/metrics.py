@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from ._validation import as_tensor
-from .functional import (
+from .functional.metrics import (
     EmptyClass,
     _ap_scores,
     _average_precision,

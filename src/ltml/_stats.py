@@ -1,4 +1,7 @@
-"""Per-class statistics of a training label matrix: counts and head / medium / tail groups."""
+"""Per-class statistics of a training label matrix: counts and head / medium / tail groups.
+
+Core to every part (losses, samplers, metrics, data), so it depends on nothing but torch.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._validation import as_tensor, check_class_counts, check_labels, check_matrix
+from ._validation import as_tensor, check_class_counts, check_labels, check_matrix
 
 GROUP_NAMES = ("head", "medium", "tail")
 
@@ -79,3 +82,15 @@ def class_groups(
         name: torch.nonzero(m).flatten().tolist()
         for name, m in zip(GROUP_NAMES, masks, strict=True)
     }
+
+
+def counts_tensor(class_counts: Any, num_samples: int | None = None) -> Tensor:
+    """Return validated per-class counts as a float64 tensor (on their own device)."""
+    counts = torch.as_tensor(class_counts)
+    check_class_counts(counts, "class_counts", num_samples)
+    return counts.to(torch.float64)
+
+
+def class_prior(class_counts: Any, num_samples: int) -> Tensor:
+    """``p_k = n_k / N``, the fraction of training images positive for each class (float32)."""
+    return (counts_tensor(class_counts, num_samples) / num_samples).to(torch.float32)
