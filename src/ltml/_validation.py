@@ -117,6 +117,15 @@ def check_reduction(reduction: str) -> None:
         raise ValueError(f"`reduction` must be one of {REDUCTIONS}, got {reduction!r}")
 
 
+UNKNOWN_POLICIES = ("ignore", "negative")
+
+
+def check_unknown(unknown: str) -> None:
+    """Check an ``unknown`` (unknown-label policy) argument."""
+    if unknown not in UNKNOWN_POLICIES:
+        raise ValueError(f"`unknown` must be one of {UNKNOWN_POLICIES}, got {unknown!r}")
+
+
 def check_scalar(value: float, name: str, *, low: float, low_open: bool = False) -> None:
     """Check a hyper-parameter against its lower bound (``value > low`` when ``low_open``)."""
     ok = value > low if low_open else value >= low

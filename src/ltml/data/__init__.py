@@ -1,6 +1,6 @@
 """Data: class statistics, long-tailed subsets, multi-label datasets and the demo dataset."""
 
-from .._stats import class_counts, class_groups
+from .._stats import class_counts, class_groups, cooccurrence
 from .coco import COCOMultiLabel
 from .demo import DemoMosaics, make_demo
 from .image_list import read_image_list
@@ -14,6 +14,7 @@ __all__ = [
     "VOCMultiLabel",
     "class_counts",
     "class_groups",
+    "cooccurrence",
     "cooccurrence_rank",
     "make_demo",
     "make_long_tailed",
