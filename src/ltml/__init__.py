@@ -12,6 +12,7 @@ from .functional import average_precision
 from .heads import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
 from .losses import (
     BCE,
+    AsymmetricLoss,
     ClassBalancedFocalLoss,
     CrossBranchConsistency,
     DistributionBalancedLoss,
@@ -19,6 +20,8 @@ from .losses import (
     LogitCompensatedBCE,
     LTMLLoss,
     LTMLLossOutput,
+    MultiFocalModifierLoss,
+    ReflectiveLabelCorrector,
     WeightedBCE,
 )
 from .metrics import MAPResult, mAPMeter
@@ -26,6 +29,7 @@ from .samplers import ClassAwareSampler, PairedDataset, PairedSampler
 
 __all__ = [
     "BCE",
+    "AsymmetricLoss",
     "ClassAwareSampler",
     "ClassBalancedFocalLoss",
     "CrossBranchConsistency",
@@ -37,8 +41,10 @@ __all__ = [
     "LTMLLossOutput",
     "LogitCompensatedBCE",
     "MAPResult",
+    "MultiFocalModifierLoss",
     "PairedDataset",
     "PairedSampler",
+    "ReflectiveLabelCorrector",
     "WeightedBCE",
     "__version__",
     "average_precision",

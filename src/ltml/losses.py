@@ -188,9 +188,7 @@ class WeightedBCE(_FromLabels, _LabelLoss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
-        return LF.bce(
-            logits, targets, self.weight, reduction=self.reduction, unknown=self.unknown
-        )
+        return LF.bce(logits, targets, self.weight, reduction=self.reduction, unknown=self.unknown)
 
 
 class FocalLoss(_LabelLoss):
@@ -1038,7 +1036,7 @@ class ReflectiveLabelCorrector(_LabelLoss):
         self.reset()
 
     def class_weight(self) -> Tensor:
-        r"""The class weights :math:`w_c` in use, from counts plus pseudo-positives (C,)."""
+        r"""Return the class weights :math:`w_c` in use, from counts plus pseudo-positives (C,)."""
         return LFL._frequency_weights(self.counts + self.pseudo_counts, self.weight_power)
 
     def forward(self, logits: Tensor, targets: Tensor) -> CorrectorOutput:

@@ -3,8 +3,9 @@
 Every loss is written as a per-element ``(N, C)`` loss, computed for all elements with unknown
 targets (-1) read as 0 (a negative) so that every value is finite, then handed to ``_reduce``: the
 one place where the unknown-label policy is applied (``unknown="ignore"`` masks those elements,
-``"negative"`` keeps them as the negatives they were computed as) and ``reduction`` with it. Logits are computed in at least
-float32 (float16 / bfloat16 inputs, as under autocast, are upcast) and never modified in place.
+``"negative"`` keeps them as the negatives they were computed as), then ``reduction``. Logits
+are computed in at least float32 (float16 / bfloat16 inputs, as under autocast, are upcast) and
+never modified in place.
 """
 
 from __future__ import annotations
@@ -864,7 +865,7 @@ def _multi_focal(
     reduction: str,
     unknown: str,
 ) -> Tensor:
-    """The MFM loss of validated ``(z, y)`` and class weights ``w`` (also the RLC's loss)."""
+    """Return the MFM loss of validated ``(z, y)`` and class weights ``w`` (also the RLC's loss)."""
     p = torch.sigmoid(z)
     p_pos, p_neg = p, _shifted_negative(p, clip)
     if cooccurrence is not None:
