@@ -861,7 +861,7 @@ class MultiFocalModifierLoss(_LabelLoss):
             raise ValueError(
                 f"`cooccurrence` must have shape ({c}, {c}), got {tuple(cooccurrence.shape)}"
             )
-        self.register_buffer("weight", weight)
+        self.register_buffer("weight", weight.to(torch.float32))
         self.register_buffer(
             "cooccurrence", None if cooccurrence is None else cooccurrence.to(torch.float32)
         )

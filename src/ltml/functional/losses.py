@@ -716,13 +716,13 @@ def asymmetric_loss(
 
 
 def _frequency_weights(class_counts: Any, power: float) -> Tensor:
-    r"""COMIC's class weights :math:`w_c = (1 - \log(n_c / n_{max}))^{q}` (float32, shape (C,)).
+    r"""COMIC's class weights :math:`w_c = (1 - \log(n_c / n_{max}))^{q}` (float64, shape (C,)).
 
     1 for the most frequent class, growing slowly towards the rarest. A count of 0 is read as 1.
     """
     check_scalar(power, "power", low=0.0)
     counts = counts_tensor(class_counts).clamp(min=1)
-    return (1.0 - torch.log(counts / counts.max())).pow(power).to(torch.float32)
+    return (1.0 - torch.log(counts / counts.max())).pow(power)
 
 
 def _cooccurrence_attention(targets: Tensor, cooccurrence: Tensor) -> Tensor:
