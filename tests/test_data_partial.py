@@ -31,9 +31,11 @@ def test_deterministic_new_and_type_preserving(scheme):
     assert torch.equal(a, drop_labels(y, 0.4, scheme=scheme, seed=3))
     assert not torch.equal(a, drop_labels(y, 0.4, scheme=scheme, seed=4))
     assert torch.equal(y, before)  # a new matrix; the input is untouched
-    assert a.dtype == y.dtype and isinstance(a, torch.Tensor)
+    assert a.dtype == y.dtype
+    assert isinstance(a, torch.Tensor)
     as_numpy = drop_labels(y.numpy().astype(np.int8), 0.4, scheme=scheme, seed=3)
-    assert isinstance(as_numpy, np.ndarray) and as_numpy.dtype == np.int8
+    assert isinstance(as_numpy, np.ndarray)
+    assert as_numpy.dtype == np.int8
     assert np.array_equal(as_numpy, a.numpy())
 
 
@@ -117,7 +119,8 @@ def test_make_plt_errors():
 def test_plt_voc_profile_against_the_published_one(voc_pool):
     built = make_plt(voc_pool, "voc", seed=0)
     again = make_plt(voc_pool, "voc", seed=0)
-    assert torch.equal(built.indices, again.indices) and torch.equal(built.labels, again.labels)
+    assert torch.equal(built.indices, again.indices)
+    assert torch.equal(built.labels, again.labels)
     full = torch.from_numpy(voc_pool)[built.indices]
     known = built.labels >= 0
     assert torch.equal(built.labels[known], full[known])

@@ -182,8 +182,10 @@ def test_asl_margin_discards_easy_negatives():
     z.requires_grad_(True)
     loss = LF.asymmetric_loss(z, torch.zeros(1, 2), reduction="none")
     loss.sum().backward()
-    assert loss[0, 0].item() == 0.0 and z.grad[0, 0].item() == 0.0
-    assert loss[0, 1].item() > 0.0 and z.grad[0, 1].item() > 0.0
+    assert loss[0, 0].item() == 0.0
+    assert z.grad[0, 0].item() == 0.0
+    assert loss[0, 1].item() > 0.0
+    assert z.grad[0, 1].item() > 0.0
 
 
 def test_asl_eps_clamp_bounds_each_element():
@@ -196,8 +198,10 @@ def test_asl_eps_clamp_bounds_each_element():
 def test_asl_defaults_are_the_papers():
     loss = AsymmetricLoss()
     assert (loss.gamma_pos, loss.gamma_neg, loss.clip, loss.eps) == (0.0, 4.0, 0.05, 1e-8)
-    assert loss.detach_focal_weight is False and loss.reduction == "mean"
-    assert "gamma_neg=4.0" in repr(loss) and "unknown='ignore'" in repr(loss)
+    assert loss.detach_focal_weight is False
+    assert loss.reduction == "mean"
+    assert "gamma_neg=4.0" in repr(loss)
+    assert "unknown='ignore'" in repr(loss)
 
 
 # --- MFM --------------------------------------------------------------------------------------
@@ -339,7 +343,8 @@ def test_corrector_running_threshold_and_counts():
     rlc.eval()
     before = rlc.running_mean.clone()
     rlc(z, y)
-    assert torch.equal(rlc.running_mean, before) and bool((rlc.pseudo_counts == 0).all())
+    assert torch.equal(rlc.running_mean, before)
+    assert bool((rlc.pseudo_counts == 0).all())
 
 
 def test_corrector_released_code_variant():
