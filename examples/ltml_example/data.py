@@ -92,12 +92,8 @@ def build_data(cfg: Config) -> Data:
         test = COCOMultiLabel(root / "val2017", ann / "instances_val2017.json", transform=test_tf)
     labels = torch.as_tensor(full.labels)
     if cfg.missing_rate > 0:  # simulated partial labels: the training set reads the -1s too
-        labels = drop_labels(
-            labels,
-            cfg.missing_rate,
-            scheme=cfg.missing_scheme,
-            seed=cfg.seed,  # type: ignore[arg-type]
-        )
+        scheme: Any = cfg.missing_scheme  # a choice of the --missing-scheme flag
+        labels = drop_labels(labels, cfg.missing_rate, scheme=scheme, seed=cfg.seed)
         full = _Relabelled(full, labels)
     if cfg.val_fraction == 0:
         return Data(full, labels, None, test, full.classes)

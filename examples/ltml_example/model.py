@@ -38,15 +38,16 @@ class ComicLoss(nn.Module):
     (:meth:`Collaborative.set_epoch`).
     """
 
-    def __init__(self, labels: Tensor, weight: float, unknown: str) -> None:
+    def __init__(self, labels: Tensor, weight: float, unknown: Any) -> None:
         super().__init__()
-        self.mfm = ltml.MultiFocalModifierLoss.from_labels(labels, unknown=unknown)  # type: ignore[arg-type]
-        self.rlc = ltml.ReflectiveLabelCorrector(ltml.class_counts(labels), unknown=unknown)  # type: ignore[arg-type]
+        self.mfm = ltml.MultiFocalModifierLoss.from_labels(labels, unknown=unknown)
+        self.rlc = ltml.ReflectiveLabelCorrector(ltml.class_counts(labels), unknown=unknown)
         self.weight = weight
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """MFM loss + weight x the corrector's loss, of ``(N, C)`` logits and targets."""
-        return self.mfm(logits, targets) + self.weight * self.rlc(logits, targets).loss
+        loss: Tensor = self.mfm(logits, targets) + self.weight * self.rlc(logits, targets).loss
+        return loss
 
 
 def build_criterion(cfg: Config, labels: Tensor) -> nn.Module:
