@@ -1051,16 +1051,11 @@ class ReflectiveLabelCorrector(_LabelLoss):
             batch_mean = confidence.mean(dim=0)
             if self.training:
                 self.running_mean.mul_(self.momentum).add_((1 - self.momentum) * batch_mean)
-            if self.threshold == "running":
-                threshold = self.running_mean.clamp(min=self.tau)
-                corrected = LF.reflective_label_correction(
-                    z, y, threshold, candidates=self.candidates
-                )
-            else:  # the released code: above tau and above the batch's class mean
-                confident = (confidence > self.tau) & (confidence > batch_mean)
-                candidate = y < 0 if self.candidates == "unknown" else y <= 0
-                base = y if self.candidates == "unknown" else y.clamp(min=0)
-                corrected = torch.where(candidate & confident, 1.0, base)
+            # Above tau and above the class mean: the running one (paper) or the batch's (code).
+            mean = self.running_mean if self.threshold == "running" else batch_mean
+            corrected = LF.reflective_label_correction(
+                z, y, mean.clamp(min=self.tau), candidates=self.candidates
+            )
             if self.training:
                 self.pseudo_counts += ((corrected > 0) & (y <= 0)).sum(dim=0)
         loss = LFL._multi_focal(
