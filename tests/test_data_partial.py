@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from ltml.data import PLT_PROFILES, class_counts, drop_labels, make_plt
+from ltml.data import (
+    PLT_PROFILES,
+    class_counts,
+    drop_labels,
+    make_long_tailed,
+    make_plt,
+    pareto_quotas,
+)
 
 
 def _labels(n: int = 2000, c: int = 6, seed: int = 0) -> torch.Tensor:
@@ -134,3 +141,16 @@ def test_plt_voc_profile_against_the_published_one(voc_pool):
     assert abs(len(built.indices) - published.images) <= 0.10 * published.images
     assert abs(counts.max().item() - published.max_count) <= 0.20 * published.max_count
     assert 1 <= counts.min().item() <= 2 * published.min_count
+
+
+@pytest.mark.parametrize("profile", ["voc", "coco"])
+def test_make_plt_is_the_lt_recipe_then_the_drop(profile):
+    g = torch.Generator().manual_seed(1)
+    c = PLT_PROFILES[profile].classes
+    pool = (torch.rand(6000, c, generator=g) < 0.03).long()
+    built = make_plt(pool, profile, missing_rate=0.4, seed=2)
+    # The largest quota is the published maximum over the kept fraction of labels.
+    top = round(PLT_PROFILES[profile].max_count / 0.6)
+    indices = make_long_tailed(pool, pareto_quotas(c, top), seed=2)
+    assert torch.equal(built.indices, indices)
+    assert torch.equal(built.labels, drop_labels(pool[indices], 0.4, seed=2))
