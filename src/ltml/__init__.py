@@ -6,8 +6,9 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-from . import data, functional, heads, losses, samplers
+from . import backbones, data, functional, heads, losses, samplers
 from ._stats import class_counts, class_groups
+from .backbones import split_dual_branch
 from .functional import average_precision
 from .heads import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
 from .losses import (
@@ -42,6 +43,7 @@ __all__ = [
     "WeightedBCE",
     "__version__",
     "average_precision",
+    "backbones",
     "class_counts",
     "class_groups",
     "data",
@@ -52,4 +54,5 @@ __all__ = [
     "paired_forward",
     "resnet_dual_branch",
     "samplers",
+    "split_dual_branch",
 ]
