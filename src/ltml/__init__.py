@@ -6,7 +6,7 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-from . import backbones, data, functional, heads, losses, samplers
+from . import backbones, data, functional, heads, losses, mixup, samplers
 from ._stats import class_counts, class_groups
 from .backbones import split_dual_branch
 from .functional import average_precision
@@ -23,6 +23,7 @@ from .losses import (
     WeightedBCE,
 )
 from .metrics import MAPResult, mAPMeter
+from .mixup import MixedBatch, mix_batch
 from .samplers import ClassAwareSampler, PairedDataset, PairedSampler
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "LTMLLossOutput",
     "LogitCompensatedBCE",
     "MAPResult",
+    "MixedBatch",
     "PairedDataset",
     "PairedSampler",
     "WeightedBCE",
@@ -51,6 +53,8 @@ __all__ = [
     "heads",
     "losses",
     "mAPMeter",
+    "mix_batch",
+    "mixup",
     "paired_forward",
     "resnet_dual_branch",
     "samplers",
