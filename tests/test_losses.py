@@ -625,7 +625,7 @@ Z, Y = _batch(dtype=torch.float32, unknown=True)
         (lambda: BCE()(Z + math.inf, Y), ValueError, "`logits` must be finite, got 0 NaN and 24"),
         (lambda: BCE(reduction="avg"), ValueError, "`reduction` must be one of"),
         (lambda: LF.bce(Z, Y, reduction="batchmean"), ValueError, "`reduction` must be one of"),
-        (lambda: LF.bce(Z, Y, torch.ones(3)), ValueError, "`logits` must have 3 columns"),
+        (lambda: LF.bce(Z, Y, torch.ones(3)), ValueError, r"`weight` must have 4 entries"),
         (lambda: LF.bce(Z, Y, torch.ones(2, 4)), ValueError, r"`weight` must be a non-empty 1-D"),
         (lambda: WeightedBCE([1, 2, 3])(Z, Y), ValueError, "`logits` must have 3 columns"),
         (lambda: WeightedBCE([1, -2]), ValueError, "`class_counts` must be non-negative"),

@@ -87,4 +87,5 @@ def counts_tensor(class_counts: Any, num_samples: int | None = None) -> Tensor:
 
 def class_prior(class_counts: Any, num_samples: int) -> Tensor:
     """``p_k = n_k / N``, the fraction of training images positive for each class (float32)."""
+    num_samples = check_int(num_samples, "num_samples")
     return (counts_tensor(class_counts, num_samples) / num_samples).to(torch.float32)

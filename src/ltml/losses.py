@@ -28,6 +28,8 @@ from . import functional as LF
 from ._stats import class_counts, class_prior, counts_tensor
 from ._validation import (
     as_labels,
+    as_logits,
+    as_tensor,
     check_bool,
     check_callable,
     check_choice,
@@ -172,6 +174,7 @@ class WeightedBCE(_FromLabels, _Loss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
+        as_logits(logits, "logits", self.weight.numel())
         return LF.bce(logits, targets, self.weight, reduction=self.reduction)
 
 
@@ -273,6 +276,7 @@ class ClassBalancedFocalLoss(_FromLabels, _Loss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
+        as_logits(logits, "logits", self.weight.numel())
         return LF.focal_loss(
             logits, targets, gamma=self.gamma, weight=self.weight, reduction=self.reduction
         )
@@ -657,8 +661,8 @@ class LTMLLoss(nn.Module):
             )
         if u is None and r is None:
             raise ValueError("`out` must hold at least one of `u` and `r`, got neither")
-        cls_u = None if u is None else self.cls_u(u, _required(y_u, "y_u"))
-        cls_r = None if r is None else self.cls_r(r, _required(y_r, "y_r"))
+        cls_u = None if u is None else self.cls_u(u, _targets(y_u, "y_u"))
+        cls_r = None if r is None else self.cls_r(r, _targets(y_r, "y_r"))
         con_u = None if u is None or u_hat is None else self.consistency(u, u_hat)
         con_r = None if r is None or r_hat is None else self.consistency(r, r_hat)
         cls = [t for t in (cls_u, cls_r) if t is not None]
@@ -673,7 +677,8 @@ class LTMLLoss(nn.Module):
         return f"weight={self.weight}"
 
 
-def _required(targets: Tensor | None, name: str) -> Tensor:
+def _targets(targets: Any, name: str) -> Tensor:
+    """Targets of one batch: required where its logits are given; their form is checked here."""
     if targets is None:
         raise ValueError(f"`{name}` is required when the matching logits are given, got None")
-    return targets
+    return as_tensor(targets, name)

@@ -104,6 +104,7 @@ class COCOMultiLabel(Dataset[tuple[Any, Tensor]]):
         _unique_index(images, "image", src)
         annotations = _records(data, "annotations", src, image_id=int, category_id=int)
 
+        source = f"{src} (`instances_json`)"
         if image_list is None:
             self.image_ids: list[int] = sorted(file_names)
         else:
@@ -117,7 +118,7 @@ class COCOMultiLabel(Dataset[tuple[Any, Tensor]]):
         if not self.image_ids:
             raise ValueError(f"`instances_json`: COCO instances file {src} lists no image")
         self._file_names = [file_names[i] for i in self.image_ids]
-        _check_images_exist(self._image_dir, self._file_names, "images_dir")
+        _check_images_exist(self._image_dir, self._file_names, "images_dir", source)
 
         row = {image_id: r for r, image_id in enumerate(self.image_ids)}
         labels = torch.zeros(len(self.image_ids), len(self.classes), dtype=torch.int64)

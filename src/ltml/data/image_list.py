@@ -128,8 +128,8 @@ def _check_ids(ids: list[str], source: str) -> list[str]:
     return ids
 
 
-def _check_images_exist(folder: Path, file_names: Sequence[str], name: str) -> None:
-    """Raise naming the missing files; one directory listing instead of a stat per image."""
+def _check_images_exist(folder: Path, file_names: Sequence[str], name: str, source: str) -> None:
+    """Raise naming the missing files and where they were listed; one directory listing."""
     if not folder.is_dir():
         raise FileNotFoundError(f"`{name}`: image folder {folder} not found")
     present = set(os.listdir(folder))
@@ -137,7 +137,7 @@ def _check_images_exist(folder: Path, file_names: Sequence[str], name: str) -> N
     if missing:
         more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
         raise FileNotFoundError(
-            f"`{name}`: {len(missing)} image(s) not found in {folder}: "
+            f"`{name}`: {len(missing)} image(s) listed by {source} not found in {folder}: "
             + ", ".join(str(folder / f) for f in missing[:3])
             + more
         )

@@ -112,12 +112,12 @@ class VOCMultiLabel(Dataset[tuple[Any, Tensor]]):
         if image_list is None:
             split_file = self.root / "ImageSets" / "Main" / f"{image_set}.txt"
             check_file(split_file, "image_set", "VOC split file")
-            self.image_ids, _ = _resolve_image_list(split_file, "image_set")
+            self.image_ids, source = _resolve_image_list(split_file, "image_set")
         else:
-            self.image_ids, _ = _resolve_image_list(image_list)
+            self.image_ids, source = _resolve_image_list(image_list)
         self.transform = transform
         self._image_dir = self.root / "JPEGImages"
-        _check_images_exist(self._image_dir, [f"{i}.jpg" for i in self.image_ids], "root")
+        _check_images_exist(self._image_dir, [f"{i}.jpg" for i in self.image_ids], "root", source)
         index = {name: k for k, name in enumerate(self.classes)}
         labels = torch.zeros(len(self.image_ids), len(self.classes), dtype=torch.int64)
         for row, image_id in enumerate(self.image_ids):

@@ -63,7 +63,7 @@ def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> N
     ok = torch.stack([torch.isfinite(x.sum()) for x in logits.values()]).all()
     if targets is not None:
         if targets.is_floating_point():
-            ok &= (targets * targets * targets == targets).all()  # y^3 = y: y in {-1, 0, 1}
+            ok &= (targets == targets.round().clamp(-1, 1)).all()  # y in {-1, 0, 1}
         elif targets.dtype != torch.bool and targets.numel():
             low, high = torch.aminmax(targets)
             ok &= (low >= -1) & (high <= 1)
@@ -94,14 +94,9 @@ def _per_class(value: Any, name: str, num_classes: int | None = None) -> Tensor 
     return check_scalar(value, name)
 
 
-def _optional_weight(weight: Any) -> Tensor | None:
+def _optional_weight(weight: Any, num_classes: int) -> Tensor | None:
     """Check the per-class ``weight`` of :func:`bce` / :func:`focal_loss`: None or ``(C,)``."""
-    return None if weight is None else as_class_vector(weight, "weight")
-
-
-def _weight_classes(weight: Tensor | None) -> int | None:
-    """Return the number of classes a per-class weight implies (None when it implies none)."""
-    return None if weight is None else weight.shape[0]
+    return None if weight is None else as_class_vector(weight, "weight", num_classes)
 
 
 def _reduce(loss: Tensor, targets: Tensor | None, reduction: str) -> Tensor:
@@ -188,8 +183,8 @@ def bce(
     0.1629
     """
     check_reduction(reduction)
-    weight = _optional_weight(weight)
-    z, y = _prepare(logits, targets, _weight_classes(weight))
+    z, y = _prepare(logits, targets)
+    weight = _optional_weight(weight, z.shape[1])
     # torch's fused kernel, forward and backward; unknown targets (read as 0) are masked after.
     loss = F.binary_cross_entropy_with_logits(
         z, y.clamp(min=0), None if weight is None else weight.to(z), reduction="none"
@@ -252,8 +247,8 @@ def focal_loss(
     """
     check_reduction(reduction)
     _check_focal_hyperparameters(gamma, alpha)
-    weight = _optional_weight(weight)
-    z, y = _prepare(logits, targets, _weight_classes(weight))
+    z, y = _prepare(logits, targets)
+    weight = _optional_weight(weight, z.shape[1])
     loss = _focal_terms(_binary_terms(z, y), gamma)
     if alpha is not None:
         loss = loss * torch.where(y > 0, alpha, 1.0 - alpha)
