@@ -119,10 +119,11 @@ def paired_forward(
     True
     """
     check_callable(module, "module")
+    check_bool(concat, "concat")
     for x, name in ((x_u, "x_u"), (x_r, "x_r")):
         if x is not None:
             check_tensor(x, name)
-    if x_u is None or x_r is None or not check_bool(concat, "concat"):
+    if x_u is None or x_r is None or not concat:
         return (
             None if x_u is None else module(x_u),
             None if x_r is None else module(x_r),
