@@ -68,7 +68,7 @@ CASES: dict[Any, list[Case]] = defaultdict(list)
 ORACLES: dict[Any, list[Oracle]] = defaultdict(list)
 
 # Public classes that only carry results: nothing to validate.
-RESULT_TYPES = {ltml.DualBranchOutput, ltml.LTMLLossOutput, ltml.MAPResult}
+RESULT_TYPES = {ltml.DualBranchOutput, ltml.LTMLLossOutput, ltml.MAPResult, ltml.MixedBatch}
 
 
 def case(public: Any, arg: str, bad: st.SearchStrategy[Any], call: Callable[[Any], Any]) -> None:
@@ -681,6 +681,37 @@ case(
     st.sampled_from([None, nn.Linear(2, 2), "resnet50"]),
     lambda v: ltml.resnet_dual_branch(v, C),
 )
+
+_TINY = nn.Sequential(
+    nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    nn.Linear(4, 2),
+)  # fmt: skip
+
+
+def _split(**kwargs: Any) -> Any:
+    arguments = {"model": _TINY, "at": "2", "num_classes": C, "example_input": torch.zeros(1, 3, 8, 8)}
+    return ltml.split_dual_branch(**{**arguments, **kwargs})
+
+
+case(ltml.split_dual_branch, "model", st.sampled_from([None, 3, "resnet50"]), lambda v: _split(model=v))
+case(ltml.split_dual_branch, "at", st.sampled_from(["9", "", 3, None, "layer4"]), lambda v: _split(at=v))
+case(ltml.split_dual_branch, "num_classes", BAD_POSITIVE_INT, lambda v: _split(num_classes=v))
+case(ltml.split_dual_branch, "concat", BAD_BOOL, lambda v: _split(concat=v))
+case(ltml.split_dual_branch, "example_input", st.sampled_from([[1.0], 3, META]), lambda v: _split(example_input=v))
+
+# ------------------------------------------------------------------------------------ mixup
+
+X = torch.zeros(N, 3, 4, 4)
+case(ltml.mix_batch, "inputs", st.sampled_from([None, X.numpy(), META, X[:2], torch.zeros(())]), lambda v: ltml.mix_batch(v, torch.from_numpy(KNOWN)))
+case(
+    ltml.mix_batch,
+    "targets",
+    BAD_LABELS.filter(lambda v: not (isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.nanmax(np.abs(v)) <= 1)),
+    lambda v: ltml.mix_batch(X, v),
+)
+case(ltml.mix_batch, "alpha", BAD_POSITIVE, lambda v: ltml.mix_batch(X, torch.from_numpy(KNOWN), v))
+case(ltml.mix_batch, "method", bad_choice("mixup", "cutmix"), lambda v: ltml.mix_batch(X, torch.from_numpy(KNOWN), method=v))
+case(ltml.mix_batch, "generator", st.sampled_from([0, "seed", np.random.default_rng(0)]), lambda v: ltml.mix_batch(X, torch.from_numpy(KNOWN), generator=v))
 
 # ------------------------------------------------------------------------------------- the data
 

@@ -236,11 +236,12 @@ def check_finite(x: Tensor, name: str) -> None:
         raise ValueError(f"`{name}` must be finite, got {nan} NaN and {inf} infinite value(s)")
 
 
-def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True) -> None:
+def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True, soft: bool = False) -> None:
     """Check that ``y`` holds only 0 / 1 (and -1 = unknown when ``allow_unknown``).
 
-    An unsigned dtype cannot hold -1: there, only 0 and 1 are valid (a -1 cast to ``uint8``
-    reads 255 and is refused, never taken for "unknown").
+    With ``soft``, any value in [0, 1] is a target too (mixed or smoothed labels). An unsigned
+    dtype cannot hold -1: there, only values in [0, 1] are valid (a -1 cast to ``uint8`` reads
+    255 and is refused, never taken for "unknown").
     """
     if y.dtype == torch.bool or y.numel() == 0:
         return
@@ -250,20 +251,17 @@ def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True) -> None:
         lo, hi = torch.aminmax(y)
         if lo >= low and hi <= 1:
             return
-    bad = (y != 0) & (y != 1)
+    bad = ((y < 0) | (y > 1)) if soft else ((y != 0) & (y != 1))
     if low == -1:
         bad &= y != -1
     if bool(bad.any()):
         seen = torch.unique(y[bad])
         shown = ", ".join(f"{v:g}" for v in seen[:5].tolist())
-        hint = (
-            " (an unsigned dtype cannot hold -1: use a signed one)"
-            if y.dtype == torch.uint8
-            else ""
-        )
+        hint = " (an unsigned dtype cannot hold -1: use a signed one)" if y.dtype == torch.uint8 else ""
         allowed = "{0, 1, -1}" if allow_unknown else "{0, 1}"
+        expected = ("{-1} ∪ [0, 1]" if allow_unknown else "[0, 1]") if soft else allowed
         raise ValueError(
-            f"`{name}` must contain only values in {allowed}, got {shown}"
+            f"`{name}` must contain only values in {expected}, got {shown}"
             + (" (and more)" if seen.numel() > 5 else "")
             + hint
         )
