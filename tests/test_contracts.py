@@ -689,29 +689,68 @@ _TINY = nn.Sequential(
 
 
 def _split(**kwargs: Any) -> Any:
-    arguments = {"model": _TINY, "at": "2", "num_classes": C, "example_input": torch.zeros(1, 3, 8, 8)}
+    arguments = {
+        "model": _TINY,
+        "at": "2",
+        "num_classes": C,
+        "example_input": torch.zeros(1, 3, 8, 8),
+    }
     return ltml.split_dual_branch(**{**arguments, **kwargs})
 
 
-case(ltml.split_dual_branch, "model", st.sampled_from([None, 3, "resnet50"]), lambda v: _split(model=v))
-case(ltml.split_dual_branch, "at", st.sampled_from(["9", "", 3, None, "layer4"]), lambda v: _split(at=v))
+case(
+    ltml.split_dual_branch,
+    "model",
+    st.sampled_from([None, 3, "resnet50"]),
+    lambda v: _split(model=v),
+)
+case(
+    ltml.split_dual_branch,
+    "at",
+    st.sampled_from(["9", "", 3, None, "layer4"]),
+    lambda v: _split(at=v),
+)
 case(ltml.split_dual_branch, "num_classes", BAD_POSITIVE_INT, lambda v: _split(num_classes=v))
 case(ltml.split_dual_branch, "concat", BAD_BOOL, lambda v: _split(concat=v))
-case(ltml.split_dual_branch, "example_input", st.sampled_from([[1.0], 3, META]), lambda v: _split(example_input=v))
+case(
+    ltml.split_dual_branch,
+    "example_input",
+    st.sampled_from([[1.0], 3, META]),
+    lambda v: _split(example_input=v),
+)
 
 # ------------------------------------------------------------------------------------ mixup
 
 X = torch.zeros(N, 3, 4, 4)
-case(ltml.mix_batch, "inputs", st.sampled_from([None, X.numpy(), META, X[:2], torch.zeros(())]), lambda v: ltml.mix_batch(v, torch.from_numpy(KNOWN)))
+case(
+    ltml.mix_batch,
+    "inputs",
+    st.sampled_from([None, X.numpy(), META, X[:2], torch.zeros(())]),
+    lambda v: ltml.mix_batch(v, torch.from_numpy(KNOWN)),
+)
 case(
     ltml.mix_batch,
     "targets",
-    BAD_LABELS.filter(lambda v: not (isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.nanmax(np.abs(v)) <= 1)),
+    BAD_LABELS.filter(
+        lambda v: (
+            not (isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.nanmax(np.abs(v)) <= 1)
+        )
+    ),
     lambda v: ltml.mix_batch(X, v),
 )
 case(ltml.mix_batch, "alpha", BAD_POSITIVE, lambda v: ltml.mix_batch(X, torch.from_numpy(KNOWN), v))
-case(ltml.mix_batch, "method", bad_choice("mixup", "cutmix"), lambda v: ltml.mix_batch(X, torch.from_numpy(KNOWN), method=v))
-case(ltml.mix_batch, "generator", st.sampled_from([0, "seed", np.random.default_rng(0)]), lambda v: ltml.mix_batch(X, torch.from_numpy(KNOWN), generator=v))
+case(
+    ltml.mix_batch,
+    "method",
+    bad_choice("mixup", "cutmix"),
+    lambda v: ltml.mix_batch(X, torch.from_numpy(KNOWN), method=v),
+)
+case(
+    ltml.mix_batch,
+    "generator",
+    st.sampled_from([0, "seed", np.random.default_rng(0)]),
+    lambda v: ltml.mix_batch(X, torch.from_numpy(KNOWN), generator=v),
+)
 
 # ------------------------------------------------------------------------------------- the data
 

@@ -257,7 +257,11 @@ def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True, soft: bool
     if bool(bad.any()):
         seen = torch.unique(y[bad])
         shown = ", ".join(f"{v:g}" for v in seen[:5].tolist())
-        hint = " (an unsigned dtype cannot hold -1: use a signed one)" if y.dtype == torch.uint8 else ""
+        hint = (
+            " (an unsigned dtype cannot hold -1: use a signed one)"
+            if y.dtype == torch.uint8
+            else ""
+        )
         allowed = "{0, 1, -1}" if allow_unknown else "{0, 1}"
         expected = ("{-1} ∪ [0, 1]" if allow_unknown else "[0, 1]") if soft else allowed
         raise ValueError(
