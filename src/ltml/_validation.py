@@ -44,12 +44,15 @@ def _is_real(value: Any) -> bool:
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    def show(v: float) -> str:
+        return str(v) if isinstance(v, int) else f"{v:g}"
+
     if low is not None and high is not None:
-        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return f"in {'(' if low_open else '['}{show(low)}, {show(high)}{')' if high_open else ']'}"
     if low is not None:
-        return f"{'>' if low_open else '>='} {low:g}"
+        return f"{'>' if low_open else '>='} {show(low)}"
     if high is not None:
-        return f"{'<' if high_open else '<='} {high:g}"
+        return f"{'<' if high_open else '<='} {show(high)}"
     return ""
 
 
