@@ -136,7 +136,7 @@ def _break(voc_root, what):
         ("xml-malformed", ValueError, r"malformed VOC annotation .*2008_000002\.xml"),
         ("unknown-class", ValueError, r"unknown class 'unicorn' in VOC annotation .*2008_000002"),
         ("no-name", ValueError, r"unknown class '' in VOC annotation .*2008_000002"),
-        ("image-missing", FileNotFoundError, r"1 image\(s\) listed by .* 2008_000002\.jpg"),
+        ("image-missing", FileNotFoundError, r"1 image\(s\) listed by .*2008_000002\.jpg"),
         ("empty-split", ValueError, r"image list .*trainval\.txt \(`image_set`\) is empty"),
         ("repeated", ValueError, r"lists id '2008_000002' more than once"),
     ],
