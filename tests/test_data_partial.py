@@ -99,7 +99,7 @@ def test_rate_zero_and_one():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"rate": 1.5}, r"`rate` must be in \[0, 1\], got 1.5"),
+        ({"rate": 1.5}, r"`rate` must be a finite real number in \[0, 1\], got 1.5"),
         ({"rate": 0.4, "scheme": "blocks"}, "`scheme` must be one of"),
         ({"rate": 0.4, "unknown_value": 2}, "`unknown_value` must be -1 or 0, got 2"),
     ],
@@ -119,7 +119,9 @@ def test_bad_labels_are_named():
 def test_make_plt_errors():
     with pytest.raises(ValueError, match="`profile` must be one of"):
         make_plt(_labels(), "lvis")
-    with pytest.raises(ValueError, match=r"`missing_rate` must be in \[0, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"`missing_rate` must be a finite real number in \[0, 1\)"
+    ):
         make_plt(_labels(), "voc", missing_rate=1.0)
 
 

@@ -457,7 +457,7 @@ Z, Y = _batch(dtype=torch.float32)
             lambda: AsymmetricLoss(gamma_pos=math.nan),
             "`gamma_pos` must be a finite real number >= 0",
         ),
-        (lambda: AsymmetricLoss(clip=1.0), r"`clip` must be in \[0, 1\)"),
+        (lambda: AsymmetricLoss(clip=1.0), r"`clip` must be a finite real number in \[0, 1\)"),
         (lambda: AsymmetricLoss(eps=0.0), "`eps` must be a finite real number > 0"),
         (lambda: AsymmetricLoss(unknown="zero"), "`unknown` must be one of"),
         (lambda: ltml.BCE(unknown="skip"), "`unknown` must be one of"),
@@ -476,9 +476,15 @@ Z, Y = _batch(dtype=torch.float32)
             "`neg_boost` must be a finite real number >= 1",
         ),
         (lambda: MultiFocalModifierLoss([1, 2, 3])(Z, Y), "`logits` must have 3 columns"),
-        (lambda: ReflectiveLabelCorrector([1, 2], tau=1.0), r"`tau` must be in \(0, 1\)"),
+        (
+            lambda: ReflectiveLabelCorrector([1, 2], tau=1.0),
+            r"`tau` must be a finite real number in \(0, 1\)",
+        ),
         (lambda: ReflectiveLabelCorrector([1, 2], threshold="max"), "`threshold` must be"),
-        (lambda: ReflectiveLabelCorrector([1, 2], momentum=1.0), r"`momentum` must be in"),
+        (
+            lambda: ReflectiveLabelCorrector([1, 2], momentum=1.0),
+            r"`momentum` must be a finite real number in \[0, 1\)",
+        ),
         (lambda: ReflectiveLabelCorrector([1, 2], candidates="all"), "`candidates` must be"),
         (
             lambda: ReflectiveLabelCorrector([1, 2], margin=-1),

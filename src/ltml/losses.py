@@ -33,6 +33,7 @@ from ._validation import (
     check_bool,
     check_callable,
     check_choice,
+    check_int,
     check_reduction,
     check_scalar,
     check_unknown,
@@ -1026,14 +1027,11 @@ class ReflectiveLabelCorrector(_LabelLoss):
         unknown: Unknown = "ignore",
     ) -> None:
         super().__init__(reduction, unknown)
-        if not 0.0 < tau < 1.0:
-            raise ValueError(f"`tau` must be in (0, 1), got {tau}")
-        if threshold not in ("running", "batch"):
-            raise ValueError(f"`threshold` must be 'running' or 'batch', got {threshold!r}")
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"`momentum` must be in [0, 1), got {momentum}")
-        if candidates not in ("unknown", "unobserved"):
-            raise ValueError(f"`candidates` must be 'unknown' or 'unobserved', got {candidates!r}")
+        check_scalar(tau, "tau", low=0.0, high=1.0, low_open=True, high_open=True)
+        check_choice(threshold, "threshold", ("running", "batch"))
+        check_scalar(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        check_choice(candidates, "candidates", ("unknown", "unobserved"))
+        check_int(start_epoch, "start_epoch", low=0)
         check_scalar(margin, "margin", low=0.0)
         check_scalar(weight_power, "weight_power", low=0.0)
         LFL._check_asymmetric(gamma_pos, gamma_neg, clip, eps)

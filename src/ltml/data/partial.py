@@ -15,7 +15,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import as_tensor, check_labels, check_matrix
+from .._validation import (
+    as_tensor,
+    check_choice,
+    check_int,
+    check_labels,
+    check_matrix,
+    check_probability,
+    check_scalar,
+    check_seed,
+)
 from .longtail import make_long_tailed, pareto_quotas
 
 __all__ = ["PLT_PROFILES", "PLTSubset", "drop_labels", "make_plt"]
@@ -83,12 +92,11 @@ def drop_labels(
     y = as_tensor(labels, "labels")
     check_matrix(y, "labels")
     check_labels(y, "labels")
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"`rate` must be in [0, 1], got {rate}")
-    if scheme not in SCHEMES:
-        raise ValueError(f"`scheme` must be one of {SCHEMES}, got {scheme!r}")
-    if unknown_value not in (-1, 0):
+    rate = check_probability(rate, "rate")
+    check_choice(scheme, "scheme", SCHEMES)
+    if unknown_value not in (-1, 0) or isinstance(unknown_value, bool):
         raise ValueError(f"`unknown_value` must be -1 or 0, got {unknown_value!r}")
+    seed = check_seed(seed)
     values = np.asarray(y.detach().cpu())
     eligible = values == 1 if scheme == "positives" else values >= 0
     rng = np.random.default_rng(seed)
@@ -174,16 +182,12 @@ def make_plt(
     >>> len(plt_set.indices), class_counts(plt_set.labels).tolist()
     (95, [0, 60, 2, 8])
     """
-    if not 0.0 <= missing_rate < 1.0:
-        raise ValueError(f"`missing_rate` must be in [0, 1), got {missing_rate}")
+    check_scalar(missing_rate, "missing_rate", low=0.0, high=1.0, high_open=True)
     if isinstance(profile, str):
-        if profile not in PLT_PROFILES:
-            raise ValueError(
-                f"`profile` must be one of {tuple(PLT_PROFILES)} or an int, got {profile!r}"
-            )
+        check_choice(profile, "profile", tuple(PLT_PROFILES))
         max_count = round(PLT_PROFILES[profile].max_count / (1.0 - missing_rate))
     else:
-        max_count = profile
+        max_count = check_int(profile, "profile")
     y = as_tensor(pool_labels, "pool_labels")
     check_matrix(y, "pool_labels")
     y = y.to(torch.int64).cpu()

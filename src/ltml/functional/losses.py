@@ -607,8 +607,7 @@ def cross_branch_consistency(
 def _check_asymmetric(gamma_pos: float, gamma_neg: float, clip: float, eps: float) -> None:
     check_scalar(gamma_pos, "gamma_pos", low=0.0)
     check_scalar(gamma_neg, "gamma_neg", low=0.0)
-    if not 0.0 <= clip < 1.0:
-        raise ValueError(f"`clip` must be in [0, 1), got {clip}")
+    check_scalar(clip, "clip", low=0.0, high=1.0, high_open=True)
     check_scalar(eps, "eps", low=0.0, low_open=True)
 
 
