@@ -6,8 +6,18 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-from . import data, functional, heads, losses, samplers
+from . import data, decoupling, functional, heads, losses, samplers, schedules
 from ._stats import class_counts, class_groups
+from .decoupling import (
+    LearnableWeightScaling,
+    NearestClassMean,
+    extract_features,
+    learn_weight_scaling,
+    logit_adjust,
+    retrain_classifier,
+    search_tau,
+    tau_normalize,
+)
 from .functional import average_precision
 from .heads import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
 from .losses import (
@@ -23,20 +33,25 @@ from .losses import (
 )
 from .metrics import MAPResult, mAPMeter
 from .samplers import ClassAwareSampler, PairedDataset, PairedSampler
+from .schedules import DeferredClassAwareSampler, DeferredReweightedBCE
 
 __all__ = [
     "BCE",
     "ClassAwareSampler",
     "ClassBalancedFocalLoss",
     "CrossBranchConsistency",
+    "DeferredClassAwareSampler",
+    "DeferredReweightedBCE",
     "DistributionBalancedLoss",
     "DualBranchHead",
     "DualBranchOutput",
     "FocalLoss",
     "LTMLLoss",
     "LTMLLossOutput",
+    "LearnableWeightScaling",
     "LogitCompensatedBCE",
     "MAPResult",
+    "NearestClassMean",
     "PairedDataset",
     "PairedSampler",
     "WeightedBCE",
@@ -45,11 +60,19 @@ __all__ = [
     "class_counts",
     "class_groups",
     "data",
+    "decoupling",
+    "extract_features",
     "functional",
     "heads",
+    "learn_weight_scaling",
+    "logit_adjust",
     "losses",
     "mAPMeter",
     "paired_forward",
     "resnet_dual_branch",
+    "retrain_classifier",
     "samplers",
+    "schedules",
+    "search_tau",
+    "tau_normalize",
 ]
