@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 import ltml
 
-from .config import Config
+from .config import Config, switch_epoch
 
 
 def build_resnet(cfg: Config) -> nn.Module:
@@ -31,6 +31,9 @@ def build_resnet(cfg: Config) -> nn.Module:
 
 def build_criterion(cfg: Config, labels: Tensor) -> nn.Module:
     """Build the classification loss of ``--cls-loss`` (one instance, shared by both branches)."""
+    if cfg.deferred == "reweight":  # DRW with Cao et al.'s class-balanced weights, beta 0.9999
+        weight = ltml.ClassBalancedFocalLoss(ltml.class_counts(labels), beta=0.9999).weight
+        return ltml.DeferredReweightedBCE(weight, switch_epoch(cfg))
     if cfg.cls_loss == "bce":
         return ltml.BCE()
     if cfg.cls_loss == "db-focal":
@@ -84,6 +87,12 @@ class Collaborative(nn.Module):
             flipped = self.head.predict(self.trunk(x.flip(-1)), mode=self.predict_mode)
             scores = (scores + flipped) / 2
         return scores
+
+    def set_epoch(self, epoch: int) -> None:
+        """Give the epoch to the parts scheduled by it (a DRW loss)."""
+        for m in self.criterion.modules():
+            if isinstance(m, ltml.DeferredReweightedBCE):
+                m.set_epoch(epoch)
 
     def set_train_mode(self, cfg: Config) -> None:
         """``train()``, then BatchNorm back to eval mode if ``--bn-eval`` (DB recipe)."""
