@@ -230,15 +230,16 @@ def _fit(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps))
     )
     y = labels.to(features.device)
-    for epoch in range(epochs):
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
-        order = torch.as_tensor(list(sampler), dtype=torch.int64, device=features.device)
-        for batch in order.split(batch_size):
-            optimizer.zero_grad(set_to_none=True)
-            criterion(model(features[batch]), y[batch]).backward()
-            optimizer.step()
-            schedule.step()
+    with torch.enable_grad():  # also when called under no_grad (e.g. inside an evaluation)
+        for epoch in range(epochs):
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
+            order = torch.as_tensor(list(sampler), dtype=torch.int64, device=features.device)
+            for batch in order.split(batch_size):
+                optimizer.zero_grad(set_to_none=True)
+                criterion(model(features[batch]), y[batch]).backward()
+                optimizer.step()
+                schedule.step()
 
 
 # --------------------------------------------------------------------------------------------------
