@@ -68,7 +68,8 @@ def test_features_are_the_pooled_trunk_outputs_in_order():
     assert trunk[1].training is False  # our own eval() above; check the restore below
     trunk.train()
     ltml.extract_features(trunk, DataLoader(TensorDataset(x, y), batch_size=3))
-    assert trunk.training and trunk[1].training  # modes restored
+    assert trunk.training
+    assert trunk[1].training
     assert torch.equal(trunk[1].running_mean, running)  # eval: running statistics untouched
 
 
@@ -260,7 +261,8 @@ def test_lws_learns_only_scales_deterministically():
     assert torch.allclose(a(x), expected)
     assert a.offset is None
     with_bias = ltml.learn_weight_scaling(clf, x, y, bias=True, batch_size=16, lr=0.05)
-    assert with_bias.offset is not None and not torch.equal(with_bias.offset, torch.zeros(3))
+    assert with_bias.offset is not None
+    assert not torch.equal(with_bias.offset, torch.zeros(3, dtype=torch.float64))
 
 
 def test_lws_moves_decisions_at_zero_only_with_its_offset():
