@@ -175,6 +175,11 @@ for _row, _text in _DECOUPLED.items():
         _text,
         {**ROWS[STAGE1_ROW[_row]][1], "stage2": _method, "val_fraction": 0.1},
     )
+# For a sigmoid head a positive scale never changes a decision at logit 0: tau-norm without its
+# bias makes tau irrelevant to decisions, LWS without an offset changes none. The rows use the
+# forms that can move thresholded metrics (flags --no-tau-bias / --no-lws-bias for the originals).
+ROWS["tau-norm"][1]["tau_bias"] = True
+ROWS["lws"][1]["lws_bias"] = True
 
 # The demo trains a small ResNet from scratch on 32x32 mosaics, 1-2 min a row on 2 CPU cores:
 # no pretrained weights, so nothing is frozen and BatchNorm trains.
@@ -194,6 +199,9 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
         "lr_steps": (6,),
         "workers": 0,
         "seed": 0,
+        # stage 2 on ~1,000 images: batch 128 (8 steps an epoch) with the recipe's lr scaled
+        "stage2_batch_size": 128,
+        "stage2_lr": 0.05,
     },
     "voc-lt": {},
     "coco-lt": {},

@@ -128,6 +128,40 @@ def _stage2(
     return None, chosen
 
 
+def _cached_features(
+    cfg: Config, model: nn.Module, branch: str, data: Any, rt: Any, path: Path, state: Any
+) -> dict[str, tuple[Tensor, Tensor]]:
+    """Features of the train / val / test images, computed once per stage-1 checkpoint.
+
+    They are cached beside the checkpoint (``features-<branch>.pt``) with the checkpoint's
+    configuration and epoch, and reused by every stage-2 row on the same checkpoint.
+    """
+    cache = path.parent / f"features-{branch}.pt"
+    key = {"config": state["config"], "epoch": state["epoch"]}
+    if cache.is_file():
+        saved = torch.load(cache, map_location="cpu", weights_only=True)
+        if saved["key"] == key:
+            return {k: tuple(v) for k, v in saved["features"].items()}  # type: ignore[misc]
+    test_tf = transforms(cfg, train=False)
+    splits = {"train": _unaugmented(data.train, test_tf), "test": data.test}
+    if data.val is not None:
+        splits["val"] = data.val
+    feats = {
+        name: ltml.extract_features(
+            model.trunk,
+            eval_loader(cfg, dataset, 1, 0, rt.device.type == "cuda"),
+            head=model.head,
+            branch=branch,  # type: ignore[arg-type]
+            device=rt.device,
+            amp=rt.amp_dtype is not None,
+            progress=cfg.progress,
+        )
+        for name, dataset in splits.items()
+    }
+    torch.save({"key": key, "features": feats}, cache)
+    return feats
+
+
 @torch.no_grad()
 def run_decoupled(cfg: Config, train_stage1: Any) -> dict[str, Any]:
     """Stage 1 (``train_stage1(config)`` unless ``--stage1``), features once, stage 2, test."""
@@ -156,22 +190,7 @@ def run_decoupled(cfg: Config, train_stage1: Any) -> dict[str, Any]:
     classifier = copy.deepcopy(head_branch.classifier).cpu()
 
     t0 = time.perf_counter()
-    test_tf = transforms(cfg, train=False)
-    splits = {"train": _unaugmented(data.train, test_tf), "test": data.test}
-    if data.val is not None:
-        splits["val"] = data.val
-    feats = {
-        name: ltml.extract_features(
-            model.trunk,
-            eval_loader(cfg, dataset, 1, 0, rt.device.type == "cuda"),
-            head=model.head,
-            branch=branch,  # type: ignore[arg-type]
-            device=rt.device,
-            amp=rt.amp_dtype is not None,
-            progress=cfg.progress,
-        )
-        for name, dataset in splits.items()
-    }
+    feats = _cached_features(cfg, model, branch, data, rt, Path(path), state)
     features_s = time.perf_counter() - t0
     with torch.enable_grad():
         scorer, chosen = _stage2(cfg, classifier, feats, counts)
