@@ -6,8 +6,9 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-from . import data, decoupling, functional, heads, losses, samplers, schedules
+from . import backbones, data, decoupling, functional, heads, losses, samplers, schedules
 from ._stats import class_counts, class_groups
+from .backbones import split_dual_branch
 from .decoupling import (
     LearnableWeightScaling,
     NearestClassMean,
@@ -57,6 +58,7 @@ __all__ = [
     "WeightedBCE",
     "__version__",
     "average_precision",
+    "backbones",
     "class_counts",
     "class_groups",
     "data",
@@ -74,5 +76,6 @@ __all__ = [
     "samplers",
     "schedules",
     "search_tau",
+    "split_dual_branch",
     "tau_normalize",
 ]
