@@ -235,9 +235,9 @@ def _fit(
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(epoch)
             order = torch.as_tensor(list(sampler), dtype=torch.int64, device=features.device)
-            for batch in order.split(batch_size):
+            for batch in torch.split(order, batch_size):
                 optimizer.zero_grad(set_to_none=True)
-                criterion(model(features[batch]), y[batch]).backward()
+                torch.autograd.backward(criterion(model(features[batch]), y[batch]))
                 optimizer.step()
                 schedule.step()
 
@@ -472,7 +472,7 @@ def tau_normalize(classifier: nn.Linear, tau: float = 1.0, *, bias: bool = False
     with torch.no_grad():
         out.weight.copy_(w / w.norm(dim=1, keepdim=True).pow(tau))
         if keep_bias:
-            out.bias.copy_(classifier.bias)  # type: ignore[arg-type]
+            out.bias.copy_(classifier.bias)
     return out.requires_grad_(False)
 
 
@@ -527,13 +527,9 @@ class LearnableWeightScaling(nn.Module):
         )
         frozen.load_state_dict(classifier.state_dict())
         self.classifier = frozen.requires_grad_(False)
-        like = dict(device=classifier.weight.device, dtype=classifier.weight.dtype)
-        self.scale = nn.Parameter(torch.ones(classifier.out_features, **like))  # type: ignore[arg-type]
-        self.offset = (
-            nn.Parameter(torch.zeros(classifier.out_features, **like))  # type: ignore[arg-type]
-            if bias
-            else None
-        )
+        w = classifier.weight
+        self.scale = nn.Parameter(torch.ones_like(w[:, 0]).detach())
+        self.offset = nn.Parameter(torch.zeros_like(w[:, 0]).detach()) if bias else None
 
     def forward(self, features: Tensor) -> Tensor:
         """Scores ``(N, C)`` of features ``(N, D)``."""
@@ -659,11 +655,14 @@ def logit_adjust(logits: Tensor, class_counts: Any, num_images: int, tau: float 
     return logits - (tau * log_odds).to(logits)
 
 
+_TAUS = tuple(i / 10 for i in range(21))  # 0, 0.1, ..., 2: the range of Kang et al.
+
+
 def search_tau(
     scores_at: Callable[[float], Tensor],
     targets: Any,
     metric: Callable[[Tensor, Tensor], float],
-    taus: Sequence[float] = tuple(i / 10 for i in range(21)),
+    taus: Sequence[float] = _TAUS,
 ) -> tuple[float, list[float]]:
     """Choose ``tau`` by a metric on a **validation** split (never the test set).
 
