@@ -104,7 +104,7 @@ def test_features_under_cpu_autocast_are_float32_and_close():
     ("kwargs", "error", "match"),
     [
         ({"loader": []}, ValueError, "`loader` must yield at least one batch"),
-        ({"branch": "x"}, ValueError, "`branch` must be 'u' or 'r', got 'x'"),
+        ({"branch": "x"}, ValueError, "`branch` must be one of 'u', 'r', got str 'x'"),
         ({"head": nn.Linear(2, 2)}, TypeError, "`head` must be a DualBranchHead or None"),
         ({"trunk": "resnet"}, TypeError, "`trunk` must be an nn.Module, got str"),
     ],
@@ -396,11 +396,11 @@ def _bad_calls():
         (lambda: ltml.retrain_classifier(x.long(), y), TypeError, "`features` must be a floating"),
         (lambda: ltml.retrain_classifier(x[:0], y[:0]), ValueError, "at least one row, got N=0"),
         (lambda: ltml.retrain_classifier(x, y * 2), ValueError, "`labels` must contain only"),
-        (lambda: ltml.retrain_classifier(x, y, epochs=0), ValueError, "`epochs` must be a pos"),
-        (lambda: ltml.retrain_classifier(x, y, lr=0.0), ValueError, r"`lr` must be > 0"),
-        (lambda: ltml.tau_normalize(clf, -0.5), ValueError, r"`tau` must be >= 0.0, got -0.5"),
+        (lambda: ltml.retrain_classifier(x, y, epochs=0), ValueError, "`epochs` must be an"),
+        (lambda: ltml.retrain_classifier(x, y, lr=0.0), ValueError, r"`lr` must be a finite"),
+        (lambda: ltml.tau_normalize(clf, -0.5), ValueError, r"`tau` .* got -0.5"),
         (lambda: ltml.tau_normalize(nn.Conv1d(1, 1, 1)), TypeError, "must be an nn.Linear"),
-        (lambda: ltml.logit_adjust(x, [1, 2], 6, tau=-1), ValueError, r"`tau` must be >= 0"),
+        (lambda: ltml.logit_adjust(x, [1, 2], 6, tau=-1), ValueError, r"`tau` must be a"),
         (lambda: ltml.logit_adjust(x, [1, 2], 6), ValueError, "must have 3 entries"),
         (lambda: ltml.logit_adjust(x, [1, 2, 9], 6), ValueError, "cannot exceed num_samples=6"),
         (
@@ -409,7 +409,7 @@ def _bad_calls():
             r"must have 4 columns \(the classifier's out_features\)",
         ),
         (lambda: ltml.search_tau(lambda t: x, y, lambda s, t: 0.0, []), ValueError, "`taus`"),
-        (lambda: ltml.search_tau(lambda t: x, y, lambda s, t: 0.0, [-1]), ValueError, "`tau`"),
+        (lambda: ltml.search_tau(lambda t: x, y, lambda s, t: 0.0, [-1]), ValueError, r"`taus\[0\]`"),
         (
             lambda: ltml.search_tau(lambda t: x[:, :2], y[:5], lambda s, t: 0.0),
             ValueError,

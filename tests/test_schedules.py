@@ -73,11 +73,11 @@ def test_drw_epoch_travels_with_the_state_dict():
 @pytest.mark.parametrize(
     ("weight", "start", "match"),
     [
-        ([[1.0, 2.0]], 0, "must be a non-empty 1-D floating-point tensor"),
-        ([1, 2], 0, "must be a non-empty 1-D floating-point tensor"),
+        ([[1.0, 2.0]], 0, "`weight` must be a non-empty 1-D vector"),
+        ([], 0, "`weight` must be a non-empty 1-D vector"),
         ([1.0, -2.0], 0, "`weight` must be non-negative, got -2.0"),
         ([1.0, float("nan")], 0, "`weight` must be finite"),
-        ([1.0, 2.0], -1, "`start_epoch` must be a non-negative integer, got -1"),
+        ([1.0, 2.0], -1, r"`start_epoch` must be an integer .*got -1"),
     ],
 )
 def test_drw_bad_input(weight, start, match):
@@ -86,7 +86,7 @@ def test_drw_bad_input(weight, start, match):
 
 
 def test_drw_bad_epoch():
-    with pytest.raises(ValueError, match="`epoch` must be a non-negative integer, got -2"):
+    with pytest.raises(ValueError, match=r"`epoch` must be an integer .*got -2"):
         ltml.DeferredReweightedBCE(torch.ones(2), 1).set_epoch(-2)
 
 
@@ -167,13 +167,13 @@ def test_drs_ranks_partition_the_epoch(epoch):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"start_epoch": -1}, "`start_epoch` must be a non-negative integer, got -1"),
-        ({"start_epoch": 1, "num_samples": 0}, "`num_samples` must be a positive integer"),
+        ({"start_epoch": -1}, r"`start_epoch` must be an integer .*got -1"),
+        ({"start_epoch": 1, "num_samples": 0}, "`num_samples` must be an integer >= 1, got 0"),
         ({"start_epoch": 1, "mode": "cycle", "power": 0.5}, "mode='cycle' is class-balanced"),
     ],
 )
 def test_drs_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ltml.DeferredClassAwareSampler(_labels(), **kwargs)
-    with pytest.raises(ValueError, match="`epoch` must be a non-negative integer"):
+    with pytest.raises(ValueError, match="`epoch` must be an integer"):
         ltml.DeferredClassAwareSampler(_labels(), 1).set_epoch(-1)

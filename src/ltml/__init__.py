@@ -6,7 +6,17 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-from . import backbones, data, decoupling, functional, heads, losses, samplers, schedules
+from . import (
+    backbones,
+    data,
+    decoupling,
+    functional,
+    heads,
+    losses,
+    mixup,
+    samplers,
+    schedules,
+)
 from ._stats import class_counts, class_groups
 from .backbones import split_dual_branch
 from .decoupling import (
@@ -33,6 +43,7 @@ from .losses import (
     WeightedBCE,
 )
 from .metrics import MAPResult, mAPMeter
+from .mixup import MixedBatch, mix_batch
 from .samplers import ClassAwareSampler, PairedDataset, PairedSampler
 from .schedules import DeferredClassAwareSampler, DeferredReweightedBCE
 
@@ -52,6 +63,7 @@ __all__ = [
     "LearnableWeightScaling",
     "LogitCompensatedBCE",
     "MAPResult",
+    "MixedBatch",
     "NearestClassMean",
     "PairedDataset",
     "PairedSampler",
@@ -70,6 +82,8 @@ __all__ = [
     "logit_adjust",
     "losses",
     "mAPMeter",
+    "mix_batch",
+    "mixup",
     "paired_forward",
     "resnet_dual_branch",
     "retrain_classifier",

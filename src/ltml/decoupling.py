@@ -33,13 +33,19 @@ from torch.utils.data import Sampler
 
 from ._stats import counts_tensor
 from ._validation import (
+    as_logits,
     as_tensor,
+    check_bool,
+    check_callable,
+    check_choice,
     check_finite,
     check_floating,
+    check_int,
     check_labels,
     check_matrix,
     check_same_rows,
     check_scalar,
+    check_seed,
 )
 from .heads import DualBranchHead
 from .losses import BCE
@@ -137,8 +143,7 @@ def extract_features(
         raise TypeError(f"`trunk` must be an nn.Module, got {type(trunk).__name__}")
     if head is not None and not isinstance(head, DualBranchHead):
         raise TypeError(f"`head` must be a DualBranchHead or None, got {type(head).__name__}")
-    if branch not in ("u", "r"):
-        raise ValueError(f"`branch` must be 'u' or 'r', got {branch!r}")
+    check_choice(branch, "branch", ("u", "r"))
     if device is None:
         first = next(trunk.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")
@@ -191,11 +196,6 @@ def _features_and_labels(features: Any, labels: Any) -> tuple[Tensor, Tensor]:
     return x, y
 
 
-def _check_positive(value: int, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-
-
 def _fit(
     model: nn.Module,
     features: Tensor,
@@ -215,8 +215,10 @@ def _fit(
     The learning rate follows a cosine from ``lr`` to 0 over all steps (per step rather than the
     Decoupling code's per epoch: smoother when an epoch is a few steps).
     """
-    _check_positive(epochs, "epochs")
-    _check_positive(batch_size, "batch_size")
+    check_int(epochs, "epochs")
+    check_int(batch_size, "batch_size")
+    check_seed(seed)
+    check_callable(loss, "loss", optional=True)
     check_scalar(lr, "lr", low=0.0, low_open=True)
     check_scalar(momentum, "momentum", low=0.0)
     check_scalar(weight_decay, "weight_decay", low=0.0)
@@ -308,6 +310,7 @@ def retrain_classifier(
     torch.Size([60, 3])
     """
     x, y = _features_and_labels(features, labels)
+    check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         classifier = nn.Linear(x.shape[1], y.shape[1]).to(x)
@@ -466,6 +469,7 @@ def tau_normalize(classifier: nn.Linear, tau: float = 1.0, *, bias: bool = False
     """
     _check_linear(classifier)
     check_scalar(tau, "tau", low=0.0)
+    check_bool(bias, "bias")
     w = classifier.weight.detach()
     keep_bias = bias and classifier.bias is not None
     out = nn.Linear(w.shape[1], w.shape[0], bias=keep_bias, device=w.device, dtype=w.dtype)
@@ -518,6 +522,7 @@ class LearnableWeightScaling(nn.Module):
     def __init__(self, classifier: nn.Linear, *, bias: bool = False) -> None:
         super().__init__()
         _check_linear(classifier)
+        check_bool(bias, "bias")
         frozen = nn.Linear(
             classifier.in_features,
             classifier.out_features,
@@ -641,9 +646,10 @@ def logit_adjust(logits: Tensor, class_counts: Any, num_images: int, tau: float 
     >>> logit_adjust(torch.zeros(1, 2), class_counts=[50, 10], num_images=100)
     tensor([[0.0000, 2.1972]])
     """
-    check_floating(logits, "logits")
-    check_matrix(logits, "logits")
+    logits = as_logits(logits, "logits")
+    check_finite(logits, "logits")
     check_scalar(tau, "tau", low=0.0)
+    check_int(num_images, "num_images")
     counts = counts_tensor(class_counts, num_images)
     if counts.numel() != logits.shape[1]:
         raise ValueError(
@@ -699,14 +705,18 @@ def search_tau(
     >>> best, values
     (1, [0.75, 1.0, 0.75])
     """
+    check_callable(scores_at, "scores_at")
+    check_callable(metric, "metric")
     y = as_tensor(targets, "targets")
     check_matrix(y, "targets")
     check_labels(y, "targets")
+    if not isinstance(taus, Sequence) or isinstance(taus, str):
+        raise TypeError(f"`taus` must be a sequence of numbers, got {type(taus).__name__}")
     if len(taus) == 0:
         raise ValueError("`taus` must hold at least one candidate, got none")
     values = []
-    for tau in taus:
-        check_scalar(tau, "tau", low=0.0)
+    for i, tau in enumerate(taus):
+        check_scalar(tau, f"taus[{i}]", low=0.0)
         scores = scores_at(tau)
         check_matrix(scores, "scores_at(tau)", y.shape[1])
         check_same_rows(scores, y, "scores_at(tau)", "targets")

@@ -26,9 +26,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Sampler
 
-from ._validation import check_finite, check_reduction
+from ._validation import as_class_vector, check_finite, check_int, check_reduction
 from .functional.losses import Reduction, bce
-from .samplers import ClassAwareSampler, _check_non_negative_int, _shard
+from .samplers import ClassAwareSampler, _shard
 
 __all__ = ["DeferredClassAwareSampler", "DeferredReweightedBCE"]
 
@@ -81,16 +81,11 @@ class DeferredReweightedBCE(nn.Module):
 
     def __init__(self, weight: Any, start_epoch: int, *, reduction: Reduction = "mean") -> None:
         super().__init__()
-        w = torch.as_tensor(weight)
-        if w.ndim != 1 or w.numel() == 0 or not w.is_floating_point():
-            raise ValueError(
-                "`weight` must be a non-empty 1-D floating-point tensor of per-class weights, "
-                f"got shape {tuple(w.shape)} and dtype {w.dtype}"
-            )
+        w = as_class_vector(weight, "weight")
         check_finite(w, "weight")
         if bool((w < 0).any()):
             raise ValueError(f"`weight` must be non-negative, got {w.min().item()}")
-        _check_non_negative_int(start_epoch, "start_epoch")
+        check_int(start_epoch, "start_epoch", low=0)
         check_reduction(reduction)
         self.register_buffer("weight", w.to(torch.float32))
         self.start_epoch = int(start_epoch)
@@ -104,7 +99,7 @@ class DeferredReweightedBCE(nn.Module):
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch; the loss re-weights from ``start_epoch`` on."""
-        _check_non_negative_int(epoch, "epoch")
+        check_int(epoch, "epoch", low=0)
         self.epoch = int(epoch)
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
@@ -187,7 +182,7 @@ class DeferredClassAwareSampler(Sampler[int]):
         num_classes: int | None = None,
         empty_classes: Literal["warn", "error"] = "warn",
     ) -> None:
-        _check_non_negative_int(start_epoch, "start_epoch")
+        check_int(start_epoch, "start_epoch", low=0)
         self.balanced = ClassAwareSampler(
             labels, num_samples, power=power, mode=mode, images_per_class=images_per_class,
             seed=seed, num_replicas=num_replicas, rank=rank, num_classes=num_classes,
@@ -207,7 +202,7 @@ class DeferredClassAwareSampler(Sampler[int]):
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch: the phase and the order are functions of ``(seed, epoch)``."""
-        _check_non_negative_int(epoch, "epoch")
+        check_int(epoch, "epoch", low=0)
         self.epoch = int(epoch)
         self.balanced.set_epoch(epoch)
 
