@@ -409,7 +409,7 @@ def _bad_calls():
             r"must have 4 columns \(the classifier's out_features\)",
         ),
         (lambda: ltml.search_tau(lambda t: x, y, lambda s, t: 0.0, []), ValueError, "`taus`"),
-        (lambda: ltml.search_tau(lambda t: x, y, lambda s, t: 0.0, [-1]), ValueError, r"`taus\[0\]`"),
+        (lambda: ltml.search_tau(lambda t: x, y, lambda s, t: 0.0, [-1]), ValueError, r"taus\[0\]"),
         (
             lambda: ltml.search_tau(lambda t: x[:, :2], y[:5], lambda s, t: 0.0),
             ValueError,
