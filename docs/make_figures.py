@@ -1,6 +1,7 @@
 """Draw the documentation's figures into docs/img/ (run from the repository root).
 
     python docs/make_figures.py [--shared-data ../shared/data] [--demo-results RESULTS.json]
+                                [--crt-results RESULTS.json]
 
 - ``class_profile.png``: training images per class, sorted, of the demo dataset and (when the
   shared data folder is there) of VOC-LT and COCO-LT, with the head / medium / tail thresholds.
@@ -9,6 +10,8 @@
 - ``demo_ap.png``: per-class AP against training count, from the ``results.json`` files that
   ``examples/train.py`` writes for demo runs (``--demo-results run1/results.json ...``, e.g. the
   ``u-only`` and ``ltml`` runs of ``examples/demo.py``); skipped without them.
+- ``crt_ap.png``: per-class AP before (the stage-1 model) and after cRT, classes sorted by training
+  count, from the ``results.json`` of a ``crt`` row (``--crt-results``); skipped without it.
 """
 
 from __future__ import annotations
@@ -109,6 +112,31 @@ def demo_ap(results_paths: list[Path]) -> None:
     fig.savefig(OUT / "demo_ap.png", dpi=120)
 
 
+def crt_ap(path: Path) -> None:
+    run = json.loads(path.read_text())  # a decoupled row's results.json holds both stages
+    counts = np.array(run["train_counts"])
+    order = np.argsort(-counts, kind="stable")
+
+    def ap(key: str) -> np.ndarray:
+        return 100 * np.array([np.nan if a is None else a for a in run[key]["ap"]])[order]
+
+    before, after = ap("stage1_test_per_class"), ap("test_per_class")
+    x = np.arange(order.size)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar(x - 0.2, before, 0.4, label=f"ERM (stage 1): mAP {np.nanmean(before):.1f}")
+    ax.bar(x + 0.2, after, 0.4, label=f"cRT on its features: mAP {np.nanmean(after):.1f}")
+    ax.set_xticks(x, [f"{run['classes'][k]}\n{counts[k]}" for k in order], fontsize=8)
+    ax.set(
+        ylim=(0, 100),
+        xlabel="class (training images), most to least frequent",
+        ylabel="test AP (%)",
+        title="Demo: per-class AP before and after classifier re-training (cRT)",
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(OUT / "crt_ap.png", dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # As the tests and benchmarks do: LTML_SHARED_DATA, else the folder beside the repository.
@@ -117,6 +145,7 @@ def main() -> None:
     )
     parser.add_argument("--shared-data", type=Path, default=default_shared)
     parser.add_argument("--demo-results", type=Path, nargs="+", metavar="RESULTS_JSON")
+    parser.add_argument("--crt-results", type=Path, metavar="RESULTS_JSON")
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
 
@@ -134,6 +163,8 @@ def main() -> None:
 
     if args.demo_results:
         demo_ap(args.demo_results)
+    if args.crt_results:
+        crt_ap(args.crt_results)
     print(f"figures written to {OUT}")
 
 

@@ -1167,6 +1167,122 @@ SETTINGS = settings(
 )
 
 
+# ------------------------------------------------------------- decoupled classifiers, schedules
+
+FEATS = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.2]])
+CLF = nn.Linear(2, C)
+NOT_A_LINEAR = st.sampled_from([None, "linear", 3, nn.Conv1d(1, 1, 1)])
+case(
+    ltml.extract_features,
+    "trunk",
+    st.sampled_from([None, "resnet", 3]),
+    lambda v: ltml.extract_features(v, [(FEATS, KNOWN)]),
+)
+case(
+    ltml.extract_features,
+    "branch",
+    st.sampled_from(["x", None, 1, "U"]),
+    lambda v: ltml.extract_features(nn.Identity(), [(FEATS, KNOWN)], branch=v),
+)
+case(
+    ltml.retrain_classifier,
+    "epochs",
+    BAD_POSITIVE_INT,
+    lambda v: ltml.retrain_classifier(FEATS, KNOWN, epochs=v),
+)
+case(
+    ltml.retrain_classifier,
+    "batch_size",
+    BAD_POSITIVE_INT,
+    lambda v: ltml.retrain_classifier(FEATS, KNOWN, batch_size=v),
+)
+case(
+    ltml.retrain_classifier,
+    "seed",
+    BAD_SEED,
+    lambda v: ltml.retrain_classifier(FEATS, KNOWN, seed=v),
+)
+case(
+    ltml.retrain_classifier,
+    "lr",
+    BAD_POSITIVE,
+    lambda v: ltml.retrain_classifier(FEATS, KNOWN, lr=v),
+)
+case(ltml.retrain_classifier, "labels", BAD_LABELS, lambda v: ltml.retrain_classifier(FEATS, v))
+case(ltml.NearestClassMean, "labels", BAD_LABELS, lambda v: ltml.NearestClassMean.fit(FEATS, v))
+case(ltml.tau_normalize, "tau", BAD_NON_NEGATIVE, lambda v: ltml.tau_normalize(CLF, v))
+case(ltml.tau_normalize, "classifier", NOT_A_LINEAR, ltml.tau_normalize)
+case(ltml.tau_normalize, "bias", BAD_BOOL, lambda v: ltml.tau_normalize(CLF, bias=v))
+case(ltml.LearnableWeightScaling, "classifier", NOT_A_LINEAR, ltml.LearnableWeightScaling)
+case(
+    ltml.LearnableWeightScaling,
+    "bias",
+    BAD_BOOL,
+    lambda v: ltml.LearnableWeightScaling(CLF, bias=v),
+)
+case(
+    ltml.learn_weight_scaling,
+    "classifier",
+    NOT_A_LINEAR,
+    lambda v: ltml.learn_weight_scaling(v, FEATS, KNOWN),
+)
+case(
+    ltml.learn_weight_scaling,
+    "epochs",
+    BAD_POSITIVE_INT,
+    lambda v: ltml.learn_weight_scaling(CLF, FEATS, KNOWN, epochs=v),
+)
+case(
+    ltml.logit_adjust,
+    "tau",
+    BAD_NON_NEGATIVE,
+    lambda v: ltml.logit_adjust(LOGITS, [2, 2, 2], 4, tau=v),
+)
+case(ltml.logit_adjust, "logits", BAD_LOGITS, lambda v: ltml.logit_adjust(v, [2, 2, 2], 4))
+case(
+    ltml.logit_adjust,
+    "num_images",
+    BAD_POSITIVE_INT,
+    lambda v: ltml.logit_adjust(LOGITS, [0, 0, 0], v),
+)
+case(
+    ltml.search_tau,
+    "taus",
+    st.sampled_from([[], [-1.0], [math.nan], None, "1"]),
+    lambda v: ltml.search_tau(lambda t: LOGITS, KNOWN, lambda s, y: 0.0, v),
+)
+case(
+    ltml.search_tau,
+    "metric",
+    st.sampled_from([None, 3, "f1"]),
+    lambda v: ltml.search_tau(lambda t: LOGITS, KNOWN, v),
+)
+case(
+    ltml.DeferredReweightedBCE,
+    "start_epoch",
+    BAD_SEED,
+    lambda v: ltml.DeferredReweightedBCE([1.0, 2.0, 3.0], v),
+)
+case(
+    ltml.DeferredReweightedBCE,
+    "weight",
+    st.sampled_from([None, "w", [[1.0]], [], [1.0, -1.0], [math.nan]]),
+    lambda v: ltml.DeferredReweightedBCE(v, 0),
+)
+case(
+    ltml.DeferredClassAwareSampler,
+    "start_epoch",
+    BAD_SEED,
+    lambda v: ltml.DeferredClassAwareSampler(LABELS, v),
+)
+case(
+    ltml.DeferredClassAwareSampler,
+    "labels",
+    BAD_LABELS,
+    lambda v: ltml.DeferredClassAwareSampler(v, 1),
+)
+
+
 def _public_callables() -> dict[str, Any]:
     found = {}
     for module, prefix in ((ltml, "ltml."), (D, "ltml.data."), (LF, "ltml.functional.")):

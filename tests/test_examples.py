@@ -55,6 +55,10 @@ EXPECTED_ROWS = {
     "asl": ("u", "asl", False, False, 1),
     "comic": ("u", "comic", False, False, 1),
 }
+# Deferred rows train as ERM (the switch is another field); decoupled rows' stage 1 as their row.
+EXPECTED_ROWS |= {row: EXPECTED_ROWS["erm"] for row in ("drw", "drs", "crt", "ncm", "tau-norm")}
+EXPECTED_ROWS |= {"lws": EXPECTED_ROWS["erm"], "logit-adjust": EXPECTED_ROWS["erm"]}
+EXPECTED_ROWS["ltml-crt"] = EXPECTED_ROWS["ltml"]
 
 
 @pytest.fixture(autouse=True)
@@ -393,3 +397,100 @@ def test_train_script_command_line(tmp_path: Path) -> None:
     assert "iterations" in done.stdout
     assert "u-only: measured" in done.stdout  # results table
     assert (tmp_path / "per_class_ap.png").is_file()
+
+
+# ------------------------------------------------------------------------------------------------
+# Decoupled (stage-2) and deferred rows
+# ------------------------------------------------------------------------------------------------
+
+# row -> (stage-1 row, stage 2, tau-norm bias, LWS bias, deferred)
+DECOUPLED_ROWS = {
+    "crt": ("erm", "crt", False, False, "none"),
+    "ncm": ("erm", "ncm", False, False, "none"),
+    "tau-norm": ("erm", "tau-norm", True, False, "none"),
+    "lws": ("erm", "lws", False, True, "none"),
+    "logit-adjust": ("erm", "logit-adjust", False, False, "none"),
+    "ltml-crt": ("ltml", "crt", False, False, "none"),
+}
+
+
+@pytest.mark.parametrize("row", sorted(DECOUPLED_ROWS))
+def test_decoupled_presets(row: str, tmp_path: Path) -> None:
+    from ltml_example.decoupled import stage1_config
+
+    cfg = resolve(["--dataset", "voc-lt", "--data-root", str(tmp_path), "--row", row])
+    first, stage2, tau_bias, lws_bias, _ = DECOUPLED_ROWS[row]
+    assert (cfg.stage2, cfg.tau_bias, cfg.lws_bias, cfg.val_fraction) == (
+        stage2,
+        tau_bias,
+        lws_bias,
+        0.1,
+    )
+    s1 = stage1_config(cfg)
+    assert _row_fields(s1) == EXPECTED_ROWS[first]
+    assert (s1.row, s1.stage2, s1.val_fraction, s1.seed) == (first, "none", 0.1, cfg.seed)
+
+
+def test_deferred_presets_and_switch_epoch(tmp_path: Path) -> None:
+    from ltml_example.config import switch_epoch
+
+    drw = resolve(["--dataset", "voc-lt", "--data-root", str(tmp_path), "--row", "drw"])
+    drs = resolve(["--row", "drs", "--switch-epoch", "3"])
+    assert _row_fields(drw) == EXPECTED_ROWS["erm"]
+    assert (drw.deferred, switch_epoch(drw)) == ("reweight", 5)  # the first lr step
+    assert (drs.deferred, switch_epoch(drs)) == ("resample", 3)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--stage2", "tau-norm"], "searches tau on a validation split"),
+        (["--stage1", "x.pt"], "--stage1 loads the stage-1 model of a decoupled row"),
+        (["--deferred", "reweight"], "--deferred switches a uniform BCE row"),
+    ],
+)
+def test_bad_decoupled_flags(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        resolve(flags)
+    assert message in capsys.readouterr().err
+
+
+def test_decoupled_rows_reuse_stage1_and_keep_ap_where_they_must(tmp_path: Path) -> None:
+    base = [*TINY_DEMO, "--epochs", "1", "--no-plot"]
+    crt = run(resolve([*base, "--row", "crt", "--output", str(tmp_path / "crt")]))
+    stage1 = tmp_path / "crt" / "stage1" / "last.pt"
+    assert crt["stage1_checkpoint"] == str(stage1)
+    assert (tmp_path / "crt" / "stage1" / "features-u.pt").is_file()
+    # the stage-1 run's own test evaluation agrees with the features' classifier
+    own = json.loads((tmp_path / "crt" / "stage1" / "results.json").read_text())["test"]
+    assert own["total"] == pytest.approx(crt["stage1_test"]["total"], abs=1e-4)
+    assert not crt["per_class_ap_unchanged"]
+    for row in ("tau-norm", "lws", "logit-adjust"):
+        out = tmp_path / row
+        result = run(resolve([*base, "--row", row, "--stage1", str(stage1), "--output", str(out)]))
+        assert result["per_class_ap_unchanged"], row
+        assert json.dumps(result["test"]) == json.dumps(crt["stage1_test"])
+        assert set(result["test_thresholded"]) == {"CP", "CR", "CF1", "OP", "OR", "OF1"}
+        assert not (out / "stage1").exists()  # loaded, not trained again
+    searched = json.loads((tmp_path / "logit-adjust" / "results.json").read_text())["chosen"]
+    assert len(searched["tau_search_val_cf1"]) == 21
+    # a checkpoint of another row is refused
+    with pytest.raises(ValueError, match="other settings"):
+        run(
+            resolve(
+                [*base, "--row", "ltml-crt", "--stage1", str(stage1), "--output", str(tmp_path)]
+            )
+        )
+
+
+@pytest.mark.parametrize("row", ["drw", "drs"])
+def test_deferred_rows_train_and_resume(row: str, tmp_path: Path) -> None:
+    flags = [*TINY_DEMO, "--row", row, "--epochs", "2", "--switch-epoch", "1", "--no-plot"]
+    straight = run(resolve([*flags, "--output", str(tmp_path / "a")]))
+    run(resolve([*flags, "--output", str(tmp_path / "b"), "--epochs", "1"]))
+    resumed = run(resolve([*flags, "--output", str(tmp_path / "b"), "--resume", "auto"]))
+    a, b = _state(tmp_path / "a" / "last.pt"), _state(tmp_path / "b" / "last.pt")
+    _assert_equal_states(a["model"], b["model"])
+    assert json.dumps(straight["test"]) == json.dumps(resumed["test"])

@@ -82,6 +82,21 @@ class Config:
     plot: bool = True
     progress: bool = True
     quiet: bool = False  # no configuration echo nor results table (the demo prints its own)
+    # deferred re-balancing of a uniform single-branch row (rows drw / drs)
+    deferred: str = "none"  # none | reweight (DRW) | resample (DRS)
+    switch_epoch: int | None = None  # first re-balanced epoch; None: the first lr step
+    # decoupled stage 2 (rows crt, ncm, tau-norm, lws, logit-adjust, ltml-crt): on the cached
+    # features of a stage-1 model, trained first or loaded with --stage1
+    stage2: str = "none"  # none | crt | ncm | tau-norm | lws | logit-adjust
+    stage1: Path | None = None
+    stage2_branch: str = "u"  # which branch's features, for a two-branch stage 1
+    stage2_epochs: int = 10
+    stage2_batch_size: int = 512
+    stage2_lr: float = 0.2
+    stage2_weight_decay: float = 5e-4
+    tau: float | None = None  # tau-norm / logit-adjust; None: searched on the validation split
+    tau_bias: bool = False  # tau-norm keeps the bias (Bag of Tricks)
+    lws_bias: bool = False  # LWS learns a per-class offset too
 
     def out_dir(self) -> Path:
         """Return the output folder: ``--output`` or ``runs/<dataset>-<row>-seed<seed>``."""
@@ -146,6 +161,35 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
+# Deferred re-balancing (Cao et al. 2019; Zhang et al. 2021): ERM until the switch epoch.
+_ERM = ROWS["erm"][1]
+ROWS["drw"] = ("DRW (uniform, BCE re-weighted late)", {**_ERM, "deferred": "reweight"})
+ROWS["drs"] = ("DRS (uniform, class-aware late)", {**_ERM, "deferred": "resample"})
+
+# Decoupled rows (Kang et al. 2020): stage 2 on the frozen features of a stage-1 row, with 10 %
+# of the training images held out (for both stages) to choose tau.
+STAGE1_ROW = {"crt": "erm", "ncm": "erm", "tau-norm": "erm", "lws": "erm", "logit-adjust": "erm"}
+STAGE1_ROW["ltml-crt"] = "ltml"
+_DECOUPLED = {
+    "crt": "cRT: ERM features, classifier re-trained class-aware",
+    "ncm": "NCM: ERM features, nearest class mean",
+    "tau-norm": "tau-norm: ERM classifier, weights / norm^tau",
+    "lws": "LWS: ERM classifier, learnt per-class scale",
+    "logit-adjust": "logit adjustment: ERM logits - tau log-odds prior",
+    "ltml-crt": "cRT on LTML's uniform-branch features",
+}
+for _row, _text in _DECOUPLED.items():
+    _method = "crt" if _row == "ltml-crt" else _row
+    ROWS[_row] = (
+        _text,
+        {**ROWS[STAGE1_ROW[_row]][1], "stage2": _method, "val_fraction": 0.1},
+    )
+# For a sigmoid head a positive scale never changes a decision at logit 0: tau-norm without its
+# bias makes tau irrelevant to decisions, LWS without an offset changes none. The rows use the
+# forms that can move thresholded metrics (flags --no-tau-bias / --no-lws-bias for the originals).
+ROWS["tau-norm"][1]["tau_bias"] = True
+ROWS["lws"][1]["lws_bias"] = True
+
 # The demo trains a small ResNet from scratch on 32x32 mosaics, 1-2 min a row on 2 CPU cores:
 # no pretrained weights, so nothing is frozen and BatchNorm trains.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -164,6 +208,9 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
         "lr_steps": (6,),
         "workers": 0,
         "seed": 0,
+        # stage 2 on ~1,000 images: batch 128 (8 steps an epoch) with the recipe's lr scaled
+        "stage2_batch_size": 128,
+        "stage2_lr": 0.05,
     },
     "voc-lt": {},
     "coco-lt": {},
@@ -323,6 +370,35 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--grad-clip", "gradient norm clip (0 = off)", type=float)
     add(g, "--seed", "seed of model init, samplers and augmentation", type=int)
 
+    g = p.add_argument_group("deferred re-balancing (rows drw, drs)")
+    add(
+        g,
+        "--deferred",
+        "switch a uniform BCE row to class-balanced weights (reweight) or class-aware "
+        "sampling (resample) at --switch-epoch",
+        choices=("none", "reweight", "resample"),
+    )
+    add(g, "--switch-epoch", "first re-balanced epoch (0-based) [the first --lr-steps]", type=int)
+
+    g = p.add_argument_group(
+        "decoupled stage 2 (rows crt, ncm, tau-norm, lws, logit-adjust, ltml-crt)"
+    )
+    add(
+        g,
+        "--stage2",
+        "what stage 2 fits on the frozen stage-1 features",
+        choices=("none", "crt", "ncm", "tau-norm", "lws", "logit-adjust"),
+    )
+    add(g, "--stage1", "stage-1 checkpoint (last.pt) to load instead of training it", type=Path)
+    add(g, "--stage2-branch", "features of this branch of a two-branch stage 1", choices=("u", "r"))
+    add(g, "--stage2-epochs", "cRT / LWS epochs", type=int)
+    add(g, "--stage2-batch-size", "cRT / LWS batch", type=int)
+    add(g, "--stage2-lr", "cRT / LWS learning rate (cosine to 0)", type=float)
+    add(g, "--stage2-weight-decay", "cRT / LWS weight decay", type=float)
+    add(g, "--tau", "tau of tau-norm / logit-adjust [searched on the validation split]", type=float)
+    add(g, "--tau-bias", "tau-norm keeps the bias", action=argparse.BooleanOptionalAction)
+    add(g, "--lws-bias", "LWS learns a per-class offset", action=argparse.BooleanOptionalAction)
+
     g = p.add_argument_group("machinery")
     add(g, "--device", "auto = CUDA when available", choices=("auto", "cpu", "cuda"))
     add(
@@ -392,9 +468,24 @@ def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
         parser.error(f"--missing-rate must be in [0, 1), got {cfg.missing_rate}")
     if not 0 <= cfg.val_fraction < 1:
         parser.error(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
+    if cfg.stage2 in ("tau-norm", "logit-adjust") and cfg.tau is None and cfg.val_fraction <= 0:
+        parser.error(
+            f"--stage2 {cfg.stage2} searches tau on a validation split: set --val-fraction or --tau"
+        )
+    if cfg.stage1 is not None and cfg.stage2 == "none":
+        parser.error("--stage1 loads the stage-1 model of a decoupled row: set --stage2")
+    if cfg.deferred != "none" and (cfg.branches != "u" or cfg.cls_loss != "bce"):
+        parser.error("--deferred switches a uniform BCE row: it needs --branches u --cls-loss bce")
     for name in ("batch_size", "batch_multiplier", "epochs", "image_size"):
         if getattr(cfg, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
+
+
+def switch_epoch(cfg: Config) -> int:
+    """First re-balanced epoch of a deferred row: ``--switch-epoch``, else the first lr step."""
+    if cfg.switch_epoch is not None:
+        return cfg.switch_epoch
+    return min(cfg.lr_steps) if cfg.lr_steps else cfg.epochs * 4 // 5
 
 
 def describe(cfg: Config) -> str:

@@ -24,7 +24,7 @@ from torchvision.transforms import v2
 import ltml
 from ltml.data import COCOMultiLabel, VOCMultiLabel, drop_labels, make_demo
 
-from .config import Config
+from .config import Config, switch_epoch
 
 DB_LOSS_RAW = "https://raw.githubusercontent.com/wutong16/DistributionBalancedLoss/master/appendix"
 # dataset -> (where the list goes under --data-root, its path in the DB-loss repository)
@@ -186,7 +186,7 @@ def iterations_per_epoch(cfg: Config, labels: Tensor, world: int) -> tuple[int, 
 
 def train_loader(
     cfg: Config, data: Data, iters: int, world: int, rank: int, pin_memory: bool
-) -> tuple[DataLoader[Any], _OneStream | ltml.PairedSampler]:
+) -> tuple[DataLoader[Any], _OneStream | ltml.PairedSampler | ltml.DeferredClassAwareSampler]:
     """Loader of one epoch of ``iters`` steps: paired batches, or one stream's batches.
 
     Returns the loader and the sampler whose ``set_epoch`` must be called every epoch.
@@ -203,8 +203,20 @@ def train_loader(
         rank=rank,
     )
     paired = ltml.PairedSampler(uniform, balanced, length="balanced")
-    sampler: _OneStream | ltml.PairedSampler
-    if cfg.branches in ("u", "r"):
+    sampler: _OneStream | ltml.PairedSampler | ltml.DeferredClassAwareSampler
+    if cfg.deferred == "resample":  # DRS: uniform order, then class-aware draws
+        sampler = ltml.DeferredClassAwareSampler(
+            data.train_labels,
+            switch_epoch(cfg),
+            num_samples=iters * batch * world,
+            mode=cfg.sampler_mode,  # type: ignore[arg-type]
+            power=cfg.sampler_power,
+            seed=cfg.seed,
+            num_replicas=world,
+            rank=rank,
+        )
+        dataset = data.train
+    elif cfg.branches in ("u", "r"):
         sampler, dataset = _OneStream(paired, 0 if cfg.branches == "u" else 1), data.train
     else:
         sampler, dataset = paired, ltml.PairedDataset(data.train)

@@ -21,6 +21,7 @@ import ltml
 from . import report
 from .config import ROWS, Config, describe
 from .data import Data, build_data, eval_loader, iterations_per_epoch, train_loader
+from .decoupled import run_decoupled
 from .model import Collaborative, build_model, parameter_count
 
 # Settings that may change between an interrupted run and its resumption.
@@ -190,6 +191,8 @@ def _resume_path(cfg: Config) -> Path | None:
 
 def run(cfg: Config) -> dict[str, Any]:
     """Train ``cfg``'s row, evaluate the last epoch on the test set, write the results."""
+    if cfg.stage2 != "none":  # a decoupled row: stage 1 (this function), then stage 2
+        return run_decoupled(cfg, run)
     rt = _runtime(cfg)
     log = print if rt.main and not cfg.quiet else (lambda *a, **k: None)
     out = cfg.out_dir()

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 import ltml
 
-from .config import Config
+from .config import Config, switch_epoch
 
 
 def build_resnet(cfg: Config) -> nn.Module:
@@ -53,6 +53,9 @@ class ComicLoss(nn.Module):
 def build_criterion(cfg: Config, labels: Tensor) -> nn.Module:
     """Build the classification loss of ``--cls-loss`` (one instance, shared by both branches)."""
     unknown: Any = cfg.unknown
+    if cfg.deferred == "reweight":  # DRW with Cao et al.'s class-balanced weights, beta 0.9999
+        weight = ltml.ClassBalancedFocalLoss(ltml.class_counts(labels), beta=0.9999).weight
+        return ltml.DeferredReweightedBCE(weight, switch_epoch(cfg), unknown=unknown)
     if cfg.cls_loss == "bce":
         return ltml.BCE(unknown=unknown)
     if cfg.cls_loss == "db-focal":
@@ -113,9 +116,9 @@ class Collaborative(nn.Module):
         return scores
 
     def set_epoch(self, epoch: int) -> None:
-        """Tell the losses that keep per-epoch state (COMIC's label corrector) a new epoch began."""
+        """Give the epoch to the losses scheduled by it (DRW, COMIC's label corrector)."""
         for m in self.criterion.modules():
-            if isinstance(m, ltml.ReflectiveLabelCorrector):
+            if isinstance(m, (ltml.DeferredReweightedBCE, ltml.ReflectiveLabelCorrector)):
                 m.set_epoch(epoch)
 
     def set_train_mode(self, cfg: Config) -> None:

@@ -6,9 +6,29 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-from . import backbones, data, functional, heads, losses, mixup, samplers
+from . import (
+    backbones,
+    data,
+    decoupling,
+    functional,
+    heads,
+    losses,
+    mixup,
+    samplers,
+    schedules,
+)
 from ._stats import class_counts, class_groups
 from .backbones import split_dual_branch
+from .decoupling import (
+    LearnableWeightScaling,
+    NearestClassMean,
+    extract_features,
+    learn_weight_scaling,
+    logit_adjust,
+    retrain_classifier,
+    search_tau,
+    tau_normalize,
+)
 from .functional import average_precision
 from .heads import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
 from .losses import (
@@ -28,6 +48,7 @@ from .losses import (
 from .metrics import MAPResult, mAPMeter
 from .mixup import MixedBatch, mix_batch
 from .samplers import ClassAwareSampler, PairedDataset, PairedSampler
+from .schedules import DeferredClassAwareSampler, DeferredReweightedBCE
 
 __all__ = [
     "BCE",
@@ -35,16 +56,20 @@ __all__ = [
     "ClassAwareSampler",
     "ClassBalancedFocalLoss",
     "CrossBranchConsistency",
+    "DeferredClassAwareSampler",
+    "DeferredReweightedBCE",
     "DistributionBalancedLoss",
     "DualBranchHead",
     "DualBranchOutput",
     "FocalLoss",
     "LTMLLoss",
     "LTMLLossOutput",
+    "LearnableWeightScaling",
     "LogitCompensatedBCE",
     "MAPResult",
     "MixedBatch",
     "MultiFocalModifierLoss",
+    "NearestClassMean",
     "PairedDataset",
     "PairedSampler",
     "ReflectiveLabelCorrector",
@@ -55,14 +80,22 @@ __all__ = [
     "class_counts",
     "class_groups",
     "data",
+    "decoupling",
+    "extract_features",
     "functional",
     "heads",
+    "learn_weight_scaling",
+    "logit_adjust",
     "losses",
     "mAPMeter",
     "mix_batch",
     "mixup",
     "paired_forward",
     "resnet_dual_branch",
+    "retrain_classifier",
     "samplers",
+    "schedules",
+    "search_tau",
     "split_dual_branch",
+    "tau_normalize",
 ]

@@ -227,6 +227,15 @@ def check_same_shape(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
         )
 
 
+def check_same_rows(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
+    """Check that two tensors describe the same samples: equal first dimension ``N``."""
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"`{name_a}` and `{name_b}` must have the same number of rows N, "
+            f"got {a.shape[0]} and {b.shape[0]}"
+        )
+
+
 def check_floating(x: Tensor, name: str) -> None:
     """Check that ``x`` is a floating-point tensor."""
     if not x.is_floating_point():
