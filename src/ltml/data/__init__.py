@@ -1,22 +1,32 @@
-"""Data: class statistics, long-tailed subsets, multi-label datasets and the demo dataset."""
+"""Data: class statistics, long-tail reports, stratified splits, datasets and the demo dataset."""
 
 from .._stats import class_counts, class_groups
 from .coco import COCOMultiLabel
 from .demo import DemoMosaics, make_demo
 from .image_list import read_image_list
 from .longtail import cooccurrence_rank, make_long_tailed, pareto_quotas
+from .report import LabelReport, describe_labels
+from .split import split_deviation, stratified_split
+from .table import LabelTable, TableMultiLabel, read_label_table
 from .voc import VOC_CLASSES, VOCMultiLabel
 
 __all__ = [
     "VOC_CLASSES",
     "COCOMultiLabel",
     "DemoMosaics",
+    "LabelReport",
+    "LabelTable",
+    "TableMultiLabel",
     "VOCMultiLabel",
     "class_counts",
     "class_groups",
     "cooccurrence_rank",
+    "describe_labels",
     "make_demo",
     "make_long_tailed",
     "pareto_quotas",
     "read_image_list",
+    "read_label_table",
+    "split_deviation",
+    "stratified_split",
 ]

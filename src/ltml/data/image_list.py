@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+from PIL import Image
 
 PathLike = str | os.PathLike[str]
 ImageList = PathLike | Sequence[str] | Sequence[int]
@@ -99,3 +102,10 @@ def _check_images_exist(folder: Path, file_names: Sequence[str]) -> None:
             + ", ".join(str(folder / f) for f in missing[:3])
             + more
         )
+
+
+def _load_image(path: Path, transform: Callable[[Image.Image], Any] | None) -> Any:
+    """Open an image as RGB (closing the file) and apply ``transform``: every dataset's loader."""
+    with Image.open(path) as im:
+        image: Any = im.convert("RGB")
+    return image if transform is None else transform(image)
