@@ -86,9 +86,12 @@ def stratified_split(
     rank = rng.permutation(n)  # the random order in which a class's images are dealt out
     class_tie = rng.random(num_classes)
     part = np.full(n, -1, dtype=np.int64)
-    lacks_class = counts[:, None] * share[None, :]  # (C, P) positives each part still wants
-    lacks_images = n * share  # (P,)
-    dealt = np.zeros((num_classes, share.size), dtype=np.int64)
+    # What each part wants, and what it got: a lack is always ``want - got`` in one subtraction,
+    # so that equal lacks compare equal and their ties go to the next key, as in the paper.
+    want_class = counts[:, None] * share[None, :]  # (C, P)
+    want_images = n * share  # (P,)
+    got_class = np.zeros((num_classes, share.size), dtype=np.int64)
+    got_images = np.zeros(share.size, dtype=np.int64)
     remaining = counts.copy()
 
     while (remaining > 0).any():
@@ -97,7 +100,8 @@ def stratified_split(
         images = class_images[class_ptr[k] : class_ptr[k + 1]]
         images = images[part[images] < 0]
         images = images[np.argsort(rank[images])]
-        parts = _deal(lacks_class[k], lacks_images, dealt[k] == 0, images.size, rng)
+        lacks = (want_class[k], got_class[k], want_images, got_images)
+        parts = _deal(*lacks, got_class[k] == 0, images.size, rng)
         part[images] = parts
         # Every class of the dealt images is now less lacking in the part each image went to.
         starts, lengths = image_ptr[images], image_lengths[images]
@@ -106,33 +110,40 @@ def stratified_split(
         got = np.bincount(
             classes * share.size + np.repeat(parts, lengths), minlength=num_classes * share.size
         ).reshape(num_classes, share.size)
-        lacks_class -= got
-        dealt += got
+        got_class += got
         remaining -= got.sum(axis=1)
-        lacks_images -= np.bincount(parts, minlength=share.size)
+        got_images += np.bincount(parts, minlength=share.size)
 
     rest = np.flatnonzero(part < 0)
     rest = rest[np.argsort(rank[rest])]
-    none_first = np.zeros(share.size, dtype=bool)
-    part[rest] = _deal(lacks_images, lacks_images, none_first, rest.size, rng)
+    lacks = (want_images, got_images, want_images, got_images)
+    part[rest] = _deal(*lacks, np.zeros(share.size, dtype=bool), rest.size, rng)
     return tuple(torch.from_numpy(np.flatnonzero(part == j)) for j in range(share.size))
 
 
 def _deal(
-    lacks: np.ndarray, lacks_images: np.ndarray, empty: np.ndarray, n: int, rng: np.random.Generator
+    want: np.ndarray,
+    got: np.ndarray,
+    want_images: np.ndarray,
+    got_images: np.ndarray,
+    empty: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """Deal ``n`` images one at a time to the part that lacks most; the parts, in dealing order.
 
-    Each image goes to the part with the largest key (``empty`` and not yet served, ``lacks``,
-    ``lacks_images``, a random tie-break), and that part's two lacks drop by one. A part's keys
-    for its 1st, 2nd, ... image therefore decrease, so the greedy sequence is the ``n`` largest
-    keys of all parts, in order: one sort instead of ``n`` steps.
+    Each image goes to the part with the largest key (``empty`` and not yet served, its lack of
+    the class ``want - got``, its lack of images, a random tie-break), and the part's two lacks
+    drop by one. A part's keys for its 1st, 2nd, ... image therefore decrease, so the greedy
+    sequence is the ``n`` largest keys of all parts, in order: one sort instead of ``n`` steps.
     """
-    p = lacks.size
-    taken = np.tile(np.arange(n, dtype=np.float64), p)  # images the part already got here
+    p = want.size
+    taken = np.tile(np.arange(n), p)  # images the part already got in this deal
     owner = np.repeat(np.arange(p), n)
     first = empty[owner] & (taken == 0)
-    keys = (rng.random(p)[owner], lacks_images[owner] - taken, lacks[owner] - taken, first)
+    lack = want[owner] - (got[owner] + taken)
+    lack_images = want_images[owner] - (got_images[owner] + taken)
+    keys = (rng.random(p)[owner], lack_images, lack, first)
     order = np.lexsort(keys)[::-1][:n]  # lexsort sorts by the last key first, ascending
     return owner[order]
 
