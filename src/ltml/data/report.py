@@ -253,7 +253,8 @@ def _pair_counts(positive: np.ndarray) -> np.ndarray:
         same = images[d:] == images[:-d]
         counts += np.bincount(classes[:-d][same] * c + classes[d:][same], minlength=c * c)
     square = counts.reshape(c, c)
-    return square + square.T
+    symmetric: np.ndarray = square + square.T
+    return symmetric
 
 
 def _top_pairs(pairs: np.ndarray, counts: np.ndarray, k: int) -> list[tuple[int, int, int]]:
