@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = Config()
     p = argparse.ArgumentParser(
         description="Train and evaluate LTML (Guo & Wang, CVPR 2021), its ablation rows and "
-        "baselines on VOC-LT, COCO-LT or the embedded demo dataset. [protocol: X] is the "
+        "baselines on VOC-LT, COCO-LT, the embedded demo dataset or your own table (csv). [protocol: X] is the "
         "METHOD.md default; --dataset demo and the --row presets change some (see config.py).",
         argument_default=None,
     )
