@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Train and evaluate LTML (Guo & Wang, CVPR 2021), its ablation rows and "
         "baselines on VOC-LT, COCO-LT, the embedded demo dataset or your own table (csv). "
-        "[protocol: X] is the METHOD.md default; --dataset demo and the --row presets change some (see config.py).",
+        "[protocol: X] is the METHOD.md default; --dataset demo and the --row presets change "
+        "some (see config.py).",
         argument_default=None,
     )
 
