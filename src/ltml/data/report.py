@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._stats import GROUP_NAMES, class_groups
-from .._validation import as_tensor, check_labels, check_matrix
+from .._validation import as_labels, check_int
 
 _PALETTE = {"head": "tab:blue", "medium": "tab:orange", "tail": "tab:red"}
 
@@ -205,16 +205,13 @@ def describe_labels(
     >>> print(report.format().splitlines()[0])
     4 images, 3 classes
     """
-    y = as_tensor(labels, "labels")
-    check_matrix(y, "labels")
-    check_labels(y, "labels")
-    values = y.detach().cpu().numpy()
+    values = as_labels(labels, "labels").detach().cpu().numpy()
     n, c = values.shape
     names = tuple(str(k) for k in range(c)) if classes is None else tuple(map(str, classes))
     if len(names) != c:
         raise ValueError(f"`classes` must name the {c} columns of `labels`, got {len(names)}")
-    if few < 1 or top_pairs < 0:
-        raise ValueError(f"`few` must be >= 1 and `top_pairs` >= 0, got {few} and {top_pairs}")
+    check_int(few, "few", low=1)
+    check_int(top_pairs, "top_pairs", low=0)
     positive = values == 1
     counts = positive.sum(axis=0).astype(np.int64)
     per_image = positive.sum(axis=1)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._validation import check_seed
 from ..samplers import _indptr, _to_class_csr
 
 
@@ -40,9 +41,7 @@ def stratified_split(
     Parameters
     ----------
     labels : Tensor or ndarray, shape (N, C)
-        Label matrix of 0 / 1, with -1 for an unknown label (not counted as a positive). A list of
-        per-image class-index lists or a CSR pair ``(indptr, indices)`` is accepted too, as by
-        :class:`~ltml.ClassAwareSampler`.
+        Label matrix of 0 / 1, with -1 for an unknown label (not counted as a positive).
     fractions : sequence of float
         The parts' shares of the images, e.g. ``(0.8, 0.1, 0.1)``: each positive, summing to 1.
     seed : int
@@ -57,7 +56,8 @@ def stratified_split(
     Raises
     ------
     ValueError
-        ``fractions`` not positive or not summing to 1; ``labels`` not a label matrix.
+        ``fractions`` not positive or not summing to 1; ``labels`` not a label matrix; a negative
+        ``seed``.
 
     Examples
     --------
@@ -73,6 +73,7 @@ def stratified_split(
     [1, 1, 1]
     """
     share = _check_fractions(fractions)
+    rng = np.random.default_rng(check_seed(seed))
     class_ptr, class_images, n = _to_class_csr(labels, None)
     num_classes = class_ptr.size - 1
     counts = np.diff(class_ptr)
@@ -82,7 +83,6 @@ def stratified_split(
     image_lengths = np.bincount(class_images, minlength=n)
     image_ptr = _indptr(image_lengths)
 
-    rng = np.random.default_rng(seed)
     rank = rng.permutation(n)  # the random order in which a class's images are dealt out
     class_tie = rng.random(num_classes)
     part = np.full(n, -1, dtype=np.int64)
@@ -159,8 +159,7 @@ def split_deviation(
     Parameters
     ----------
     labels : Tensor or ndarray, shape (N, C)
-        Label matrix (0 / 1, -1 = unknown, not counted), or the other forms
-        :func:`stratified_split` takes.
+        Label matrix (0 / 1, -1 = unknown, not counted).
     parts : sequence of index tensors / arrays / lists
         Disjoint image indices, e.g. the output of :func:`stratified_split`.
     fractions : sequence of float, optional

@@ -29,6 +29,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .._validation import as_path, check_callable, check_file
 from .image_list import PathLike, _load_image
 
 _TAGS_COLUMN = "tags"
@@ -91,7 +92,9 @@ def read_label_table(
     Raises
     ------
     FileNotFoundError
-        The file does not exist.
+        The file does not exist (``source`` is named).
+    TypeError
+        ``source`` is neither a path nor a DataFrame; ``classes`` is a single string.
     ValueError
         Naming the file and the line: an empty file or no row, a file that is not UTF-8, a row of
         the wrong length, an empty image path or one that leaves the image root (absolute or
@@ -189,8 +192,9 @@ class TableMultiLabel(Dataset[tuple[Any, Tensor]]):
         classes: Sequence[str] | None = None,
         delimiter: str | None = None,
     ) -> None:
+        check_callable(transform, "transform", optional=True)
+        self.root = as_path(image_root, "image_root")
         table, where = _read(source, image_column, tags_column, tag_separator, classes, delimiter)
-        self.root = Path(image_root)
         _check_images_exist(self.root, table.images, where)
         self.images, self.labels, self.classes = table
         self.transform = transform
@@ -211,6 +215,8 @@ def _read(
     delimiter: str | None,
 ) -> tuple[LabelTable, list[str]]:
     """Read a table; also return where each row came from, for the image check's messages."""
+    if not isinstance(tag_separator, str) or not tag_separator:
+        raise ValueError(f"`tag_separator` must be a non-empty string, got {tag_separator!r}")
     rows = _dataframe_rows(source) if _is_dataframe(source) else _file_rows(source, delimiter)
     column = {name: j for j, name in enumerate(rows.header)}
     image_j = _column(rows, image_column or rows.header[0], "image_column")
@@ -238,9 +244,7 @@ def _is_dataframe(source: Any) -> bool:
 
 
 def _file_rows(path: PathLike, delimiter: str | None) -> _Rows:
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"label table {p} not found")
+    p = check_file(as_path(path, "source"), "source", "label table")
     raw = p.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -393,7 +397,7 @@ def _column_labels(rows: _Rows, columns: list[int]) -> np.ndarray:
 def _check_images_exist(root: Path, images: list[str], where: list[str]) -> None:
     """Raise naming the table line of each missing image; one listing per folder, no stat."""
     if not root.is_dir():
-        raise FileNotFoundError(f"image root {root} not found")
+        raise FileNotFoundError(f"`image_root`: image root {root} not found")
     listings: dict[str, set[str]] = {}
     missing = []
     for r, path in enumerate(images):
@@ -406,5 +410,7 @@ def _check_images_exist(root: Path, images: list[str], where: list[str]) -> None
     if missing:
         more = f"\n  (and {len(missing) - 3} more)" if len(missing) > 3 else ""
         raise FileNotFoundError(
-            f"{len(missing)} image(s) not found under {root}:\n  " + "\n  ".join(missing[:3]) + more
+            f"`image_root`: {len(missing)} image(s) not found under {root}:\n  "
+            + "\n  ".join(missing[:3])
+            + more
         )
