@@ -72,6 +72,7 @@ RESULT_TYPES = {
     "LTMLLossOutput",
     "DualBranchOutput",
     "MixedBatch",
+    "PLTSubset",
     "LabelReport",
     "LabelTable",
 }

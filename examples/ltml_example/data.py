@@ -26,6 +26,7 @@ from ltml.data import (
     COCOMultiLabel,
     TableMultiLabel,
     VOCMultiLabel,
+    drop_labels,
     make_demo,
     split_deviation,
     stratified_split,
@@ -92,7 +93,6 @@ def build_data(cfg: Config) -> Data:
     elif cfg.dataset == "csv":
         full = _table(cfg, cfg.train_csv, train_tf)
         test = None if cfg.test_csv is None else _table(cfg, cfg.test_csv, test_tf, full.classes)
-        return _stratified(cfg, full, test, test_tf)
     else:
         ann = root / "annotations"
         full = COCOMultiLabel(
@@ -103,6 +103,12 @@ def build_data(cfg: Config) -> Data:
         )
         test = COCOMultiLabel(root / "val2017", ann / "instances_val2017.json", transform=test_tf)
     labels = torch.as_tensor(full.labels)
+    if cfg.missing_rate > 0:  # simulated partial labels: the training set reads the -1s too
+        scheme: Any = cfg.missing_scheme  # a choice of the --missing-scheme flag
+        labels = drop_labels(labels, cfg.missing_rate, scheme=scheme, seed=cfg.seed)
+        full = _Relabelled(full, labels)
+    if cfg.dataset == "csv":
+        return _stratified(cfg, full, test, test_tf)
     if cfg.val_fraction == 0:
         return Data(full, labels, None, test, full.classes)
     holdout = copy.copy(full)  # the same images and labels, seen through the test transform
@@ -133,7 +139,7 @@ def _table(
     )
 
 
-def _stratified(cfg: Config, full: TableMultiLabel, test: Any, test_tf: v2.Compose) -> Data:
+def _stratified(cfg: Config, full: Any, test: Any, test_tf: v2.Compose) -> Data:
     """Hold out the validation (and test) parts of a table by iterative stratification.
 
     A random split of a long tail leaves rare classes out of small parts; the stratifier keeps
@@ -165,6 +171,30 @@ def _stratified(cfg: Config, full: TableMultiLabel, test: Any, test_tf: v2.Compo
         full.classes,
         note,
     )
+
+
+class _Relabelled(Dataset[Any]):
+    """A dataset whose items carry other labels: ``(x, labels[i])`` (simulated partial labels)."""
+
+    def __init__(self, dataset: Any, labels: Tensor) -> None:
+        self.dataset, self.labels, self.classes = dataset, labels, dataset.classes
+
+    @property
+    def transform(self) -> Any:
+        return self.dataset.transform
+
+    @transform.setter
+    def transform(self, value: Any) -> None:
+        self.dataset.transform = value
+
+    def __copy__(self) -> _Relabelled:
+        return _Relabelled(copy.copy(self.dataset), self.labels)  # its own transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Any, Tensor]:
+        return self.dataset[index][0], self.labels[index].to(torch.float32)
 
 
 def _train_list(cfg: Config, root: Path) -> Path:
