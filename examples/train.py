@@ -3,6 +3,8 @@
 python examples/train.py                                  # full LTML on the embedded demo
 python examples/train.py --row u-only                     # an ablation row
 python examples/train.py --dataset voc-lt --data-root data/voc --row ltml
+python examples/train.py --dataset csv --train-csv labels.csv --image-root photos \
+    --test-fraction 0.2
 torchrun --nproc_per_node 4 examples/train.py --dataset coco-lt --data-root data/coco
 """
 

@@ -73,6 +73,8 @@ RESULT_TYPES = {
     ltml.LTMLLossOutput,
     ltml.MAPResult,
     ltml.MixedBatch,
+    D.LabelReport,
+    D.LabelTable,
     ltml.data.PLTSubset,
 }
 
@@ -992,6 +994,72 @@ def _coco_json() -> Path:
     path = ROOT / "good_instances.json"
     path.write_text(json.dumps(_instances()))
     return path
+
+
+# Your own data: a tags table over one image, the report, the stratifier.
+_TABLE = ROOT / "table"
+_TABLE.mkdir()
+Image.new("RGB", (4, 4)).save(_TABLE / "a.png")
+(_TABLE / "labels.csv").write_text("image,tags\na.png,cat|dog\n")
+for public in (D.read_label_table, D.TableMultiLabel):
+    case(
+        public,
+        "source",
+        BAD_PATH,
+        lambda v, f=public: f(v, image_root=_TABLE) if f is D.TableMultiLabel else f(v),
+    )
+    case(
+        public,
+        "tag_separator",
+        st.sampled_from(["", None, 3, b"|"]),
+        lambda v, f=public: f(
+            _TABLE / "labels.csv",
+            tag_separator=v,
+            **({"image_root": _TABLE} if f is D.TableMultiLabel else {}),
+        ),
+    )
+case(
+    D.TableMultiLabel, "image_root", BAD_PATH, lambda v: D.TableMultiLabel(_TABLE / "labels.csv", v)
+)
+case(
+    D.TableMultiLabel,
+    "transform",
+    st.sampled_from([3, "flip"]),
+    lambda v: D.TableMultiLabel(_TABLE / "labels.csv", _TABLE, transform=v),
+)
+case(D.describe_labels, "labels", BAD_LABELS, D.describe_labels)
+case(D.describe_labels, "few", BAD_POSITIVE_INT, lambda v: D.describe_labels(LABELS, few=v))
+case(D.describe_labels, "top_pairs", bad_int(0), lambda v: D.describe_labels(LABELS, top_pairs=v))
+case(
+    D.describe_labels,
+    "classes",
+    st.sampled_from([["a"], ["a", "b", "c", "d"], []]),
+    lambda v: D.describe_labels(LABELS, v),
+)
+BAD_FRACTIONS = st.sampled_from(
+    [(0.8, 0.3), (1.0, 0.0), (), (0.5, NAN), (-0.5, 1.5), (0.2, 0.8, 0)]
+)
+case(D.stratified_split, "labels", BAD_LABELS, lambda v: D.stratified_split(v, (0.5, 0.5)))
+case(
+    D.stratified_split,
+    "fractions",
+    st.one_of(BAD_FRACTIONS, st.just(None)),
+    lambda v: D.stratified_split(LABELS, v),
+)
+case(D.stratified_split, "seed", BAD_SEED, lambda v: D.stratified_split(LABELS, (0.5, 0.5), seed=v))
+case(D.split_deviation, "labels", BAD_LABELS, lambda v: D.split_deviation(v, [[0, 1], [2, 3]]))
+case(
+    D.split_deviation,
+    "parts",
+    st.sampled_from([[], [[0, 1], [1, 2]], [[0, 9]], [[-1]]]),
+    lambda v: D.split_deviation(LABELS, v),
+)
+case(
+    D.split_deviation,
+    "fractions",
+    BAD_FRACTIONS,
+    lambda v: D.split_deviation(LABELS, [[0, 1], [2, 3]], v),
+)
 
 
 # ------------------------------------------------------------------- accepted forms and oracles

@@ -441,6 +441,62 @@ def test_deferred_presets_and_switch_epoch(tmp_path: Path) -> None:
     assert (drs.deferred, switch_epoch(drs)) == ("resample", 3)
 
 
+def _write_table(root: Path, n: int = 40) -> Path:
+    """A tiny image folder and tags table: 3 classes with 30 / 10 / 6 images."""
+    (root / "img").mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    rows = ["image,tags"]
+    for i in range(n):
+        pixels = torch.randint(0, 256, (16, 16, 3), generator=g, dtype=torch.uint8).numpy()
+        Image.fromarray(pixels).save(root / "img" / f"{i}.png")
+        tags = [t for t, last in (("common", 30), ("medium", 10), ("rare", 6)) if i < last]
+        rows.append(f"img/{i}.png,{'|'.join(tags)}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root / "labels.csv"
+
+
+def _csv_flags(table: Path, output: Path) -> list[str]:
+    return ["--dataset", "csv", "--train-csv", str(table), "--image-root", str(table.parent),
+            "--weights", "none", "--arch", "resnet18", "--image-size", "16", "--batch-size", "4",
+            "--iters-per-epoch", "2", "--epochs", "1", "--workers", "0", "--no-progress",
+            "--output", str(output)]  # fmt: skip
+
+
+def test_csv_end_to_end_with_a_stratified_hold_out(tmp_path: Path) -> None:
+    table = _write_table(tmp_path / "data")
+    flags = [
+        *_csv_flags(table, tmp_path / "run"),
+        "--val-fraction",
+        "0.2",
+        "--test-fraction",
+        "0.2",
+    ]
+    result = run(resolve([*flags, "--eval-every-epoch"]))
+    assert result["classes"] == ["common", "medium", "rare"]
+    # the stratifier keeps each class's share in every part: 60 / 20 / 20 % of 30, 10 and 6
+    assert result["train_counts"] == [18, 6, 4]
+    assert result["train_images"] + result["val_images"] == 32
+    assert result["test"].keys() == {"total", "head", "medium", "tail"}
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["history"][0]["val"].keys() == {"total", "head", "medium", "tail"}
+    assert (tmp_path / "run" / "per_class_ap.png").stat().st_size > 0
+
+
+def test_csv_with_a_test_table_and_every_kind_of_row(tmp_path: Path) -> None:
+    table = _write_table(tmp_path / "data")
+    test = table.parent / "test.csv"
+    test.write_text("image,tags\nimg/0.png,rare|common\nimg/39.png,medium\n")
+    for row in ("erm", "mixed"):
+        out = tmp_path / row
+        result = run(resolve([*_csv_flags(table, out), "--test-csv", str(test), "--row", row]))
+        assert result["train_images"] == 40
+        assert result["classes"] == ["common", "medium", "rare"]
+        assert len(result["test_per_class"]["ap"]) == 3
+    test.write_text("image,tags\nimg/0.png,unseen\n")
+    with pytest.raises(ValueError, match=r"test\.csv, line 2: unknown tag 'unseen'"):
+        run(resolve([*_csv_flags(table, tmp_path / "x"), "--test-csv", str(test)]))
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -494,3 +550,22 @@ def test_deferred_rows_train_and_resume(row: str, tmp_path: Path) -> None:
     a, b = _state(tmp_path / "a" / "last.pt"), _state(tmp_path / "b" / "last.pt")
     _assert_equal_states(a["model"], b["model"])
     assert json.dumps(straight["test"]) == json.dumps(resumed["test"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--dataset", "csv", "--image-root", "."], "--train-csv is required for --dataset csv"),
+        (["--dataset", "csv", "--train-csv", "t.csv"], "--image-root is required"),
+        (["--dataset", "csv", "--train-csv", "t.csv", "--image-root", "."], "needs a test set"),
+        (["--dataset", "csv", "--train-csv", "t.csv", "--image-root", ".", "--test-csv", "x.csv",
+          "--test-fraction", "0.2"], "needs a test set: --test-csv or --test-fraction (not both)"),
+        (["--dataset", "csv", "--train-csv", "t.csv", "--image-root", ".", "--test-fraction",
+          "0.5", "--val-fraction", "0.5"], "--val-fraction + --test-fraction must be below 1"),
+        (["--test-fraction", "0.2"], "--test-fraction applies to --dataset csv"),
+    ],
+)  # fmt: skip
+def test_bad_csv_flags(flags: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        resolve(flags)
+    assert message in capsys.readouterr().err

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DATASETS = ("demo", "voc-lt", "coco-lt")
+DATASETS = ("demo", "voc-lt", "coco-lt", "csv")
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
 WEIGHTS = ("IMAGENET1K_V1", "IMAGENET1K_V2", "none")
 
@@ -30,6 +30,13 @@ class Config:
     image_size: int = 224
     hflip: float = 0.5
     val_fraction: float = 0.0
+    # your own data (--dataset csv): a table of image paths and labels, see read_label_table
+    train_csv: Path | None = None
+    test_csv: Path | None = None
+    image_root: Path | None = None
+    test_fraction: float = 0.0
+    image_column: str | None = None
+    tags_column: str | None = None
     demo_max_count: int = 800
     demo_test_size: int = 1000
     missing_rate: float = 0.0  # fraction of the training labels hidden (PLT protocol: 0.4)
@@ -214,6 +221,7 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "voc-lt": {},
     "coco-lt": {},
+    "csv": {},
 }
 
 
@@ -228,8 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = Config()
     p = argparse.ArgumentParser(
         description="Train and evaluate LTML (Guo & Wang, CVPR 2021), its ablation rows and "
-        "baselines on VOC-LT, COCO-LT or the embedded demo dataset. [protocol: X] is the "
-        "METHOD.md default; --dataset demo and the --row presets change some (see config.py).",
+        "baselines on VOC-LT, COCO-LT, the embedded demo dataset or your own table (csv). "
+        "[protocol: X] is the METHOD.md default; --dataset demo and the --row presets change "
+        "some (see config.py).",
         argument_default=None,
     )
 
@@ -265,9 +274,20 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         g,
         "--val-fraction",
-        "hold out this fraction of the training images for validation",
+        "hold out this fraction of the training images for validation (csv: stratified)",
         type=float,
     )
+    add(g, "--train-csv", "csv: table of training images and labels (CSV / TSV)", type=Path)
+    add(g, "--test-csv", "csv: table of test images (or split one off: --test-fraction)", type=Path)
+    add(g, "--image-root", "csv: folder the tables' image paths are relative to", type=Path)
+    add(
+        g,
+        "--test-fraction",
+        "csv: hold out this fraction of --train-csv as the test set (stratified)",
+        type=float,
+    )
+    add(g, "--image-column", "csv: column of image paths [default: the first]")
+    add(g, "--tags-column", "csv: column of 'cat|dog' tags [default: 'tags' if present]")
     add(g, "--demo-max-count", "demo: images of the most frequent digit", type=int)
     add(g, "--demo-test-size", "demo: test images", type=int)
     add(
@@ -451,7 +471,11 @@ def resolve(argv: list[str] | None = None, **overrides: Any) -> Config:
 
 def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
     """Reject inconsistent settings with a message that names the flag."""
-    if cfg.dataset != "demo":
+    if cfg.dataset == "csv":
+        _check_csv(cfg, parser)
+    elif cfg.test_fraction:
+        parser.error("--test-fraction applies to --dataset csv")
+    if cfg.dataset in ("voc-lt", "coco-lt"):
         if cfg.data_root is None:
             parser.error(f"--data-root is required for --dataset {cfg.dataset}")
         if not cfg.data_root.is_dir():
@@ -486,6 +510,19 @@ def switch_epoch(cfg: Config) -> int:
     if cfg.switch_epoch is not None:
         return cfg.switch_epoch
     return min(cfg.lr_steps) if cfg.lr_steps else cfg.epochs * 4 // 5
+
+
+def _check_csv(cfg: Config, parser: argparse.ArgumentParser) -> None:
+    for flag, path in (("--train-csv", cfg.train_csv), ("--image-root", cfg.image_root)):
+        if path is None:
+            parser.error(f"{flag} is required for --dataset csv")
+    if (cfg.test_csv is None) == (cfg.test_fraction == 0):
+        parser.error("--dataset csv needs a test set: --test-csv or --test-fraction (not both)")
+    if not 0 <= cfg.test_fraction < 1 or cfg.val_fraction + cfg.test_fraction >= 1:
+        parser.error(
+            f"--val-fraction + --test-fraction must be below 1, got {cfg.val_fraction} + "
+            f"{cfg.test_fraction}"
+        )
 
 
 def describe(cfg: Config) -> str:

@@ -22,7 +22,15 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 from torchvision.transforms import v2
 
 import ltml
-from ltml.data import COCOMultiLabel, VOCMultiLabel, drop_labels, make_demo
+from ltml.data import (
+    COCOMultiLabel,
+    TableMultiLabel,
+    VOCMultiLabel,
+    drop_labels,
+    make_demo,
+    split_deviation,
+    stratified_split,
+)
 
 from .config import Config, switch_epoch
 
@@ -44,6 +52,7 @@ class Data:
     val: Dataset[Any] | None
     test: Dataset[Any]
     classes: tuple[str, ...]
+    split_note: str = ""  # how the parts were held out, printed at the start of a run
 
 
 def transforms(cfg: Config, train: bool) -> v2.Compose:
@@ -81,6 +90,9 @@ def build_data(cfg: Config) -> Data:
     elif cfg.dataset == "voc-lt":
         full = VOCMultiLabel(root, image_list=_train_list(cfg, root), transform=train_tf)
         test = VOCMultiLabel(root, image_set="test", transform=test_tf, year="2007")
+    elif cfg.dataset == "csv":
+        full = _table(cfg, cfg.train_csv, train_tf)
+        test = None if cfg.test_csv is None else _table(cfg, cfg.test_csv, test_tf, full.classes)
     else:
         ann = root / "annotations"
         full = COCOMultiLabel(
@@ -95,6 +107,8 @@ def build_data(cfg: Config) -> Data:
         scheme: Any = cfg.missing_scheme  # a choice of the --missing-scheme flag
         labels = drop_labels(labels, cfg.missing_rate, scheme=scheme, seed=cfg.seed)
         full = _Relabelled(full, labels)
+    if cfg.dataset == "csv":
+        return _stratified(cfg, full, test, test_tf)
     if cfg.val_fraction == 0:
         return Data(full, labels, None, test, full.classes)
     holdout = copy.copy(full)  # the same images and labels, seen through the test transform
@@ -108,6 +122,54 @@ def build_data(cfg: Config) -> Data:
         Subset(holdout, val_idx.tolist()),
         test,
         full.classes,
+    )
+
+
+def _table(
+    cfg: Config, path: Any, transform: Any, classes: tuple[str, ...] | None = None
+) -> TableMultiLabel:
+    """Read one table of ``--dataset csv`` (its flags are checked by the configuration)."""
+    return TableMultiLabel(
+        path,
+        cfg.image_root or ".",
+        transform=transform,
+        image_column=cfg.image_column,
+        tags_column=cfg.tags_column,
+        classes=classes,
+    )
+
+
+def _stratified(cfg: Config, full: Any, test: Any, test_tf: v2.Compose) -> Data:
+    """Hold out the validation (and test) parts of a table by iterative stratification.
+
+    A random split of a long tail leaves rare classes out of small parts; the stratifier keeps
+    each class's share in every part, and the note printed at the start says how closely.
+    """
+    labels = full.labels
+    wanted = {"val": cfg.val_fraction, "test": cfg.test_fraction if test is None else 0.0}
+    names = ["train", *(k for k, f in wanted.items() if f > 0)]
+    if names == ["train"]:
+        return Data(full, labels, None, test, full.classes)
+    fractions = [1 - sum(wanted.values()), *(wanted[k] for k in names[1:])]
+    parts = dict(zip(names, stratified_split(labels, fractions, seed=cfg.seed), strict=True))
+    off = 100 * split_deviation(labels, list(parts.values()), fractions).abs()
+    note = (
+        "stratified split of "
+        + ", ".join(f"{k} {len(idx)}" for k, idx in parts.items())
+        + f" images: class shares off target by {off.nanmean():.1f} points on average, "
+        f"{off.nan_to_num().max():.1f} at most"
+    )
+    holdout = copy.copy(full)  # the same images and labels, seen through the test transform
+    holdout.transform = test_tf
+    held = {k: Subset(holdout, idx.tolist()) for k, idx in parts.items() if k != "train"}
+    train = parts["train"]
+    return Data(
+        Subset(full, train.tolist()),
+        labels[train],
+        held.get("val"),
+        held.get("test", test),
+        full.classes,
+        note,
     )
 
 

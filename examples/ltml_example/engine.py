@@ -35,6 +35,9 @@ _RESUMABLE_CHANGES = {
     "workers",
     "data_root",
     "train_list",
+    "train_csv",
+    "test_csv",
+    "image_root",
     "download_lists",
     "quiet",
     "threads",
@@ -244,6 +247,8 @@ def run(cfg: Config) -> dict[str, Any]:
         f"of {per_step} images x {rt.world} process(es); {cfg.epochs} epochs = "
         f"{iters * cfg.epochs} iterations"
     )
+    if data.split_note:
+        log(f"  {data.split_note}")
     if resume is not None:
         log(f"  resumed from {resume} at epoch {start}")
 

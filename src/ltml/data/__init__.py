@@ -1,4 +1,4 @@
-"""Data: class statistics, long-tailed subsets, multi-label datasets and the demo dataset."""
+"""Data: class statistics, long-tail reports, stratified splits, datasets and the demo dataset."""
 
 from .._stats import class_counts, class_groups, cooccurrence
 from .coco import COCOMultiLabel
@@ -6,6 +6,9 @@ from .demo import DemoMosaics, make_demo
 from .image_list import read_image_list
 from .longtail import cooccurrence_rank, make_long_tailed, pareto_quotas
 from .partial import PLT_PROFILES, PLTSubset, drop_labels, make_plt
+from .report import LabelReport, describe_labels
+from .split import split_deviation, stratified_split
+from .table import LabelTable, TableMultiLabel, read_label_table
 from .voc import VOC_CLASSES, VOCMultiLabel
 
 __all__ = [
@@ -13,16 +16,23 @@ __all__ = [
     "VOC_CLASSES",
     "COCOMultiLabel",
     "DemoMosaics",
+    "LabelReport",
+    "LabelTable",
     "PLTSubset",
+    "TableMultiLabel",
     "VOCMultiLabel",
     "class_counts",
     "class_groups",
     "cooccurrence",
     "cooccurrence_rank",
+    "describe_labels",
     "drop_labels",
     "make_demo",
     "make_long_tailed",
     "make_plt",
     "pareto_quotas",
     "read_image_list",
+    "read_label_table",
+    "split_deviation",
+    "stratified_split",
 ]

@@ -19,7 +19,13 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._validation import as_path, check_callable, check_file
-from .image_list import ImageList, PathLike, _check_images_exist, _resolve_image_list
+from .image_list import (
+    ImageList,
+    PathLike,
+    _check_images_exist,
+    _load_image,
+    _resolve_image_list,
+)
 
 
 class COCOMultiLabel(Dataset[tuple[Any, Tensor]]):
@@ -137,10 +143,7 @@ class COCOMultiLabel(Dataset[tuple[Any, Tensor]]):
         return len(self.image_ids)
 
     def __getitem__(self, i: int) -> tuple[Any, Tensor]:
-        with Image.open(self._image_dir / self._file_names[i]) as im:
-            image: Any = im.convert("RGB")
-        if self.transform is not None:
-            image = self.transform(image)
+        image = _load_image(self._image_dir / self._file_names[i], self.transform)
         return image, self.labels[i].to(torch.float32)
 
 

@@ -17,7 +17,13 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._validation import as_path, check_callable, check_file
-from .image_list import ImageList, PathLike, _check_images_exist, _resolve_image_list
+from .image_list import (
+    ImageList,
+    PathLike,
+    _check_images_exist,
+    _load_image,
+    _resolve_image_list,
+)
 
 VOC_CLASSES = (
     "aeroplane",
@@ -129,10 +135,7 @@ class VOCMultiLabel(Dataset[tuple[Any, Tensor]]):
         return len(self.image_ids)
 
     def __getitem__(self, i: int) -> tuple[Any, Tensor]:
-        with Image.open(self._image_dir / f"{self.image_ids[i]}.jpg") as im:
-            image: Any = im.convert("RGB")
-        if self.transform is not None:
-            image = self.transform(image)
+        image = _load_image(self._image_dir / f"{self.image_ids[i]}.jpg", self.transform)
         return image, self.labels[i].to(torch.float32)
 
 

@@ -1,0 +1,273 @@
+"""How long-tailed is a label matrix? One call, numbers and a figure.
+
+:func:`describe_labels` gathers what decides how to train on a multi-label long tail: the
+head / medium / tail groups of the benchmarks (Wu et al., ECCV 2020), the imbalance ratio, the
+classes too rare to split or evaluate, and the most frequent co-occurring pairs: a rare class that
+mostly appears with a frequent one keeps that co-label bias under any class-aware sampler, since
+re-sampling an image re-samples all its labels (Wu et al., 2020; Guo & Wang, CVPR 2021).
+``python -m ltml.data.describe labels.csv`` prints the same report for a table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._stats import GROUP_NAMES, class_groups
+from .._validation import as_labels, check_int
+
+_PALETTE = {"head": "tab:blue", "medium": "tab:orange", "tail": "tab:red"}
+
+
+@dataclass(frozen=True)
+class LabelReport:
+    """The long-tail report of a label matrix, from :func:`describe_labels`.
+
+    ``str(report)`` (or :meth:`format`) is the text for a terminal; :meth:`plot` draws the class
+    profile. Counts are of known positives (-1 = unknown is not counted).
+    """
+
+    num_images: int
+    classes: tuple[str, ...]
+    counts: list[int]
+    """Positive images per class."""
+    mean_labels_per_image: float
+    max_labels_per_image: int
+    images_without_label: int
+    """Images with no known positive."""
+    unknown_share: float
+    """Fraction of the ``N x C`` entries that are -1."""
+    thresholds: tuple[int, int]
+    groups: dict[str, list[int]]
+    """``{"head", "medium", "tail"}``: class indices, by ``thresholds``."""
+    imbalance_ratio: float
+    """Largest count over the smallest non-zero count (NaN when no class has a positive)."""
+    empty_classes: list[int]
+    """Classes with no positive."""
+    few: int
+    few_classes: list[int]
+    """Classes with 1 to ``few - 1`` positives."""
+    top_pairs: list[tuple[int, int, int]]
+    """``(a, b, images with both)``, most frequent first, ``count[a] >= count[b]``."""
+    tail_companions: list[tuple[int, int, int]]
+    """``(tail class, the class it most often appears with, images with both)``."""
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes ``C``."""
+        return len(self.classes)
+
+    def format(self, max_classes: int = 40, title: str = "") -> str:
+        """Return the report as text, at most ``max_classes`` rows of the per-class table."""
+        c, counts = self.num_classes, self.counts
+        group_of = {k: g for g, members in self.groups.items() for k in members}
+        low, high = self.thresholds
+        sizes = {g: len(self.groups[g]) for g in GROUP_NAMES}
+        head = f"{title}{': ' if title else ''}{self.num_images:,} images, {c:,} classes"
+        lines = [
+            head,
+            "=" * len(head),
+            f"labels per image    mean {self.mean_labels_per_image:.2f}, max "
+            f"{self.max_labels_per_image}; {self.images_without_label:,} image(s) with none",
+            f"unknown (-1)        {100 * self.unknown_share:.1f} % of the labels",
+            f"positives / class   {max(counts):,} .. {min(counts):,}; imbalance ratio "
+            f"{self.imbalance_ratio:.1f} (largest / smallest non-zero)",
+            f"groups              head {sizes['head']} (>= {high}), medium {sizes['medium']} "
+            f"({low}-{high - 1}), tail {sizes['tail']} (< {low})",
+            f"no positive         {self._names(self.empty_classes)}",
+            f"{f'under {self.few} positives':<20}{self._names(self.few_classes)}",
+            "",
+            "per class, most frequent first",
+        ]
+        width = min(24, max(len(n) for n in self.classes))
+        order = sorted(range(c), key=lambda k: (-counts[k], k))
+        shown = order
+        if c > max_classes:
+            shown = [*order[: max_classes // 2], -1, *order[c - max_classes // 2 :]]
+        lines.append(f"  {'rank':>5}  {'class':<{width}}  {'images':>9}  {'share':>7}  group")
+        for rank, k in ((order.index(k) if k >= 0 else -1, k) for k in shown):
+            if k < 0:
+                lines.append(f"  {'...':>5}  ({c - 2 * (max_classes // 2)} more)")
+                continue
+            share = 100 * counts[k] / max(self.num_images, 1)
+            name = self.classes[k][:width]
+            lines.append(
+                f"  {rank + 1:>5}  {name:<{width}}  {counts[k]:>9,}  {share:>6.2f}%  {group_of[k]}"
+            )
+        if self.top_pairs:
+            lines += ["", "most frequent co-occurring pairs (share: of the rarer class's images)"]
+            for a, b, both in self.top_pairs:
+                pair = f"{self.classes[a]} + {self.classes[b]}"
+                share = 100 * both / max(counts[b], 1)
+                lines.append(f"  {pair:<{2 * width + 3}}  {both:>9,}  {share:>5.1f}%")
+        if self.tail_companions:
+            lines += [
+                "",
+                "tail classes and their most frequent companion (share: of the tail's images)",
+            ]
+            for a, b, both in self.tail_companions:
+                pair = f"{self.classes[a]} + {self.classes[b]}"
+                share = 100 * both / max(counts[a], 1)
+                lines.append(f"  {pair:<{2 * width + 3}}  {both:>9,}  {share:>5.1f}%")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def _names(self, indices: list[int], limit: int = 8) -> str:
+        if not indices:
+            return "none"
+        names = ", ".join(self.classes[k] for k in indices[:limit])
+        return f"{len(indices)}: {names}" + (", ..." if len(indices) > limit else "")
+
+    def plot(self, path: str | Path | None = None) -> Any:
+        """Draw the class profile: positives per class on a log axis, sorted, groups coloured.
+
+        Needs matplotlib (``pip install matplotlib``). Returns the figure; saves it when ``path``
+        is given (and closes it).
+        """
+        try:
+            import matplotlib
+
+            if path is not None:
+                matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError("LabelReport.plot needs matplotlib: pip install matplotlib") from None
+        group_of = {k: g for g, members in self.groups.items() for k in members}
+        order = sorted(range(self.num_classes), key=lambda k: (-self.counts[k], k))
+        fig, ax = plt.subplots(figsize=(min(16.0, max(6.0, 0.25 * self.num_classes + 2)), 4))
+        heights = [max(self.counts[k], 0.5) for k in order]  # an empty class shows as a stub
+        ax.bar(range(len(order)), heights, color=[_PALETTE[group_of[k]] for k in order], width=1)
+        ax.set_yscale("log")
+        for threshold in self.thresholds:
+            ax.axhline(threshold, color="gray", linestyle="--", linewidth=0.8)
+        if self.num_classes <= 60:
+            ax.set_xticks(range(len(order)), [self.classes[k] for k in order], rotation=90)
+        else:
+            ax.set_xlabel("classes, most frequent first")
+        ax.set_ylabel("positive images (log)")
+        sizes = ", ".join(f"{g} {len(self.groups[g])}" for g in GROUP_NAMES)
+        ax.set_title(
+            f"{self.num_images:,} images, {self.num_classes} classes ({sizes}); "
+            f"imbalance {self.imbalance_ratio:.0f}"
+        )
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+        return fig
+
+
+def describe_labels(
+    labels: Any,
+    classes: Any = None,
+    *,
+    thresholds: tuple[int, int] = (20, 100),
+    few: int = 5,
+    top_pairs: int = 10,
+) -> LabelReport:
+    """Report how long-tailed a multi-label matrix is.
+
+    Parameters
+    ----------
+    labels : Tensor or ndarray, shape (N, C)
+        Label matrix of 0 / 1, with -1 for an unknown label.
+    classes : sequence of str, optional
+        Class names (default ``"0"``, ``"1"``, ...).
+    thresholds : (int, int)
+        Head / medium / tail thresholds, as :func:`~ltml.data.class_groups`.
+    few : int
+        Classes with fewer positives than this (and at least one) are listed as rare: they can
+        miss a part of a split and give a noisy AP.
+    top_pairs : int
+        How many co-occurring pairs to list.
+
+    Returns
+    -------
+    LabelReport
+        Print it for a terminal; ``plot()`` draws the class profile.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.data import describe_labels
+    >>> labels = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, -1], [0, 0, 1]])
+    >>> report = describe_labels(labels, ["person", "dog", "kite"], thresholds=(2, 3))
+    >>> report.counts, report.groups, report.imbalance_ratio
+    ([3, 2, 1], {'head': [0], 'medium': [1], 'tail': [2]}, 3.0)
+    >>> report.top_pairs  # person and dog share 2 images
+    [(0, 1, 2)]
+    >>> print(report.format().splitlines()[0])
+    4 images, 3 classes
+    """
+    values = as_labels(labels, "labels").detach().cpu().numpy()
+    n, c = values.shape
+    names = tuple(str(k) for k in range(c)) if classes is None else tuple(map(str, classes))
+    if len(names) != c:
+        raise ValueError(f"`classes` must name the {c} columns of `labels`, got {len(names)}")
+    check_int(few, "few", low=1)
+    check_int(top_pairs, "top_pairs", low=0)
+    positive = values == 1
+    counts = positive.sum(axis=0).astype(np.int64)
+    per_image = positive.sum(axis=1)
+    nonzero = counts[counts > 0]
+    groups = class_groups(counts.tolist(), thresholds)
+    pairs = _pair_counts(positive)
+    return LabelReport(
+        num_images=n,
+        classes=names,
+        counts=counts.tolist(),
+        mean_labels_per_image=float(per_image.mean()) if n else math.nan,
+        max_labels_per_image=int(per_image.max()) if n else 0,
+        images_without_label=int((per_image == 0).sum()),
+        unknown_share=float((values == -1).sum() / max(values.size, 1)),
+        thresholds=thresholds,
+        groups=groups,
+        imbalance_ratio=float(nonzero.max() / nonzero.min()) if nonzero.size else math.nan,
+        empty_classes=np.flatnonzero(counts == 0).tolist(),
+        few=few,
+        few_classes=np.flatnonzero((counts > 0) & (counts < few)).tolist(),
+        top_pairs=_top_pairs(pairs, counts, top_pairs),
+        tail_companions=_companions(pairs, groups["tail"]),
+    )
+
+
+def _pair_counts(positive: np.ndarray) -> np.ndarray:
+    """Return the ``(C, C)`` matrix of images shared by two classes (zero diagonal).
+
+    Walks the image-major list of positives once per offset ``d`` (pairs of an image's labels
+    ``d`` apart): ``O(positives x labels per image)``, no ``C x N`` product.
+    """
+    c = positive.shape[1]
+    images, classes = np.nonzero(positive)
+    counts = np.zeros(c * c, dtype=np.int64)
+    for d in range(1, int(np.bincount(images).max(initial=0))):
+        same = images[d:] == images[:-d]
+        counts += np.bincount(classes[:-d][same] * c + classes[d:][same], minlength=c * c)
+    square = counts.reshape(c, c)
+    symmetric: np.ndarray = square + square.T
+    return symmetric
+
+
+def _top_pairs(pairs: np.ndarray, counts: np.ndarray, k: int) -> list[tuple[int, int, int]]:
+    """Return the ``k`` pairs sharing the most images, the more frequent class first."""
+    upper = np.triu(pairs, 1).reshape(-1)
+    top = np.argsort(-upper, kind="stable")[:k]
+    found = []
+    for index in top[upper[top] > 0]:
+        a, b = divmod(int(index), pairs.shape[0])
+        if (counts[b], -b) > (counts[a], -a):
+            a, b = b, a
+        found.append((a, b, int(upper[index])))
+    return found
+
+
+def _companions(pairs: np.ndarray, tail: list[int]) -> list[tuple[int, int, int]]:
+    """Return each tail class (with a companion) and the class it shares most images with."""
+    best = pairs.argmax(axis=1)
+    return [(k, int(best[k]), int(pairs[k, best[k]])) for k in tail if pairs[k, best[k]] > 0]
