@@ -375,8 +375,8 @@ def test_from_labels_equals_counts(cls, args):
 def test_statistics_from_real_labels(voc_lt):
     labels, split = voc_lt
     loss = LogitCompensatedBCE.from_labels(labels)
-    expected = torch.tensor(split["class_freq"], dtype=torch.float64) / split["num_images"]
-    torch.testing.assert_close(loss.prior, expected.float())
+    p = torch.tensor(split["class_freq"], dtype=torch.float64) / split["num_images"]
+    torch.testing.assert_close(loss.weight, torch.stack([torch.exp(1 - p), torch.exp(p)]).float())
 
 
 def test_weights_literal():
@@ -626,7 +626,7 @@ Z, Y = _batch(dtype=torch.float32, unknown=True)
         (lambda: BCE(reduction="avg"), ValueError, "`reduction` must be one of"),
         (lambda: LF.bce(Z, Y, reduction="batchmean"), ValueError, "`reduction` must be one of"),
         (lambda: LF.bce(Z, Y, torch.ones(3)), ValueError, "`logits` must have 3 columns"),
-        (lambda: LF.bce(Z, Y, torch.ones(2, 4)), ValueError, r"`weight` must have shape \(4,\)"),
+        (lambda: LF.bce(Z, Y, torch.ones(3, 4)), ValueError, r"`weight` must have shape \(4,\) or \(2, 4\)"),
         (lambda: WeightedBCE([1, 2, 3])(Z, Y), ValueError, "`logits` must have 3 columns"),
         (lambda: WeightedBCE([1, -2]), ValueError, "`class_counts` must be non-negative"),
         (lambda: WeightedBCE([1, 2], power=-1), ValueError, "`power` must be >= 0"),
@@ -639,7 +639,7 @@ Z, Y = _batch(dtype=torch.float32, unknown=True)
             "`class_counts` must be a non-empty",
         ),
         (lambda: LogitCompensatedBCE([5, 70], 60), ValueError, "`class_counts` cannot exceed"),
-        (lambda: LogitCompensatedBCE([5, 7], 0), ValueError, "`num_samples` must be positive"),
+        (lambda: LogitCompensatedBCE([5, 7], 0), ValueError, "`num_images` must be positive"),
         (
             lambda: LogitCompensatedBCE([5, math.nan], 60),
             ValueError,
@@ -664,7 +664,7 @@ Z, Y = _batch(dtype=torch.float32, unknown=True)
         (
             lambda: DistributionBalancedLoss(COUNTS, 1),
             ValueError,
-            "`num_samples` must be at least 2",
+            "`num_images` must be at least 2",
         ),
         (
             lambda: DistributionBalancedLoss(COUNTS, 60, preset="lvis"),

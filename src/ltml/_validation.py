@@ -89,8 +89,8 @@ def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True) -> None:
         )
 
 
-def check_class_counts(counts: Tensor, name: str, num_samples: int | None = None) -> None:
-    """Check per-class positive counts: 1-D, non-negative, and at most ``num_samples``."""
+def check_class_counts(counts: Tensor, name: str, num_images: int | None = None) -> None:
+    """Check per-class positive counts: 1-D, non-negative, and at most ``num_images``."""
     if counts.ndim != 1 or counts.numel() == 0:
         raise ValueError(
             f"`{name}` must be a non-empty 1-D sequence of per-class counts, "
@@ -99,12 +99,12 @@ def check_class_counts(counts: Tensor, name: str, num_samples: int | None = None
     check_finite(counts, name)
     if bool((counts < 0).any()):
         raise ValueError(f"`{name}` must be non-negative, got {counts.min().item()}")
-    if num_samples is not None:
-        if num_samples <= 0:
-            raise ValueError(f"`num_samples` must be positive, got {num_samples}")
-        if bool((counts > num_samples).any()):
+    if num_images is not None:
+        if num_images <= 0:
+            raise ValueError(f"`num_images` must be positive, got {num_images}")
+        if bool((counts > num_images).any()):
             raise ValueError(
-                f"`{name}` cannot exceed num_samples={num_samples}, got {counts.max().item()}"
+                f"`{name}` cannot exceed num_images={num_images}, got {counts.max().item()}"
             )
 
 
@@ -127,3 +127,22 @@ def check_scalar(value: float, name: str, *, low: float, low_open: bool = False)
 def is_compiling() -> bool:
     """Whether ``torch.compile`` is tracing: data-dependent checks would break its graph."""
     return bool(torch.compiler.is_compiling())
+
+
+def sync_free(x: Tensor) -> bool:
+    """Whether checks of ``x``'s values must not wait for them: ``x`` is not on the CPU, or
+    ``torch.compile`` is tracing.
+
+    Reading a value of a GPU tensor on the host (``.item()``, ``bool(t)``) stalls until the GPU
+    has computed it; such checks become device-side assertions (:func:`assert_on_device`).
+    """
+    return x.device.type != "cpu" or is_compiling()
+
+
+def assert_on_device(condition: Tensor, message: str) -> None:
+    """Fail with ``message`` where ``condition`` (a bool scalar tensor) is False, without a sync.
+
+    On an accelerator the failure is a device-side assertion, reported at the next
+    synchronisation; on the CPU (under ``torch.compile``) a ``RuntimeError``.
+    """
+    torch._assert_async(condition, message)

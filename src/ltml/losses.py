@@ -9,9 +9,13 @@ are compared with: :class:`BCE`, :class:`WeightedBCE`, :class:`FocalLoss`,
 All take ``(logits, targets)`` of shape ``(N, C)``, where a target of -1 marks an unknown label
 that contributes nothing; all honour ``reduction`` as :mod:`torch.nn` losses do, compute in at
 least float32 (safe under autocast) and never modify their inputs. Class statistics are given as
-counts or read from the training label matrix (``from_labels``); they are buffers, so they follow
-``.to(device)`` and are saved in the ``state_dict``. The functional forms are in
-:mod:`ltml.functional`.
+counts or read from the training label matrix (``from_labels``); per-class weights come from
+:func:`ltml.class_weights`. Class statistics are buffers, so they follow ``.to(device)`` and are
+saved in the ``state_dict``. The functional forms are in :mod:`ltml.functional`.
+
+On CPU tensors the values of the inputs (finite logits, targets in {-1, 0, 1}) are checked
+eagerly and a bad value raises a ``ValueError``; on GPU tensors (and under ``torch.compile``)
+the same checks are device-side assertions, so that no loss makes the host wait for the device.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from torch import Tensor, nn
 from typing_extensions import Self
 
 from . import functional as LF
-from ._stats import class_counts, class_prior, counts_tensor
+from ._deprecation import renamed_keyword
+from ._stats import class_counts, class_weights
 from ._validation import as_tensor, check_matrix, check_reduction, check_scalar
 from .functional import losses as LFL
 from .functional.losses import Reduction
@@ -60,7 +65,7 @@ class _Loss(nn.Module):
 class _FromLabels:
     """Mixin: build a loss from the training label matrix instead of class counts."""
 
-    _needs_num_samples: ClassVar[bool] = False
+    _needs_num_images: ClassVar[bool] = False
 
     @classmethod
     def from_labels(cls, labels: Any, **kwargs: Any) -> Self:
@@ -82,13 +87,8 @@ class _FromLabels:
         y = as_tensor(labels, "labels")
         check_matrix(y, "labels")
         counts = class_counts(y)
-        args = (counts, y.shape[0]) if cls._needs_num_samples else (counts,)
+        args = (counts, y.shape[0]) if cls._needs_num_images else (counts,)
         return cls(*args, **kwargs)
-
-
-def _mean_one(weight: Tensor) -> Tensor:
-    """Scale per-class weights to mean 1 (sum C), so the loss keeps the scale of the BCE."""
-    return (weight * (weight.numel() / weight.sum())).to(torch.float32)
 
 
 class BCE(_Loss):
@@ -126,8 +126,9 @@ class WeightedBCE(_FromLabels, _Loss):
         w_k = \frac{n_k^{-q}}{\frac{1}{C} \sum_{k'} n_{k'}^{-q}},
 
     i.e. inverse frequency (``power`` :math:`q` = 1) or inverse square root (0.5), normalised to
-    mean 1 over the classes so that the loss keeps the scale of the plain BCE. A count of 0 is
-    read as 1 (the class has no positive to up-weight; its weight is finite).
+    mean 1 over the classes so that the loss keeps the scale of the plain BCE:
+    ``ltml.class_weights(class_counts, power=power)``. A count of 0 is read as 1 (the class has
+    no positive to up-weight; its weight is finite).
 
     Parameters
     ----------
@@ -156,9 +157,7 @@ class WeightedBCE(_FromLabels, _Loss):
         self, class_counts: Any, *, power: float = 1.0, reduction: Reduction = "mean"
     ) -> None:
         super().__init__(reduction)
-        check_scalar(power, "power", low=0.0)
-        counts = counts_tensor(class_counts).clamp(min=1)
-        self.register_buffer("weight", _mean_one(counts.pow(-power)))
+        self.register_buffer("weight", class_weights(class_counts, power=power))
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
@@ -214,7 +213,8 @@ class ClassBalancedFocalLoss(_FromLabels, _Loss):
         w_k \propto \frac{1 - \beta}{1 - \beta^{n_k}}, \qquad \sum_k w_k = C,
 
     (their Eq. 3 and the normalisation of their code), times the focal term of
-    :class:`FocalLoss`. A count of 0 is read as 1 (whose weight is finite, the largest).
+    :class:`FocalLoss`: ``ltml.class_weights(class_counts, method="effective_number",
+    beta=beta)``. A count of 0 is read as 1 (whose weight is finite, the largest).
 
     Parameters
     ----------
@@ -251,13 +251,9 @@ class ClassBalancedFocalLoss(_FromLabels, _Loss):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(reduction)
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f"`beta` must be in [0, 1), got {beta}")
+        weight = class_weights(class_counts, method="effective_number", beta=beta)
         check_scalar(gamma, "gamma", low=0.0)
-        counts = counts_tensor(class_counts).clamp(min=1)
-        # 1 - beta^n = -expm1(n log beta), accurate for beta close to 1 (and beta = 0).
-        effective = -torch.expm1(counts * math.log(beta)) if beta > 0 else torch.ones_like(counts)
-        self.register_buffer("weight", _mean_one(1.0 / effective))
+        self.register_buffer("weight", weight)
         self.beta = beta
         self.gamma = gamma
 
@@ -293,8 +289,8 @@ class DistributionBalancedLoss(_FromLabels, _Loss):
     ----------
     class_counts : sequence or Tensor, shape (C,)
         Training images positive for each class.
-    num_samples : int
-        Number of training images.
+    num_images : int
+        Number of training images. Formerly ``num_samples`` (deprecated).
     preset : {"voc", "coco"}
         Defaults for ``mu`` and ``neg_scale``.
     alpha, beta, mu, kappa, neg_scale, gamma, scale : float
@@ -314,15 +310,16 @@ class DistributionBalancedLoss(_FromLabels, _Loss):
     0.2616
     """
 
-    _needs_num_samples = True
+    _needs_num_images = True
     _repr_fields = ("alpha", "beta", "mu", "kappa", "neg_scale", "gamma", "scale")
     inv_freq: Tensor
     bias: Tensor
 
+    @renamed_keyword("num_samples", "num_images")
     def __init__(
         self,
         class_counts: Any,
-        num_samples: int,
+        num_images: int,
         *,
         preset: Literal["voc", "coco"] = "voc",
         alpha: float = 0.1,
@@ -343,7 +340,7 @@ class DistributionBalancedLoss(_FromLabels, _Loss):
         self.gamma, self.scale = gamma, scale
         LFL._check_db_hyperparameters(alpha, beta, self.neg_scale, gamma)
         inv_freq, bias = LFL._db_statistics(
-            class_counts, num_samples, kappa=kappa, neg_scale=self.neg_scale
+            class_counts, num_images, kappa=kappa, neg_scale=self.neg_scale
         )
         self.register_buffer("inv_freq", inv_freq)
         self.register_buffer("bias", bias)
@@ -374,9 +371,10 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
               + (1 - y_{ik}) \log (1 - \varsigma(u_{ik} \sigma^n_k + \mu^n_k)) \,],
 
     with :math:`\omega_{ik} = y_{ik} e^{1 - p_k} + (1 - y_{ik}) e^{p_k}` and
-    :math:`p_k = n_k / N`. The per-class :math:`\sigma^p, \mu^p, \sigma^n, \mu^n` start at the
-    identity (:math:`\sigma = 1, \mu = 0`), where the loss is the :math:`\omega`-weighted BCE.
-    They act inside the loss only: predict with the raw logits.
+    :math:`p_k = n_k / N` (``ltml.class_weights(class_counts, num_images, method="omega")``).
+    The per-class :math:`\sigma^p, \mu^p, \sigma^n, \mu^n` start at the identity
+    (:math:`\sigma = 1, \mu = 0`), where the loss is the :math:`\omega`-weighted BCE. They act
+    inside the loss only: predict with the raw logits.
 
     .. warning::
         **The compensation parameters are this module's own** ``nn.Parameter`` objects: give them to
@@ -384,46 +382,41 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
         otherwise they never move and the loss is a fixed weighted BCE. (With ``learnable=False``
         they are buffers and the loss is that weighted BCE by design.)
 
-    **The degenerate direction.** Positives see only :math:`(\sigma^p, \mu^p)` and negatives only
-    :math:`(\sigma^n, \mu^n)`, so the loss can fall without any better logits: :math:`\mu^p`
-    up and :math:`\mu^n` down lower both terms without bound. With fixed logits (tests,
-    ``test_unguarded_compensation_drifts``), gradient descent on the compensation alone moves
-    every :math:`\mu^p` up, every :math:`\mu^n` down, :math:`\sigma^n` up and :math:`\sigma^p`
-    down; where most positive logits are negative (as early in training), :math:`\sigma^p`
-    crosses 0, which inverts the scores of the positives and reverses the gradient sent to the
-    network. The drift is fastest for the classes with the most positives (their gradients are
-    summed over more elements). The loss then falls below what any increasing per-class map of
-    the logits can reach.
+    Left free, the compensation can lower the loss without better logits (:math:`\mu^p` up,
+    :math:`\mu^n` down, :math:`\sigma^p` through 0). ``guard="tied"`` removes that direction:
+    one per-class map :math:`\sigma_k u + \mu_k` for positives and negatives alike, with
+    :math:`\sigma_k = \exp(c \tanh((s_k - 1) / c))`, :math:`c = \log(\text{max\_scale})`,
+    kept in :math:`(1/\text{max\_scale}, \text{max\_scale})`. The paper's free form stays the
+    default; the docs' concepts page ("The compensation's degenerate direction") explains both.
 
-    ``guard="tied"`` removes the degeneracy instead of bounding it: one per-class affine map
-    :math:`\sigma_k u + \mu_k` for positives and negatives alike, i.e. a learnable per-class
-    temperature and bias (Platt scaling inside the loss). With fixed logits its minimum is the
-    best calibration of those logits: :math:`\mu` cannot run away because positives and negatives
-    pull it in opposite directions, and the loss can fall only as far as the logits separate the
-    classes. The scale is kept positive and bounded by the smooth reparametrisation
-    :math:`\sigma_k = \exp(c \tanh(s_k / c))`, :math:`c = \log(\text{max\_scale})`, so
-    :math:`\sigma_k \in (1/\text{max\_scale}, \text{max\_scale})`: it never inverts the ranking
-    and cannot grow without end on the separable (tail) classes. At :math:`s = 0` it is the
-    identity, with :math:`d\sigma/ds = 1` there. The paper's unguarded form stays the default.
+    The ``state_dict`` has the same keys whatever ``learnable`` and ``guard``: ``weight`` and
+    ``sigma_pos``, ``mu_pos``, ``sigma_neg``, ``mu_neg``. With the guard, ``sigma_pos`` holds
+    :math:`s` and ``mu_pos`` :math:`\mu`, and ``sigma_neg`` / ``mu_neg`` are the same tensors;
+    at the identity both forms store the same values.
 
     Parameters
     ----------
     class_counts : sequence or Tensor, shape (C,)
         :math:`n_k`, training images positive for each class (0 allowed: :math:`p_k = 0`).
-    num_samples : int
-        :math:`N`, the number of training images (>= every count).
+    num_images : int
+        :math:`N`, the number of training images (>= every count). Formerly ``num_samples``
+        (deprecated).
     learnable : bool
         Learn the compensation (default). False: fixed at the identity (buffers).
     guard : {None, "tied"}
-        None (default): the paper's four free parameters per class, ``sigma_pos``, ``mu_pos``,
-        ``sigma_neg``, ``mu_neg``. ``"tied"``: the guarded form above, parameters
-        ``log_sigma`` (:math:`s`) and ``mu``.
+        None (default): the paper's four free parameters per class. ``"tied"``: the guarded
+        form above.
     max_scale : float
         Bound of the tied scale (> 1); ignored without a guard.
     reduction : {"mean", "sum", "none"}
         ``"mean"`` averages over the known elements, which with no unknown label is the paper's
         :math:`\frac{1}{K}\sum_k` followed by the mean over images; ``"sum"``; ``"none"`` the
         ``(N, C)`` loss, 0 at unknown targets.
+
+    Attributes
+    ----------
+    weight : Tensor, shape (2, C)
+        :math:`\omega`: row 0 weighs positives, row 1 negatives (a buffer).
 
     Examples
     --------
@@ -440,20 +433,19 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
     (0.3913, torch.Size([2]))
     """
 
-    _needs_num_samples = True
+    _needs_num_images = True
     _repr_fields = ("guard", "max_scale")
-    prior: Tensor
+    weight: Tensor
     sigma_pos: Tensor
     mu_pos: Tensor
     sigma_neg: Tensor
     mu_neg: Tensor
-    log_sigma: Tensor
-    mu: Tensor
 
+    @renamed_keyword("num_samples", "num_images")
     def __init__(
         self,
         class_counts: Any,
-        num_samples: int,
+        num_images: int,
         *,
         learnable: bool = True,
         guard: Literal["tied"] | None = None,
@@ -466,32 +458,32 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
         check_scalar(max_scale, "max_scale", low=1.0, low_open=True)
         self.guard = guard
         self.max_scale = max_scale
-        self.register_buffer("prior", class_prior(class_counts, num_samples))
-        num_classes = self.prior.numel()
-        ones, zeros = torch.ones(num_classes), torch.zeros(num_classes)
-        initial = (
-            {"sigma_pos": ones, "mu_pos": zeros, "sigma_neg": ones, "mu_neg": zeros}
-            if guard is None
-            else {"log_sigma": zeros, "mu": zeros}
-        )
+        self.register_buffer("weight", class_weights(class_counts, num_images, method="omega"))
+        num_classes = self.weight.shape[1]
+        initial = {"sigma_pos": 1.0, "mu_pos": 0.0, "sigma_neg": 1.0, "mu_neg": 0.0}
         for name, value in initial.items():
-            if learnable:
-                self.register_parameter(name, nn.Parameter(value.clone()))
+            if guard == "tied" and name.endswith("_neg"):  # tied: the positives' tensors
+                tensor = getattr(self, name.replace("_neg", "_pos"))
             else:
-                self.register_buffer(name, value.clone())
+                tensor = torch.full((num_classes,), value)
+                tensor = nn.Parameter(tensor) if learnable else tensor
+            if learnable:
+                self.register_parameter(name, tensor)
+            else:
+                self.register_buffer(name, tensor)
 
     def compensation(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         r"""Return the per-class :math:`(\sigma^p, \mu^p, \sigma^n, \mu^n)` in use, each (C,)."""
         if self.guard is None:
             return self.sigma_pos, self.mu_pos, self.sigma_neg, self.mu_neg
         c = math.log(self.max_scale)
-        sigma = torch.exp(c * torch.tanh(self.log_sigma / c))
-        return sigma, self.mu, sigma, self.mu
+        sigma = torch.exp(c * torch.tanh((self.sigma_pos - 1.0) / c))
+        return sigma, self.mu_pos, sigma, self.mu_pos
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
         return LFL._logit_compensated_bce(
-            logits, targets, self.prior, *self.compensation(), self.reduction
+            logits, targets, self.weight, *self.compensation(), self.reduction
         )
 
 

@@ -14,9 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._stats import class_prior, counts_tensor
+from .._deprecation import renamed_keyword
+from .._stats import class_weights, counts_tensor
 from .._validation import (
     as_tensor,
+    assert_on_device,
     check_finite,
     check_floating,
     check_labels,
@@ -24,7 +26,7 @@ from .._validation import (
     check_reduction,
     check_same_shape,
     check_scalar,
-    is_compiling,
+    sync_free,
 )
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
 
 Reduction = Literal["mean", "sum", "none"]
 
+_LABELS = "`targets` must contain only values in {0, 1, -1}"
+
 
 def _as_logits(x: Any, name: str, num_classes: int | None = None) -> Tensor:
     """Check a logit matrix's type and shape; return it in at least float32 (read only)."""
@@ -48,22 +52,36 @@ def _as_logits(x: Any, name: str, num_classes: int | None = None) -> Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> None:
-    """Finite logits and targets in {-1, 0, 1}, with a single device sync in the common case.
+def _labels_valid(y: Tensor) -> Tensor:
+    """Bool scalar tensor: every value of ``y`` is -1, 0 or 1 (no host sync)."""
+    if y.dtype == torch.bool or y.numel() == 0:
+        return torch.ones((), dtype=torch.bool, device=y.device)
+    if y.is_floating_point():
+        return (y * y * y == y).all()  # y^3 = y exactly for y in {-1, 0, 1}, and NaN fails
+    low, high = torch.aminmax(y)
+    return (low >= -1) & (high <= 1)
 
-    Skipped while ``torch.compile`` traces (a data-dependent branch would break the graph).
+
+def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> None:
+    """Finite logits and targets in {-1, 0, 1}.
+
+    CPU tensors (eager): checked at once and exactly, raising a ``ValueError`` that counts the
+    bad values. Accelerator tensors, and anything while ``torch.compile`` traces: device-side
+    assertions with the same wording, which never make the host wait for the device.
     """
-    if is_compiling():
+    first = next(iter(logits.values()))
+    if sync_free(first):
+        for name, x in logits.items():
+            # x * 0 is 0 where x is finite and NaN elsewhere: its sum cannot overflow.
+            assert_on_device(torch.isfinite((x * 0).sum()), f"`{name}` must be finite")
+        if targets is not None:
+            assert_on_device(_labels_valid(targets), _LABELS)
         return
-    # Cheap sufficient tests: a NaN or infinity makes the sum non-finite; integer labels within
-    # [-1, 1] are valid. Only when one fails do the exact checks run (and word the error).
+    # Cheap sufficient tests first (a NaN or infinity makes the sum non-finite), with one read
+    # of the result; only when one fails do the exact checks run and word the error.
     ok = torch.stack([torch.isfinite(x.sum()) for x in logits.values()]).all()
     if targets is not None:
-        if targets.is_floating_point():
-            ok &= (targets * targets * targets == targets).all()  # y^3 = y: y in {-1, 0, 1}
-        elif targets.dtype != torch.bool:
-            low, high = torch.aminmax(targets)
-            ok &= (low >= -1) & (high <= 1)
+        ok &= _labels_valid(targets)
     if not bool(ok):
         for name, x in logits.items():
             check_finite(x, name)
@@ -71,18 +89,68 @@ def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> N
             check_labels(targets, "targets")
 
 
-def _prepare(logits: Any, targets: Any, num_classes: int | None = None) -> tuple[Tensor, Tensor]:
-    """Validate a ``(logits, targets)`` pair; return both in the compute dtype (>= float32)."""
+def _prepare(
+    logits: Any, targets: Any, num_classes: int | None = None
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Validate a ``(logits, targets)`` pair: the first step of every supervised loss.
+
+    Returns
+    -------
+    z : Tensor, (N, C)
+        The logits in the compute dtype (at least float32).
+    t : Tensor, (N, C)
+        The targets as 0 / 1 in that dtype, unknown (-1) read as 0 so that every element's loss
+        is finite.
+    unknown : Tensor of bool, (N, C), or None
+        Where the target is unknown, for :func:`_reduce` to mask; None when the batch is known
+        to be fully labelled, which is asked of the data only where that costs no device sync
+        (CPU tensors, eager): elsewhere the mask is always applied.
+    """
     z = _as_logits(logits, "logits", num_classes)
     y = as_tensor(targets, "targets").to(z.device)
     check_same_shape(z, y, "logits", "targets")
     _check_values({"logits": logits}, y)
-    return z, y.to(z.dtype)
+    if y.dtype == torch.bool:
+        return z, y.to(z.dtype), None
+    unknown: Tensor | None = y < 0
+    if not sync_free(y) and not bool(unknown.any()):  # type: ignore[union-attr]
+        unknown = None
+    t = y if unknown is None else y.clamp(min=0)
+    return z, t.to(z.dtype), unknown
 
 
-def _check_class_vector(x: Tensor | None, name: str, num_classes: int) -> None:
-    """Check that a per-class tensor (weights, compensation) has shape ``(C,)`` or ``()``."""
-    if x is not None and x.ndim > 0 and tuple(x.shape) != (num_classes,):
+def _reduce(loss: Tensor, unknown: Tensor | None, reduction: str) -> Tensor:
+    """Mask the elements whose target is unknown, then apply ``reduction``: the last step.
+
+    Masked elements become 0 and pass no gradient. ``"mean"`` divides by the number of known
+    elements (the result is 0, not NaN, when there is none).
+    """
+    if unknown is not None:
+        loss = loss.masked_fill(unknown, 0.0)
+    if reduction == "none":
+        return loss
+    if reduction == "sum" or loss.numel() == 0:
+        return loss.sum()
+    if unknown is None:
+        return loss.mean()
+    return loss.sum() / (loss.numel() - unknown.sum()).clamp(min=1)
+
+
+def _check_weight(weight: Tensor | None, num_classes: int) -> None:
+    """Check per-class weights: shape ``(C,)``, ``(2, C)`` (positives, negatives) or ``()``."""
+    if weight is None or weight.ndim == 0:
+        return
+    if tuple(weight.shape) not in ((num_classes,), (2, num_classes)):
+        raise ValueError(
+            f"`weight` must have shape ({num_classes},) or (2, {num_classes}) (one value per "
+            f"class, or per class for positives and negatives) or be a scalar, "
+            f"got shape {tuple(weight.shape)}"
+        )
+
+
+def _check_class_vector(x: Tensor, name: str, num_classes: int) -> None:
+    """Check that a per-class tensor (compensation) has shape ``(C,)`` or ``()``."""
+    if x.ndim > 0 and tuple(x.shape) != (num_classes,):
         raise ValueError(
             f"`{name}` must have shape ({num_classes},) (one value per class) or be a scalar, "
             f"got shape {tuple(x.shape)}"
@@ -91,46 +159,39 @@ def _check_class_vector(x: Tensor | None, name: str, num_classes: int) -> None:
 
 def _weight_classes(weight: Tensor | None) -> int | None:
     """Return the number of classes a per-class weight implies (None when it implies none)."""
-    return weight.shape[0] if weight is not None and weight.ndim == 1 else None
+    return weight.shape[-1] if weight is not None and weight.ndim > 0 else None
 
 
-def _reduce(loss: Tensor, targets: Tensor | None, reduction: str) -> Tensor:
-    """Mask the elements whose target is -1 (unknown), then apply ``reduction``.
+def _element_weight(weight: Tensor | None, t: Tensor) -> Tensor | None:
+    """Per-class weights as the weight of each element: ``(C,)`` (and scalars) broadcast, and
+    ``(2, C)`` picks row 0 for positive targets, row 1 for negative ones."""
+    if weight is None:
+        return None
+    w = weight.to(t)
+    return torch.where(t > 0, w[0], w[1]) if w.ndim == 2 else w
 
-    Masked elements become 0 and pass no gradient. ``"mean"`` divides by the number of known
-    elements (the result is 0, not NaN, when there is none); without ``targets`` nothing is
-    masked.
+
+def _with_alpha(weight: Tensor | None, alpha: float, t: Tensor) -> Tensor:
+    """Fold the focal balance into ``(2, C)`` weights: ``alpha`` times the positives' weight,
+    ``1 - alpha`` times the negatives'."""
+    w = torch.ones((1,), dtype=t.dtype, device=t.device) if weight is None else weight.to(t)
+    pos, neg = (w[0], w[1]) if w.ndim == 2 else (w.reshape(-1), w.reshape(-1))
+    return torch.stack([alpha * pos, (1.0 - alpha) * neg])
+
+
+def _modulated(loss: Tensor, x: Tensor, t: Tensor, gamma: float) -> Tensor:
+    """Focal modulation of a per-element BCE of logits ``x``: ``loss * (1 - p_t)^gamma``.
+
+    ``1 - p_t = sigmoid(-s)`` with ``s`` the logit signed by the target, exact where ``p_t`` is
+    close to 1. Below ``gamma = 1`` the power's derivative at 0 (a saturated element) is
+    infinite, so there the factor is computed as ``exp(gamma * logsigmoid(-s))``.
     """
-    known_count: Tensor | int = loss.numel()
-    if targets is not None:
-        unknown = targets < 0
-        # Fully labelled batches (the common case) skip the masking passes, forward and backward.
-        if is_compiling() or bool(unknown.any()):
-            loss = loss.masked_fill(unknown, 0.0)
-            known_count = loss.numel() - unknown.sum()
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    if isinstance(known_count, int):
-        return loss.sum() / max(known_count, 1)
-    return loss.sum() / known_count.clamp(min=1)
-
-
-def _binary_terms(z: Tensor, t: Tensor) -> Tensor:
-    """``s = z`` for positives and ``-z`` for negatives, so that ``-logsigmoid(s)`` is the BCE."""
-    return torch.where(t > 0, z, -z)
-
-
-def _focal_terms(s: Tensor, gamma: float) -> Tensor:
-    """Return ``-(1 - p_t)^gamma log p_t``, ``p_t = sigmoid(s)``, from log-sigmoids only.
-
-    Stable for any ``s``, as ``1 - p_t = sigmoid(-s)``.
-    """
-    log_pt = F.logsigmoid(s)
     if gamma == 0:
-        return -log_pt
-    return -torch.exp(gamma * F.logsigmoid(-s)) * log_pt
+        return loss
+    minus_s = torch.where(t > 0, -x, x)
+    if gamma < 1:
+        return loss * torch.exp(gamma * F.logsigmoid(minus_s))
+    return loss * torch.sigmoid(minus_s).pow(gamma)
 
 
 def bce(
@@ -157,8 +218,10 @@ def bce(
         Raw scores, any floating dtype (computed in at least float32).
     targets : Tensor or ndarray, shape (N, C)
         0 / 1 labels; -1 marks an unknown label, which contributes nothing (and no gradient).
-    weight : Tensor, shape (C,), optional
-        Per-class weight :math:`w_k` (default 1), e.g. :class:`ltml.losses.WeightedBCE`'s.
+    weight : Tensor, shape (C,) or (2, C), optional
+        Per-class weight :math:`w_k` (default 1), e.g. from :func:`ltml.class_weights`;
+        shape ``(2, C)`` weighs the positives of each class by row 0 and its negatives by
+        row 1.
     reduction : {"mean", "sum", "none"}
         ``"mean"``: mean over the known elements; ``"sum"``: their sum; ``"none"``: the
         ``(N, C)`` per-element loss, 0 where the target is unknown.
@@ -178,13 +241,13 @@ def bce(
     0.1629
     """
     check_reduction(reduction)
-    z, y = _prepare(logits, targets, _weight_classes(weight))
-    _check_class_vector(weight, "weight", z.shape[1])
-    # torch's fused kernel, forward and backward; unknown targets (read as 0) are masked after.
+    z, t, unknown = _prepare(logits, targets, _weight_classes(weight))
+    _check_weight(weight, z.shape[1])
+    # torch's fused kernel, forward and backward
     loss = F.binary_cross_entropy_with_logits(
-        z, y.clamp(min=0), None if weight is None else weight.to(z), reduction="none"
+        z, t, _element_weight(weight, t), reduction="none"
     )
-    return _reduce(loss, y, reduction)
+    return _reduce(loss, unknown, reduction)
 
 
 def focal_loss(
@@ -215,8 +278,8 @@ def focal_loss(
         Focusing parameter :math:`\gamma \ge 0`; 0 gives the (alpha-weighted) BCE.
     alpha : float, optional
         Positive-class balance in [0, 1]; None (default) applies none.
-    weight : Tensor, shape (C,), optional
-        Per-class weight :math:`w_k`, e.g. :class:`ltml.losses.ClassBalancedFocalLoss`'s.
+    weight : Tensor, shape (C,) or (2, C), optional
+        Per-class weight :math:`w_k`, as in :func:`bce`, e.g. from :func:`ltml.class_weights`.
     reduction : {"mean", "sum", "none"}
         As in :func:`bce`.
 
@@ -238,44 +301,52 @@ def focal_loss(
     check_scalar(gamma, "gamma", low=0.0)
     if alpha is not None and not 0.0 <= alpha <= 1.0:
         raise ValueError(f"`alpha` must be in [0, 1] or None, got {alpha}")
-    z, y = _prepare(logits, targets, _weight_classes(weight))
-    _check_class_vector(weight, "weight", z.shape[1])
-    loss = _focal_terms(_binary_terms(z, y), gamma)
+    z, t, unknown = _prepare(logits, targets, _weight_classes(weight))
+    _check_weight(weight, z.shape[1])
     if alpha is not None:
-        loss = loss * torch.where(y > 0, alpha, 1.0 - alpha)
-    if weight is not None:
-        loss = loss * weight.to(z)
-    return _reduce(loss, y, reduction)
+        weight = _with_alpha(weight, alpha, t)
+    loss = F.binary_cross_entropy_with_logits(
+        z, t, _element_weight(weight, t), reduction="none"
+    )
+    return _reduce(_modulated(loss, z, t, gamma), unknown, reduction)
 
 
 def _logit_compensated_bce(
     logits: Tensor,
     targets: Any,
-    prior: Tensor,
+    omega: Tensor,
     sigma_pos: Tensor | float,
     mu_pos: Tensor | float,
     sigma_neg: Tensor | float,
     mu_neg: Tensor | float,
     reduction: str,
 ) -> Tensor:
-    """Eq. 2 of Guo & Wang for a validated class prior ``p`` (C,)."""
-    z, y = _prepare(logits, targets, prior.numel())
-    pos = y > 0
-    p = prior.to(z)
-    omega = torch.where(pos, torch.exp(1.0 - p), torch.exp(p))
-    # One affine map per element, chosen by its label: positives see (σ^p, μ^p), negatives
-    # (σ^n, μ^n); then log(1 - ς(x)) = logsigmoid(-x) keeps a single stable log-sigmoid.
-    scale = torch.where(pos, torch.as_tensor(sigma_pos).to(z), torch.as_tensor(sigma_neg).to(z))
-    shift = torch.where(pos, torch.as_tensor(mu_pos).to(z), torch.as_tensor(mu_neg).to(z))
-    loss = -omega * F.logsigmoid(_binary_terms(z * scale + shift, y))
-    return _reduce(loss, y, reduction)
+    """Eq. 2 of Guo & Wang for validated ``(2, C)`` weights ``omega`` (positives, negatives)."""
+    z, t, unknown = _prepare(logits, targets, omega.shape[1])
+    w = omega.to(z)
+    # One affine map per element, chosen by its label; a single one when positives and
+    # negatives share their compensation (the tied guard). Floats stay Python numbers: a
+    # tensor made from them would be a host-to-device copy on every call.
+    sp, mp, sn, mn = (v.to(z) if isinstance(v, Tensor) else v for v in (sigma_pos, mu_pos, sigma_neg, mu_neg))
+    if sigma_pos is sigma_neg and mu_pos is mu_neg:
+        x = z * sp + mp
+    else:
+        pos = t > 0
+        x = z * torch.where(pos, sp, sn) + torch.where(pos, mp, mn)
+    # omega as torch's (weight, pos_weight): e^p on every element, e^(1-p) / e^p on positives;
+    # one fused kernel, forward and backward.
+    loss = F.binary_cross_entropy_with_logits(
+        x, t, weight=w[1], pos_weight=w[0] / w[1], reduction="none"
+    )
+    return _reduce(loss, unknown, reduction)
 
 
+@renamed_keyword("num_samples", "num_images")
 def logit_compensated_bce(
     logits: Tensor,
     targets: Any,
     class_counts: Any,
-    num_samples: int,
+    num_images: int,
     sigma_pos: Tensor | float = 1.0,
     mu_pos: Tensor | float = 0.0,
     sigma_neg: Tensor | float = 1.0,
@@ -291,7 +362,9 @@ def logit_compensated_bce(
               + (1 - y_{ik}) \log (1 - \varsigma(u_{ik} \sigma^n_k + \mu^n_k)) \,],
 
     .. math::
-        \omega_{ik} = y_{ik}\, e^{1 - p_k} + (1 - y_{ik})\, e^{p_k}, \qquad p_k = n_k / N.
+        \omega_{ik} = y_{ik}\, e^{1 - p_k} + (1 - y_{ik})\, e^{p_k}, \qquad p_k = n_k / N,
+
+    the weights of ``ltml.class_weights(class_counts, num_images, method="omega")``.
 
     The stateless form: pass the compensation parameters yourself (defaults: identity, which
     gives the :math:`\omega`-weighted BCE). :class:`ltml.losses.LogitCompensatedBCE` holds them
@@ -305,8 +378,9 @@ def logit_compensated_bce(
         0 / 1 labels; -1 = unknown, ignored.
     class_counts : sequence or Tensor, shape (C,)
         :math:`n_k`, training images positive for each class (0 is allowed).
-    num_samples : int
-        :math:`N`, the number of training images (>= every count).
+    num_images : int
+        :math:`N`, the number of training images (>= every count). Formerly ``num_samples``
+        (deprecated).
     sigma_pos, mu_pos, sigma_neg, mu_neg : Tensor of shape (C,), or float
         :math:`\sigma^p, \mu^p, \sigma^n, \mu^n`.
     reduction : {"mean", "sum", "none"}
@@ -328,32 +402,34 @@ def logit_compensated_bce(
     0.7505
     """
     check_reduction(reduction)
-    prior = class_prior(class_counts, num_samples)
+    omega = class_weights(class_counts, num_images, method="omega")
     for name, value in (
         ("sigma_pos", sigma_pos),
         ("mu_pos", mu_pos),
         ("sigma_neg", sigma_neg),
         ("mu_neg", mu_neg),
     ):
-        _check_class_vector(torch.as_tensor(value), name, prior.numel())
+        _check_class_vector(torch.as_tensor(value), name, omega.shape[1])
     return _logit_compensated_bce(
-        logits, targets, prior, sigma_pos, mu_pos, sigma_neg, mu_neg, reduction
+        logits, targets, omega, sigma_pos, mu_pos, sigma_neg, mu_neg, reduction
     )
 
 
 def _db_statistics(
-    class_counts: Any, num_samples: int, *, kappa: float, neg_scale: float
+    class_counts: Any, num_images: int, *, kappa: float, neg_scale: float
 ) -> tuple[Tensor, Tensor]:
-    """``1 / n_k`` and the logit shift ``b_k = -(κ/λ) log(N / n_k - 1)`` (both float32).
+    """Inverse class frequency and the logit shift ``b_k = -(κ/λ) log(N / n_k - 1)`` (float32).
 
     Counts are clamped to ``[1, N - 1]`` first: a class with no positive (or no negative)
-    training image would give an infinite weight or shift.
+    training image would give an infinite weight or shift. The inverse frequency is
+    :func:`ltml.class_weights`'s, normalised to mean 1: the re-balanced weight only uses ratios
+    of it.
     """
-    if num_samples < 2:
-        raise ValueError(f"`num_samples` must be at least 2, got {num_samples}")
-    counts = counts_tensor(class_counts, num_samples).clamp(1, num_samples - 1)
-    bias = -(kappa / neg_scale) * torch.log(num_samples / counts - 1.0)
-    return (1.0 / counts).to(torch.float32), bias.to(torch.float32)
+    if num_images < 2:
+        raise ValueError(f"`num_images` must be at least 2, got {num_images}")
+    counts = counts_tensor(class_counts, num_images).clamp(1, num_images - 1)
+    bias = -(kappa / neg_scale) * torch.log(num_images / counts - 1.0)
+    return class_weights(counts, method="inverse"), bias.to(torch.float32)
 
 
 def _check_db_hyperparameters(alpha: float, beta: float, neg_scale: float, gamma: float) -> None:
@@ -377,27 +453,27 @@ def _distribution_balanced_loss(
     scale: float,
     reduction: str,
 ) -> Tensor:
-    """DB loss for validated class statistics ``1 / n_k`` and ``b_k``."""
-    z, y = _prepare(logits, targets, inv_freq.numel())
-    pos = y > 0
+    """DB loss for validated class statistics (inverse frequency, ``b_k``)."""
+    z, t, unknown = _prepare(logits, targets, inv_freq.numel())
     inv = inv_freq.to(z)
     # Re-balanced weight: r_ik = (1/n_k) / sum_k' y_ik'/n_k', for positives and negatives alike.
     # An image with no known positive has r = +inf, hence the largest weight alpha + 1. (A sum,
     # not a matmul, which autocast would run in low precision.)
-    r = inv / torch.where(pos, inv, 0.0).sum(dim=1, keepdim=True)
+    r = inv / (t * inv).sum(dim=1, keepdim=True)
     weight = alpha + torch.sigmoid(beta * (r - mu))
     # Negative-tolerant regularisation: shift by b_k, then negatives' logits x λ, weights / λ.
-    lam = torch.where(pos, 1.0, neg_scale).to(z)
-    s = _binary_terms((z + bias.to(z)) * lam, y)
-    loss = scale * weight / lam * _focal_terms(s, gamma)
-    return _reduce(loss, y, reduction)
+    lam = torch.where(t > 0, 1.0, neg_scale).to(z)
+    x = (z + bias.to(z)) * lam
+    loss = F.binary_cross_entropy_with_logits(x, t, weight=weight * (scale / lam), reduction="none")
+    return _reduce(_modulated(loss, x, t, gamma), unknown, reduction)
 
 
+@renamed_keyword("num_samples", "num_images")
 def distribution_balanced_loss(
     logits: Tensor,
     targets: Any,
     class_counts: Any,
-    num_samples: int,
+    num_images: int,
     *,
     alpha: float = 0.1,
     beta: float = 10.0,
@@ -440,8 +516,9 @@ def distribution_balanced_loss(
         0 / 1 labels; -1 = unknown, ignored.
     class_counts : sequence or Tensor, shape (C,)
         :math:`n_k`, training images positive for each class.
-    num_samples : int
-        :math:`N`, the number of training images (>= 2).
+    num_images : int
+        :math:`N`, the number of training images (>= 2). Formerly ``num_samples``
+        (deprecated).
     alpha, beta, mu : float
         Smoothing of the re-balanced weight: floor :math:`\alpha`, slope :math:`\beta`,
         centre :math:`\mu`.
@@ -472,7 +549,7 @@ def distribution_balanced_loss(
     """
     check_reduction(reduction)
     _check_db_hyperparameters(alpha, beta, neg_scale, gamma)
-    inv_freq, bias = _db_statistics(class_counts, num_samples, kappa=kappa, neg_scale=neg_scale)
+    inv_freq, bias = _db_statistics(class_counts, num_images, kappa=kappa, neg_scale=neg_scale)
     return _distribution_balanced_loss(
         logits,
         targets,
