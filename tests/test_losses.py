@@ -422,6 +422,127 @@ def test_db_presets_and_overrides():
     assert (voc.mu, voc.neg_scale) == (0.5, 5.0)
 
 
+def test_weighted_losses_take_class_weights():
+    """Every weighted loss holds exactly what ltml.class_weights gives."""
+    torch.testing.assert_close(WeightedBCE(COUNTS, power=0.5).weight, ltml.class_weights(COUNTS, power=0.5))
+    torch.testing.assert_close(
+        ClassBalancedFocalLoss(COUNTS, beta=0.99).weight,
+        ltml.class_weights(COUNTS, method="effective_number", beta=0.99),
+    )
+    torch.testing.assert_close(
+        LogitCompensatedBCE(COUNTS, N_TRAIN).weight,
+        ltml.class_weights(COUNTS, N_TRAIN, method="omega"),
+    )
+    torch.testing.assert_close(
+        DistributionBalancedLoss(COUNTS, N_TRAIN).inv_freq, ltml.class_weights(COUNTS)
+    )
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_positive_negative_weights_match_transcription(reduction):
+    """A (2, C) weight: row 0 weighs each class's positives, row 1 its negatives."""
+    z, y = _batch()
+    w = torch.tensor([[2.0, 0.5, 1.0, 3.0], [0.1, 1.0, 0.0, 2.0]], dtype=torch.float64)
+    out_b = torch.zeros_like(z)
+    out_f = torch.zeros_like(z)
+    for i in range(z.shape[0]):
+        for k in range(z.shape[1]):
+            if y[i, k] < 0:
+                continue
+            row = 0 if y[i, k] == 1 else 1
+            out_b[i, k] = w[row, k] * ref_bce(z[i : i + 1, k : k + 1], y[i : i + 1, k : k + 1])[0, 0]
+            at = 0.25 if y[i, k] == 1 else 0.75
+            out_f[i, k] = at * w[row, k] * ref_focal(z[i : i + 1, k : k + 1], y[i : i + 1, k : k + 1])[0, 0]
+    got_b = LF.bce(z, y, w, reduction=reduction)
+    got_f = LF.focal_loss(z, y, weight=w, alpha=0.25, reduction=reduction)
+    torch.testing.assert_close(got_b, ref_reduce(out_b, y, reduction))
+    torch.testing.assert_close(got_f, ref_reduce(out_f, y, reduction))
+
+
+def test_omega_weights_in_bce_equal_the_uncompensated_eq2():
+    z, y = _batch()
+    omega = ltml.class_weights(COUNTS, N_TRAIN, method="omega").double()
+    expected = LF.logit_compensated_bce(z, y, COUNTS, N_TRAIN)
+    torch.testing.assert_close(LF.bce(z, y, omega), expected, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 3.0])
+def test_focal_any_gamma_matches_transcription_and_saturates_finitely(gamma):
+    z, y = _batch()
+    zz = z.clone().requires_grad_(True)
+    zr = z.clone().requires_grad_(True)
+    got = LF.focal_loss(zz, y, gamma=gamma)
+    expected = ref_reduce(ref_focal(zr, y, gamma), y, "mean")
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(*(torch.autograd.grad(v, a)[0] for v, a in ((got, zz), (expected, zr))))
+    # Saturated elements (1 - p_t = 0 in float32): finite value and gradient for any gamma.
+    big = torch.tensor([[200.0, -200.0], [30.0, -90.0]], requires_grad=True)
+    loss = LF.focal_loss(big, torch.tensor([[1, 0], [1, 0]]), gamma=gamma)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert bool(torch.isfinite(big.grad).all())
+
+
+CONFIGS = [(guard, learnable) for guard in (None, "tied") for learnable in (True, False)]
+
+
+@pytest.mark.parametrize("source", CONFIGS)
+@pytest.mark.parametrize("target", CONFIGS)
+def test_lcbce_checkpoint_loads_whatever_the_flags(source, target):
+    z, y = _batch()
+    a = LogitCompensatedBCE(COUNTS, N_TRAIN, guard=source[0], learnable=source[1]).double()
+    b = LogitCompensatedBCE([1, 1, 1, 1], N_TRAIN, guard=target[0], learnable=target[1]).double()
+    assert set(a.state_dict()) == set(b.state_dict())
+    b.load_state_dict(a.state_dict())  # strict
+    if source[0] == target[0]:
+        with torch.no_grad():  # a trained state gives the same loss under either `learnable`
+            for t in (a.sigma_pos, a.mu_pos, a.sigma_neg, a.mu_neg):
+                t.add_(0.1 * torch.randn(t.shape, generator=_gen(3), dtype=t.dtype))
+        b.load_state_dict(a.state_dict())
+    # At the identity (or after any same-guard state), both give the same loss.
+    torch.testing.assert_close(b(z, y), a(z, y))
+
+
+def test_tied_compensation_is_the_positives_tensors():
+    loss = LogitCompensatedBCE(COUNTS, N_TRAIN, guard="tied")
+    assert loss.sigma_neg is loss.sigma_pos and loss.mu_neg is loss.mu_pos
+    assert [n for n, _ in loss.named_parameters()] == ["sigma_pos", "mu_pos"]
+    with torch.no_grad():
+        loss.sigma_pos.copy_(torch.tensor([1.0, 1.5, 0.0, 3.0]))
+    sigma = loss.compensation()[0]
+    c = math.log(2.0)
+    expected = torch.exp(c * torch.tanh((torch.tensor([1.0, 1.5, 0.0, 3.0]) - 1) / c))
+    torch.testing.assert_close(sigma, expected)
+    assert bool(((sigma > 0.5) & (sigma < 2.0)).all())
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: LogitCompensatedBCE(COUNTS, num_samples=N_TRAIN),
+        lambda: DistributionBalancedLoss(COUNTS, num_samples=N_TRAIN),
+        lambda: LF.logit_compensated_bce(*_batch(), COUNTS, num_samples=N_TRAIN),
+        lambda: LF.distribution_balanced_loss(*_batch(), COUNTS, num_samples=N_TRAIN),
+    ],
+)
+def test_num_samples_keyword_is_deprecated(call):
+    with pytest.warns(FutureWarning, match="`num_samples` is deprecated .* use `num_images`"):
+        old = call()
+    assert isinstance(old, nn.Module | Tensor)
+
+
+def test_num_samples_and_num_images_together_is_an_error():
+    with pytest.raises(TypeError, match="got both `num_samples` \\(deprecated\\) and `num_images`"):
+        LogitCompensatedBCE(COUNTS, num_images=N_TRAIN, num_samples=N_TRAIN)
+
+
+def test_deprecated_keyword_gives_the_same_loss():
+    z, y = _batch()
+    with pytest.warns(FutureWarning):
+        old = DistributionBalancedLoss(COUNTS, num_samples=N_TRAIN)
+    torch.testing.assert_close(old(z, y), DistributionBalancedLoss(COUNTS, num_images=N_TRAIN)(z, y))
+
+
 # --- consistency and the total loss -------------------------------------------------------------
 
 

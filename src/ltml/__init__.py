@@ -7,7 +7,7 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 __version__ = "0.1.0.dev0"
 
 from . import data, functional, heads, losses, samplers
-from ._stats import class_counts, class_groups
+from ._stats import class_counts, class_groups, class_weights
 from .functional import average_precision
 from .heads import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
 from .losses import (
@@ -44,6 +44,7 @@ __all__ = [
     "average_precision",
     "class_counts",
     "class_groups",
+    "class_weights",
     "data",
     "functional",
     "heads",

@@ -287,8 +287,10 @@ class ClassAwareSampler(Sampler[int]):
         proportional to the number of positive labels, not ``N * C``. A tuple of two arrays is
         always read as the CSR pair.
     num_samples : int or "db", optional
-        Draws per epoch over all replicas. Default ``N`` (all images, labelled or not); ``"db"`` =
-        ``int(max_k n_k * C / 4)`` (the DB-loss epoch, see above).
+        Draws per epoch over all replicas, as ``num_samples`` of
+        :class:`~torch.utils.data.RandomSampler` (the number of training images is
+        ``num_images``, as everywhere in ltml). Default ``N`` (all images, labelled or not);
+        ``"db"`` = ``int(max_k n_k * C / 4)`` (the DB-loss epoch, see above).
     power : float or callable, default 0.0
         Exponent ``q`` of the class probability, or a function ``epoch -> q``.
     mode : {"random", "cycle"}, default "random"
