@@ -133,10 +133,8 @@ def _recorded(step: Callable[[], None]) -> set[str]:
 @pytest.mark.parametrize("name", list(STEPS))
 def test_training_path_reads_nothing_back(name: str) -> None:
     ops = _recorded(STEPS[name]())
-    assert "aten.mm" in ops or "aten.binary_cross_entropy_with_logits" in ops or "aten.sub" in ops
     assert not ops & HOST_READS, f"host reads in the training path: {sorted(ops & HOST_READS)}"
-    if name.startswith(tuple(LOSSES)) or name == "ltml_step":
-        assert "aten._assert_async" in ops  # the value checks are still there, on the device
+    assert "aten._assert_async" in ops  # the value checks are still there, on the device
 
 
 def test_cpu_tensors_are_checked_eagerly() -> None:

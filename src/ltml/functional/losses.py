@@ -8,6 +8,7 @@ float32 (float16 / bfloat16 inputs, as under autocast, are upcast) and never mod
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
@@ -56,18 +57,18 @@ def _labels_valid(y: Tensor) -> Tensor:
     """Bool scalar tensor: every value of ``y`` is -1, 0 or 1 (no host sync)."""
     if y.dtype == torch.bool or y.numel() == 0:
         return torch.ones((), dtype=torch.bool, device=y.device)
-    if y.is_floating_point():
-        return (y * y * y == y).all()  # y^3 = y exactly for y in {-1, 0, 1}, and NaN fails
     low, high = torch.aminmax(y)
-    return (low >= -1) & (high <= 1)
+    valid = (low >= -1) & (high <= 1)
+    return valid & (y.frac() == 0).all() if y.is_floating_point() else valid
 
 
-def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> None:
-    """Finite logits and targets in {-1, 0, 1}.
+def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> bool:
+    """Check for finite logits and targets in {-1, 0, 1}; return whether a target may be -1.
 
     CPU tensors (eager): checked at once and exactly, raising a ``ValueError`` that counts the
     bad values. Accelerator tensors, and anything while ``torch.compile`` traces: device-side
-    assertions with the same wording, which never make the host wait for the device.
+    assertions with the same wording, which never make the host wait for the device; a target
+    may then be -1 as far as the host knows.
     """
     first = next(iter(logits.values()))
     if sync_free(first):
@@ -76,17 +77,23 @@ def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> N
             assert_on_device(torch.isfinite((x * 0).sum()), f"`{name}` must be finite")
         if targets is not None:
             assert_on_device(_labels_valid(targets), _LABELS)
-        return
-    # Cheap sufficient tests first (a NaN or infinity makes the sum non-finite), with one read
-    # of the result; only when one fails do the exact checks run and word the error.
-    ok = torch.stack([torch.isfinite(x.sum()) for x in logits.values()]).all()
-    if targets is not None:
-        ok &= _labels_valid(targets)
-    if not bool(ok):
+        return True
+    # Cheap sufficient tests first: a NaN or infinity makes the sum non-finite, the targets'
+    # range and whole values cover the labels. Only when one fails do the exact checks run and
+    # word the error (or find that a finite sum overflowed).
+    ok = all(math.isfinite(x.sum().item()) for x in logits.values())
+    low = 0.0
+    if targets is not None and targets.dtype != torch.bool and targets.numel():
+        low, high = (v.item() for v in torch.aminmax(targets))
+        ok &= low >= -1 and high <= 1
+        if ok and targets.is_floating_point():
+            ok &= not targets.frac().any().item()
+    if not ok:
         for name, x in logits.items():
             check_finite(x, name)
         if targets is not None:
             check_labels(targets, "targets")
+    return low < 0
 
 
 def _prepare(
@@ -109,14 +116,9 @@ def _prepare(
     z = _as_logits(logits, "logits", num_classes)
     y = as_tensor(targets, "targets").to(z.device)
     check_same_shape(z, y, "logits", "targets")
-    _check_values({"logits": logits}, y)
-    if y.dtype == torch.bool:
+    if not _check_values({"logits": logits}, y) or y.dtype == torch.bool:
         return z, y.to(z.dtype), None
-    unknown: Tensor | None = y < 0
-    if not sync_free(y) and not bool(unknown.any()):  # type: ignore[union-attr]
-        unknown = None
-    t = y if unknown is None else y.clamp(min=0)
-    return z, t.to(z.dtype), unknown
+    return z, y.clamp(min=0).to(z.dtype), y < 0
 
 
 def _reduce(loss: Tensor, unknown: Tensor | None, reduction: str) -> Tensor:
@@ -162,13 +164,23 @@ def _weight_classes(weight: Tensor | None) -> int | None:
     return weight.shape[-1] if weight is not None and weight.ndim > 0 else None
 
 
+def _by_label(t: Tensor, pos: Tensor | float, neg: Tensor | float) -> Tensor:
+    """``pos`` where the 0 / 1 target ``t`` is 1, ``neg`` where it is 0 (per-class values
+    broadcast over the batch).
+
+    Exact, as multiplying by 0 or 1 is, and several times faster than ``torch.where`` with
+    broadcast operands on the CPU, forward and backward.
+    """
+    return t * pos + (1.0 - t) * neg
+
+
 def _element_weight(weight: Tensor | None, t: Tensor) -> Tensor | None:
     """Per-class weights as the weight of each element: ``(C,)`` (and scalars) broadcast, and
     ``(2, C)`` picks row 0 for positive targets, row 1 for negative ones."""
     if weight is None:
         return None
     w = weight.to(t)
-    return torch.where(t > 0, w[0], w[1]) if w.ndim == 2 else w
+    return _by_label(t, w[0], w[1]) if w.ndim == 2 else w
 
 
 def _with_alpha(weight: Tensor | None, alpha: float, t: Tensor) -> Tensor:
@@ -188,7 +200,7 @@ def _modulated(loss: Tensor, x: Tensor, t: Tensor, gamma: float) -> Tensor:
     """
     if gamma == 0:
         return loss
-    minus_s = torch.where(t > 0, -x, x)
+    minus_s = x * (1.0 - 2.0 * t)
     if gamma < 1:
         return loss * torch.exp(gamma * F.logsigmoid(minus_s))
     return loss * torch.sigmoid(minus_s).pow(gamma)
@@ -325,14 +337,19 @@ def _logit_compensated_bce(
     z, t, unknown = _prepare(logits, targets, omega.shape[1])
     w = omega.to(z)
     # One affine map per element, chosen by its label; a single one when positives and
-    # negatives share their compensation (the tied guard). Floats stay Python numbers: a
-    # tensor made from them would be a host-to-device copy on every call.
-    sp, mp, sn, mn = (v.to(z) if isinstance(v, Tensor) else v for v in (sigma_pos, mu_pos, sigma_neg, mu_neg))
+    # negatives share their compensation (the tied guard). A float becomes a tensor filled on
+    # the device (a tensor made from a Python number would be a host-to-device copy).
+    sp, mp, sn, mn = (
+        v.to(z) if isinstance(v, Tensor) else torch.full((), v, dtype=z.dtype, device=z.device)
+        for v in (sigma_pos, mu_pos, sigma_neg, mu_neg)
+    )
     if sigma_pos is sigma_neg and mu_pos is mu_neg:
-        x = z * sp + mp
+        x = torch.addcmul(mp, z, sp)
     else:
-        pos = t > 0
-        x = z * torch.where(pos, sp, sn) + torch.where(pos, mp, mn)
+        # neg + t (pos - neg): the negatives' value where t = 0, the positives' where t = 1
+        # (exactly when the two are within a factor 2, else to rounding); fewer passes than a
+        # selection, forward and backward.
+        x = torch.addcmul(torch.addcmul(mn, t, mp - mn), z, torch.addcmul(sn, t, sp - sn))
     # omega as torch's (weight, pos_weight): e^p on every element, e^(1-p) / e^p on positives;
     # one fused kernel, forward and backward.
     loss = F.binary_cross_entropy_with_logits(
@@ -462,7 +479,7 @@ def _distribution_balanced_loss(
     r = inv / (t * inv).sum(dim=1, keepdim=True)
     weight = alpha + torch.sigmoid(beta * (r - mu))
     # Negative-tolerant regularisation: shift by b_k, then negatives' logits x λ, weights / λ.
-    lam = torch.where(t > 0, 1.0, neg_scale).to(z)
+    lam = _by_label(t, 1.0, neg_scale)
     x = (z + bias.to(z)) * lam
     loss = F.binary_cross_entropy_with_logits(x, t, weight=weight * (scale / lam), reduction="none")
     return _reduce(_modulated(loss, x, t, gamma), unknown, reduction)
@@ -627,4 +644,6 @@ def cross_branch_consistency(
         b = b.detach()
     if space == "prob":
         a, b = torch.sigmoid(a), torch.sigmoid(b)
-    return _reduce((a - b).square(), None, reduction)
+    if a.numel() == 0:
+        return _reduce(a - b, None, reduction)
+    return F.mse_loss(a, b, reduction=reduction)
