@@ -1,6 +1,6 @@
 """Forward + backward time of ltml's losses against what users would otherwise call.
 
-    PYTHONPATH=src python benchmarks/bench_losses.py [--threads 1] [--no-compile]
+    PYTHONPATH=src python benchmarks/bench_losses.py [--modes eager compile] [--shapes 256x1000]
 
 Each loss is timed against its reference at (N, C) = 32x20, 32x80 and 256x1000, eagerly and
 under ``torch.compile`` (both sides compiled), and the pair is first checked to give the same
@@ -48,7 +48,7 @@ Pair = tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tensor, Tensor], Tens
 
 
 def pairs(counts: Tensor, num_images: int) -> dict[str, tuple[Pair, Callable | None]]:
-    """loss name -> ((ltml, reference), value check or None when the reference is the check)."""
+    """Map each loss name to ((ltml, reference), value check, None: the reference checks)."""
     w = ltml.class_weights(counts)
     cb = ltml.ClassBalancedFocalLoss(counts)
     db = ltml.DistributionBalancedLoss(counts, num_images)
@@ -70,7 +70,9 @@ def pairs(counts: Tensor, num_images: int) -> dict[str, tuple[Pair, Callable | N
         "ClassBalancedFocalLoss": (
             (
                 cb,
-                lambda z, y: (sigmoid_focal_loss(z, y, alpha=-1, reduction="none") * cb.weight).mean(),
+                lambda z, y: (
+                    sigmoid_focal_loss(z, y, alpha=-1, reduction="none") * cb.weight
+                ).mean(),
             ),
             None,
         ),
@@ -115,27 +117,36 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=0.5, help="timing budget per measurement")
-    parser.add_argument("--no-compile", action="store_true", help="eager only")
+    parser.add_argument(
+        "--modes", nargs="+", choices=("eager", "compile"), default=["eager", "compile"]
+    )
+    parser.add_argument(
+        "--shapes", nargs="+", default=[f"{n}x{c}" for n, c in SHAPES], help="NxC, e.g. 256x1000"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    modes = ("eager",) if args.no_compile else ("eager", "compile")
+    shapes = [tuple(int(v) for v in text.split("x")) for text in args.shapes]
     g = torch.Generator().manual_seed(0)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), CPU time of forward + backward, µs")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), CPU time of forward + backward, µs"
+    )
     print(f"{'shape':>9} {'loss':>24} {'mode':>8} {'ltml':>9} {'reference':>10} {'ltml/ref':>9}")
-    for n, c in SHAPES:
+    for n, c in shapes:
         counts = torch.randint(1, 500, (c,), generator=g)
         z = torch.randn(n, c, generator=g).requires_grad_(True)
         y = (torch.rand(n, c, generator=g) < 0.1).float()
         for name, ((ours, ref), check) in pairs(counts, 2000).items():
             second = z.detach().flip(0) if name == "CrossBranchConsistency" else y
-            torch.testing.assert_close(ours(z, second), (check or ref)(z, second), rtol=1e-5, atol=1e-7)
-            for mode in modes:
+            torch.testing.assert_close(
+                ours(z, second), (check or ref)(z, second), rtol=1e-5, atol=1e-7
+            )
+            for mode in args.modes:
                 f_ours = torch.compile(ours) if mode == "compile" else ours
                 f_ref = torch.compile(ref) if mode == "compile" else ref
-                t_ours = timed(lambda f=f_ours: f(z, second), args.seconds)
-                t_ref = timed(lambda f=f_ref: f(z, second), args.seconds)
-                shape = f"{n}x{c}"
-                print(f"{shape:>9} {name:>24} {mode:>8} {t_ours:9.1f} {t_ref:10.1f} {t_ours / t_ref:9.2f}")
+                t_ours = timed(lambda f=f_ours, a=z, b=second: f(a, b), args.seconds)
+                t_ref = timed(lambda f=f_ref, a=z, b=second: f(a, b), args.seconds)
+                times = f"{t_ours:9.1f} {t_ref:10.1f} {t_ours / t_ref:9.2f}"
+                print(f"{f'{n}x{c}':>9} {name:>24} {mode:>8} {times}")
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ def test_class_weights_omega():
 
 
 def test_class_weights_from_real_counts_rank_tail_highest(voc_lt):
-    labels, split = voc_lt
+    labels, _ = voc_lt
     counts = class_counts(labels)
     for method in ("inverse", "effective_number"):
         w = class_weights(counts, labels.shape[0], method=method)

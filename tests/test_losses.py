@@ -424,7 +424,9 @@ def test_db_presets_and_overrides():
 
 def test_weighted_losses_take_class_weights():
     """Every weighted loss holds exactly what ltml.class_weights gives."""
-    torch.testing.assert_close(WeightedBCE(COUNTS, power=0.5).weight, ltml.class_weights(COUNTS, power=0.5))
+    torch.testing.assert_close(
+        WeightedBCE(COUNTS, power=0.5).weight, ltml.class_weights(COUNTS, power=0.5)
+    )
     torch.testing.assert_close(
         ClassBalancedFocalLoss(COUNTS, beta=0.99).weight,
         ltml.class_weights(COUNTS, method="effective_number", beta=0.99),
@@ -450,9 +452,13 @@ def test_positive_negative_weights_match_transcription(reduction):
             if y[i, k] < 0:
                 continue
             row = 0 if y[i, k] == 1 else 1
-            out_b[i, k] = w[row, k] * ref_bce(z[i : i + 1, k : k + 1], y[i : i + 1, k : k + 1])[0, 0]
+            out_b[i, k] = (
+                w[row, k] * ref_bce(z[i : i + 1, k : k + 1], y[i : i + 1, k : k + 1])[0, 0]
+            )
             at = 0.25 if y[i, k] == 1 else 0.75
-            out_f[i, k] = at * w[row, k] * ref_focal(z[i : i + 1, k : k + 1], y[i : i + 1, k : k + 1])[0, 0]
+            out_f[i, k] = (
+                at * w[row, k] * ref_focal(z[i : i + 1, k : k + 1], y[i : i + 1, k : k + 1])[0, 0]
+            )
     got_b = LF.bce(z, y, w, reduction=reduction)
     got_f = LF.focal_loss(z, y, weight=w, alpha=0.25, reduction=reduction)
     torch.testing.assert_close(got_b, ref_reduce(out_b, y, reduction))
@@ -474,7 +480,9 @@ def test_focal_any_gamma_matches_transcription_and_saturates_finitely(gamma):
     got = LF.focal_loss(zz, y, gamma=gamma)
     expected = ref_reduce(ref_focal(zr, y, gamma), y, "mean")
     torch.testing.assert_close(got, expected)
-    torch.testing.assert_close(*(torch.autograd.grad(v, a)[0] for v, a in ((got, zz), (expected, zr))))
+    torch.testing.assert_close(
+        *(torch.autograd.grad(v, a)[0] for v, a in ((got, zz), (expected, zr)))
+    )
     # Saturated elements (1 - p_t = 0 in float32): finite value and gradient for any gamma.
     big = torch.tensor([[200.0, -200.0], [30.0, -90.0]], requires_grad=True)
     loss = LF.focal_loss(big, torch.tensor([[1, 0], [1, 0]]), gamma=gamma)
@@ -505,7 +513,8 @@ def test_lcbce_checkpoint_loads_whatever_the_flags(source, target):
 
 def test_tied_compensation_is_the_positives_tensors():
     loss = LogitCompensatedBCE(COUNTS, N_TRAIN, guard="tied")
-    assert loss.sigma_neg is loss.sigma_pos and loss.mu_neg is loss.mu_pos
+    assert loss.sigma_neg is loss.sigma_pos
+    assert loss.mu_neg is loss.mu_pos
     assert [n for n, _ in loss.named_parameters()] == ["sigma_pos", "mu_pos"]
     with torch.no_grad():
         loss.sigma_pos.copy_(torch.tensor([1.0, 1.5, 0.0, 3.0]))
@@ -540,7 +549,9 @@ def test_deprecated_keyword_gives_the_same_loss():
     z, y = _batch()
     with pytest.warns(FutureWarning):
         old = DistributionBalancedLoss(COUNTS, num_samples=N_TRAIN)
-    torch.testing.assert_close(old(z, y), DistributionBalancedLoss(COUNTS, num_images=N_TRAIN)(z, y))
+    torch.testing.assert_close(
+        old(z, y), DistributionBalancedLoss(COUNTS, num_images=N_TRAIN)(z, y)
+    )
 
 
 # --- consistency and the total loss -------------------------------------------------------------
@@ -650,8 +661,8 @@ def _fixed_logits_problem() -> tuple[Tensor, Tensor]:
 
 @pytest.fixture
 def one_thread():
-    """Element-wise work on ~20k elements gains nothing from threads, and on a shared machine
-    oversubscribed threads make it ten times slower."""
+    """Element-wise work on ~20k elements gains nothing from threads, and oversubscribed
+    threads are slow."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -747,7 +758,11 @@ Z, Y = _batch(dtype=torch.float32, unknown=True)
         (lambda: BCE(reduction="avg"), ValueError, "`reduction` must be one of"),
         (lambda: LF.bce(Z, Y, reduction="batchmean"), ValueError, "`reduction` must be one of"),
         (lambda: LF.bce(Z, Y, torch.ones(3)), ValueError, "`logits` must have 3 columns"),
-        (lambda: LF.bce(Z, Y, torch.ones(3, 4)), ValueError, r"`weight` must have shape \(4,\) or \(2, 4\)"),
+        (
+            lambda: LF.bce(Z, Y, torch.ones(3, 4)),
+            ValueError,
+            r"`weight` must have shape \(4,\) or \(2, 4\)",
+        ),
         (lambda: WeightedBCE([1, 2, 3])(Z, Y), ValueError, "`logits` must have 3 columns"),
         (lambda: WeightedBCE([1, -2]), ValueError, "`class_counts` must be non-negative"),
         (lambda: WeightedBCE([1, 2], power=-1), ValueError, "`power` must be >= 0"),

@@ -1,7 +1,7 @@
-"""Per-class statistics of a training label matrix: counts, head / medium / tail groups and
-per-class loss weights.
+"""Per-class statistics of a training label matrix: counts, groups and loss weights.
 
-Core to every part (losses, samplers, metrics, data), so it depends on nothing but torch.
+Counts, head / medium / tail groups and per-class loss weights are core to every part (losses,
+samplers, metrics, data), so this module depends on nothing but torch.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def class_groups(
 
 
 WeightMethod = Literal["inverse", "effective_number", "omega"]
-_WEIGHT_METHODS = ("inverse", "effective_number", "omega")
+_WEIGHTINGS = ("inverse", "effective_number", "omega")
 
 
 def class_weights(
@@ -155,8 +155,8 @@ def class_weights(
     tensor([[2.0138, 2.4596],
             [1.3499, 1.1052]])
     """
-    if method not in _WEIGHT_METHODS:
-        raise ValueError(f"`method` must be one of {_WEIGHT_METHODS}, got {method!r}")
+    if method not in _WEIGHTINGS:
+        raise ValueError(f"`method` must be one of {_WEIGHTINGS}, got {method!r}")
     n = counts_tensor(counts, num_images)
     if method == "omega":
         if num_images is None:

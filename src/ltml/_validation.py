@@ -130,11 +130,11 @@ def is_compiling() -> bool:
 
 
 def sync_free(x: Tensor) -> bool:
-    """Whether checks of ``x``'s values must not wait for them: ``x`` is not on the CPU, or
-    ``torch.compile`` is tracing.
+    """Whether checks of ``x``'s values must not wait for them.
 
-    Reading a value of a GPU tensor on the host (``.item()``, ``bool(t)``) stalls until the GPU
-    has computed it; such checks become device-side assertions (:func:`assert_on_device`).
+    True when ``x`` is not on the CPU, or while ``torch.compile`` traces. Reading a value of a
+    GPU tensor on the host (``.item()``, ``bool(t)``) stalls until the GPU has computed it; such
+    checks become device-side assertions (:func:`assert_on_device`).
     """
     return x.device.type != "cpu" or is_compiling()
 

@@ -49,8 +49,8 @@ def _csr_from_dense(labels: Any, num_classes: int | None) -> tuple[np.ndarray, n
     check_matrix(y, "labels", num_classes)
     values = y.detach().cpu().numpy()
     positive = values == 1
-    # Checked in numpy, as the rest of the construction: torch's intra-op threads made this check
-    # 100x slower on a busy 2-core machine. The shared check only words the error.
+    # Checked in numpy, as the rest of the construction (one pass, no intra-op thread pool to
+    # wake); the shared check only words the error.
     if not (positive | (values == 0) | (values == -1)).all():
         check_labels(y, "labels")
     # nonzero over the transpose walks class by class, images increasing: already class-major.

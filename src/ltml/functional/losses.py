@@ -87,7 +87,7 @@ def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> b
         low, high = (v.item() for v in torch.aminmax(targets))
         ok &= low >= -1 and high <= 1
         if ok and targets.is_floating_point():
-            ok &= not targets.frac().any().item()
+            ok &= targets.frac().abs().sum().item() == 0
     if not ok:
         for name, x in logits.items():
             check_finite(x, name)
@@ -165,18 +165,20 @@ def _weight_classes(weight: Tensor | None) -> int | None:
 
 
 def _by_label(t: Tensor, pos: Tensor | float, neg: Tensor | float) -> Tensor:
-    """``pos`` where the 0 / 1 target ``t`` is 1, ``neg`` where it is 0 (per-class values
-    broadcast over the batch).
+    """``pos`` where the 0 / 1 target ``t`` is 1, ``neg`` where it is 0.
 
-    Exact, as multiplying by 0 or 1 is, and several times faster than ``torch.where`` with
-    broadcast operands on the CPU, forward and backward.
+    Per-class values broadcast over the batch. Exact, as multiplying by 0 or 1 is, and several
+    times faster than ``torch.where`` with broadcast operands on the CPU, forward and backward.
     """
     return t * pos + (1.0 - t) * neg
 
 
 def _element_weight(weight: Tensor | None, t: Tensor) -> Tensor | None:
-    """Per-class weights as the weight of each element: ``(C,)`` (and scalars) broadcast, and
-    ``(2, C)`` picks row 0 for positive targets, row 1 for negative ones."""
+    """Per-class weights as the weight of each element.
+
+    ``(C,)`` (and scalars) broadcast; ``(2, C)`` gives row 0 to positive targets, row 1 to
+    negative ones.
+    """
     if weight is None:
         return None
     w = weight.to(t)
@@ -184,8 +186,10 @@ def _element_weight(weight: Tensor | None, t: Tensor) -> Tensor | None:
 
 
 def _with_alpha(weight: Tensor | None, alpha: float, t: Tensor) -> Tensor:
-    """Fold the focal balance into ``(2, C)`` weights: ``alpha`` times the positives' weight,
-    ``1 - alpha`` times the negatives'."""
+    """Fold the focal balance into ``(2, C)`` weights.
+
+    ``alpha`` times the positives' weight, ``1 - alpha`` times the negatives'.
+    """
     w = torch.ones((1,), dtype=t.dtype, device=t.device) if weight is None else weight.to(t)
     pos, neg = (w[0], w[1]) if w.ndim == 2 else (w.reshape(-1), w.reshape(-1))
     return torch.stack([alpha * pos, (1.0 - alpha) * neg])
@@ -256,9 +260,7 @@ def bce(
     z, t, unknown = _prepare(logits, targets, _weight_classes(weight))
     _check_weight(weight, z.shape[1])
     # torch's fused kernel, forward and backward
-    loss = F.binary_cross_entropy_with_logits(
-        z, t, _element_weight(weight, t), reduction="none"
-    )
+    loss = F.binary_cross_entropy_with_logits(z, t, _element_weight(weight, t), reduction="none")
     return _reduce(loss, unknown, reduction)
 
 
@@ -317,9 +319,7 @@ def focal_loss(
     _check_weight(weight, z.shape[1])
     if alpha is not None:
         weight = _with_alpha(weight, alpha, t)
-    loss = F.binary_cross_entropy_with_logits(
-        z, t, _element_weight(weight, t), reduction="none"
-    )
+    loss = F.binary_cross_entropy_with_logits(z, t, _element_weight(weight, t), reduction="none")
     return _reduce(_modulated(loss, z, t, gamma), unknown, reduction)
 
 
