@@ -5,7 +5,8 @@
 Each loss is timed against its reference at (N, C) = 32x20, 32x80 and 256x1000, eagerly and
 under ``torch.compile`` (both sides compiled), and the pair is first checked to give the same
 value (for LogitCompensatedBCE against a torch transcription of Eq. 2: its timing reference is
-the plain ``F.binary_cross_entropy_with_logits`` it replaces). References:
+the plain ``F.binary_cross_entropy_with_logits`` it replaces; the row "[Eq. 2]" times it against
+that transcription). References:
 ``F.binary_cross_entropy_with_logits``, ``torchvision.ops.sigmoid_focal_loss``, and a
 transcription of the Distribution-Balanced loss as its authors compute it (BCE evaluated twice,
 for p_t and for the loss). ltml's losses also check their inputs and mask -1 targets.
@@ -83,6 +84,10 @@ def pairs(counts: Tensor, num_images: int) -> dict[str, tuple[Pair, Callable | N
         "LogitCompensatedBCE": (
             (lc, F.binary_cross_entropy_with_logits),
             lambda z, y: eq2_transcription(z, y, lc.weight, *lc.compensation()),
+        ),
+        "LogitCompensatedBCE [Eq. 2]": (
+            (lc, lambda z, y: eq2_transcription(z, y, lc.weight, *lc.compensation())),
+            None,
         ),
         "CrossBranchConsistency": (
             (con, lambda a, b: F.mse_loss(torch.sigmoid(a), torch.sigmoid(b))),

@@ -753,6 +753,8 @@ Z, Y = _batch(dtype=torch.float32, unknown=True)
         (lambda: BCE()(Z.numpy(), Y), TypeError, "`logits` must be a torch.Tensor"),
         (lambda: BCE()(Z, [[1]]), TypeError, "`targets` must be a torch.Tensor or numpy"),
         (lambda: BCE()(Z, Y * 2), ValueError, r"`targets` must contain only values in"),
+        (lambda: BCE()(Z, Y.float() / 2), ValueError, r"`targets` must contain only values in"),
+        (lambda: BCE()(Z, Y.float() * math.nan), ValueError, r"`targets` must contain only values"),
         (lambda: BCE()(Z.clone().fill_(math.nan), Y), ValueError, "`logits` must be finite"),
         (lambda: BCE()(Z + math.inf, Y), ValueError, "`logits` must be finite, got 0 NaN and 24"),
         (lambda: BCE(reduction="avg"), ValueError, "`reduction` must be one of"),
