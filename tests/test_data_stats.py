@@ -107,9 +107,9 @@ def test_class_weights_from_real_counts_rank_tail_highest(voc_lt):
     [
         ({"method": "median"}, ValueError, "`method` must be one of"),
         ({"method": "omega"}, ValueError, "`num_images` is required by method='omega'"),
-        ({"power": -1.0}, ValueError, "`power` must be >= 0"),
-        ({"method": "effective_number", "beta": 1.0}, ValueError, r"`beta` must be in \[0, 1\)"),
-        ({"num_images": 100}, ValueError, "`class_counts` cannot exceed num_images=100"),
+        ({"power": -1.0}, ValueError, "`power` must be a finite real number >= 0"),
+        ({"method": "effective_number", "beta": 1.0}, ValueError, r"`beta` must be .* in \[0, 1\)"),
+        ({"num_images": 100}, ValueError, "`counts` cannot exceed num_images=100"),
     ],
 )
 def test_class_weights_rejects(kwargs, error, match):

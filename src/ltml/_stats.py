@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from ._validation import as_tensor, check_class_counts, check_labels, check_matrix, check_scalar
+from ._validation import as_counts, as_labels, check_int, check_scalar
 
 GROUP_NAMES = ("head", "medium", "tail")
 
@@ -38,9 +38,7 @@ def class_counts(labels: Any) -> Tensor:
     >>> class_counts(torch.tensor([[1, 0], [1, -1], [0, 1]]))
     tensor([2, 1])
     """
-    y = as_tensor(labels, "labels")
-    check_matrix(y, "labels")
-    check_labels(y, "labels")
+    y = as_labels(labels, "labels")
     return (y == 1).sum(dim=0, dtype=torch.int64)
 
 
@@ -72,13 +70,11 @@ def class_groups(
     >>> class_groups([775, 4, 48, 154])
     {'head': [0, 3], 'medium': [2], 'tail': [1]}
     """
-    c = torch.as_tensor(counts)
-    check_class_counts(c, "counts")
-    low, high = thresholds
-    if not 0 <= low <= high:
-        raise ValueError(
-            f"`thresholds` must be (low, high) with 0 <= low <= high, got {thresholds}"
-        )
+    c = as_counts(counts, "counts")
+    if not isinstance(thresholds, tuple | list) or len(thresholds) != 2:
+        raise TypeError(f"`thresholds` must be a pair (low, high) of integers, got {thresholds!r}")
+    low = check_int(thresholds[0], "thresholds[0]", low=0)
+    high = check_int(thresholds[1], "thresholds[1]", low=low)
     masks = (c >= high, (c >= low) & (c < high), c < low)
     return {
         name: torch.nonzero(m).flatten().tolist()
@@ -157,7 +153,7 @@ def class_weights(
     """
     if method not in _WEIGHTINGS:
         raise ValueError(f"`method` must be one of {_WEIGHTINGS}, got {method!r}")
-    n = counts_tensor(counts, num_images)
+    n = as_counts(counts, "counts", num_images, "num_images")
     if method == "omega":
         if num_images is None:
             raise ValueError("`num_images` is required by method='omega', got None")
@@ -165,18 +161,15 @@ def class_weights(
         return torch.stack([torch.exp(1.0 - p), torch.exp(p)]).to(torch.float32)
     n = n.clamp(min=1)
     if method == "inverse":
-        check_scalar(power, "power", low=0.0)
-        weight = n.pow(-power)
-    else:
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f"`beta` must be in [0, 1), got {beta}")
-        # 1 - beta^n = -expm1(n log beta): accurate for beta close to 1.
-        weight = -1.0 / torch.expm1(n * math.log(beta)) if beta > 0 else torch.ones_like(n)
+        power = check_scalar(power, "power", low=0.0)
+        # n^-q / mean(n^-q) = C softmax(-q log n): no underflow to 0 / 0 for a large power.
+        return (n.numel() * torch.softmax(-power * n.log(), dim=0)).to(torch.float32)
+    beta = check_scalar(beta, "beta", low=0.0, high=1.0, high_open=True)
+    # 1 - beta^n = -expm1(n log beta): accurate for beta close to 1.
+    weight = -1.0 / torch.expm1(n * math.log(beta)) if beta > 0 else torch.ones_like(n)
     return (weight * (weight.numel() / weight.sum())).to(torch.float32)
 
 
 def counts_tensor(class_counts: Any, num_images: int | None = None) -> Tensor:
     """Return validated per-class counts as a float64 tensor (on their own device)."""
-    counts = torch.as_tensor(class_counts)
-    check_class_counts(counts, "class_counts", num_images)
-    return counts.to(torch.float64)
+    return as_counts(class_counts, "class_counts", num_images, "num_images")

@@ -9,8 +9,10 @@ float32 (float16 / bfloat16 inputs, as under autocast, are upcast) and never mod
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -18,15 +20,19 @@ from torch import Tensor
 from .._deprecation import renamed_keyword
 from .._stats import class_weights, counts_tensor
 from .._validation import (
+    as_class_vector,
+    as_logits,
     as_tensor,
     assert_on_device,
+    check_choice,
     check_finite,
-    check_floating,
+    check_int,
     check_labels,
-    check_matrix,
+    check_probability,
     check_reduction,
     check_same_shape,
     check_scalar,
+    check_tensor,
     sync_free,
 )
 
@@ -46,11 +52,8 @@ _LABELS = "`targets` must contain only values in {0, 1, -1}"
 
 def _as_logits(x: Any, name: str, num_classes: int | None = None) -> Tensor:
     """Check a logit matrix's type and shape; return it in at least float32 (read only)."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
-    check_floating(x, name)
-    check_matrix(x, name, num_classes)
-    return x.to(torch.promote_types(x.dtype, torch.float32))
+    z = as_logits(x, name, num_classes)
+    return z.to(torch.promote_types(z.dtype, torch.float32))
 
 
 def _labels_valid(y: Tensor) -> Tensor:
@@ -138,30 +141,29 @@ def _reduce(loss: Tensor, unknown: Tensor | None, reduction: str) -> Tensor:
     return loss.sum() / (loss.numel() - unknown.sum()).clamp(min=1)
 
 
-def _check_weight(weight: Tensor | None, num_classes: int) -> None:
-    """Check per-class weights: shape ``(C,)``, ``(2, C)`` (positives, negatives) or ``()``."""
-    if weight is None or weight.ndim == 0:
-        return
-    if tuple(weight.shape) not in ((num_classes,), (2, num_classes)):
+def _check_weight(weight: Any, num_classes: int) -> Tensor | None:
+    """Check per-class weights: ``(C,)``, or ``(2, C)`` for positives and negatives."""
+    if not isinstance(weight, Tensor) or weight.ndim != 2:
+        return None if weight is None else as_class_vector(weight, "weight", num_classes)
+    if weight.dtype == torch.bool:
+        raise TypeError(f"`weight` must hold real numbers, got dtype {weight.dtype}")
+    if tuple(weight.shape) != (2, num_classes):
         raise ValueError(
             f"`weight` must have shape ({num_classes},) or (2, {num_classes}) (one value per "
-            f"class, or per class for positives and negatives) or be a scalar, "
-            f"got shape {tuple(weight.shape)}"
+            f"class, or per class for positives and negatives), got shape {tuple(weight.shape)}"
         )
+    return weight
 
 
-def _check_class_vector(x: Tensor, name: str, num_classes: int) -> None:
-    """Check that a per-class tensor (compensation) has shape ``(C,)`` or ``()``."""
-    if x.ndim > 0 and tuple(x.shape) != (num_classes,):
-        raise ValueError(
-            f"`{name}` must have shape ({num_classes},) (one value per class) or be a scalar, "
-            f"got shape {tuple(x.shape)}"
-        )
-
-
-def _weight_classes(weight: Tensor | None) -> int | None:
-    """Return the number of classes a per-class weight implies (None when it implies none)."""
-    return weight.shape[-1] if weight is not None and weight.ndim > 0 else None
+def _per_class(value: Any, name: str, num_classes: int | None = None) -> Tensor | float:
+    """Check a per-class parameter (compensation): a ``(C,)`` vector, or one number for all."""
+    if isinstance(value, Tensor) and value.ndim == 0:
+        return check_tensor(value, name)
+    if isinstance(value, Tensor | np.ndarray) or (
+        isinstance(value, Sequence) and not isinstance(value, str | bytes)
+    ):
+        return as_class_vector(value, name, num_classes)
+    return check_scalar(value, name)
 
 
 def _by_label(t: Tensor, pos: Tensor | float, neg: Tensor | float) -> Tensor:
@@ -257,11 +259,17 @@ def bce(
     0.1629
     """
     check_reduction(reduction)
-    z, t, unknown = _prepare(logits, targets, _weight_classes(weight))
-    _check_weight(weight, z.shape[1])
+    z, t, unknown = _prepare(logits, targets)
+    weight = _check_weight(weight, z.shape[1])
     # torch's fused kernel, forward and backward
     loss = F.binary_cross_entropy_with_logits(z, t, _element_weight(weight, t), reduction="none")
     return _reduce(loss, unknown, reduction)
+
+
+def _check_focal_hyperparameters(gamma: Any, alpha: Any) -> None:
+    check_scalar(gamma, "gamma", low=0.0)
+    if alpha is not None:
+        check_probability(alpha, "alpha")
 
 
 def focal_loss(
@@ -312,11 +320,9 @@ def focal_loss(
     0.1005
     """
     check_reduction(reduction)
-    check_scalar(gamma, "gamma", low=0.0)
-    if alpha is not None and not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"`alpha` must be in [0, 1] or None, got {alpha}")
-    z, t, unknown = _prepare(logits, targets, _weight_classes(weight))
-    _check_weight(weight, z.shape[1])
+    _check_focal_hyperparameters(gamma, alpha)
+    z, t, unknown = _prepare(logits, targets)
+    weight = _check_weight(weight, z.shape[1])
     if alpha is not None:
         weight = _with_alpha(weight, alpha, t)
     loss = F.binary_cross_entropy_with_logits(z, t, _element_weight(weight, t), reduction="none")
@@ -419,16 +425,18 @@ def logit_compensated_bce(
     0.7505
     """
     check_reduction(reduction)
-    omega = class_weights(class_counts, num_images, method="omega")
-    for name, value in (
-        ("sigma_pos", sigma_pos),
-        ("mu_pos", mu_pos),
-        ("sigma_neg", sigma_neg),
-        ("mu_neg", mu_neg),
-    ):
-        _check_class_vector(torch.as_tensor(value), name, omega.shape[1])
+    counts = counts_tensor(class_counts, num_images)
+    omega = class_weights(counts, num_images, method="omega")
+    num_classes = omega.shape[1]
     return _logit_compensated_bce(
-        logits, targets, omega, sigma_pos, mu_pos, sigma_neg, mu_neg, reduction
+        logits,
+        targets,
+        omega,
+        _per_class(sigma_pos, "sigma_pos", num_classes),
+        _per_class(mu_pos, "mu_pos", num_classes),
+        _per_class(sigma_neg, "sigma_neg", num_classes),
+        _per_class(mu_neg, "mu_neg", num_classes),
+        reduction,
     )
 
 
@@ -442,18 +450,22 @@ def _db_statistics(
     :func:`ltml.class_weights`'s, normalised to mean 1: the re-balanced weight only uses ratios
     of it.
     """
-    if num_images < 2:
-        raise ValueError(f"`num_images` must be at least 2, got {num_images}")
+    check_int(num_images, "num_images", low=2)
+    check_scalar(kappa, "kappa", low=0.0)
     counts = counts_tensor(class_counts, num_images).clamp(1, num_images - 1)
     bias = -(kappa / neg_scale) * torch.log(num_images / counts - 1.0)
     return class_weights(counts, method="inverse"), bias.to(torch.float32)
 
 
-def _check_db_hyperparameters(alpha: float, beta: float, neg_scale: float, gamma: float) -> None:
+def _check_db_hyperparameters(
+    alpha: Any, beta: Any, mu: Any, neg_scale: Any, gamma: Any, scale: Any
+) -> None:
     check_scalar(alpha, "alpha", low=0.0)
     check_scalar(beta, "beta", low=0.0)
+    check_scalar(mu, "mu")
     check_scalar(neg_scale, "neg_scale", low=0.0, low_open=True)
     check_scalar(gamma, "gamma", low=0.0)
+    check_scalar(scale, "scale", low=0.0, low_open=True)
 
 
 def _distribution_balanced_loss(
@@ -565,7 +577,7 @@ def distribution_balanced_loss(
     0.0548
     """
     check_reduction(reduction)
-    _check_db_hyperparameters(alpha, beta, neg_scale, gamma)
+    _check_db_hyperparameters(alpha, beta, mu, neg_scale, gamma, scale)
     inv_freq, bias = _db_statistics(class_counts, num_images, kappa=kappa, neg_scale=neg_scale)
     return _distribution_balanced_loss(
         logits,
@@ -580,6 +592,11 @@ def distribution_balanced_loss(
         scale=scale,
         reduction=reduction,
     )
+
+
+def _check_consistency_options(space: Any, detach: Any) -> None:
+    check_choice(space, "space", ("prob", "logit"))
+    check_choice(detach, "detach", (None, "first", "second"))
 
 
 def cross_branch_consistency(
@@ -630,10 +647,7 @@ def cross_branch_consistency(
     8.0
     """
     check_reduction(reduction)
-    if space not in ("prob", "logit"):
-        raise ValueError(f"`space` must be 'prob' or 'logit', got {space!r}")
-    if detach not in (None, "first", "second"):
-        raise ValueError(f"`detach` must be None, 'first' or 'second', got {detach!r}")
+    _check_consistency_options(space, detach)
     a = _as_logits(first, "first")
     b = _as_logits(second, "second")
     check_same_shape(a, b, "first", "second")
