@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-METHODS = ("ltml", "ltml_meter", "torchmetrics", "sklearn")
+IMPLEMENTATIONS = ("ltml", "ltml_meter", "torchmetrics", "sklearn")
 
 
 def make_data(n: int, c: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["5000x20", "50000x80", "200000x1000"])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--one", nargs=3, metavar=("METHOD", "N", "C"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--one", nargs=3, metavar=("IMPLEMENTATION", "N", "C"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.one:
         method, n, c = args.one[0], int(args.one[1]), int(args.one[2])
@@ -105,7 +107,7 @@ def main() -> None:
     for size in args.sizes:
         n, c = map(int, size.split("x"))
         results = {}
-        for method in METHODS:
+        for method in IMPLEMENTATIONS:
             slow = method in ("sklearn", "torchmetrics") and n * c > 10**7
             repeats = 1 if slow else args.repeats
             out = subprocess.run(

@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     runs = [(row, seed) for seed in args.seeds for row in rows]
-    # one thread per run: two OpenMP threads on a busy 2-core machine can be many times slower
+    # one thread per run: parallel runs already fill the cores, and oversubscribed OpenMP
+    # threads slow every run down
     threads = [] if "--threads" in train_flags else ["--threads", "1"]
     configs = [
         resolve(

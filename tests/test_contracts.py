@@ -333,7 +333,7 @@ for loss in (ltml.WeightedBCE, ltml.ClassBalancedFocalLoss):
     case(loss, "labels", BAD_LABELS, lambda v, loss=loss: loss.from_labels(v))
 for loss in (ltml.DistributionBalancedLoss, ltml.LogitCompensatedBCE):
     case(loss, "class_counts", bad_counts(4), lambda v, loss=loss: loss(v, 4))
-    case(loss, "num_samples", BAD_POSITIVE_INT, lambda v, loss=loss: loss([1, 1, 1], v))
+    case(loss, "num_images", BAD_POSITIVE_INT, lambda v, loss=loss: loss([1, 1, 1], v))
     case(loss, "labels", BAD_LABELS, lambda v, loss=loss: loss.from_labels(v))
 for loss, make in LOSSES.items():
     case(loss, "unknown", bad_choice("ignore", "negative"), lambda v, m=make: m(unknown=v))
@@ -434,7 +434,7 @@ for arg, bad in {
     )
 case(
     ltml.DistributionBalancedLoss,
-    "num_samples",
+    "num_images",
     st.just(1),
     lambda v: ltml.DistributionBalancedLoss([1, 1, 1], v),
 )
@@ -498,11 +498,18 @@ case(
 
 # Functional forms.
 case(LF.bce, "logits", BAD_LOGITS, lambda v: LF.bce(v, LABELS))
+
+
+def _positive_negative_weights(v: Any) -> bool:
+    """A (2, C) weight tensor: per class, for positives and negatives (accepted)."""
+    return isinstance(v, torch.Tensor) and tuple(v.shape) == (2, C) and v.is_floating_point()
+
+
 case(LF.bce, "targets", BAD_LABELS, lambda v: LF.bce(LOGITS, v))
 case(
     LF.bce,
     "weight",
-    bad_vector().filter(lambda v: v is not None),
+    bad_vector().filter(lambda v: v is not None and not _positive_negative_weights(v)),
     lambda v: LF.bce(LOGITS, LABELS, v),
 )
 case(
@@ -523,7 +530,7 @@ case(
 case(
     LF.focal_loss,
     "weight",
-    bad_vector().filter(lambda v: v is not None),
+    bad_vector().filter(lambda v: v is not None and not _positive_negative_weights(v)),
     lambda v: LF.focal_loss(LOGITS, LABELS, weight=v),
 )
 case(
@@ -540,7 +547,7 @@ case(
 )
 case(
     LF.logit_compensated_bce,
-    "num_samples",
+    "num_images",
     BAD_POSITIVE_INT,
     lambda v: LF.logit_compensated_bce(LOGITS, LABELS, [0, 0, 0], v),
 )
@@ -558,7 +565,7 @@ case(
 )
 case(
     LF.distribution_balanced_loss,
-    "num_samples",
+    "num_images",
     bad_int(2),
     lambda v: LF.distribution_balanced_loss(LOGITS, LABELS, [1, 1, 1], v),
 )
@@ -832,6 +839,19 @@ case(
     "thresholds",
     st.sampled_from([(100, 20), (-1, 5), (2.5, 10), ("20", "100"), 20, (1, 2, 3), None]),
     lambda v: ltml.class_groups([3, 1, 2], v),
+)
+case(ltml.class_weights, "counts", bad_counts(), ltml.class_weights)
+case(
+    ltml.class_weights,
+    "method",
+    bad_choice("inverse", "effective_number", "omega"),
+    lambda v: ltml.class_weights([3, 1, 2], 10, v),
+)
+case(
+    ltml.class_weights,
+    "num_images",
+    BAD_POSITIVE_INT,
+    lambda v: ltml.class_weights([3, 1], v, method="omega"),
 )
 case(D.cooccurrence_rank, "labels", BAD_LABELS, D.cooccurrence_rank)
 case(D.make_long_tailed, "labels", BAD_LABELS, lambda v: D.make_long_tailed(v, [1, 1, 1]))

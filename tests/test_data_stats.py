@@ -1,7 +1,10 @@
+import math
+
 import numpy as np
 import pytest
 import torch
 
+from ltml import class_weights
 from ltml.data import class_counts, class_groups
 
 
@@ -55,3 +58,60 @@ def test_class_counts_rejects_bad_labels(labels, match):
 def test_class_groups_rejects_bad_input(counts, thresholds, match):
     with pytest.raises(ValueError, match=match):
         class_groups(counts, thresholds)
+
+
+# --- class_weights: literal transcriptions of each published formula ---------------------------
+
+WEIGHT_COUNTS = [775, 154, 48, 11, 4, 0]
+
+
+def _mean_one(w):
+    return [x * len(w) / sum(w) for x in w]
+
+
+@pytest.mark.parametrize("power", [1.0, 0.5, 0.0, 2.0])
+def test_class_weights_inverse_frequency(power):
+    expected = _mean_one([max(n, 1) ** -power for n in WEIGHT_COUNTS])
+    got = class_weights(WEIGHT_COUNTS, method="inverse", power=power)
+    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float32))
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.9, 0.999, 0.9999])
+def test_class_weights_effective_number(beta):
+    # Cui et al. (CVPR 2019), Eq. 3: (1 - beta) / (1 - beta^n), normalised to sum C.
+    expected = _mean_one([(1 - beta) / (1 - beta ** max(n, 1)) for n in WEIGHT_COUNTS])
+    got = class_weights(WEIGHT_COUNTS, method="effective_number", beta=beta)
+    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float32))
+
+
+def test_class_weights_omega():
+    # Guo & Wang (CVPR 2021), Eq. 2: e^(1 - p) for positives, e^p for negatives, p = n / N.
+    n_images = 1142
+    pos = [math.exp(1 - n / n_images) for n in WEIGHT_COUNTS]
+    neg = [math.exp(n / n_images) for n in WEIGHT_COUNTS]
+    got = class_weights(WEIGHT_COUNTS, n_images, method="omega")
+    torch.testing.assert_close(got, torch.tensor([pos, neg], dtype=torch.float32))
+
+
+def test_class_weights_from_real_counts_rank_tail_highest(voc_lt):
+    labels, _ = voc_lt
+    counts = class_counts(labels)
+    for method in ("inverse", "effective_number"):
+        w = class_weights(counts, labels.shape[0], method=method)
+        assert int(w.argmax()) == int(counts.argmin())
+        torch.testing.assert_close(w.mean(), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"method": "median"}, ValueError, "`method` must be one of"),
+        ({"method": "omega"}, ValueError, "`num_images` is required by method='omega'"),
+        ({"power": -1.0}, ValueError, "`power` must be a finite real number >= 0"),
+        ({"method": "effective_number", "beta": 1.0}, ValueError, r"`beta` must be .* in \[0, 1\)"),
+        ({"num_images": 100}, ValueError, "`counts` cannot exceed num_images=100"),
+    ],
+)
+def test_class_weights_rejects(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        class_weights(WEIGHT_COUNTS, **kwargs)

@@ -38,8 +38,8 @@ TINY_DEMO = [
     "--quiet",
 ]
 
-# METHOD.md's table, transcribed: row -> (branches, classification loss, consistency, flip test,
-# batch multiplier). The six paper rows, the baselines and the two controls.
+# The table of docs/guides/reproduce.md, transcribed: row -> (branches, classification loss,
+# consistency, flip test, batch multiplier). The six paper rows, the baselines and the two controls.
 EXPECTED_ROWS = {
     "u-only": ("u", "weighted", False, False, 1),
     "r-only": ("r", "weighted", False, False, 1),
@@ -63,7 +63,7 @@ EXPECTED_ROWS["ltml-crt"] = EXPECTED_ROWS["ltml"]
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
-    # Two OpenMP threads on a shared 2-core machine can be 30x slower than one: keep tests fast.
+    # Tiny networks gain nothing from intra-op threads, and oversubscribed threads are slow.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -83,7 +83,8 @@ def test_row_presets_set_the_method_flags(row: str, tmp_path: Path) -> None:
 
 
 def test_paper_numbers_are_the_published_ones() -> None:
-    # Spot checks against METHOD.md (Guo & Wang 2021 Table 3; Wu et al. 2020).
+    # Spot checks against the papers (Guo & Wang 2021, Table 3; Wu et al. 2020), as
+    # docs/guides/reproduce.md quotes them.
     assert PAPER["ltml"]["voc-lt"] == (81.44, 75.68, 85.53, 82.69)
     assert PAPER["erm"]["coco-lt"] == (41.27, 48.48, 49.06, 24.25)
     assert PAPER["ltml-flip"]["coco-lt"][0] == 57.28
@@ -190,7 +191,7 @@ def test_resume_gives_the_same_final_weights(tmp_path: Path) -> None:
     assert b["epoch"] == 2
     # the learnable compensation (the demo's tied guard: a per-class bias) has moved, so the
     # loss's parameters are part of the comparison
-    assert not torch.equal(a["model"]["criterion.cls_u.mu"], torch.zeros(10))
+    assert not torch.equal(a["model"]["criterion.cls_u.mu_pos"], torch.zeros(10))
     for key in ("model", "optimizer", "scheduler", "rng"):
         _assert_equal_states(a[key], b[key])
     assert json.dumps(straight["test"]) == json.dumps(resumed["test"])

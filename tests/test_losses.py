@@ -433,8 +433,8 @@ def test_from_labels_equals_counts(cls, args):
 def test_statistics_from_real_labels(voc_lt):
     labels, split = voc_lt
     loss = LogitCompensatedBCE.from_labels(labels)
-    expected = torch.tensor(split["class_freq"], dtype=torch.float64) / split["num_images"]
-    torch.testing.assert_close(loss.prior, expected.float())
+    p = torch.tensor(split["class_freq"], dtype=torch.float64) / split["num_images"]
+    torch.testing.assert_close(loss.weight, torch.stack([torch.exp(1 - p), torch.exp(p)]).float())
 
 
 def test_weights_literal():
@@ -478,6 +478,138 @@ def test_db_presets_and_overrides():
     assert (coco.mu, coco.neg_scale) == (0.2, 2.0)
     voc = DistributionBalancedLoss(COUNTS, N_TRAIN, mu=0.5)
     assert (voc.mu, voc.neg_scale) == (0.5, 5.0)
+
+
+def test_weighted_losses_take_class_weights():
+    """Every weighted loss holds exactly what ltml.class_weights gives."""
+    torch.testing.assert_close(
+        WeightedBCE(COUNTS, power=0.5).weight, ltml.class_weights(COUNTS, power=0.5)
+    )
+    torch.testing.assert_close(
+        ClassBalancedFocalLoss(COUNTS, beta=0.99).weight,
+        ltml.class_weights(COUNTS, method="effective_number", beta=0.99),
+    )
+    torch.testing.assert_close(
+        LogitCompensatedBCE(COUNTS, N_TRAIN).weight,
+        ltml.class_weights(COUNTS, N_TRAIN, method="omega"),
+    )
+    torch.testing.assert_close(
+        DistributionBalancedLoss(COUNTS, N_TRAIN).inv_freq, ltml.class_weights(COUNTS)
+    )
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_positive_negative_weights_match_transcription(reduction):
+    """A (2, C) weight: row 0 weighs each class's positives, row 1 its negatives."""
+    z, y = _batch()
+    w = torch.tensor([[2.0, 0.5, 1.0, 3.0], [0.1, 1.0, 0.0, 2.0]], dtype=torch.float64)
+    out_b = torch.zeros_like(z)
+    out_f = torch.zeros_like(z)
+    for i in range(z.shape[0]):
+        for k in range(z.shape[1]):
+            if y[i, k] < 0:
+                continue
+            row = 0 if y[i, k] == 1 else 1
+            out_b[i, k] = (
+                w[row, k] * ref_bce(z[i : i + 1, k : k + 1], y[i : i + 1, k : k + 1])[0, 0]
+            )
+            at = 0.25 if y[i, k] == 1 else 0.75
+            out_f[i, k] = (
+                at * w[row, k] * ref_focal(z[i : i + 1, k : k + 1], y[i : i + 1, k : k + 1])[0, 0]
+            )
+    got_b = LF.bce(z, y, w, reduction=reduction)
+    got_f = LF.focal_loss(z, y, weight=w, alpha=0.25, reduction=reduction)
+    torch.testing.assert_close(got_b, ref_reduce(out_b, y, reduction))
+    torch.testing.assert_close(got_f, ref_reduce(out_f, y, reduction))
+
+
+def test_omega_weights_in_bce_equal_the_uncompensated_eq2():
+    z, y = _batch()
+    omega = ltml.class_weights(COUNTS, N_TRAIN, method="omega").double()
+    expected = LF.logit_compensated_bce(z, y, COUNTS, N_TRAIN)
+    torch.testing.assert_close(LF.bce(z, y, omega), expected, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 3.0])
+def test_focal_any_gamma_matches_transcription_and_saturates_finitely(gamma):
+    z, y = _batch()
+    zz = z.clone().requires_grad_(True)
+    zr = z.clone().requires_grad_(True)
+    got = LF.focal_loss(zz, y, gamma=gamma)
+    expected = ref_reduce(ref_focal(zr, y, gamma), y, "mean")
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(
+        *(torch.autograd.grad(v, a)[0] for v, a in ((got, zz), (expected, zr)))
+    )
+    # Saturated elements (1 - p_t = 0 in float32): finite value and gradient for any gamma.
+    big = torch.tensor([[200.0, -200.0], [30.0, -90.0]], requires_grad=True)
+    loss = LF.focal_loss(big, torch.tensor([[1, 0], [1, 0]]), gamma=gamma)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert bool(torch.isfinite(big.grad).all())
+
+
+CONFIGS = [(guard, learnable) for guard in (None, "tied") for learnable in (True, False)]
+
+
+@pytest.mark.parametrize("source", CONFIGS)
+@pytest.mark.parametrize("target", CONFIGS)
+def test_lcbce_checkpoint_loads_whatever_the_flags(source, target):
+    z, y = _batch()
+    a = LogitCompensatedBCE(COUNTS, N_TRAIN, guard=source[0], learnable=source[1]).double()
+    b = LogitCompensatedBCE([1, 1, 1, 1], N_TRAIN, guard=target[0], learnable=target[1]).double()
+    assert set(a.state_dict()) == set(b.state_dict())
+    b.load_state_dict(a.state_dict())  # strict
+    if source[0] == target[0]:
+        with torch.no_grad():  # a trained state gives the same loss under either `learnable`
+            for t in (a.sigma_pos, a.mu_pos, a.sigma_neg, a.mu_neg):
+                t.add_(0.1 * torch.randn(t.shape, generator=_gen(3), dtype=t.dtype))
+        b.load_state_dict(a.state_dict())
+    # At the identity (or after any same-guard state), both give the same loss.
+    torch.testing.assert_close(b(z, y), a(z, y))
+
+
+def test_tied_compensation_is_the_positives_tensors():
+    loss = LogitCompensatedBCE(COUNTS, N_TRAIN, guard="tied")
+    assert loss.sigma_neg is loss.sigma_pos
+    assert loss.mu_neg is loss.mu_pos
+    assert [n for n, _ in loss.named_parameters()] == ["sigma_pos", "mu_pos"]
+    with torch.no_grad():
+        loss.sigma_pos.copy_(torch.tensor([1.0, 1.5, 0.0, 3.0]))
+    sigma = loss.compensation()[0]
+    c = math.log(2.0)
+    expected = torch.exp(c * torch.tanh((torch.tensor([1.0, 1.5, 0.0, 3.0]) - 1) / c))
+    torch.testing.assert_close(sigma, expected)
+    assert bool(((sigma > 0.5) & (sigma < 2.0)).all())
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: LogitCompensatedBCE(COUNTS, num_samples=N_TRAIN),
+        lambda: DistributionBalancedLoss(COUNTS, num_samples=N_TRAIN),
+        lambda: LF.logit_compensated_bce(*_batch(), COUNTS, num_samples=N_TRAIN),
+        lambda: LF.distribution_balanced_loss(*_batch(), COUNTS, num_samples=N_TRAIN),
+    ],
+)
+def test_num_samples_keyword_is_deprecated(call):
+    with pytest.warns(FutureWarning, match="`num_samples` is deprecated .* use `num_images`"):
+        old = call()
+    assert isinstance(old, nn.Module | Tensor)
+
+
+def test_num_samples_and_num_images_together_is_an_error():
+    with pytest.raises(TypeError, match="got both `num_samples` \\(deprecated\\) and `num_images`"):
+        LogitCompensatedBCE(COUNTS, num_images=N_TRAIN, num_samples=N_TRAIN)
+
+
+def test_deprecated_keyword_gives_the_same_loss():
+    z, y = _batch()
+    with pytest.warns(FutureWarning):
+        old = DistributionBalancedLoss(COUNTS, num_samples=N_TRAIN)
+    torch.testing.assert_close(
+        old(z, y), DistributionBalancedLoss(COUNTS, num_images=N_TRAIN)(z, y)
+    )
 
 
 # --- consistency and the total loss -------------------------------------------------------------
@@ -587,8 +719,8 @@ def _fixed_logits_problem() -> tuple[Tensor, Tensor]:
 
 @pytest.fixture
 def one_thread():
-    """Element-wise work on ~20k elements gains nothing from threads, and on a shared machine
-    oversubscribed threads make it ten times slower."""
+    """Element-wise work on ~20k elements gains nothing from threads, and oversubscribed
+    threads are slow."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -679,12 +811,18 @@ Z, Y = _batch(dtype=torch.float32, unknown=True)
         (lambda: BCE()(Z.numpy(), Y), TypeError, "`logits` must be a torch.Tensor"),
         (lambda: BCE()(Z, [[1]]), TypeError, "`targets` must be a torch.Tensor or numpy"),
         (lambda: BCE()(Z, Y * 2), ValueError, r"`targets` must contain only values in"),
+        (lambda: BCE()(Z, Y.float() / 2), ValueError, r"`targets` must contain only values in"),
+        (lambda: BCE()(Z, Y.float() * math.nan), ValueError, r"`targets` must contain only values"),
         (lambda: BCE()(Z.clone().fill_(math.nan), Y), ValueError, "`logits` must be finite"),
         (lambda: BCE()(Z + math.inf, Y), ValueError, "`logits` must be finite, got 0 NaN and 24"),
         (lambda: BCE(reduction="avg"), ValueError, "`reduction` must be one of"),
         (lambda: LF.bce(Z, Y, reduction="batchmean"), ValueError, "`reduction` must be one of"),
         (lambda: LF.bce(Z, Y, torch.ones(3)), ValueError, r"`weight` must have 4 entries"),
-        (lambda: LF.bce(Z, Y, torch.ones(2, 4)), ValueError, r"`weight` must be a non-empty 1-D"),
+        (
+            lambda: LF.bce(Z, Y, torch.ones(3, 4)),
+            ValueError,
+            r"`weight` must have shape \(4,\) or \(2, 4\)",
+        ),
         (lambda: WeightedBCE([1, 2, 3])(Z, Y), ValueError, "`logits` must have 3 columns"),
         (lambda: WeightedBCE([1, -2]), ValueError, "`class_counts` must be non-negative"),
         (
@@ -712,7 +850,7 @@ Z, Y = _batch(dtype=torch.float32, unknown=True)
         (
             lambda: LogitCompensatedBCE([5, 7], 0),
             ValueError,
-            "`num_samples` must be an integer >= 1",
+            "`num_images` must be an integer >= 1",
         ),
         (
             lambda: LogitCompensatedBCE([5, math.nan], 60),
@@ -738,7 +876,7 @@ Z, Y = _batch(dtype=torch.float32, unknown=True)
         (
             lambda: DistributionBalancedLoss(COUNTS, 1),
             ValueError,
-            "`num_samples` must be an integer >= 2",
+            "`num_images` must be an integer >= 2",
         ),
         (
             lambda: DistributionBalancedLoss(COUNTS, 60, preset="lvis"),

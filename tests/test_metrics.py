@@ -252,9 +252,9 @@ def test_meter_copies_inputs_and_resets():
     meter.update(scores, targets)
     scores[:] = [[0.1], [0.9]]  # the caller reuses its buffer
     assert meter.compute().map == 1.0
-    assert meter.num_samples == 2
+    assert meter.num_stored == 2
     meter.reset()
-    assert meter.num_samples == 0
+    assert meter.num_stored == 0
     with pytest.warns(UserWarning, match="no positive target"):
         result = meter.compute()
     assert math.isnan(result.map)
@@ -319,7 +319,7 @@ def test_bad_input(scores, targets, error, match):
     meter = mAPMeter(scores.shape[-1] if isinstance(scores, torch.Tensor) else 1)
     with pytest.raises(error, match=match):
         meter.update(scores, targets)
-    assert meter.num_samples == 0  # nothing stored from a rejected batch
+    assert meter.num_stored == 0  # nothing stored from a rejected batch
 
 
 def test_meter_rejects_wrong_number_of_classes():
@@ -329,7 +329,7 @@ def test_meter_rejects_wrong_number_of_classes():
         ValueError, match=r"`scores` must have 3 columns \(num_classes\), got shape \(2, 4\)"
     ):
         meter.update(torch.zeros(2, 4), torch.zeros(2, 4))
-    assert meter.num_samples == 2
+    assert meter.num_stored == 2
 
 
 @pytest.mark.parametrize(
@@ -405,3 +405,10 @@ def test_huge_finite_scores_are_accepted():
     scores = torch.tensor([[3e38], [3e38], [-1.0]])
     targets = torch.tensor([[1], [0], [1]])
     assert average_precision(scores, targets).item() == pytest.approx((0.5 + 2 / 3) / 2)
+
+
+def test_num_samples_is_a_deprecated_name_of_num_stored():
+    meter = mAPMeter(2)
+    meter.update(torch.tensor([[0.5, 0.1]]), torch.tensor([[1, 0]]))
+    with pytest.warns(FutureWarning, match="`num_samples` is deprecated .* use `num_stored`"):
+        assert meter.num_samples == 1

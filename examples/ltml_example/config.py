@@ -1,8 +1,9 @@
 """Flags, the paper's table rows as presets, and their resolution into one :class:`Config`.
 
-Resolution order (later wins): the benchmark protocol (METHOD.md: DB-loss recipe + LTML's
-reproduction values) < the dataset's defaults (the demo trains a small network from scratch) <
-the ``--row`` preset < every flag given on the command line.
+Resolution order (later wins): the benchmark protocol (the DB-loss recipe + the values of a
+published LTML reproduction; docs/guides/reproduce.md, "Protocol") < the dataset's defaults (the
+demo trains a small network from scratch) < the ``--row`` preset < every flag given on the
+command line.
 """
 
 from __future__ import annotations
@@ -110,8 +111,9 @@ class Config:
         return self.output or Path("runs") / f"{self.dataset}-{self.row}-seed{self.seed}"
 
 
-# Published mAP %, total / head / medium / tail (METHOD.md): Guo & Wang (2021) Table 3, and the
-# ERM / DB-Focal rows of Wu et al. (2020). RS and the two controls have no published number.
+# Published mAP %, total / head / medium / tail: Guo & Wang (CVPR 2021) Table 3, and the
+# ERM / DB-Focal rows of Wu et al. (ECCV 2020); the table of docs/guides/reproduce.md. RS and
+# the two controls have no published number.
 PAPER: dict[str, dict[str, tuple[float, float, float, float]]] = {
     "u-only": {"voc-lt": (77.15, 73.14, 83.49, 75.41), "coco-lt": (53.15, 51.61, 57.17, 49.21)},
     "r-only": {"voc-lt": (78.36, 71.72, 83.58, 79.41), "coco-lt": (52.76, 48.67, 56.87, 50.94)},
@@ -237,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Train and evaluate LTML (Guo & Wang, CVPR 2021), its ablation rows and "
         "baselines on VOC-LT, COCO-LT, the embedded demo dataset or your own table (csv). "
-        "[protocol: X] is the METHOD.md default; --dataset demo and the --row presets change "
-        "some (see config.py).",
+        "[protocol: X] is the protocol's default (docs/guides/reproduce.md); --dataset demo and "
+        "the --row presets change some (see config.py).",
         argument_default=None,
     )
 

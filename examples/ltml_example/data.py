@@ -1,10 +1,11 @@
 """Datasets, transforms and the training loader of the two samplings (uniform + re-balanced).
 
-Epoch length (METHOD.md section 2): the two streams of a step must have one length per epoch.
-Rule: an epoch is ``--epoch-length`` draws per stream (default ``db``: the DB-loss class-aware
-epoch ``max_k n_k * C / 4``, 3,875 on VOC-LT), i.e. ``ceil(draws / (batch * processes))``
-iterations; the uniform stream reshuffles each time it wraps (``ltml.PairedSampler``). Every row,
-single-stream ones included, runs the same iterations, so rows differ only in what they learn from.
+Epoch length (docs/guides/reproduce.md, "Epoch length"): the two streams of a step must have one
+length per epoch. Rule: an epoch is ``--epoch-length`` draws per stream (default ``db``: the
+DB-loss class-aware epoch ``max_k n_k * C / 4``, 3,875 on VOC-LT), i.e.
+``ceil(draws / (batch * processes))`` iterations; the uniform stream reshuffles each time it
+wraps (``ltml.PairedSampler``). Every row, single-stream ones included, runs the same
+iterations, so rows differ only in what they learn from.
 """
 
 from __future__ import annotations

@@ -304,7 +304,6 @@ def run(cfg: Config) -> dict[str, Any]:
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "scaler": scaler.state_dict(),
-                    "sampler_epoch": epoch + 1,
                     "rng": _rng_state(),
                 },
             )

@@ -17,7 +17,7 @@ from . import (
     samplers,
     schedules,
 )
-from ._stats import class_counts, class_groups
+from ._stats import class_counts, class_groups, class_weights
 from .backbones import split_dual_branch
 from .decoupling import (
     LearnableWeightScaling,
@@ -79,6 +79,7 @@ __all__ = [
     "backbones",
     "class_counts",
     "class_groups",
+    "class_weights",
     "data",
     "decoupling",
     "extract_features",

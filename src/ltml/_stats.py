@@ -1,17 +1,19 @@
-"""Per-class statistics of a training label matrix: counts and head / medium / tail groups.
+"""Per-class statistics of a training label matrix: counts, groups and loss weights.
 
-Core to every part (losses, samplers, metrics, data), so it depends on nothing but torch.
+Counts, head / medium / tail groups and per-class loss weights are core to every part (losses,
+samplers, metrics, data), so this module depends on nothing but torch.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from ._validation import as_counts, as_labels, check_int
+from ._validation import as_counts, as_labels, check_int, check_scalar
 
 GROUP_NAMES = ("head", "medium", "tail")
 
@@ -108,12 +110,94 @@ def class_groups(
     }
 
 
-def counts_tensor(class_counts: Any, num_samples: int | None = None) -> Tensor:
+WeightMethod = Literal["inverse", "effective_number", "omega"]
+_WEIGHTINGS = ("inverse", "effective_number", "omega")
+
+
+def class_weights(
+    counts: Any,
+    num_images: int | None = None,
+    method: WeightMethod = "inverse",
+    *,
+    power: float = 1.0,
+    beta: float = 0.9999,
+) -> Tensor:
+    r"""Per-class loss weights from training counts: the re-weighting of long-tailed losses.
+
+    With :math:`n_k` the training images positive for class :math:`k` and :math:`N` the number of
+    training images:
+
+    * ``"inverse"``: inverse frequency, :math:`w_k \propto n_k^{-q}` with :math:`q` = ``power``
+      (1: inverse, 0.5: square-root inverse; the cost-sensitive weights
+      :math:`(n_{min} / n_k)^q` of Zhang et al., AAAI 2021, up to the normalisation);
+    * ``"effective_number"``: the inverse effective number of Cui et al. (CVPR 2019, Eq. 3),
+      :math:`w_k \propto (1 - \beta) / (1 - \beta^{n_k})` (:math:`\beta` = 0 gives equal
+      weights, :math:`\beta \to 1` inverse frequency);
+    * ``"omega"``: the :math:`\omega` of Guo & Wang (CVPR 2021, Eq. 2), one weight for the
+      positives and one for the negatives of each class, :math:`e^{1 - p_k}` and :math:`e^{p_k}`
+      with :math:`p_k = n_k / N` (rare classes weigh their positives up, frequent classes their
+      negatives).
+
+    The first two are normalised to mean 1 over the classes (sum :math:`C`), as in Cui et al.'s
+    code, so that a weighted loss keeps the scale of the unweighted one; a count of 0 is read as
+    1 (the weight stays finite, the largest). ``"omega"`` is used as published.
+
+    Every loss of :mod:`ltml.losses` that weighs classes takes its weights from this function,
+    and ``weight`` of :func:`ltml.functional.bce` / :func:`ltml.functional.focal_loss` accepts
+    either shape, so the same weights can be given to any of them, or to your own loss.
+
+    Parameters
+    ----------
+    counts : sequence or Tensor, shape (C,)
+        :math:`n_k`, e.g. :func:`ltml.class_counts` of the training labels.
+    num_images : int, optional
+        :math:`N`, the number of training images; required by ``"omega"``, checked against the
+        counts (every :math:`n_k \le N`) when given.
+    method : {"inverse", "effective_number", "omega"}
+        The weighting, above.
+    power : float
+        :math:`q \ge 0` of ``"inverse"``.
+    beta : float
+        :math:`\beta \in [0, 1)` of ``"effective_number"``.
+
+    Returns
+    -------
+    Tensor, float32
+        Shape ``(C,)``; for ``"omega"`` shape ``(2, C)``: row 0 weighs the positives of each
+        class, row 1 its negatives.
+
+    Examples
+    --------
+    >>> from ltml import class_weights
+    >>> class_weights([300, 100])
+    tensor([0.5000, 1.5000])
+    >>> class_weights([400, 100], power=0.5)
+    tensor([0.6667, 1.3333])
+    >>> class_weights([300, 100], method="effective_number", beta=0.99)
+    tensor([0.8000, 1.2000])
+    >>> class_weights([300, 100], 1000, method="omega")  # positives, negatives
+    tensor([[2.0138, 2.4596],
+            [1.3499, 1.1052]])
+    """
+    if method not in _WEIGHTINGS:
+        raise ValueError(f"`method` must be one of {_WEIGHTINGS}, got {method!r}")
+    n = as_counts(counts, "counts", num_images, "num_images")
+    if method == "omega":
+        if num_images is None:
+            raise ValueError("`num_images` is required by method='omega', got None")
+        p = n / num_images
+        return torch.stack([torch.exp(1.0 - p), torch.exp(p)]).to(torch.float32)
+    n = n.clamp(min=1)
+    if method == "inverse":
+        power = check_scalar(power, "power", low=0.0)
+        # n^-q / mean(n^-q) = C softmax(-q log n): no underflow to 0 / 0 for a large power.
+        return (n.numel() * torch.softmax(-power * n.log(), dim=0)).to(torch.float32)
+    beta = check_scalar(beta, "beta", low=0.0, high=1.0, high_open=True)
+    # 1 - beta^n = -expm1(n log beta): accurate for beta close to 1.
+    weight = -1.0 / torch.expm1(n * math.log(beta)) if beta > 0 else torch.ones_like(n)
+    return (weight * (weight.numel() / weight.sum())).to(torch.float32)
+
+
+def counts_tensor(class_counts: Any, num_images: int | None = None) -> Tensor:
     """Return validated per-class counts as a float64 tensor (on their own device)."""
-    return as_counts(class_counts, "class_counts", num_samples)
-
-
-def class_prior(class_counts: Any, num_samples: int) -> Tensor:
-    """``p_k = n_k / N``, the fraction of training images positive for each class (float32)."""
-    num_samples = check_int(num_samples, "num_samples")
-    return (counts_tensor(class_counts, num_samples) / num_samples).to(torch.float32)
+    return as_counts(class_counts, "class_counts", num_images, "num_images")

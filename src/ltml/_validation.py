@@ -454,3 +454,22 @@ def check_file(path: Path, name: str, what: str) -> Path:
 def is_compiling() -> bool:
     """Whether ``torch.compile`` is tracing: data-dependent checks would break its graph."""
     return bool(torch.compiler.is_compiling())
+
+
+def sync_free(x: Tensor) -> bool:
+    """Whether checks of ``x``'s values must not wait for them.
+
+    True when ``x`` is not on the CPU, or while ``torch.compile`` traces. Reading a value of a
+    GPU tensor on the host (``.item()``, ``bool(t)``) stalls until the GPU has computed it; such
+    checks become device-side assertions (:func:`assert_on_device`).
+    """
+    return x.device.type != "cpu" or is_compiling()
+
+
+def assert_on_device(condition: Tensor, message: str) -> None:
+    """Fail with ``message`` where ``condition`` (a bool scalar tensor) is False, without a sync.
+
+    On an accelerator the failure is a device-side assertion, reported at the next
+    synchronisation; on the CPU (under ``torch.compile``) a ``RuntimeError``.
+    """
+    torch._assert_async(condition, message)

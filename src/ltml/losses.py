@@ -9,9 +9,13 @@ are compared with: :class:`BCE`, :class:`WeightedBCE`, :class:`FocalLoss`,
 All take ``(logits, targets)`` of shape ``(N, C)``, where a target of -1 marks an unknown label
 that contributes nothing; all honour ``reduction`` as :mod:`torch.nn` losses do, compute in at
 least float32 (safe under autocast) and never modify their inputs. Class statistics are given as
-counts or read from the training label matrix (``from_labels``); they are buffers, so they follow
-``.to(device)`` and are saved in the ``state_dict``. The functional forms are in
-:mod:`ltml.functional`.
+counts or read from the training label matrix (``from_labels``); per-class weights come from
+:func:`ltml.class_weights`. Class statistics are buffers, so they follow ``.to(device)`` and are
+saved in the ``state_dict``. The functional forms are in :mod:`ltml.functional`.
+
+On CPU tensors the values of the inputs (finite logits, targets in {-1, 0, 1}) are checked
+eagerly and a bad value raises a ``ValueError``; on GPU tensors (and under ``torch.compile``)
+the same checks are device-side assertions, so that no loss makes the host wait for the device.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from torch import Tensor, nn
 from typing_extensions import Self
 
 from . import functional as LF
-from ._stats import class_counts, class_prior, cooccurrence, counts_tensor
+from ._deprecation import renamed_keyword
+from ._stats import class_counts, class_weights, cooccurrence, counts_tensor
 from ._validation import (
     as_labels,
     as_logits,
@@ -89,7 +94,7 @@ class _LabelLoss(_Loss):
 class _FromLabels:
     """Mixin: build a loss from the training label matrix instead of class counts."""
 
-    _needs_num_samples: ClassVar[bool] = False
+    _needs_num_images: ClassVar[bool] = False
 
     @classmethod
     def from_labels(cls, labels: Any, **kwargs: Any) -> Self:
@@ -110,13 +115,8 @@ class _FromLabels:
         """
         y = as_labels(labels, "labels")
         counts = class_counts(y)
-        args = (counts, y.shape[0]) if cls._needs_num_samples else (counts,)
+        args = (counts, y.shape[0]) if cls._needs_num_images else (counts,)
         return cls(*args, **kwargs)
-
-
-def _mean_one(weight: Tensor) -> Tensor:
-    """Scale per-class weights to mean 1 (sum C), so the loss keeps the scale of the BCE."""
-    return (weight * (weight.numel() / weight.sum())).to(torch.float32)
 
 
 class BCE(_LabelLoss):
@@ -156,9 +156,9 @@ class WeightedBCE(_FromLabels, _LabelLoss):
         w_k = \frac{n_k^{-q}}{\frac{1}{C} \sum_{k'} n_{k'}^{-q}},
 
     i.e. inverse frequency (``power`` :math:`q` = 1) or inverse square root (0.5), normalised to
-    mean 1 over the classes so that the loss keeps the scale of the plain BCE (computed in log
-    space: any power gives finite weights). A count of 0 is read as 1 (the class has no positive
-    to up-weight; its weight is finite).
+    mean 1 over the classes so that the loss keeps the scale of the plain BCE:
+    ``ltml.class_weights(class_counts, power=power)``. A count of 0 is read as 1 (the class has
+    no positive to up-weight; its weight is finite).
 
     Parameters
     ----------
@@ -194,11 +194,8 @@ class WeightedBCE(_FromLabels, _LabelLoss):
         unknown: Unknown = "ignore",
     ) -> None:
         super().__init__(reduction, unknown)
-        power = check_scalar(power, "power", low=0.0)
-        counts = counts_tensor(class_counts).clamp(min=1)
-        # n^-q / mean(n^-q) = C softmax(-q log n): no underflow to 0 / 0 for a large power.
-        weight = counts.numel() * torch.softmax(-power * counts.log(), dim=0)
-        self.register_buffer("weight", weight.to(torch.float32))
+        counts = counts_tensor(class_counts)
+        self.register_buffer("weight", class_weights(counts, power=power))
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
@@ -267,7 +264,8 @@ class ClassBalancedFocalLoss(_FromLabels, _LabelLoss):
         w_k \propto \frac{1 - \beta}{1 - \beta^{n_k}}, \qquad \sum_k w_k = C,
 
     (their Eq. 3 and the normalisation of their code), times the focal term of
-    :class:`FocalLoss`. A count of 0 is read as 1 (whose weight is finite, the largest).
+    :class:`FocalLoss`: ``ltml.class_weights(class_counts, method="effective_number",
+    beta=beta)``. A count of 0 is read as 1 (whose weight is finite, the largest).
 
     Parameters
     ----------
@@ -309,10 +307,10 @@ class ClassBalancedFocalLoss(_FromLabels, _LabelLoss):
         super().__init__(reduction, unknown)
         beta = check_scalar(beta, "beta", low=0.0, high=1.0, high_open=True)
         LFL._check_focal_hyperparameters(gamma, None)
-        counts = counts_tensor(class_counts).clamp(min=1)
-        # 1 - beta^n = -expm1(n log beta), accurate for beta close to 1 (and beta = 0).
-        effective = -torch.expm1(counts * math.log(beta)) if beta > 0 else torch.ones_like(counts)
-        self.register_buffer("weight", _mean_one(1.0 / effective))
+        self.register_buffer(
+            "weight",
+            class_weights(counts_tensor(class_counts), method="effective_number", beta=beta),
+        )
         self.beta = beta
         self.gamma = gamma
 
@@ -354,8 +352,8 @@ class DistributionBalancedLoss(_FromLabels, _LabelLoss):
     ----------
     class_counts : sequence or Tensor, shape (C,)
         Training images positive for each class.
-    num_samples : int
-        Number of training images.
+    num_images : int
+        Number of training images. Formerly ``num_samples`` (deprecated).
     preset : {"voc", "coco"}
         Defaults for ``mu`` and ``neg_scale``.
     alpha, beta, mu, kappa, neg_scale, gamma, scale : float
@@ -377,15 +375,16 @@ class DistributionBalancedLoss(_FromLabels, _LabelLoss):
     0.2616
     """
 
-    _needs_num_samples = True
+    _needs_num_images = True
     _repr_fields = ("alpha", "beta", "mu", "kappa", "neg_scale", "gamma", "scale")
     inv_freq: Tensor
     bias: Tensor
 
+    @renamed_keyword("num_samples", "num_images")
     def __init__(
         self,
         class_counts: Any,
-        num_samples: int,
+        num_images: int,
         *,
         preset: Literal["voc", "coco"] = "voc",
         alpha: float = 0.1,
@@ -406,7 +405,7 @@ class DistributionBalancedLoss(_FromLabels, _LabelLoss):
         self.gamma, self.scale = gamma, scale
         LFL._check_db_hyperparameters(alpha, beta, self.mu, self.neg_scale, gamma, scale)
         inv_freq, bias = LFL._db_statistics(
-            class_counts, num_samples, kappa=kappa, neg_scale=self.neg_scale
+            class_counts, num_images, kappa=kappa, neg_scale=self.neg_scale
         )
         self.register_buffer("inv_freq", inv_freq)
         self.register_buffer("bias", bias)
@@ -438,9 +437,10 @@ class LogitCompensatedBCE(_FromLabels, _LabelLoss):
               + (1 - y_{ik}) \log (1 - \varsigma(u_{ik} \sigma^n_k + \mu^n_k)) \,],
 
     with :math:`\omega_{ik} = y_{ik} e^{1 - p_k} + (1 - y_{ik}) e^{p_k}` and
-    :math:`p_k = n_k / N`. The per-class :math:`\sigma^p, \mu^p, \sigma^n, \mu^n` start at the
-    identity (:math:`\sigma = 1, \mu = 0`), where the loss is the :math:`\omega`-weighted BCE.
-    They act inside the loss only: predict with the raw logits.
+    :math:`p_k = n_k / N` (``ltml.class_weights(class_counts, num_images, method="omega")``).
+    The per-class :math:`\sigma^p, \mu^p, \sigma^n, \mu^n` start at the identity
+    (:math:`\sigma = 1, \mu = 0`), where the loss is the :math:`\omega`-weighted BCE. They act
+    inside the loss only: predict with the raw logits.
 
     .. warning::
         **The compensation parameters are this module's own** ``nn.Parameter`` objects: give them to
@@ -448,40 +448,30 @@ class LogitCompensatedBCE(_FromLabels, _LabelLoss):
         otherwise they never move and the loss is a fixed weighted BCE. (With ``learnable=False``
         they are buffers and the loss is that weighted BCE by design.)
 
-    **The degenerate direction.** Positives see only :math:`(\sigma^p, \mu^p)` and negatives only
-    :math:`(\sigma^n, \mu^n)`, so the loss can fall without any better logits: :math:`\mu^p`
-    up and :math:`\mu^n` down lower both terms without bound. With fixed logits (tests,
-    ``test_unguarded_compensation_drifts``), gradient descent on the compensation alone moves
-    every :math:`\mu^p` up, every :math:`\mu^n` down, :math:`\sigma^n` up and :math:`\sigma^p`
-    down; where most positive logits are negative (as early in training), :math:`\sigma^p`
-    crosses 0, which inverts the scores of the positives and reverses the gradient sent to the
-    network. The drift is fastest for the classes with the most positives (their gradients are
-    summed over more elements). The loss then falls below what any increasing per-class map of
-    the logits can reach.
+    Left free, the compensation can lower the loss without better logits (:math:`\mu^p` up,
+    :math:`\mu^n` down, :math:`\sigma^p` through 0). ``guard="tied"`` removes that direction:
+    one per-class map :math:`\sigma_k u + \mu_k` for positives and negatives alike, with
+    :math:`\sigma_k = \exp(c \tanh((s_k - 1) / c))`, :math:`c = \log(\text{max\_scale})`,
+    kept in :math:`(1/\text{max\_scale}, \text{max\_scale})`. The paper's free form stays the
+    default; the docs' concepts page ("The compensation's degenerate direction") explains both.
 
-    ``guard="tied"`` removes the degeneracy instead of bounding it: one per-class affine map
-    :math:`\sigma_k u + \mu_k` for positives and negatives alike, i.e. a learnable per-class
-    temperature and bias (Platt scaling inside the loss). With fixed logits its minimum is the
-    best calibration of those logits: :math:`\mu` cannot run away because positives and negatives
-    pull it in opposite directions, and the loss can fall only as far as the logits separate the
-    classes. The scale is kept positive and bounded by the smooth reparametrisation
-    :math:`\sigma_k = \exp(c \tanh(s_k / c))`, :math:`c = \log(\text{max\_scale})`, so
-    :math:`\sigma_k \in (1/\text{max\_scale}, \text{max\_scale})`: it never inverts the ranking
-    and cannot grow without end on the separable (tail) classes. At :math:`s = 0` it is the
-    identity, with :math:`d\sigma/ds = 1` there. The paper's unguarded form stays the default.
+    The ``state_dict`` has the same keys whatever ``learnable`` and ``guard``: ``weight`` and
+    ``sigma_pos``, ``mu_pos``, ``sigma_neg``, ``mu_neg``. With the guard, ``sigma_pos`` holds
+    :math:`s` and ``mu_pos`` :math:`\mu`, and ``sigma_neg`` / ``mu_neg`` are the same tensors;
+    at the identity both forms store the same values.
 
     Parameters
     ----------
     class_counts : sequence or Tensor, shape (C,)
         :math:`n_k`, training images positive for each class (0 allowed: :math:`p_k = 0`).
-    num_samples : int
-        :math:`N`, the number of training images (>= every count).
+    num_images : int
+        :math:`N`, the number of training images (>= every count). Formerly ``num_samples``
+        (deprecated).
     learnable : bool
         Learn the compensation (default). False: fixed at the identity (buffers).
     guard : {None, "tied"}
-        None (default): the paper's four free parameters per class, ``sigma_pos``, ``mu_pos``,
-        ``sigma_neg``, ``mu_neg``. ``"tied"``: the guarded form above, parameters
-        ``log_sigma`` (:math:`s`) and ``mu``.
+        None (default): the paper's four free parameters per class. ``"tied"``: the guarded
+        form above.
     max_scale : float
         Bound of the tied scale (> 1); ignored without a guard.
     reduction : {"mean", "sum", "none"}
@@ -490,6 +480,11 @@ class LogitCompensatedBCE(_FromLabels, _LabelLoss):
         ``(N, C)`` loss, 0 at unknown targets.
     unknown : {"ignore", "negative"}
         Unknown (-1) targets left out of the loss (default) or counted as negatives.
+
+    Attributes
+    ----------
+    weight : Tensor, shape (2, C)
+        :math:`\omega`: row 0 weighs positives, row 1 negatives (a buffer).
 
     Examples
     --------
@@ -506,20 +501,19 @@ class LogitCompensatedBCE(_FromLabels, _LabelLoss):
     (0.3913, torch.Size([2]))
     """
 
-    _needs_num_samples = True
+    _needs_num_images = True
     _repr_fields = ("guard", "max_scale")
-    prior: Tensor
+    weight: Tensor
     sigma_pos: Tensor
     mu_pos: Tensor
     sigma_neg: Tensor
     mu_neg: Tensor
-    log_sigma: Tensor
-    mu: Tensor
 
+    @renamed_keyword("num_samples", "num_images")
     def __init__(
         self,
         class_counts: Any,
-        num_samples: int,
+        num_images: int,
         *,
         learnable: bool = True,
         guard: Literal["tied"] | None = None,
@@ -533,32 +527,33 @@ class LogitCompensatedBCE(_FromLabels, _LabelLoss):
         check_scalar(max_scale, "max_scale", low=1.0, low_open=True)
         self.guard = guard
         self.max_scale = max_scale
-        self.register_buffer("prior", class_prior(class_counts, num_samples))
-        num_classes = self.prior.numel()
-        ones, zeros = torch.ones(num_classes), torch.zeros(num_classes)
-        initial = (
-            {"sigma_pos": ones, "mu_pos": zeros, "sigma_neg": ones, "mu_neg": zeros}
-            if guard is None
-            else {"log_sigma": zeros, "mu": zeros}
-        )
+        counts = counts_tensor(class_counts, num_images)
+        self.register_buffer("weight", class_weights(counts, num_images, method="omega"))
+        num_classes = self.weight.shape[1]
+        initial = {"sigma_pos": 1.0, "mu_pos": 0.0, "sigma_neg": 1.0, "mu_neg": 0.0}
         for name, value in initial.items():
-            if learnable:
-                self.register_parameter(name, nn.Parameter(value.clone()))
+            if guard == "tied" and name.endswith("_neg"):  # tied: the positives' tensors
+                tensor = getattr(self, name.replace("_neg", "_pos"))
             else:
-                self.register_buffer(name, value.clone())
+                tensor = torch.full((num_classes,), value)
+                tensor = nn.Parameter(tensor) if learnable else tensor
+            if learnable:
+                self.register_parameter(name, tensor)
+            else:
+                self.register_buffer(name, tensor)
 
     def compensation(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         r"""Return the per-class :math:`(\sigma^p, \mu^p, \sigma^n, \mu^n)` in use, each (C,)."""
         if self.guard is None:
             return self.sigma_pos, self.mu_pos, self.sigma_neg, self.mu_neg
         c = math.log(self.max_scale)
-        sigma = torch.exp(c * torch.tanh(self.log_sigma / c))
-        return sigma, self.mu, sigma, self.mu
+        sigma = torch.exp(c * torch.tanh((self.sigma_pos - 1.0) / c))
+        return sigma, self.mu_pos, sigma, self.mu_pos
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
         return LFL._logit_compensated_bce(
-            logits, targets, self.prior, *self.compensation(), self.reduction, self.unknown
+            logits, targets, self.weight, *self.compensation(), self.reduction, self.unknown
         )
 
 
@@ -910,11 +905,10 @@ class MultiFocalModifierLoss(_LabelLoss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
-        z, y = LFL._prepare(logits, targets, self.weight.numel())
+        z, t, mask = LFL._prepare(logits, targets, self.weight.numel(), self.unknown)
         return LFL._multi_focal(
-            z, y, self.weight.to(z), self.cooccurrence, self.gamma_pos, self.gamma_neg,
+            z, t, mask, self.weight.to(z), self.cooccurrence, self.gamma_pos, self.gamma_neg,
             self.clip, self.eps, self.neg_boost, self.detach_focal_weight, self.reduction,
-            self.unknown,
         )  # fmt: skip
 
 
@@ -1060,7 +1054,8 @@ class ReflectiveLabelCorrector(_LabelLoss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> CorrectorOutput:
         """Correct ``(N, C)`` targets by ``(N, C)`` logits; return the loss and the targets."""
-        z, y = LFL._prepare(logits, targets, self.counts.numel())
+        z, _, _ = LFL._prepare(logits, targets, self.counts.numel(), self.unknown)
+        y = as_tensor(targets, "targets").to(z)  # -1 kept: unknown entries are the candidates
         if self.epoch < self.start_epoch:
             return CorrectorOutput(z.new_zeros(()), targets)
         if self.margin:
@@ -1077,8 +1072,9 @@ class ReflectiveLabelCorrector(_LabelLoss):
             )
             if self.training:
                 self.pseudo_counts += ((corrected > 0) & (y <= 0)).sum(dim=0)
+        mask = corrected < 0 if self.unknown == "ignore" else None
         loss = LFL._multi_focal(
-            z, corrected, self.class_weight().to(z), None, self.gamma_pos, self.gamma_neg,
-            self.clip, self.eps, 1.0, self.detach_focal_weight, self.reduction, self.unknown,
+            z, corrected.clamp(min=0), mask, self.class_weight().to(z), None, self.gamma_pos,
+            self.gamma_neg, self.clip, self.eps, 1.0, self.detach_focal_weight, self.reduction,
         )  # fmt: skip
         return CorrectorOutput(loss, corrected.to(torch.as_tensor(targets).dtype))

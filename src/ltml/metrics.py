@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ._deprecation import warn_renamed
 from ._validation import check_groups, check_int
 from .functional.metrics import (
     EmptyClass,
@@ -153,9 +154,15 @@ class mAPMeter:  # noqa: N801 - the name users search for
         self._targets: list[Tensor] = []
 
     @property
-    def num_samples(self) -> int:
-        """Number of samples stored by this process since the last :meth:`reset`."""
+    def num_stored(self) -> int:
+        """Number of rows (images) stored by this process since the last :meth:`reset`."""
         return sum(s.shape[0] for s in self._scores)
+
+    @property
+    def num_samples(self) -> int:
+        """Deprecated name of :attr:`num_stored`."""
+        warn_renamed("num_samples", "num_stored")
+        return self.num_stored
 
     def reset(self) -> None:
         """Forget every stored sample."""
@@ -212,5 +219,5 @@ class mAPMeter:  # noqa: N801 - the name users search for
         groups = {k: len(v) for k, v in self.groups.items()}
         return (
             f"mAPMeter(num_classes={self.num_classes}, groups={groups}, "
-            f"empty_class={self.empty_class!r}, num_samples={self.num_samples})"
+            f"empty_class={self.empty_class!r}, num_stored={self.num_stored})"
         )

@@ -55,8 +55,8 @@ def _csr_from_dense(labels: Any, num_classes: int | None) -> tuple[np.ndarray, n
     y = as_tensor(labels, "labels")
     check_matrix(y, "labels", num_classes)
     values = y.detach().cpu().numpy()
-    # Checked in numpy, as the rest of the construction: torch's intra-op threads made this check
-    # 100x slower on a busy 2-core machine. The shared check only words the error.
+    # Checked in numpy, as the rest of the construction (no intra-op thread pool to wake); the
+    # shared check only words the error.
     if not _is_label_matrix(values):
         check_labels(y, "labels")
     images, classes = _dense_positives(values)
@@ -352,8 +352,10 @@ class ClassAwareSampler(Sampler[int]):
         ``N * C``) go through :meth:`from_class_lists` instead, so that no nested list can be
         read in two ways.
     num_samples : int or "db", optional
-        Draws per epoch over all replicas. Default ``N`` (all images, labelled or not); ``"db"`` =
-        ``int(max_k n_k * C / 4)`` (the DB-loss epoch, see above).
+        Draws per epoch over all replicas, as ``num_samples`` of
+        :class:`~torch.utils.data.RandomSampler` (the number of training images is
+        ``num_images``, as everywhere in ltml). Default ``N`` (all images, labelled or not);
+        ``"db"`` = ``int(max_k n_k * C / 4)`` (the DB-loss epoch, see above).
     power : float or callable, default 0.0
         Exponent ``q`` of the class probability, or a function ``epoch -> q``.
     mode : {"random", "cycle"}, default "random"

@@ -180,8 +180,8 @@ def make_long_tailed(
     order = np.argsort(-quota, kind="stable")
 
     # One seeded random order of the pool serves every step: candidates are taken in that order.
-    # (Preferring images with fewer co-occurring labels was tried and lands further from the
-    # official VOC-LT counts; see docs/lt_construction.md.)
+    # (Preferring images with fewer co-occurring labels lands further from the official VOC-LT
+    # counts: docs/lt_construction.md.)
     perm = np.random.default_rng(seed).permutation(y.shape[0])
     y_perm = y[perm]
     selected = np.zeros(y.shape[0], dtype=bool)  # in permuted order

@@ -10,6 +10,7 @@ never modified in place.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -18,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._stats import class_prior, counts_tensor
+from .._deprecation import renamed_keyword
+from .._stats import class_weights, counts_tensor
 from .._validation import (
     as_class_vector,
     as_logits,
     as_tensor,
+    assert_on_device,
     check_choice,
     check_finite,
     check_int,
@@ -33,7 +36,7 @@ from .._validation import (
     check_scalar,
     check_tensor,
     check_unknown,
-    is_compiling,
+    sync_free,
 )
 
 __all__ = [
@@ -52,6 +55,8 @@ __all__ = [
 Reduction = Literal["mean", "sum", "none"]
 Unknown = Literal["ignore", "negative"]
 
+_LABELS = "`targets` must contain only values in {0, 1, -1}"
+
 
 def _as_logits(x: Any, name: str, num_classes: int | None = None) -> Tensor:
     """Check a logit matrix's type and shape; return it in at least float32 (read only)."""
@@ -59,36 +64,106 @@ def _as_logits(x: Any, name: str, num_classes: int | None = None) -> Tensor:
     return z.to(torch.promote_types(z.dtype, torch.float32))
 
 
-def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> None:
-    """Finite logits and targets in {-1, 0, 1}, with a single device sync in the common case.
+def _labels_valid(y: Tensor) -> Tensor:
+    """Bool scalar tensor: every value of ``y`` is -1, 0 or 1 (no host sync)."""
+    if y.dtype == torch.bool or y.numel() == 0:
+        return torch.ones((), dtype=torch.bool, device=y.device)
+    low, high = torch.aminmax(y)
+    valid = (low >= -1) & (high <= 1)
+    return valid & (y.frac() == 0).all() if y.is_floating_point() else valid
 
-    Skipped while ``torch.compile`` traces (a data-dependent branch would break the graph).
+
+def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> bool:
+    """Check for finite logits and targets in {-1, 0, 1}; return whether a target may be -1.
+
+    CPU tensors (eager): checked at once and exactly, raising a ``ValueError`` that counts the
+    bad values. Accelerator tensors, and anything while ``torch.compile`` traces: device-side
+    assertions with the same wording, which never make the host wait for the device; a target
+    may then be -1 as far as the host knows.
     """
-    if is_compiling():
-        return
-    # Cheap sufficient tests: a NaN or infinity makes the sum non-finite; integer labels within
-    # [-1, 1] are valid. Only when one fails do the exact checks run (and word the error).
-    ok = torch.stack([torch.isfinite(x.sum()) for x in logits.values()]).all()
-    if targets is not None:
-        if targets.is_floating_point():
-            ok &= (targets == targets.round().clamp(-1, 1)).all()  # y in {-1, 0, 1}
-        elif targets.dtype != torch.bool and targets.numel():
-            low, high = torch.aminmax(targets)
-            ok &= (low >= -1) & (high <= 1)
-    if not bool(ok):
+    first = next(iter(logits.values()))
+    if sync_free(first):
+        for name, x in logits.items():
+            # x * 0 is 0 where x is finite and NaN elsewhere: its sum cannot overflow.
+            assert_on_device(torch.isfinite((x * 0).sum()), f"`{name}` must be finite")
+        if targets is not None:
+            assert_on_device(_labels_valid(targets), _LABELS)
+        return True
+    # Cheap sufficient tests first: a NaN or infinity makes the sum non-finite, the targets'
+    # range and whole values cover the labels. Only when one fails do the exact checks run and
+    # word the error (or find that a finite sum overflowed).
+    ok = all(math.isfinite(x.sum().item()) for x in logits.values())
+    low = 0.0
+    if targets is not None and targets.dtype != torch.bool and targets.numel():
+        low, high = (v.item() for v in torch.aminmax(targets))
+        ok &= low >= -1 and high <= 1
+        if ok and targets.is_floating_point():
+            ok &= targets.frac().abs().sum().item() == 0
+    if not ok:
         for name, x in logits.items():
             check_finite(x, name)
         if targets is not None:
             check_labels(targets, "targets")
+    return low < 0
 
 
-def _prepare(logits: Any, targets: Any, num_classes: int | None = None) -> tuple[Tensor, Tensor]:
-    """Validate a ``(logits, targets)`` pair; return both in the compute dtype (>= float32)."""
+def _prepare(
+    logits: Any, targets: Any, num_classes: int | None = None, unknown: str = "ignore"
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Validate a ``(logits, targets)`` pair: the first step of every supervised loss.
+
+    Returns
+    -------
+    z : Tensor, (N, C)
+        The logits in the compute dtype (at least float32).
+    t : Tensor, (N, C)
+        The targets as 0 / 1 in that dtype, unknown (-1) read as 0 so that every element's loss
+        is finite.
+    mask : Tensor of bool, (N, C), or None
+        Where the target is unknown, for :func:`_reduce` to mask; None with the policy
+        ``unknown="negative"`` (an unknown target is then a negative, as ``t`` reads it), or when
+        the batch is known to be fully labelled, which is asked of the data only where that costs
+        no device sync (CPU tensors, eager): elsewhere the mask is always applied.
+    """
+    check_unknown(unknown)
     z = _as_logits(logits, "logits", num_classes)
     y = as_tensor(targets, "targets").to(z.device)
     check_same_shape(z, y, "logits", "targets")
-    _check_values({"logits": logits}, y)
-    return z, y.to(z.dtype)
+    if not _check_values({"logits": logits}, y) or y.dtype == torch.bool:
+        return z, y.to(z.dtype), None
+    return z, y.clamp(min=0).to(z.dtype), y < 0 if unknown == "ignore" else None
+
+
+def _reduce(loss: Tensor, mask: Tensor | None, reduction: str) -> Tensor:
+    """Mask the elements whose target is unknown and ignored, then apply ``reduction``.
+
+    The last step of every loss, and the one place of the unknown-label policy (``mask`` from
+    :func:`_prepare`). Masked elements become 0 and pass no gradient. ``"mean"`` divides by the
+    number of unmasked elements (the result is 0, not NaN, when there is none).
+    """
+    if mask is not None:
+        loss = loss.masked_fill(mask, 0.0)
+    if reduction == "none":
+        return loss
+    if reduction == "sum" or loss.numel() == 0:
+        return loss.sum()
+    if mask is None:
+        return loss.mean()
+    return loss.sum() / (loss.numel() - mask.sum()).clamp(min=1)
+
+
+def _check_weight(weight: Any, num_classes: int) -> Tensor | None:
+    """Check per-class weights: ``(C,)``, or ``(2, C)`` for positives and negatives."""
+    if not isinstance(weight, Tensor) or weight.ndim != 2:
+        return None if weight is None else as_class_vector(weight, "weight", num_classes)
+    if weight.dtype == torch.bool:
+        raise TypeError(f"`weight` must hold real numbers, got dtype {weight.dtype}")
+    if tuple(weight.shape) != (2, num_classes):
+        raise ValueError(
+            f"`weight` must have shape ({num_classes},) or (2, {num_classes}) (one value per "
+            f"class, or per class for positives and negatives), got shape {tuple(weight.shape)}"
+        )
+    return weight
 
 
 def _per_class(value: Any, name: str, num_classes: int | None = None) -> Tensor | float:
@@ -102,51 +177,50 @@ def _per_class(value: Any, name: str, num_classes: int | None = None) -> Tensor 
     return check_scalar(value, name)
 
 
-def _optional_weight(weight: Any, num_classes: int) -> Tensor | None:
-    """Check the per-class ``weight`` of :func:`bce` / :func:`focal_loss`: None or ``(C,)``."""
-    return None if weight is None else as_class_vector(weight, "weight", num_classes)
+def _by_label(t: Tensor, pos: Tensor | float, neg: Tensor | float) -> Tensor:
+    """``pos`` where the 0 / 1 target ``t`` is 1, ``neg`` where it is 0.
 
-
-def _reduce(
-    loss: Tensor, targets: Tensor | None, reduction: str, unknown: str = "ignore"
-) -> Tensor:
-    """Apply the unknown-label policy to the elements whose target is -1, then ``reduction``.
-
-    Every loss computes an unknown element as a negative. ``unknown="ignore"`` masks it: it
-    becomes 0 and passes no gradient, and ``"mean"`` divides by the number of known elements
-    (the result is 0, not NaN, when there is none). ``unknown="negative"`` keeps it: the loss is
-    the one of the labels with every -1 replaced by 0. Without ``targets`` nothing is masked.
+    Per-class values broadcast over the batch. Exact, as multiplying by 0 or 1 is, and several
+    times faster than ``torch.where`` with broadcast operands on the CPU, forward and backward.
     """
-    known_count: Tensor | int = loss.numel()
-    if targets is not None and unknown == "ignore":
-        unknown_mask = targets < 0
-        # Fully labelled batches (the common case) skip the masking passes, forward and backward.
-        if is_compiling() or bool(unknown_mask.any()):
-            loss = loss.masked_fill(unknown_mask, 0.0)
-            known_count = loss.numel() - unknown_mask.sum()
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    if isinstance(known_count, int):
-        return loss.sum() / max(known_count, 1)
-    return loss.sum() / known_count.clamp(min=1)
+    return t * pos + (1.0 - t) * neg
 
 
-def _binary_terms(z: Tensor, t: Tensor) -> Tensor:
-    """``s = z`` for positives and ``-z`` for negatives, so that ``-logsigmoid(s)`` is the BCE."""
-    return torch.where(t > 0, z, -z)
+def _element_weight(weight: Tensor | None, t: Tensor) -> Tensor | None:
+    """Per-class weights as the weight of each element.
 
-
-def _focal_terms(s: Tensor, gamma: float) -> Tensor:
-    """Return ``-(1 - p_t)^gamma log p_t``, ``p_t = sigmoid(s)``, from log-sigmoids only.
-
-    Stable for any ``s``, as ``1 - p_t = sigmoid(-s)``.
+    ``(C,)`` (and scalars) broadcast; ``(2, C)`` gives row 0 to positive targets, row 1 to
+    negative ones.
     """
-    log_pt = F.logsigmoid(s)
+    if weight is None:
+        return None
+    w = weight.to(t)
+    return _by_label(t, w[0], w[1]) if w.ndim == 2 else w
+
+
+def _with_alpha(weight: Tensor | None, alpha: float, t: Tensor) -> Tensor:
+    """Fold the focal balance into ``(2, C)`` weights.
+
+    ``alpha`` times the positives' weight, ``1 - alpha`` times the negatives'.
+    """
+    w = torch.ones((1,), dtype=t.dtype, device=t.device) if weight is None else weight.to(t)
+    pos, neg = (w[0], w[1]) if w.ndim == 2 else (w.reshape(-1), w.reshape(-1))
+    return torch.stack([alpha * pos, (1.0 - alpha) * neg])
+
+
+def _modulated(loss: Tensor, x: Tensor, t: Tensor, gamma: float) -> Tensor:
+    """Focal modulation of a per-element BCE of logits ``x``: ``loss * (1 - p_t)^gamma``.
+
+    ``1 - p_t = sigmoid(-s)`` with ``s`` the logit signed by the target, exact where ``p_t`` is
+    close to 1. Below ``gamma = 1`` the power's derivative at 0 (a saturated element) is
+    infinite, so there the factor is computed as ``exp(gamma * logsigmoid(-s))``.
+    """
     if gamma == 0:
-        return -log_pt
-    return -torch.exp(gamma * F.logsigmoid(-s)) * log_pt
+        return loss
+    minus_s = x * (1.0 - 2.0 * t)
+    if gamma < 1:
+        return loss * torch.exp(gamma * F.logsigmoid(minus_s))
+    return loss * torch.sigmoid(minus_s).pow(gamma)
 
 
 def bce(
@@ -174,8 +248,10 @@ def bce(
         Raw scores, any floating dtype (computed in at least float32).
     targets : Tensor or ndarray, shape (N, C)
         0 / 1 labels; -1 marks an unknown label, which contributes nothing (and no gradient).
-    weight : Tensor, shape (C,), optional
-        Per-class weight :math:`w_k` (default 1), e.g. :class:`ltml.losses.WeightedBCE`'s.
+    weight : Tensor, shape (C,) or (2, C), optional
+        Per-class weight :math:`w_k` (default 1), e.g. from :func:`ltml.class_weights`;
+        shape ``(2, C)`` weighs the positives of each class by row 0 and its negatives by
+        row 1.
     reduction : {"mean", "sum", "none"}
         ``"mean"``: mean over the known elements; ``"sum"``: their sum; ``"none"``: the
         ``(N, C)`` per-element loss, 0 where the target is unknown (and ignored).
@@ -198,14 +274,11 @@ def bce(
     0.1629
     """
     check_reduction(reduction)
-    check_unknown(unknown)
-    z, y = _prepare(logits, targets)
-    weight = _optional_weight(weight, z.shape[1])
-    # torch's fused kernel, forward and backward; unknown targets (read as 0) are masked after.
-    loss = F.binary_cross_entropy_with_logits(
-        z, y.clamp(min=0), None if weight is None else weight.to(z), reduction="none"
-    )
-    return _reduce(loss, y, reduction, unknown)
+    z, t, mask = _prepare(logits, targets, None, unknown)
+    weight = _check_weight(weight, z.shape[1])
+    # torch's fused kernel, forward and backward
+    loss = F.binary_cross_entropy_with_logits(z, t, _element_weight(weight, t), reduction="none")
+    return _reduce(loss, mask, reduction)
 
 
 def _check_focal_hyperparameters(gamma: Any, alpha: Any) -> None:
@@ -243,8 +316,8 @@ def focal_loss(
         Focusing parameter :math:`\gamma \ge 0`; 0 gives the (alpha-weighted) BCE.
     alpha : float, optional
         Positive-class balance in [0, 1]; None (default) applies none.
-    weight : Tensor, shape (C,), optional
-        Per-class weight :math:`w_k`, e.g. :class:`ltml.losses.ClassBalancedFocalLoss`'s.
+    weight : Tensor, shape (C,) or (2, C), optional
+        Per-class weight :math:`w_k`, as in :func:`bce`, e.g. from :func:`ltml.class_weights`.
     reduction : {"mean", "sum", "none"}
         As in :func:`bce`.
     unknown : {"ignore", "negative"}
@@ -267,21 +340,18 @@ def focal_loss(
     """
     check_reduction(reduction)
     _check_focal_hyperparameters(gamma, alpha)
-    check_unknown(unknown)
-    z, y = _prepare(logits, targets)
-    weight = _optional_weight(weight, z.shape[1])
-    loss = _focal_terms(_binary_terms(z, y), gamma)
+    z, t, mask = _prepare(logits, targets, None, unknown)
+    weight = _check_weight(weight, z.shape[1])
     if alpha is not None:
-        loss = loss * torch.where(y > 0, alpha, 1.0 - alpha)
-    if weight is not None:
-        loss = loss * weight.to(z)
-    return _reduce(loss, y, reduction, unknown)
+        weight = _with_alpha(weight, alpha, t)
+    loss = F.binary_cross_entropy_with_logits(z, t, _element_weight(weight, t), reduction="none")
+    return _reduce(_modulated(loss, z, t, gamma), mask, reduction)
 
 
 def _logit_compensated_bce(
     logits: Tensor,
     targets: Any,
-    prior: Tensor,
+    omega: Tensor,
     sigma_pos: Tensor | float,
     mu_pos: Tensor | float,
     sigma_neg: Tensor | float,
@@ -289,24 +359,37 @@ def _logit_compensated_bce(
     reduction: str,
     unknown: str = "ignore",
 ) -> Tensor:
-    """Eq. 2 of Guo & Wang for a validated class prior ``p`` (C,)."""
-    z, y = _prepare(logits, targets, prior.numel())
-    pos = y > 0
-    p = prior.to(z)
-    omega = torch.where(pos, torch.exp(1.0 - p), torch.exp(p))
-    # One affine map per element, chosen by its label: positives see (σ^p, μ^p), negatives
-    # (σ^n, μ^n); then log(1 - ς(x)) = logsigmoid(-x) keeps a single stable log-sigmoid.
-    scale = torch.where(pos, torch.as_tensor(sigma_pos).to(z), torch.as_tensor(sigma_neg).to(z))
-    shift = torch.where(pos, torch.as_tensor(mu_pos).to(z), torch.as_tensor(mu_neg).to(z))
-    loss = -omega * F.logsigmoid(_binary_terms(z * scale + shift, y))
-    return _reduce(loss, y, reduction, unknown)
+    """Eq. 2 of Guo & Wang for validated ``(2, C)`` weights ``omega`` (positives, negatives)."""
+    z, t, mask = _prepare(logits, targets, omega.shape[1], unknown)
+    w = omega.to(z)
+    # One affine map per element, chosen by its label; a single one when positives and
+    # negatives share their compensation (the tied guard). A float becomes a tensor filled on
+    # the device (a tensor made from a Python number would be a host-to-device copy).
+    sp, mp, sn, mn = (
+        v.to(z) if isinstance(v, Tensor) else torch.full((), v, dtype=z.dtype, device=z.device)
+        for v in (sigma_pos, mu_pos, sigma_neg, mu_neg)
+    )
+    if sigma_pos is sigma_neg and mu_pos is mu_neg:
+        x = torch.addcmul(mp, z, sp)
+    else:
+        # neg + t (pos - neg): the negatives' value where t = 0, the positives' where t = 1
+        # (exactly when the two are within a factor 2, else to rounding); fewer passes than a
+        # selection, forward and backward.
+        x = torch.addcmul(torch.addcmul(mn, t, mp - mn), z, torch.addcmul(sn, t, sp - sn))
+    # omega as torch's (weight, pos_weight): e^p on every element, e^(1-p) / e^p on positives;
+    # one fused kernel, forward and backward.
+    loss = F.binary_cross_entropy_with_logits(
+        x, t, weight=w[1], pos_weight=w[0] / w[1], reduction="none"
+    )
+    return _reduce(loss, mask, reduction)
 
 
+@renamed_keyword("num_samples", "num_images")
 def logit_compensated_bce(
     logits: Tensor,
     targets: Any,
     class_counts: Any,
-    num_samples: int,
+    num_images: int,
     sigma_pos: Tensor | float = 1.0,
     mu_pos: Tensor | float = 0.0,
     sigma_neg: Tensor | float = 1.0,
@@ -323,7 +406,9 @@ def logit_compensated_bce(
               + (1 - y_{ik}) \log (1 - \varsigma(u_{ik} \sigma^n_k + \mu^n_k)) \,],
 
     .. math::
-        \omega_{ik} = y_{ik}\, e^{1 - p_k} + (1 - y_{ik})\, e^{p_k}, \qquad p_k = n_k / N.
+        \omega_{ik} = y_{ik}\, e^{1 - p_k} + (1 - y_{ik})\, e^{p_k}, \qquad p_k = n_k / N,
+
+    the weights of ``ltml.class_weights(class_counts, num_images, method="omega")``.
 
     The stateless form: pass the compensation parameters yourself (defaults: identity, which
     gives the :math:`\omega`-weighted BCE). :class:`ltml.losses.LogitCompensatedBCE` holds them
@@ -337,8 +422,9 @@ def logit_compensated_bce(
         0 / 1 labels; -1 = unknown, ignored.
     class_counts : sequence or Tensor, shape (C,)
         :math:`n_k`, training images positive for each class (0 is allowed).
-    num_samples : int
-        :math:`N`, the number of training images (>= every count).
+    num_images : int
+        :math:`N`, the number of training images (>= every count). Formerly ``num_samples``
+        (deprecated).
     sigma_pos, mu_pos, sigma_neg, mu_neg : Tensor of shape (C,), or float
         :math:`\sigma^p, \mu^p, \sigma^n, \mu^n`.
     reduction : {"mean", "sum", "none"}
@@ -363,13 +449,13 @@ def logit_compensated_bce(
     0.7505
     """
     check_reduction(reduction)
-    check_unknown(unknown)
-    prior = class_prior(class_counts, num_samples)
-    num_classes = prior.numel()
+    counts = counts_tensor(class_counts, num_images)
+    omega = class_weights(counts, num_images, method="omega")
+    num_classes = omega.shape[1]
     return _logit_compensated_bce(
         logits,
         targets,
-        prior,
+        omega,
         _per_class(sigma_pos, "sigma_pos", num_classes),
         _per_class(mu_pos, "mu_pos", num_classes),
         _per_class(sigma_neg, "sigma_neg", num_classes),
@@ -380,18 +466,20 @@ def logit_compensated_bce(
 
 
 def _db_statistics(
-    class_counts: Any, num_samples: int, *, kappa: float, neg_scale: float
+    class_counts: Any, num_images: int, *, kappa: float, neg_scale: float
 ) -> tuple[Tensor, Tensor]:
-    """``1 / n_k`` and the logit shift ``b_k = -(κ/λ) log(N / n_k - 1)`` (both float32).
+    """Inverse class frequency and the logit shift ``b_k = -(κ/λ) log(N / n_k - 1)`` (float32).
 
     Counts are clamped to ``[1, N - 1]`` first: a class with no positive (or no negative)
-    training image would give an infinite weight or shift.
+    training image would give an infinite weight or shift. The inverse frequency is
+    :func:`ltml.class_weights`'s, normalised to mean 1: the re-balanced weight only uses ratios
+    of it.
     """
-    check_int(num_samples, "num_samples", low=2)
+    check_int(num_images, "num_images", low=2)
     check_scalar(kappa, "kappa", low=0.0)
-    counts = counts_tensor(class_counts, num_samples).clamp(1, num_samples - 1)
-    bias = -(kappa / neg_scale) * torch.log(num_samples / counts - 1.0)
-    return (1.0 / counts).to(torch.float32), bias.to(torch.float32)
+    counts = counts_tensor(class_counts, num_images).clamp(1, num_images - 1)
+    bias = -(kappa / neg_scale) * torch.log(num_images / counts - 1.0)
+    return class_weights(counts, method="inverse"), bias.to(torch.float32)
 
 
 def _check_db_hyperparameters(
@@ -420,27 +508,27 @@ def _distribution_balanced_loss(
     reduction: str,
     unknown: str = "ignore",
 ) -> Tensor:
-    """DB loss for validated class statistics ``1 / n_k`` and ``b_k``."""
-    z, y = _prepare(logits, targets, inv_freq.numel())
-    pos = y > 0
+    """DB loss for validated class statistics (inverse frequency, ``b_k``)."""
+    z, t, mask = _prepare(logits, targets, inv_freq.numel(), unknown)
     inv = inv_freq.to(z)
     # Re-balanced weight: r_ik = (1/n_k) / sum_k' y_ik'/n_k', for positives and negatives alike.
     # An image with no known positive has r = +inf, hence the largest weight alpha + 1. (A sum,
     # not a matmul, which autocast would run in low precision.)
-    r = inv / torch.where(pos, inv, 0.0).sum(dim=1, keepdim=True)
+    r = inv / (t * inv).sum(dim=1, keepdim=True)
     weight = alpha + torch.sigmoid(beta * (r - mu))
     # Negative-tolerant regularisation: shift by b_k, then negatives' logits x λ, weights / λ.
-    lam = torch.where(pos, 1.0, neg_scale).to(z)
-    s = _binary_terms((z + bias.to(z)) * lam, y)
-    loss = scale * weight / lam * _focal_terms(s, gamma)
-    return _reduce(loss, y, reduction, unknown)
+    lam = _by_label(t, 1.0, neg_scale)
+    x = (z + bias.to(z)) * lam
+    loss = F.binary_cross_entropy_with_logits(x, t, weight=weight * (scale / lam), reduction="none")
+    return _reduce(_modulated(loss, x, t, gamma), mask, reduction)
 
 
+@renamed_keyword("num_samples", "num_images")
 def distribution_balanced_loss(
     logits: Tensor,
     targets: Any,
     class_counts: Any,
-    num_samples: int,
+    num_images: int,
     *,
     alpha: float = 0.1,
     beta: float = 10.0,
@@ -484,8 +572,9 @@ def distribution_balanced_loss(
         0 / 1 labels; -1 = unknown, ignored.
     class_counts : sequence or Tensor, shape (C,)
         :math:`n_k`, training images positive for each class.
-    num_samples : int
-        :math:`N`, the number of training images (>= 2).
+    num_images : int
+        :math:`N`, the number of training images (>= 2). Formerly ``num_samples``
+        (deprecated).
     alpha, beta, mu : float
         Smoothing of the re-balanced weight: floor :math:`\alpha`, slope :math:`\beta`,
         centre :math:`\mu`.
@@ -518,9 +607,8 @@ def distribution_balanced_loss(
     0.0548
     """
     check_reduction(reduction)
-    check_unknown(unknown)
     _check_db_hyperparameters(alpha, beta, mu, neg_scale, gamma, scale)
-    inv_freq, bias = _db_statistics(class_counts, num_samples, kappa=kappa, neg_scale=neg_scale)
+    inv_freq, bias = _db_statistics(class_counts, num_images, kappa=kappa, neg_scale=neg_scale)
     return _distribution_balanced_loss(
         logits,
         targets,
@@ -601,7 +689,9 @@ def cross_branch_consistency(
         b = b.detach()
     if space == "prob":
         a, b = torch.sigmoid(a), torch.sigmoid(b)
-    return _reduce((a - b).square(), None, reduction)
+    if a.numel() == 0:
+        return _reduce(a - b, None, reduction)
+    return F.mse_loss(a, b, reduction=reduction)
 
 
 def _check_asymmetric(gamma_pos: float, gamma_neg: float, clip: float, eps: float) -> None:
@@ -718,17 +808,16 @@ def asymmetric_loss(
     0.2673
     """
     check_reduction(reduction)
-    check_unknown(unknown)
     _check_asymmetric(gamma_pos, gamma_neg, clip, eps)
-    z, y = _prepare(logits, targets)
-    weight = _optional_weight(weight, z.shape[1])
+    z, t, mask = _prepare(logits, targets, None, unknown)
+    weight = _element_weight(_check_weight(weight, z.shape[1]), t)
     p = torch.sigmoid(z)
     loss = _asymmetric_terms(
-        p, _shifted_negative(p, clip), y > 0, gamma_pos, gamma_neg, eps, detach_focal_weight
+        p, _shifted_negative(p, clip), t > 0, gamma_pos, gamma_neg, eps, detach_focal_weight
     )
     if weight is not None:
-        loss = loss * weight.to(z)
-    return _reduce(loss, y, reduction, unknown)
+        loss = loss * weight
+    return _reduce(loss, mask, reduction)
 
 
 def _frequency_weights(class_counts: Any, power: float) -> Tensor:
@@ -851,25 +940,25 @@ def multi_focal_modifier_loss(
     0.4916
     """
     check_reduction(reduction)
-    check_unknown(unknown)
     _check_asymmetric(gamma_pos, gamma_neg, clip, eps)
     check_scalar(neg_boost, "neg_boost", low=1.0)
     w = _frequency_weights(class_counts, weight_power)
-    z, y = _prepare(logits, targets, w.numel())
+    z, t, mask = _prepare(logits, targets, w.numel(), unknown)
     if cooccurrence is not None and tuple(cooccurrence.shape) != (w.numel(), w.numel()):
         raise ValueError(
             f"`cooccurrence` must have shape ({w.numel()}, {w.numel()}), "
             f"got {tuple(cooccurrence.shape)}"
         )
     return _multi_focal(
-        z, y, w.to(z), cooccurrence, gamma_pos, gamma_neg, clip, eps, neg_boost,
-        detach_focal_weight, reduction, unknown,
+        z, t, mask, w.to(z), cooccurrence, gamma_pos, gamma_neg, clip, eps, neg_boost,
+        detach_focal_weight, reduction,
     )  # fmt: skip
 
 
 def _multi_focal(
     z: Tensor,
-    y: Tensor,
+    t: Tensor,
+    mask: Tensor | None,
     w: Tensor,
     cooccurrence: Tensor | None,
     gamma_pos: float,
@@ -879,20 +968,22 @@ def _multi_focal(
     neg_boost: float,
     detach_focal_weight: bool,
     reduction: str,
-    unknown: str,
 ) -> Tensor:
-    """Return the MFM loss of validated ``(z, y)`` and class weights ``w`` (also the RLC's loss)."""
+    """Return the MFM loss of :func:`_prepare`'d ``(z, t, mask)`` and class weights ``w``.
+
+    Also the loss of the Reflective Label Corrector.
+    """
     p = torch.sigmoid(z)
     p_pos, p_neg = p, _shifted_negative(p, clip)
     if cooccurrence is not None:
-        a = _cooccurrence_attention(y, cooccurrence).to(z)
+        a = _cooccurrence_attention(t, cooccurrence).to(z)
         p_pos = p * (1.0 - a)
         if neg_boost != 1.0:
             p_neg = torch.where(a != 0, p_neg * neg_boost, p_neg).clamp(max=1.0)
     loss = w * _asymmetric_terms(
-        p_pos, p_neg, y > 0, gamma_pos, gamma_neg + w, eps, detach_focal_weight
+        p_pos, p_neg, t > 0, gamma_pos, gamma_neg + w, eps, detach_focal_weight
     )
-    return _reduce(loss, y, reduction, unknown)
+    return _reduce(loss, mask, reduction)
 
 
 def reflective_label_correction(
