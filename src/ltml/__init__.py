@@ -8,7 +8,13 @@ __version__ = "0.1.0.dev0"
 
 from . import data, functional, heads, losses, samplers
 from ._stats import class_counts, class_groups
-from .functional import average_precision
+from .functional import (
+    ThresholdedMetrics,
+    ThresholdedSummary,
+    average_precision,
+    fit_thresholds,
+    thresholded_metrics,
+)
 from .heads import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
 from .losses import (
     BCE,
@@ -39,12 +45,15 @@ __all__ = [
     "MAPResult",
     "PairedDataset",
     "PairedSampler",
+    "ThresholdedMetrics",
+    "ThresholdedSummary",
     "WeightedBCE",
     "__version__",
     "average_precision",
     "class_counts",
     "class_groups",
     "data",
+    "fit_thresholds",
     "functional",
     "heads",
     "losses",
@@ -52,4 +61,5 @@ __all__ = [
     "paired_forward",
     "resnet_dual_branch",
     "samplers",
+    "thresholded_metrics",
 ]

@@ -14,15 +14,28 @@ from .losses import (
     focal_loss,
     logit_compensated_bce,
 )
-from .metrics import EmptyClass, average_precision
+from .metrics import (
+    EmptyClass,
+    ThresholdedMetrics,
+    ThresholdedSummary,
+    ZeroDivision,
+    average_precision,
+    fit_thresholds,
+    thresholded_metrics,
+)
 
 __all__ = [
     "EmptyClass",
     "Reduction",
+    "ThresholdedMetrics",
+    "ThresholdedSummary",
+    "ZeroDivision",
     "average_precision",
     "bce",
     "cross_branch_consistency",
     "distribution_balanced_loss",
+    "fit_thresholds",
     "focal_loss",
     "logit_compensated_bce",
+    "thresholded_metrics",
 ]
