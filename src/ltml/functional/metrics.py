@@ -463,7 +463,8 @@ def _summary(
     return ThresholdedSummary(
         OP=op,
         OR=or_,
-        OF1=_harmonic(op, or_),
+        # = harmonic mean of OP and OR, and defined (0) when OP is not: no correct prediction
+        OF1=2 * nc / (np_ + ng) if np_ + ng else empty,
         CP=cp,
         CR=cr,
         CF1=_harmonic(cp, cr),
@@ -487,11 +488,10 @@ def _thresholded_metrics(
     zero = _ZERO_DIVISION[zero_division]
     precision = _ratio(nc, np_, zero)
     recall = _ratio(nc, ng, empty)
-    f1 = _ratio(2 * nc, np_ + ng, empty)  # = 2PR / (P + R); Np + Ng = 0 only for empty classes
-    if empty_class == "nan":
+    # = 2PR / (P + R), and 0 (not undefined) when P is undefined but the class has positives
+    f1 = _ratio(2 * nc, np_ + ng, empty).masked_fill(empty_mask, empty)
+    if empty_class == "nan":  # the class is left out of every per-class mean
         precision = precision.masked_fill(empty_mask, math.nan)
-    else:  # scikit-learn's convention for a class without positive: recall and F1 are 0
-        f1 = f1.masked_fill(empty_mask, 0.0)
 
     def summarise(idx: Sequence[int] | slice) -> ThresholdedSummary:
         return _summary(counts[:, idx], precision[idx], recall[idx], f1[idx], zero, empty)
