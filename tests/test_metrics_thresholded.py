@@ -414,70 +414,75 @@ def test_fit_thresholds_rejects_bad_input():
 # --- DDP: what each process stored, whatever it is -------------------------------------------
 
 
-def _ddp_worker(rank, world, port, shares, queue):
+def _meter():
+    return mAPMeter(3, groups={"first": [0]}, scores="logits", top_k=2)
+
+
+def _evaluate(meter):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return meter.compute().as_dict(), meter.fit_thresholds().tolist()
+
+
+def _ddp_worker(rank, world, port, cases, queue):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        meter = mAPMeter(3, groups={"first": [0]}, scores="logits", top_k=2)
-        for scores, targets in shares[rank]:
-            meter.update(scores, targets)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = meter.compute()
-            thresholds = meter.fit_thresholds()
-        queue.put((rank, result.as_dict(), thresholds.tolist()))
+        for case, shares in cases.items():  # one process group for every case: spawns are slow
+            meter = _meter()
+            for scores, targets in shares[rank]:
+                meter.update(scores, targets)
+            queue.put((case, rank, *_evaluate(meter)))
     finally:
         dist.destroy_process_group()
 
 
 def _batches(rng, n, dtype):
+    if dtype is None:  # a process that stored nothing
+        return []
     scores = torch.from_numpy(rng.integers(-3, 3, (n, 3)).astype(np.float32)).to(dtype)
     targets = torch.from_numpy(rng.integers(-1, 2, (n, 3)))
     return [(scores[i : i + 5], targets[i : i + 5]) for i in range(0, n, 5)]
 
 
-CASES = {
-    "different dtypes": (torch.float16, torch.float64),
-    "bfloat16 and an empty process": (torch.bfloat16, None),
-    "all empty": (None, None),
-}
-
-
-@pytest.mark.parametrize("case", list(CASES))
-def test_ddp_gathers_whatever_each_process_stored(case):
+def test_ddp_gathers_whatever_each_process_stored():
     rng = np.random.default_rng(6)
-    shares = [
-        _batches(rng, 17 + 9 * r, d) if d is not None else [] for r, d in enumerate(CASES[case])
-    ]
+    dtypes = {
+        "different dtypes": (torch.float16, torch.float64),
+        "bfloat16 and an empty process": (torch.bfloat16, None),
+        "all empty": (None, None),
+    }
+    cases = {
+        case: [_batches(rng, 17 + 9 * r, d) for r, d in enumerate(pair)]
+        for case, pair in dtypes.items()
+    }
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = _free_port()
-    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, port, shares, queue)) for r in range(2)]
+    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, port, cases, queue)) for r in range(2)]
     for p in procs:
         p.start()
-    results = sorted(queue.get(timeout=120) for _ in procs)
+    results = [queue.get(timeout=180) for _ in range(2 * len(cases))]
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    single = mAPMeter(3, groups={"first": [0]}, scores="logits", top_k=2)
-    for share in shares:
-        for scores, targets in share:
-            single.update(scores, targets)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        expected = single.compute().as_dict()
-        expected_thresholds = single.fit_thresholds().tolist()
-    for _, got, thresholds in results:
-        assert got == expected
-        assert thresholds == expected_thresholds
-    if case == "all empty":
-        assert expected["map"] is None
-        assert expected["thresholded"]["OR"] is None
-    else:
-        assert expected["ap"] == pytest.approx(
-            oracle(
-                torch.cat([s.double() for sh in shares for s, _ in sh]).numpy(),
-                torch.cat([t for sh in shares for _, t in sh]).numpy(),
-            ),
-            nan_ok=True,
-        )
+    assert len(results) == 2 * len(cases)
+    for case, shares in cases.items():
+        single = _meter()
+        for share in shares:
+            for scores, targets in share:
+                single.update(scores, targets)
+        expected, expected_thresholds = _evaluate(single)
+        for got_case, _, got, thresholds in results:
+            if got_case == case:
+                assert got == expected, case
+                assert thresholds == expected_thresholds, case
+        if case == "all empty":
+            assert expected["map"] is None
+            assert expected["thresholded"]["OR"] is None
+        else:
+            scores = torch.cat([s.double() for share in shares for s, _ in share])
+            targets = torch.cat([t for share in shares for _, t in share])
+            assert expected["ap"] == pytest.approx(
+                oracle(scores.numpy(), targets.numpy()), nan_ok=True
+            )

@@ -37,101 +37,63 @@ __all__ = [
 EmptyClass = Literal["nan", "zero"]
 ZeroDivision = Literal["zero", "one", "nan"]
 
-# Average precision by one sort of packed 64-bit keys. Each (score, label) pair of a class becomes
+# Average precision, exactly as scikit-learn's step-wise sum over distinct thresholds:
 #
-#     key = class << 35 | rank(score, descending) << 2 | code
+#     AP = (1 / P) * sum over positives j of TP_j / (TP_j + FP_j),
 #
-# with code 0 for a negative, 1 for a positive and 3 for an unknown label,
-#
-# so sorting a class's keys orders its samples by decreasing score and carries every label with
-# its score; numpy's SIMD sort of int64 is several times faster than an argsort + gather. Tied
-# scores share the rank bits, and the end of a tie group is where those bits change. Then
-#
-#     AP = (1 / P) * sum over positives j of precision at the end of j's tie group,
-#
-# which equals scikit-learn's step-wise sum over distinct thresholds. Only the positives (usually
-# a small fraction) are visited after the sort.
+# where TP_j and FP_j count the positives and negatives scoring at least as high as positive j
+# (so a tie group counts whole, at its end). Only the negatives need a full sort: they are sorted
+# per class as plain floats (unknown labels and positives replaced by -inf, which no finite score
+# reaches), and FP_j is one binary search. The positives, usually a small fraction, are sorted
+# apart by (class, score) and give TP_j from the ends of their tie groups. The cost is close to
+# one float sort per class, numpy's SIMD sort on the CPU.
 
-_CODE_BITS = 2
-_RANK_BITS = 33  # a float32 mapped to an order-preserving integer spans 2**32 + 1 values
-_ROW_SHIFT = _RANK_BITS + _CODE_BITS
-_CHUNK_ELEMENTS = 1 << 20  # classes are processed in chunks of ~8 MiB of keys
+_CHUNK_ELEMENTS = 1 << 20  # classes are processed in chunks of ~1M elements
 
 
-def _float32_rank(scores: Tensor) -> Tensor:
-    """Map float32 scores to int64 ranks in [1, 2**32] that increase as the score *decreases*."""
-    bits = (scores + 0.0).view(torch.int32)  # + 0.0 turns -0.0 into 0.0: they must tie
-    # Flipping the magnitude bits of negative floats makes the int32 order the float order.
-    bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)
-    return (1 << 31) - bits.to(torch.int64)
-
-
-def _dense_rank(scores: Tensor) -> Tensor:
-    """Descending dense ranks of each row (float64 scores do not fit the packed key)."""
-    values, order = torch.sort(scores, dim=1, descending=True)
-    new_value = torch.ones_like(values, dtype=torch.int64)
-    new_value[:, 1:] = values[:, 1:] != values[:, :-1]
-    ranks = torch.empty_like(new_value)
-    ranks.scatter_(1, order, torch.cumsum(new_value, dim=1))
-    return ranks
-
-
-def _sorted_keys(scores: Tensor, codes: Tensor) -> Tensor:
-    """Pack ``(C', N)`` scores and label codes into per-class keys and sort them, flattened."""
-    rank = _float32_rank(scores) if scores.dtype == torch.float32 else _dense_rank(scores)
-    rows = torch.arange(scores.shape[0], device=scores.device, dtype=torch.int64)
-    keys = rank.mul_(1 << _CODE_BITS)
-    keys.bitwise_or_(codes).bitwise_or_(rows.unsqueeze(1) << _ROW_SHIFT)
-    return _sort_rows(keys).view(-1)
-
-
-def _sort_rows(keys: Tensor) -> Tensor:
-    """Sort each row of an int64 matrix.
+def _sort_rows(x: Tensor) -> Tensor:
+    """Sort each row of a matrix (which the caller owns) in increasing order.
 
     On the CPU in place with numpy, whose SIMD sort is several times faster than ``torch.sort``
     there; on other devices with ``torch.sort``, so the data stays on the device.
     """
-    if keys.device.type == "cpu":
-        keys.numpy().sort(axis=1)
-        return keys
-    return torch.sort(keys, dim=1).values
-
-
-def _count_through(sorted_keys: Tensor, queries: Tensor, starts: Tensor, row: Tensor) -> Tensor:
-    """Per query, how many of its class's ``sorted_keys`` are <= the query."""
-    return torch.searchsorted(sorted_keys, queries, right=True) - starts[row]
+    if x.device.type == "cpu":
+        x.numpy().sort(axis=1)
+        return x
+    return torch.sort(x, dim=1).values
 
 
 def _chunk_ap(scores: Tensor, codes: Tensor) -> Tensor:
     """AP of each row of ``(C', N)`` scores / label codes (NaN for a row with no positive)."""
     num_rows, n = scores.shape
-    keys = _sorted_keys(scores, codes)
-    code = keys & 3
-    pos = torch.nonzero(code == 1).squeeze(1)
-    pos_keys = keys[pos]
-    row = pos_keys >> _ROW_SHIFT
+    negatives = _sort_rows(scores.masked_fill(codes != 0, -math.inf))
+
+    row, col = torch.nonzero(codes == 1).unbind(1)
+    value = scores[row, col]
+    # Positives by class, then by decreasing score (two stable sorts).
+    order = torch.argsort(value, descending=True, stable=True)
+    order = order[torch.argsort(row[order], stable=True)]
+    row, value = row[order], value[order]
     num_pos = torch.bincount(row, minlength=num_rows)
-    pos_start = torch.cumsum(num_pos, 0) - num_pos
+    if row.numel() == 0:
+        return torch.full((num_rows,), torch.nan, dtype=torch.float64, device=scores.device)
+    start = torch.cumsum(num_pos, 0) - num_pos
+    rank = torch.arange(row.numel(), device=row.device) - start[row]
 
-    # Samples ranked at or above the end of each positive's tie group. Without a tie that is the
-    # positive itself; the rare tied ones are found by binary search.
-    seen = pos + 1 - row * n
-    true_pos = torch.arange(1, pos.numel() + 1, device=keys.device) - pos_start[row]
-    after = torch.clamp(pos + 1, max=keys.numel() - 1)
-    tied = ((keys[after] >> _CODE_BITS) == (pos_keys >> _CODE_BITS)) & (pos + 1 < keys.numel())
-    if bool(tied.any()):
-        group_end = pos_keys[tied] | 3
-        row_start = torch.arange(num_rows, device=keys.device) * n
-        seen[tied] = _count_through(keys, group_end, row_start, row[tied])
-        true_pos[tied] = _count_through(pos_keys, group_end, pos_start, row[tied])
+    # TP_j: position of the end of j's tie group among its class's positives, plus one.
+    last = torch.ones_like(row, dtype=torch.bool)
+    last[:-1] = (row[1:] != row[:-1]) | (value[1:] != value[:-1])
+    ends = torch.nonzero(last).squeeze(1)
+    true_pos = ends[torch.cumsum(last, 0) - last.long()] - start[row] + 1
 
-    unknown = torch.nonzero(code == 3).squeeze(1)
-    if unknown.numel():  # unknown labels are ranked but count as neither positive nor negative
-        unk_keys = keys[unknown]
-        num_unk = torch.bincount(unk_keys >> _ROW_SHIFT, minlength=num_rows)
-        seen -= _count_through(unk_keys, pos_keys | 3, torch.cumsum(num_unk, 0) - num_unk, row)
+    # FP_j: negatives not below the positive's score, by binary search in its class's row.
+    queries = torch.full((num_rows, int(num_pos.max())), math.inf, dtype=value.dtype)
+    queries = queries.to(scores.device)
+    queries[row, rank] = value
+    below = torch.searchsorted(negatives, queries)  # entries < the score, -inf included
+    false_pos = n - below[row, rank]
 
-    precision = true_pos.to(torch.float64) / seen.to(torch.float64)
+    precision = true_pos.to(torch.float64) / (true_pos + false_pos).to(torch.float64)
     return torch.bincount(row, weights=precision, minlength=num_rows) / num_pos
 
 
@@ -412,29 +374,47 @@ def _check_top_k(top_k: int | None, num_classes: int) -> None:
         raise ValueError(f"`top_k` must be an int in [1, {num_classes}], got {top_k!r}")
 
 
+def _round_up(threshold: Tensor, dtype: torch.dtype) -> Tensor:
+    """Round float64 thresholds up to the nearest values of ``dtype``.
+
+    For scores of that dtype, ``score >= result`` is exactly ``score >= threshold``, and the
+    comparison runs in the scores' own precision (several times faster than in float64).
+    """
+    if dtype == torch.float64:
+        return threshold
+    rounded = threshold.to(dtype)
+    low = rounded.to(torch.float64) < threshold
+    return torch.where(low, torch.nextafter(rounded, torch.full_like(rounded, math.inf)), rounded)
+
+
+def _kth_largest(scores: Tensor, k: int) -> Tensor:
+    """Return the k-th largest score of each row, ties counted, as a ``(B, 1)`` column."""
+    if scores.device.type == "cpu":  # numpy's SIMD sort of short rows beats torch.topk there
+        c = scores.shape[1]
+        return torch.from_numpy(np.sort(scores.numpy(), axis=1)[:, c - k : c - k + 1])
+    return torch.topk(scores, k, dim=1).values[:, -1:]
+
+
 def _threshold_counts(
     scores: Sequence[Tensor], targets: Sequence[Tensor], threshold: Tensor, top_k: int | None
 ) -> Tensor:
     """``(3, C)`` int64 counts ``Nc, Np, Ng`` of validated row blocks of ``(N, C)``."""
     num_classes, device = scores[0].shape[1], scores[0].device
     counts = torch.zeros((3, num_classes), dtype=torch.int64, device=device)
-    threshold = threshold.to(device)
     step = max(1, _CHUNK_ELEMENTS // num_classes)  # bounded temporaries at any N
     for block_s, block_y in zip(scores, targets, strict=True):
         for first in range(0, block_s.shape[0], step):
             s = _ap_scores(block_s[first : first + step])
             y = block_y[first : first + step]
-            # float64 comparison: a threshold fitted on float32 scores compares exactly.
-            predicted = (s >= threshold) & (y >= 0)
+            predicted = (s >= _round_up(threshold, s.dtype).to(device)) & (y >= 0)
             if top_k is not None:
                 # Among the k highest: fewer than k classes of the image score strictly
                 # higher, so tied scores are all kept and column order never matters.
-                kth = torch.topk(s, top_k, dim=1).values[:, -1:]
-                predicted &= s >= kth
+                predicted &= s >= _kth_largest(s, top_k)
             positive = y == 1
-            counts[0] += (predicted & positive).sum(0)
-            counts[1] += predicted.sum(0)
-            counts[2] += positive.sum(0)
+            counts[0] += torch.count_nonzero(predicted & positive, dim=0)
+            counts[1] += torch.count_nonzero(predicted, dim=0)
+            counts[2] += torch.count_nonzero(positive, dim=0)
     return counts
 
 
