@@ -298,6 +298,9 @@ def test_fit_thresholds_warns_for_classes_without_positive():
     with pytest.warns(UserWarning, match=r"1 class\(es\) have no positive target \(classes 1\)"):
         thr = fit_thresholds(torch.tensor([[0.3, 0.2]]), torch.tensor([[1, 0]]))
     assert thr.tolist() == [pytest.approx(0.3), math.inf]
+    m = thresholded_metrics(torch.tensor([[0.3, 0.2]]), torch.tensor([[1, 1]]), threshold=thr)
+    saved = json.loads(json.dumps(m.as_dict(), allow_nan=False))
+    assert [float(x) for x in saved["threshold"]] == thr.tolist()
 
 
 # --- the meter -----------------------------------------------------------------------------------

@@ -315,14 +315,19 @@ class ThresholdedMetrics(ThresholdedSummary):
     num_empty: int
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain Python values, ready for ``json.dump`` (NaN becomes ``None``)."""
+        """Plain Python values, ready for ``json.dump``.
+
+        NaN becomes ``None``; an infinite threshold becomes the string ``"inf"`` or ``"-inf"``.
+        """
         return {
             **super().as_dict(),
             "groups": {name: g.as_dict() for name, g in self.groups.items()},
             "precision": [_json_number(x) for x in self.precision.tolist()],
             "recall": [_json_number(x) for x in self.recall.tolist()],
             "f1": [_json_number(x) for x in self.f1.tolist()],
-            "threshold": [_json_number(x) for x in self.threshold.tolist()],
+            # JSON has no infinity: a class never (always) predicted is written "inf" ("-inf"),
+            # which float() reads back.
+            "threshold": [x if math.isfinite(x) else str(x) for x in self.threshold.tolist()],
             "top_k": self.top_k,
             "num_empty": self.num_empty,
         }
