@@ -6,8 +6,9 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-from . import data, functional, heads, losses, samplers
+from . import backbones, data, functional, heads, losses, mixup, samplers
 from ._stats import class_counts, class_groups
+from .backbones import split_dual_branch
 from .functional import (
     ThresholdedMetrics,
     ThresholdedSummary,
@@ -28,6 +29,7 @@ from .losses import (
     WeightedBCE,
 )
 from .metrics import MAPResult, mAPMeter
+from .mixup import MixedBatch, mix_batch
 from .samplers import ClassAwareSampler, PairedDataset, PairedSampler
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "LTMLLossOutput",
     "LogitCompensatedBCE",
     "MAPResult",
+    "MixedBatch",
     "PairedDataset",
     "PairedSampler",
     "ThresholdedMetrics",
@@ -50,6 +53,7 @@ __all__ = [
     "WeightedBCE",
     "__version__",
     "average_precision",
+    "backbones",
     "class_counts",
     "class_groups",
     "data",
@@ -58,8 +62,11 @@ __all__ = [
     "heads",
     "losses",
     "mAPMeter",
+    "mix_batch",
+    "mixup",
     "paired_forward",
     "resnet_dual_branch",
     "samplers",
+    "split_dual_branch",
     "thresholded_metrics",
 ]
