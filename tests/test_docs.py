@@ -67,7 +67,14 @@ def _public_objects():
 
 
 # Result containers are shown by the examples of the functions that return them.
-RESULT_TYPES = {"MAPResult", "LTMLLossOutput", "DualBranchOutput", "MixedBatch"}
+RESULT_TYPES = {
+    "MAPResult",
+    "LTMLLossOutput",
+    "DualBranchOutput",
+    "MixedBatch",
+    "ThresholdedMetrics",
+    "ThresholdedSummary",
+}
 
 
 @pytest.mark.parametrize(("name", "obj"), list(_public_objects()), ids=lambda x: str(x))

@@ -264,7 +264,8 @@ class ThresholdedSummary:
         that copy its table define CF1. It is not the mean of the per-class F1 scores.
     mean_f1 : float
         The mean of the per-class F1 scores (scikit-learn's ``f1_score(average="macro")``),
-        which some long-tailed papers report under the name "macro F1". Never larger than CF1.
+        which some long-tailed papers report under the name "macro F1". Never larger than CF1
+        when both average the same classes.
     """
 
     OP: float
