@@ -489,3 +489,13 @@ def test_ddp_gathers_whatever_each_process_stored():
             assert expected["ap"] == pytest.approx(
                 oracle(scores.numpy(), targets.numpy()), nan_ok=True
             )
+
+
+def test_scores_that_require_grad_are_accepted():
+    logits = torch.tensor([[1.0, -1.0], [-0.5, 2.0], [0.5, 0.1]], requires_grad=True)
+    targets = torch.tensor([[1, 0], [0, 1], [1, 1]])
+    plain = logits.detach()
+    assert torch.equal(average_precision(logits, targets), average_precision(plain, targets))
+    assert torch.equal(fit_thresholds(logits, targets), fit_thresholds(plain, targets))
+    got = thresholded_metrics(logits, targets, threshold=0.0, top_k=1).as_dict()
+    assert got == thresholded_metrics(plain, targets, threshold=0.0, top_k=1).as_dict()

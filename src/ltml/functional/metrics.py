@@ -237,7 +237,7 @@ def average_precision(scores: Any, targets: Any, *, empty_class: EmptyClass = "n
     tensor([0.7500, 1.0000], dtype=torch.float64)
     """
     _check_empty_class(empty_class)
-    s = as_tensor(scores, "scores")
+    s = as_tensor(scores, "scores").detach()  # metrics need no autograd graph
     y = as_tensor(targets, "targets")
     _check_ap_inputs(s, y)
     return _resolve_empty_classes(_average_precision([s], [y]), empty_class)
@@ -564,7 +564,7 @@ def thresholded_metrics(
     """
     _check_zero_division(zero_division)
     _check_empty_class(empty_class)
-    s = as_tensor(scores, "scores")
+    s = as_tensor(scores, "scores").detach()  # metrics need no autograd graph
     y = as_tensor(targets, "targets")
     _check_ap_inputs(s, y)
     num_classes = s.shape[1]
@@ -640,7 +640,7 @@ def fit_thresholds(scores: Any, targets: Any, *, metric: Literal["f1"] = "f1") -
     """
     if metric != "f1":
         raise ValueError(f"`metric` must be 'f1', got {metric!r}")
-    s = as_tensor(scores, "scores")
+    s = as_tensor(scores, "scores").detach()  # metrics need no autograd graph
     y = as_tensor(targets, "targets")
     _check_ap_inputs(s, y)
     thresholds = _fit_thresholds([s], [y])
