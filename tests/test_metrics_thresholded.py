@@ -370,9 +370,9 @@ def test_meter_needs_to_be_told_what_the_scores_are():
         ({"threshold": np.zeros((3, 1))}, TypeError, r"`threshold` must be .* got \(3, 1\)"),
         ({"threshold": "0.5"}, TypeError, "`threshold` must be a number .* got str"),
         ({"threshold": True}, TypeError, "`threshold` must be a number .* got booleans"),
-        ({"threshold": 0.0, "top_k": 0}, ValueError, r"`top_k` must be an int in \[1, 3\], got 0"),
+        ({"threshold": 0.0, "top_k": 0}, ValueError, r"`top_k` must be an integer .*, got 0"),
         ({"threshold": 0.0, "top_k": 4}, ValueError, r"`top_k` .* got 4"),
-        ({"threshold": 0.0, "top_k": 2.0}, ValueError, r"`top_k` .* got 2.0"),
+        ({"threshold": 0.0, "top_k": 2.0}, TypeError, r"`top_k` must be an integer, got"),
         ({"threshold": 0.0, "zero_division": 0}, ValueError, "`zero_division` must be"),
         ({"threshold": 0.0, "empty_class": "skip"}, ValueError, "`empty_class` must be"),
     ],
@@ -391,7 +391,7 @@ def test_bad_arguments(kwargs, error, match):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"scores": "probabilities"}, "`scores` must be 'logits' or 'probs', got 'probabilities'"),
+        ({"scores": "probabilities"}, "`scores` must be one of None, 'logits', 'probs'"),
         ({"top_k": 2}, "`top_k` needs a threshold"),
     ],
 )
@@ -408,7 +408,7 @@ def test_probs_meter_rejects_logits_and_stores_nothing():
 
 
 def test_fit_thresholds_rejects_bad_input():
-    with pytest.raises(ValueError, match="`metric` must be 'f1', got 'ap'"):
+    with pytest.raises(ValueError, match="`metric` must be one of 'f1', got 'ap'"):
         fit_thresholds(torch.zeros(2, 2), torch.zeros(2, 2), metric="ap")
     with pytest.raises(ValueError, match="`scores` must be finite"):
         fit_thresholds(torch.tensor([[math.nan]]), torch.zeros(1, 1))

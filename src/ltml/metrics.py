@@ -11,25 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import reduce
 from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from ._validation import as_tensor
+from ._validation import check_choice, check_groups, check_int
 from .functional.metrics import (
     EmptyClass,
     ThresholdedMetrics,
     ZeroDivision,
     _ap_dtype,
+    _ap_inputs,
     _as_thresholds,
     _average_precision,
-    _check_ap_inputs,
     _check_empty_class,
     _check_top_k,
     _check_zero_division,
+    _common_dtype,
     _fit_thresholds,
     _json_number,
     _nanmean,
@@ -98,21 +98,8 @@ class MAPResult:
         return "  ".join(f"{name} {100 * value:.2f}" for name, value in cells)
 
 
-def _check_groups(groups: Mapping[str, Sequence[int]], num_classes: int) -> dict[str, list[int]]:
-    checked = {}
-    for name, members in groups.items():
-        idx = [int(i) for i in members]
-        bad = [i for i in idx if not 0 <= i < num_classes]
-        if bad:
-            raise ValueError(
-                f"`groups[{name!r}]` must hold class indices in [0, {num_classes}), got {bad[:5]}"
-            )
-        checked[str(name)] = idx
-    return checked
-
-
 # Every dtype a meter stores (see ``update``), by a code that processes can exchange.
-_STORED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_STORED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int64)
 
 
 def _gather_blocks(
@@ -134,7 +121,7 @@ def _gather_blocks(
     rows = sum(s.shape[0] for s in scores)
     code = -1
     if rows:
-        code = _STORED_DTYPES.index(reduce(torch.promote_types, (s.dtype for s in scores)))
+        code = _STORED_DTYPES.index(_common_dtype(s.dtype for s in scores))
     info = torch.tensor([rows, code], device=device)
     infos = [torch.zeros_like(info) for _ in range(world)]
     dist.all_gather(infos, info)
@@ -142,7 +129,7 @@ def _gather_blocks(
     codes = [int(i[1]) for i in infos if int(i[0]) > 0]
     if not codes:
         return [], []
-    dtype = reduce(torch.promote_types, (_STORED_DTYPES[c] for c in codes))
+    dtype = _common_dtype(_STORED_DTYPES[c] for c in codes)
 
     def gather(blocks: list[Tensor], dtype: torch.dtype) -> list[Tensor]:
         padded = torch.zeros((max(counts), num_classes), dtype=dtype, device=device)
@@ -191,7 +178,8 @@ class mAPMeter:  # noqa: N801 - the name users search for
         Number of classes ``C``.
     groups : mapping of str to sequence of int, optional
         Named class groups whose mAP (and thresholded metrics) to report, e.g.
-        ``ltml.class_groups(train_counts)`` for head / medium / tail.
+        ``ltml.class_groups(train_counts)`` for head / medium / tail: each a sequence (or 1-D
+        integer array) of distinct class indices; boolean masks, floats and strings are refused.
     empty_class : {"nan", "zero"}
         AP (and recall, F1) of a class with no positive target: NaN and left out of every mean
         (default), or 0 and counted, as older published numbers did. One warning lists such
@@ -238,12 +226,10 @@ class mAPMeter:  # noqa: N801 - the name users search for
         top_k: int | None = None,
         zero_division: ZeroDivision = "zero",
     ) -> None:
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}")
+        self.num_classes = check_int(num_classes, "num_classes")
         _check_empty_class(empty_class)
         _check_zero_division(zero_division)
-        if scores is not None and scores not in DEFAULT_THRESHOLD:
-            raise ValueError(f"`scores` must be 'logits' or 'probs', got {scores!r}")
+        check_choice(scores, "scores", (None, *DEFAULT_THRESHOLD))
         if threshold is None and scores is not None:
             threshold = DEFAULT_THRESHOLD[scores]
         if top_k is not None and threshold is None:
@@ -251,9 +237,8 @@ class mAPMeter:  # noqa: N801 - the name users search for
                 "`top_k` needs a threshold: say what the scores are (scores='logits' or "
                 "'probs') or give `threshold`"
             )
-        _check_top_k(top_k, num_classes)
-        self.num_classes = num_classes
-        self.groups = _check_groups(groups or {}, num_classes)
+        top_k = _check_top_k(top_k, num_classes)
+        self.groups = check_groups({} if groups is None else groups, num_classes)
         self.empty_class = empty_class
         self.score_kind = scores
         self.threshold = None if threshold is None else _as_thresholds(threshold, num_classes)
@@ -289,9 +274,7 @@ class mAPMeter:  # noqa: N801 - the name users search for
             On a wrong shape, a label outside {-1, 0, 1}, a NaN / infinite score, or a score
             outside [0, 1] with ``scores="probs"``; nothing of the rejected batch is stored.
         """
-        s = as_tensor(scores, "scores")
-        y = as_tensor(targets, "targets")
-        _check_ap_inputs(s, y, self.num_classes)
+        s, y = _ap_inputs(scores, targets, self.num_classes)
         if self.score_kind == "probs" and s.numel():
             low, high = (float(v) for v in torch.aminmax(s))
             if low < 0 or high > 1:

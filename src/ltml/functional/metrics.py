@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import as_tensor, check_finite, check_labels, check_matrix, check_same_shape
+from .._validation import as_labels, as_scores, check_choice, check_int, check_same_shape
 
 __all__ = [
     "EmptyClass",
@@ -66,7 +66,10 @@ def _sort_rows(x: Tensor) -> Tensor:
 def _chunk_ap(scores: Tensor, codes: Tensor) -> Tensor:
     """AP of each row of ``(C', N)`` scores / label codes (NaN for a row with no positive)."""
     num_rows, n = scores.shape
-    negatives = _sort_rows(scores.masked_fill(codes != 0, -math.inf))
+    negative = codes == 0
+    lowest = -math.inf if scores.is_floating_point() else torch.iinfo(scores.dtype).min
+    negatives = _sort_rows(scores.masked_fill(~negative, lowest))
+    num_neg = torch.count_nonzero(negative, dim=1)
 
     row, col = torch.nonzero(codes == 1).unbind(1)
     value = scores[row, col]
@@ -90,8 +93,10 @@ def _chunk_ap(scores: Tensor, codes: Tensor) -> Tensor:
     queries = torch.full((num_rows, int(num_pos.max())), math.inf, dtype=value.dtype)
     queries = queries.to(scores.device)
     queries[row, rank] = value
-    below = torch.searchsorted(negatives, queries)  # entries < the score, -inf included
-    false_pos = n - below[row, rank]
+    below = torch.searchsorted(negatives, queries)  # entries < the score, fillers included
+    # The n - num_neg fillers are below every score but the lowest value itself.
+    fillers = (n - num_neg)[row]
+    false_pos = num_neg[row] - torch.clamp(below[row, rank] - fillers, min=0)
 
     precision = true_pos.to(torch.float64) / (true_pos + false_pos).to(torch.float64)
     return torch.bincount(row, weights=precision, minlength=num_rows) / num_pos
@@ -102,20 +107,29 @@ def _label_codes(targets: Tensor) -> Tensor:
     return targets.to(torch.int8) & 3
 
 
-def _check_ap_inputs(scores: Tensor, targets: Tensor, num_classes: int | None = None) -> None:
-    check_matrix(scores, "scores", num_classes)
-    check_same_shape(scores, targets, "scores", "targets")
-    if scores.dtype == torch.bool or scores.is_complex():
-        raise TypeError(f"`scores` must be real numbers, got dtype {scores.dtype}")
-    check_finite(scores, "scores")
-    check_labels(targets, "targets")
+def _ap_inputs(scores: Any, targets: Any, num_classes: int | None = None) -> tuple[Tensor, Tensor]:
+    """Check a ``(scores, targets)`` pair by their contracts; return both as tensors."""
+    s = as_scores(scores, "scores", num_classes).detach()  # metrics need no autograd graph
+    y = as_labels(targets, "targets")
+    check_same_shape(s, y, "scores", "targets")
+    return s, y
 
 
 def _ap_dtype(dtype: torch.dtype) -> torch.dtype:
     """Return a dtype that keeps every distinct score distinct (half types widen exactly)."""
-    if dtype == torch.float64 or not dtype.is_floating_point:
-        return torch.float64  # integers up to 2**53 are exact in float64
-    return torch.float32
+    if dtype == torch.float64:
+        return dtype
+    if dtype.is_floating_point:
+        return torch.float32
+    return torch.int64  # ranked exactly (float64 would merge integers above 2**53)
+
+
+def _common_dtype(dtypes: Iterable[torch.dtype]) -> torch.dtype:
+    """Return the :func:`_ap_dtype` that holds all ``dtypes`` (float64 if ints meet floats)."""
+    kinds = {_ap_dtype(d) for d in dtypes}
+    if torch.int64 in kinds and len(kinds) > 1:
+        return torch.float64
+    return reduce(torch.promote_types, kinds)
 
 
 def _ap_scores(scores: Tensor) -> Tensor:
@@ -134,7 +148,7 @@ def _map_class_chunks(
     """
     n = sum(s.shape[0] for s in scores)
     num_classes, device = scores[0].shape[1], scores[0].device
-    dtype = reduce(torch.promote_types, (_ap_dtype(s.dtype) for s in scores))
+    dtype = _common_dtype(s.dtype for s in scores)
     step = max(1, _CHUNK_ELEMENTS // max(n, 1))
 
     def run(first: int) -> Tensor:
@@ -167,9 +181,8 @@ def _average_precision(scores: Sequence[Tensor], targets: Sequence[Tensor]) -> T
     return _map_class_chunks(_chunk_ap, scores, targets)
 
 
-def _check_empty_class(empty_class: str) -> None:
-    if empty_class not in ("nan", "zero"):
-        raise ValueError(f"`empty_class` must be 'nan' or 'zero', got {empty_class!r}")
+def _check_empty_class(empty_class: Any) -> None:
+    check_choice(empty_class, "empty_class", ("nan", "zero"))
 
 
 def _warn_empty_classes(
@@ -237,9 +250,7 @@ def average_precision(scores: Any, targets: Any, *, empty_class: EmptyClass = "n
     tensor([0.7500, 1.0000], dtype=torch.float64)
     """
     _check_empty_class(empty_class)
-    s = as_tensor(scores, "scores").detach()  # metrics need no autograd graph
-    y = as_tensor(targets, "targets")
-    _check_ap_inputs(s, y)
+    s, y = _ap_inputs(scores, targets)
     return _resolve_empty_classes(_average_precision([s], [y]), empty_class)
 
 
@@ -341,9 +352,8 @@ def _json_number(x: float) -> float | None:
 _ZERO_DIVISION = {"zero": 0.0, "one": 1.0, "nan": math.nan}
 
 
-def _check_zero_division(zero_division: str) -> None:
-    if zero_division not in _ZERO_DIVISION:
-        raise ValueError(f"`zero_division` must be 'zero', 'one' or 'nan', got {zero_division!r}")
+def _check_zero_division(zero_division: Any) -> None:
+    check_choice(zero_division, "zero_division", tuple(_ZERO_DIVISION))
 
 
 def _as_thresholds(threshold: Any, num_classes: int) -> Tensor:
@@ -373,11 +383,8 @@ def _as_thresholds(threshold: Any, num_classes: int) -> Tensor:
     )
 
 
-def _check_top_k(top_k: int | None, num_classes: int) -> None:
-    if top_k is None:
-        return
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= num_classes:
-        raise ValueError(f"`top_k` must be an int in [1, {num_classes}], got {top_k!r}")
+def _check_top_k(top_k: Any, num_classes: int) -> int | None:
+    return None if top_k is None else check_int(top_k, "top_k", low=1, high=num_classes)
 
 
 def _round_up(threshold: Tensor, dtype: torch.dtype) -> Tensor:
@@ -386,8 +393,8 @@ def _round_up(threshold: Tensor, dtype: torch.dtype) -> Tensor:
     For scores of that dtype, ``score >= result`` is exactly ``score >= threshold``, and the
     comparison runs in the scores' own precision (several times faster than in float64).
     """
-    if dtype == torch.float64:
-        return threshold
+    if dtype == torch.float64 or not dtype.is_floating_point:
+        return threshold  # integer scores compare in float64
     rounded = threshold.to(dtype)
     low = rounded.to(torch.float64) < threshold
     return torch.where(low, torch.nextafter(rounded, torch.full_like(rounded, math.inf)), rounded)
@@ -564,12 +571,10 @@ def thresholded_metrics(
     """
     _check_zero_division(zero_division)
     _check_empty_class(empty_class)
-    s = as_tensor(scores, "scores").detach()  # metrics need no autograd graph
-    y = as_tensor(targets, "targets")
-    _check_ap_inputs(s, y)
+    s, y = _ap_inputs(scores, targets)
     num_classes = s.shape[1]
     thresholds = _as_thresholds(threshold, num_classes)
-    _check_top_k(top_k, num_classes)
+    top_k = _check_top_k(top_k, num_classes)
     counts = _threshold_counts([s], [y], thresholds, top_k)
     _warn_empty_classes(counts[2] == 0, "per-class metrics are", empty_class)
     return _thresholded_metrics(counts, thresholds, top_k, zero_division, empty_class, {})
@@ -638,11 +643,8 @@ def fit_thresholds(scores: Any, targets: Any, *, metric: Literal["f1"] = "f1") -
     >>> thresholded_metrics(val_logits, val_targets, threshold=thr).CF1
     1.0
     """
-    if metric != "f1":
-        raise ValueError(f"`metric` must be 'f1', got {metric!r}")
-    s = as_tensor(scores, "scores").detach()  # metrics need no autograd graph
-    y = as_tensor(targets, "targets")
-    _check_ap_inputs(s, y)
+    check_choice(metric, "metric", ("f1",))
+    s, y = _ap_inputs(scores, targets)
     thresholds = _fit_thresholds([s], [y])
     _warn_empty_classes(torch.isinf(thresholds), "threshold is", "nan")
     return thresholds
