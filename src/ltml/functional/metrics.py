@@ -90,7 +90,7 @@ def _chunk_ap(scores: Tensor, codes: Tensor) -> Tensor:
     true_pos = ends[torch.cumsum(last, 0) - last.long()] - start[row] + 1
 
     # FP_j: negatives not below the positive's score, by binary search in its class's row.
-    queries = torch.full((num_rows, int(num_pos.max())), math.inf, dtype=value.dtype)
+    queries = torch.zeros((num_rows, int(num_pos.max())), dtype=value.dtype)  # padding unread
     queries = queries.to(scores.device)
     queries[row, rank] = value
     below = torch.searchsorted(negatives, queries)  # entries < the score, fillers included
