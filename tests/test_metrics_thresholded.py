@@ -408,7 +408,7 @@ def test_probs_meter_rejects_logits_and_stores_nothing():
 
 
 def test_fit_thresholds_rejects_bad_input():
-    with pytest.raises(ValueError, match="`metric` must be one of 'f1', got 'ap'"):
+    with pytest.raises(ValueError, match="`metric` must be one of 'f1', got str 'ap'"):
         fit_thresholds(torch.zeros(2, 2), torch.zeros(2, 2), metric="ap")
     with pytest.raises(ValueError, match="`scores` must be finite"):
         fit_thresholds(torch.tensor([[math.nan]]), torch.zeros(1, 1))
