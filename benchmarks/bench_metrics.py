@@ -1,11 +1,15 @@
-"""Time per-class average precision: ltml against scikit-learn and torchmetrics, in one run.
+"""Time per-class average precision: ltml against its floor, scikit-learn and torchmetrics.
 
 Each (method, size) runs in a fresh subprocess on the same seeded data, so that its peak memory
 is its own. Times are the best of ``--repeats`` runs (one run for the slow scikit-learn loop at the
-largest size); the values of every method are compared with scikit-learn's.
+largest size); the AP of every method is compared with scikit-learn's. ``floor`` is a plain numpy
+sort of every column of the scores (the faster of ``np.sort(scores, axis=0)`` and a transposed
+copy sorted along rows): AP needs at least that. ``thresholded`` times
+``thresholded_metrics`` at threshold 0, and with the top-3 rule (not an AP: no diff).
 
     python benchmarks/bench_metrics.py                 # the three sizes of the README table
     python benchmarks/bench_metrics.py --sizes 5000x20  # one size
+    python benchmarks/bench_metrics.py --threads 1      # one torch thread (a busy machine)
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-IMPLEMENTATIONS = ("ltml", "ltml_meter", "torchmetrics", "sklearn")
+IMPLEMENTATIONS = ("floor", "ltml", "ltml_meter", "thresholded", "top3", "torchmetrics", "sklearn")
+NOT_AP = ("floor", "thresholded", "top3")
 
 
 def make_data(n: int, c: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -40,10 +46,42 @@ def _rss_kib(field: str) -> int:
     return 0
 
 
+def _best(fn: Callable[[], object], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def run_one(method: str, n: int, c: int, repeats: int) -> dict[str, object]:
     scores, targets = make_data(n, c)
     ts, ty = torch.from_numpy(scores), torch.from_numpy(targets)
-    if method == "ltml":
+    if method == "floor":
+
+        def fn() -> np.ndarray:
+            np.sort(scores, axis=0)
+            return np.empty(0)
+
+        def fn_transposed() -> np.ndarray:
+            np.sort(np.ascontiguousarray(scores.T), axis=1)
+            return np.empty(0)
+
+        fn_transposed()
+        if _best(fn_transposed, repeats) < _best(fn, repeats):
+            fn = fn_transposed
+
+    elif method in ("thresholded", "top3"):
+        from ltml import thresholded_metrics
+
+        top_k = 3 if method == "top3" else None
+
+        def fn() -> np.ndarray:
+            thresholded_metrics(ts, ty, threshold=0.0, top_k=top_k)
+            return np.empty(0)
+
+    elif method == "ltml":
         from ltml import average_precision
 
         def fn() -> np.ndarray:
@@ -78,11 +116,8 @@ def run_one(method: str, n: int, c: int, repeats: int) -> dict[str, object]:
     fn()  # warm-up: imports, thread pools, first-touch allocations
     base = _rss_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        values = fn()
-        best = min(best, time.perf_counter() - start)
+    best = _best(fn, repeats)
+    values = fn()
     peak = _rss_kib("VmHWM") - base
     return {"seconds": best, "peak_mib": peak / 1024, "values": values.tolist()}
 
@@ -91,19 +126,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["5000x20", "50000x80", "200000x1000"])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument(
         "--one", nargs=3, metavar=("IMPLEMENTATION", "N", "C"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.one:
         method, n, c = args.one[0], int(args.one[1]), int(args.one[2])
         print(json.dumps(run_one(method, n, c, args.repeats)))
         return
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, numpy {np.__version__}")
-    header = f"{'N x C':>13} | {'method':>13} | {'time':>10} | {'peak MiB':>9} | {'max |diff|':>10}"
-    print(header + " | vs sklearn | vs torchmetrics")
-    print("-" * (len(header) + 32))
+    header = f"{'N x C':>13} | {'method':>12} | {'time':>10} | {'peak MiB':>9} | {'max |diff|':>10}"
+    print(header + " | / floor | vs sklearn | vs torchmetrics")
+    print("-" * (len(header) + 42))
     for size in args.sizes:
         n, c = map(int, size.split("x"))
         results = {}
@@ -120,6 +158,7 @@ def main() -> None:
                     str(c),
                     "--repeats",
                     str(repeats),
+                    *(["--threads", str(args.threads)] if args.threads else []),
                 ],
                 check=True,
                 capture_output=True,
@@ -128,12 +167,17 @@ def main() -> None:
             results[method] = json.loads(out.stdout.strip().splitlines()[-1])
         reference = np.array(results["sklearn"]["values"])
         for method, r in results.items():
-            diff = np.abs(np.array(r["values"]) - reference).max()
+            diff = (
+                "-"
+                if method in NOT_AP
+                else f"{np.abs(np.array(r['values']) - reference).max():.1e}"
+            )
+            floor = r["seconds"] / results["floor"]["seconds"]
             vs_sk = results["sklearn"]["seconds"] / r["seconds"]
             vs_tm = results["torchmetrics"]["seconds"] / r["seconds"]
             print(
-                f"{size:>13} | {method:>13} | {1e3 * r['seconds']:8.1f}ms | {r['peak_mib']:9.1f} "
-                f"| {diff:10.1e} | {vs_sk:9.1f}x | {vs_tm:9.1f}x"
+                f"{size:>13} | {method:>12} | {1e3 * r['seconds']:8.1f}ms | {r['peak_mib']:9.1f} "
+                f"| {diff:>10} | {floor:6.2f}x | {vs_sk:9.1f}x | {vs_tm:9.1f}x"
             )
 
 

@@ -76,6 +76,8 @@ RESULT_TYPES = {
     D.LabelReport,
     D.LabelTable,
     ltml.data.PLTSubset,
+    ltml.ThresholdedMetrics,
+    ltml.ThresholdedSummary,
 }
 
 
@@ -615,6 +617,46 @@ case(
 )
 case(ltml.mAPMeter, "scores", BAD_SCORES, lambda v: _meter_update(scores=v))
 case(ltml.mAPMeter, "targets", BAD_LABELS, lambda v: _meter_update(targets=v))
+case(
+    ltml.mAPMeter,
+    "scores",
+    bad_choice(None, "logits", "probs"),
+    lambda v: ltml.mAPMeter(C, scores=v),
+)
+case(ltml.mAPMeter, "top_k", bad_int(1, C), lambda v: ltml.mAPMeter(C, threshold=0.0, top_k=v))
+case(
+    ltml.mAPMeter,
+    "zero_division",
+    bad_choice("zero", "one", "nan"),
+    lambda v: ltml.mAPMeter(C, zero_division=v),
+)
+BAD_THRESHOLD = st.sampled_from([math.nan, [0.0] * (C + 1), "0.5", True, [[0.0] * C]])
+case(ltml.mAPMeter, "threshold", BAD_THRESHOLD, lambda v: ltml.mAPMeter(C, threshold=v))
+T = ltml.thresholded_metrics
+case(T, "scores", BAD_SCORES, lambda v: T(v, LABELS, threshold=0.0))
+case(T, "targets", BAD_LABELS, lambda v: T(LOGITS, v, threshold=0.0))
+case(T, "threshold", BAD_THRESHOLD, lambda v: T(LOGITS, LABELS, threshold=v))
+case(T, "top_k", bad_int(1, C), lambda v: T(LOGITS, LABELS, threshold=0.0, top_k=v))
+case(
+    T,
+    "zero_division",
+    bad_choice("zero", "one", "nan"),
+    lambda v: T(LOGITS, LABELS, threshold=0.0, zero_division=v),
+)
+case(
+    T,
+    "empty_class",
+    bad_choice("nan", "zero"),
+    lambda v: T(LOGITS, LABELS, threshold=0.0, empty_class=v),
+)
+case(ltml.fit_thresholds, "scores", BAD_SCORES, lambda v: ltml.fit_thresholds(v, LABELS))
+case(ltml.fit_thresholds, "targets", BAD_LABELS, lambda v: ltml.fit_thresholds(LOGITS, v))
+case(
+    ltml.fit_thresholds,
+    "metric",
+    bad_choice("f1"),
+    lambda v: ltml.fit_thresholds(LOGITS, LABELS, metric=v),
+)
 
 # --------------------------------------------------------------------------------- the samplers
 

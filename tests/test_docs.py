@@ -75,6 +75,8 @@ RESULT_TYPES = {
     "PLTSubset",
     "LabelReport",
     "LabelTable",
+    "ThresholdedMetrics",
+    "ThresholdedSummary",
 }
 
 

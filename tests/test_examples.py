@@ -137,6 +137,7 @@ def test_flags_override_presets(flags: list[str], expected: dict[str, object]) -
         (["--branches", "u"], "--consistency needs --branches both"),
         (["--row", "both", "--batch-multiplier", "2"], "--batch-multiplier applies to"),
         (["--eval-every-epoch"], "set --val-fraction"),
+        (["--fit-thresholds"], "--fit-thresholds fits on a validation split: set --val-fraction"),
         (["--row", "erm", "--batch-size", "0"], "--batch-size must be positive"),
         (["--epoch-length", "long"], "expected 'db', 'uniform' or a number"),
     ],
@@ -215,6 +216,9 @@ def test_every_kind_of_row_trains_and_reports(row: str, tmp_path: Path) -> None:
     assert 0 < result["test"]["total"] <= 100
     assert result["iterations_per_epoch"] == 2
     assert (tmp_path / "results.json").is_file()
+    assert {"CF1", "OF1", "top3_CF1", "top3_OF1"} <= set(result["test_thresholded"])
+    assert set(result["test_thresholded"]["CF1"]) == {"total", "head", "medium", "tail"}
+    assert result["test_per_class"]["thresholded"]["threshold"] == [0.0] * 10
 
 
 @pytest.mark.parametrize(
@@ -285,11 +289,17 @@ def test_validation_split_is_held_out_of_training(tmp_path: Path) -> None:
                     "--val-fraction",
                     "0.25",
                     "--eval-every-epoch",
+                    "--fit-thresholds",
                     "--output",
                     str(tmp_path),
                 ]
             )
         )
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["thresholds"] == "fitted on validation"
+    fitted = saved["test_per_class"]["thresholded"]["threshold"]
+    assert len(fitted) == 10
+    assert fitted != [0.0] * 10
     total = len(make_demo("train", seed=0, max_count=40))
     assert result["val_images"] == round(0.25 * total)
     assert result["train_images"] == total - result["val_images"]

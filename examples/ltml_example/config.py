@@ -87,6 +87,7 @@ class Config:
     output: Path | None = None
     resume: str | None = None
     eval_every_epoch: bool = False
+    fit_thresholds: bool = False  # per-class F1 thresholds fitted on the validation split
     plot: bool = True
     progress: bool = True
     quiet: bool = False  # no configuration echo nor results table (the demo prints its own)
@@ -445,6 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate on the validation split after each epoch",
         action=argparse.BooleanOptionalAction,
     )
+    add(
+        g,
+        "--fit-thresholds",
+        "fit per-class F1 thresholds on the validation split and report the test's CF1 / OF1 "
+        "with them (default: logit 0)",
+        action=argparse.BooleanOptionalAction,
+    )
     add(g, "--plot", "write the per-class AP plot", action=argparse.BooleanOptionalAction)
     add(g, "--progress", "progress bar", action=argparse.BooleanOptionalAction)
     add(
@@ -492,6 +500,8 @@ def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
         parser.error("--eval-every-epoch evaluates on a validation split: set --val-fraction")
     if not 0 <= cfg.missing_rate < 1:
         parser.error(f"--missing-rate must be in [0, 1), got {cfg.missing_rate}")
+    if cfg.fit_thresholds and cfg.val_fraction <= 0:
+        parser.error("--fit-thresholds fits on a validation split: set --val-fraction")
     if not 0 <= cfg.val_fraction < 1:
         parser.error(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
     if cfg.stage2 in ("tau-norm", "logit-adjust") and cfg.tau is None and cfg.val_fraction <= 0:

@@ -30,6 +30,7 @@ _RESUMABLE_CHANGES = {
     "resume",
     "output",
     "eval_every_epoch",
+    "fit_thresholds",
     "plot",
     "progress",
     "workers",
@@ -148,18 +149,36 @@ def _unpack(batch: Any, branches: str, rt: _Runtime) -> tuple[Tensor | None, ...
 
 
 @torch.no_grad()
-def evaluate(
-    model: Collaborative, cfg: Config, dataset: Any, counts: Tensor, rt: _Runtime
-) -> ltml.MAPResult:
-    """Compute the mAP (total / head / medium / tail) of the model's scores on ``dataset``."""
+def score(
+    model: Collaborative,
+    cfg: Config,
+    dataset: Any,
+    counts: Tensor,
+    rt: _Runtime,
+    threshold: Tensor | None = None,
+) -> ltml.mAPMeter:
+    """Fill a meter with the model's scores (logits) on ``dataset``; threshold 0 unless given."""
     model.eval()
-    meter = ltml.mAPMeter(len(counts), groups=ltml.class_groups(counts))
+    meter = ltml.mAPMeter(
+        len(counts),
+        groups=ltml.class_groups(counts),
+        scores="logits",
+        threshold=threshold,
+        top_k=3,
+    )
     pin = rt.device.type == "cuda"
     for x, y in eval_loader(cfg, dataset, rt.world, rt.rank, pin):
         with rt.autocast():
             scores = model.predict(rt.to(x), flip=cfg.flip_test)
         meter.update(scores.float(), y)
-    return meter.compute()
+    return meter
+
+
+def evaluate(
+    model: Collaborative, cfg: Config, dataset: Any, counts: Tensor, rt: _Runtime
+) -> ltml.MAPResult:
+    """Compute mAP (total / head / medium / tail) and CF1 / OF1 (logit 0, top-3) on ``dataset``."""
+    return score(model, cfg, dataset, counts, rt).compute()
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
@@ -309,7 +328,10 @@ def run(cfg: Config) -> dict[str, Any]:
             )
     train_s = time.perf_counter() - t0
 
-    result = evaluate(model, cfg, data.test, counts, rt)
+    threshold = None
+    if cfg.fit_thresholds:  # on the validation split only: the test set stays unseen
+        threshold = score(model, cfg, data.val, counts, rt).fit_thresholds()
+    result = score(model, cfg, data.test, counts, rt, threshold).compute()
     measured = report.summary(result)
     payload = {
         "row": cfg.row,
@@ -322,12 +344,15 @@ def run(cfg: Config) -> dict[str, Any]:
         "train_seconds": train_s,
         "history": history,
         "test": measured,
+        "test_thresholded": report.thresholded(result),
+        "thresholds": "fitted on validation" if cfg.fit_thresholds else "logit 0",
         "test_per_class": result.as_dict(),
         "classes": list(data.classes),
         "train_counts": counts.tolist(),
     }
     if rt.main:
         log(report.row_table(cfg.row, cfg.dataset, measured))
+        log(report.thresholded_table(result, fitted=cfg.fit_thresholds))
         report.write_json(out / "results.json", payload)
         if cfg.plot:
             report.plot_per_class(

@@ -1,4 +1,4 @@
-"""What a run leaves behind: the results table, ``results.json`` and the per-class AP plot."""
+"""What a run leaves behind: the results tables, ``results.json`` and the per-class AP plot."""
 
 from __future__ import annotations
 
@@ -17,6 +17,25 @@ def summary(result: Any) -> dict[str, float]:
     """``{total, head, medium, tail}`` mAP in % from an ``ltml.MAPResult``."""
     values = {"total": result.map, **result.groups}
     return {k: 100 * values.get(k, math.nan) for k in COLUMNS}
+
+
+def thresholded(result: Any) -> dict[str, dict[str, float]]:
+    """CF1 / OF1 in %, ``{metric: {total, head, medium, tail}}``, at the threshold and top-3."""
+    out = {}
+    for prefix, metrics in (("", result.thresholded), ("top3_", result.topk)):
+        for name in ("CF1", "OF1", "CP", "CR", "OP", "OR"):
+            values = {"total": getattr(metrics, name)}
+            values |= {g: getattr(s, name) for g, s in metrics.groups.items()}
+            out[prefix + name] = {k: 100 * values.get(k, math.nan) for k in COLUMNS}
+    return out
+
+
+def thresholded_table(result: Any, fitted: bool) -> str:
+    """Format CF1 / OF1 (total / head / medium / tail) beside the mAP."""
+    values = thresholded(result)
+    where = "per-class thresholds fitted on validation" if fitted else "logit >= 0"
+    rows = [(name, values[name], None) for name in ("CF1", "OF1", "top3_CF1", "top3_OF1")]
+    return f"thresholded metrics ({where}), %\n" + table(rows)
 
 
 def table(rows: Sequence[tuple[str, dict[str, float], dict[str, float] | None]]) -> str:

@@ -29,7 +29,13 @@ from .decoupling import (
     search_tau,
     tau_normalize,
 )
-from .functional import average_precision
+from .functional import (
+    ThresholdedMetrics,
+    ThresholdedSummary,
+    average_precision,
+    fit_thresholds,
+    thresholded_metrics,
+)
 from .heads import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
 from .losses import (
     BCE,
@@ -73,6 +79,8 @@ __all__ = [
     "PairedDataset",
     "PairedSampler",
     "ReflectiveLabelCorrector",
+    "ThresholdedMetrics",
+    "ThresholdedSummary",
     "WeightedBCE",
     "__version__",
     "average_precision",
@@ -83,6 +91,7 @@ __all__ = [
     "data",
     "decoupling",
     "extract_features",
+    "fit_thresholds",
     "functional",
     "heads",
     "learn_weight_scaling",
@@ -99,4 +108,5 @@ __all__ = [
     "search_tau",
     "split_dual_branch",
     "tau_normalize",
+    "thresholded_metrics",
 ]

@@ -1,34 +1,48 @@
-"""Mean average precision for multi-label recognition, with head / medium / tail breakdown.
+"""Mean average precision and thresholded metrics for multi-label recognition, per class group.
 
 :class:`mAPMeter` accumulates scores over an evaluation run (any batch sizes, any device, several
 processes under DDP) and computes per-class AP exactly as scikit-learn's
 ``average_precision_score``, the mAP over classes, and the mAP of class groups such as the
-head / medium / tail split of the long-tailed benchmarks (Wu et al., ECCV 2020).
+head / medium / tail split of the long-tailed benchmarks (Wu et al., ECCV 2020); from the same
+stored scores, the thresholded metrics (OP, OR, OF1, CP, CR, CF1, with a top-k variant).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 from ._deprecation import warn_renamed
-from ._validation import check_groups, check_int
+from ._validation import check_choice, check_groups, check_int
 from .functional.metrics import (
     EmptyClass,
+    ThresholdedMetrics,
+    ZeroDivision,
+    _ap_dtype,
     _ap_inputs,
-    _ap_scores,
+    _as_thresholds,
     _average_precision,
     _check_empty_class,
+    _check_top_k,
+    _check_zero_division,
+    _common_dtype,
+    _fit_thresholds,
+    _json_number,
+    _nanmean,
     _resolve_empty_classes,
+    _threshold_counts,
+    _thresholded_metrics,
 )
 
 __all__ = ["MAPResult", "mAPMeter"]
+
+ScoreKind = Literal["logits", "probs"]
+DEFAULT_THRESHOLD = {"logits": 0.0, "probs": 0.5}  # the same decision: sigmoid(0) = 0.5
 
 
 @dataclass(frozen=True)
@@ -47,54 +61,92 @@ class MAPResult:
         (NaN for a group with no class that has a value).
     num_empty : int
         Number of classes with no positive target in the evaluated data.
+    thresholded : ThresholdedMetrics or None
+        OP / OR / OF1 / CP / CR / CF1 (overall, per class and per group) at the meter's
+        threshold; None when the meter was given neither ``scores`` nor ``threshold``.
+    topk : ThresholdedMetrics or None
+        The same with the meter's ``top_k`` rule; None without ``top_k``.
     """
 
     ap: Tensor
     map: float
     groups: dict[str, float] = field(default_factory=dict)
     num_empty: int = 0
+    thresholded: ThresholdedMetrics | None = None
+    topk: ThresholdedMetrics | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain Python values, ready for ``json.dump`` (NaN becomes ``None``)."""
-
-        def clean(x: float) -> float | None:
-            return None if math.isnan(x) else x
-
-        return {
-            "map": clean(self.map),
-            "groups": {k: clean(v) for k, v in self.groups.items()},
-            "ap": [clean(x) for x in self.ap.tolist()],
+        out: dict[str, Any] = {
+            "map": _json_number(self.map),
+            "groups": {k: _json_number(v) for k, v in self.groups.items()},
+            "ap": [_json_number(x) for x in self.ap.tolist()],
             "num_empty": self.num_empty,
         }
+        for name in ("thresholded", "topk"):
+            metrics = getattr(self, name)
+            if metrics is not None:
+                out[name] = metrics.as_dict()
+        return out
 
     def __str__(self) -> str:
         cells = [("mAP", self.map), *self.groups.items()]
+        if self.thresholded is not None:
+            cells += [("CF1", self.thresholded.CF1), ("OF1", self.thresholded.OF1)]
+        if self.topk is not None:
+            k = self.topk.top_k
+            cells += [(f"CF1@{k}", self.topk.CF1), (f"OF1@{k}", self.topk.OF1)]
         return "  ".join(f"{name} {100 * value:.2f}" for name, value in cells)
 
 
-def _nanmean(x: Tensor) -> float:
-    """Mean of the non-NaN entries of ``x``; NaN if there are none."""
-    kept = x[~torch.isnan(x)]
-    return float(kept.mean()) if kept.numel() else math.nan
+# Every dtype a meter stores (see ``update``), by a code that processes can exchange.
+_STORED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int64)
 
 
-def _gather(x: Tensor) -> Tensor:
-    """Concatenate ``x`` along dim 0 over all processes; row counts may differ between them."""
+def _gather_blocks(
+    scores: list[Tensor], targets: list[Tensor], num_classes: int
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Every process's stored rows, one block per process, the same on every process.
+
+    Processes may hold different row counts (none at all included) and different score dtypes:
+    they first exchange both, then send their rows in the common (promoted, exact) dtype, padded
+    to the longest share because ``all_gather`` needs equal shapes.
+    """
     world = dist.get_world_size()
-    count = torch.tensor([x.shape[0]], device=x.device)
-    counts = [torch.zeros_like(count) for _ in range(world)]
-    dist.all_gather(counts, count)
-    longest = int(max(counts).item())
-    # all_gather needs equal shapes: pad to the longest share, then trim each part.
-    padded = torch.zeros((longest, *x.shape[1:]), dtype=x.dtype, device=x.device)
-    padded[: x.shape[0]] = x
-    parts = [torch.empty_like(padded) for _ in range(world)]
-    dist.all_gather(parts, padded)
-    return torch.cat([p[: int(c.item())] for p, c in zip(parts, counts, strict=True)])
+    if scores:
+        device = scores[0].device
+    elif dist.get_backend() == "nccl":
+        device = torch.device("cuda", torch.cuda.current_device())
+    else:
+        device = torch.device("cpu")
+    rows = sum(s.shape[0] for s in scores)
+    code = -1
+    if rows:
+        code = _STORED_DTYPES.index(_common_dtype(s.dtype for s in scores))
+    info = torch.tensor([rows, code], device=device)
+    infos = [torch.zeros_like(info) for _ in range(world)]
+    dist.all_gather(infos, info)
+    counts = [int(i[0]) for i in infos]
+    codes = [int(i[1]) for i in infos if int(i[0]) > 0]
+    if not codes:
+        return [], []
+    dtype = _common_dtype(_STORED_DTYPES[c] for c in codes)
+
+    def gather(blocks: list[Tensor], dtype: torch.dtype) -> list[Tensor]:
+        padded = torch.zeros((max(counts), num_classes), dtype=dtype, device=device)
+        row = 0
+        for block in blocks:  # filled block by block: no concatenated copy besides this one
+            padded[row : row + block.shape[0]] = block
+            row += block.shape[0]
+        parts = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(parts, padded)
+        return [p[:c] for p, c in zip(parts, counts, strict=True) if c]
+
+    return gather(scores, dtype), gather(targets, torch.int8)
 
 
 class mAPMeter:  # noqa: N801 - the name users search for
-    """Accumulate multi-label scores and compute per-class AP, mAP and per-group mAP.
+    """Accumulate multi-label scores; compute per-class AP, mAP, group mAP and thresholded metrics.
 
     AP is computed by :func:`ltml.functional.average_precision`: identical to scikit-learn's
     ``average_precision_score`` per class, ties included. Scores are stored as given (never
@@ -102,32 +154,55 @@ class mAPMeter:  # noqa: N801 - the name users search for
     are best, since float32 ``sigmoid`` saturates to 1.0 above a logit of about 17 and ties
     confident positives.
 
+    The thresholded metrics (:func:`ltml.functional.thresholded_metrics`: OP, OR, OF1, CP, CR,
+    CF1 and the mean of per-class F1, overall and per group) come from the same stored scores.
+    Their threshold depends on what the scores are, which the meter never guesses from the
+    values: say ``scores="logits"`` (threshold 0) or ``scores="probs"`` (threshold 0.5), or
+    give ``threshold`` (e.g. from :meth:`fit_thresholds` on a validation split). With neither,
+    only the AP is computed.
+
     Memory: each sample costs ``C * (s + 1)`` bytes on the device of its scores, where ``s`` is
     the byte size of the score dtype (2 for float16 / bfloat16, 4 for float32, 8 for float64 or
     integer scores) and targets are kept as int8. COCO-LT's 5,000 test images x 80 classes in
-    float32 take 2 MB.
+    float32 take 2 MB. :meth:`compute` adds no copy of what is stored: it reads the stored batches
+    a class chunk at a time (a few chunks of ~1M elements at any size).
 
     Under DDP (``torch.distributed`` initialised with more than one process), :meth:`compute`
-    gathers the stored samples of every process, uneven counts included, and every process
-    gets the same result. With the NCCL backend the scores must be on the GPU.
+    gathers the stored samples of every process (uneven counts, processes with nothing stored
+    and different score dtypes included) and every process gets the same result. The gather
+    holds every process's samples plus one padded copy of this process's own, in the widest
+    score dtype stored by any process. With the NCCL backend the scores must be on the GPU.
 
     Parameters
     ----------
     num_classes : int
         Number of classes ``C``.
     groups : mapping of str to sequence of int, optional
-        Named class groups whose mAP to report, e.g. ``ltml.data.class_groups(train_counts)``
-        for head / medium / tail: each a sequence (or 1-D integer array) of distinct class
-        indices; boolean masks, floats and strings are refused.
+        Named class groups whose mAP (and thresholded metrics) to report, e.g.
+        ``ltml.class_groups(train_counts)`` for head / medium / tail: each a sequence (or 1-D
+        integer array) of distinct class indices; boolean masks, floats and strings are refused.
     empty_class : {"nan", "zero"}
-        AP of a class with no positive target: NaN and left out of every mean (default), or 0
-        and counted, as older published numbers did. One warning lists such classes.
+        AP (and recall, F1) of a class with no positive target: NaN and left out of every mean
+        (default), or 0 and counted, as older published numbers did. One warning lists such
+        classes.
+    scores : {"logits", "probs"}, optional
+        What :meth:`update` receives; sets the default threshold (0 for logits, 0.5 for
+        probabilities). With ``"probs"``, :meth:`update` rejects values outside [0, 1].
+    threshold : float or sequence of float or Tensor of shape (C,), optional
+        The threshold of the thresholded metrics, one for all classes or one per class
+        (prediction positive when ``score >= threshold``). Overrides the ``scores`` default.
+    top_k : int, optional
+        Also report the thresholded metrics with the top-k rule (a class predicted positive
+        only among the image's ``top_k`` highest scores; 3 in the literature).
+    zero_division : {"zero", "one", "nan"}
+        Precision of a class never predicted positive: 0 (default, as ML-GCN and scikit-learn),
+        1, or NaN and left out of CP.
 
     Examples
     --------
     >>> import torch
     >>> from ltml import mAPMeter
-    >>> meter = mAPMeter(3, groups={"head": [0], "tail": [1, 2]})
+    >>> meter = mAPMeter(3, groups={"head": [0], "tail": [1, 2]}, scores="logits")
     >>> logits = torch.tensor([[2.0, -1.0, 0.5], [-3.0, 4.0, 1.5], [0.1, 0.2, 2.0]])
     >>> targets = torch.tensor([[1, 0, 1], [0, 1, 0], [0, 1, 1]])
     >>> meter.update(logits[:2], targets[:2])  # any batch sizes
@@ -136,7 +211,9 @@ class mAPMeter:  # noqa: N801 - the name users search for
     >>> result.ap
     tensor([1.0000, 1.0000, 0.8333], dtype=torch.float64)
     >>> print(result)
-    mAP 94.44  head 100.00  tail 91.67
+    mAP 94.44  head 100.00  tail 91.67  CF1 83.87  OF1 83.33
+    >>> print(result.thresholded.groups["tail"])
+    CP 83.33  CR 100.00  CF1 90.91  OP 80.00  OR 100.00  OF1 88.89
     """
 
     def __init__(
@@ -145,11 +222,29 @@ class mAPMeter:  # noqa: N801 - the name users search for
         *,
         groups: Mapping[str, Sequence[int]] | None = None,
         empty_class: EmptyClass = "nan",
+        scores: ScoreKind | None = None,
+        threshold: float | Sequence[float] | Tensor | None = None,
+        top_k: int | None = None,
+        zero_division: ZeroDivision = "zero",
     ) -> None:
         self.num_classes = check_int(num_classes, "num_classes")
         _check_empty_class(empty_class)
+        _check_zero_division(zero_division)
+        check_choice(scores, "scores", (None, *DEFAULT_THRESHOLD))
+        if threshold is None and scores is not None:
+            threshold = DEFAULT_THRESHOLD[scores]
+        if top_k is not None and threshold is None:
+            raise ValueError(
+                "`top_k` needs a threshold: say what the scores are (scores='logits' or "
+                "'probs') or give `threshold`"
+            )
+        top_k = _check_top_k(top_k, num_classes)
         self.groups = check_groups({} if groups is None else groups, num_classes)
         self.empty_class = empty_class
+        self.score_kind = scores
+        self.threshold = None if threshold is None else _as_thresholds(threshold, num_classes)
+        self.top_k = top_k
+        self.zero_division = zero_division
         self._scores: list[Tensor] = []
         self._targets: list[Tensor] = []
 
@@ -175,49 +270,96 @@ class mAPMeter:  # noqa: N801 - the name users search for
         Parameters
         ----------
         scores : Tensor or ndarray, shape (B, C)
-            Logits (best) or any scores that rank the samples of each class.
+            Logits (best) or any scores that rank the samples of each class; probabilities in
+            [0, 1] if the meter was built with ``scores="probs"``.
         targets : Tensor or ndarray, shape (B, C)
             0 / 1 labels, -1 for unknown (ignored for that class).
 
         Raises
         ------
         ValueError
-            On a wrong shape, a label outside {-1, 0, 1} or a NaN / infinite score; nothing of
-            the rejected batch is stored.
+            On a wrong shape, a label outside {-1, 0, 1}, a NaN / infinite score, or a score
+            outside [0, 1] with ``scores="probs"``; nothing of the rejected batch is stored.
         """
         s, y = _ap_inputs(scores, targets, self.num_classes)
+        if self.score_kind == "probs" and s.numel():
+            low, high = (float(v) for v in torch.aminmax(s))
+            if low < 0 or high > 1:
+                raise ValueError(
+                    "`scores` must be probabilities in [0, 1] (the meter was built with "
+                    f"scores='probs'), got values in [{low:g}, {high:g}]"
+                )
         device = self._scores[0].device if self._scores else s.device
-        keep = s.dtype if s.is_floating_point() else _ap_scores(s).dtype
+        keep = s.dtype if s.dtype in _STORED_DTYPES else _ap_dtype(s.dtype)
         # Copies: a caller may reuse or modify its buffers after update().
         self._scores.append(s.detach().to(device=device, dtype=keep, copy=True))
         self._targets.append(y.detach().to(device=device, dtype=torch.int8, copy=True))
 
-    def _stored(self) -> tuple[Tensor, Tensor]:
-        if self._scores:
-            scores, targets = torch.cat(self._scores), torch.cat(self._targets)
-        else:
-            scores = torch.empty((0, self.num_classes))
-            targets = torch.empty((0, self.num_classes), dtype=torch.int8)
+    def _blocks(self) -> tuple[list[Tensor], list[Tensor]]:
+        """Return the stored batches (of every process under DDP), never concatenated."""
+        scores, targets = self._scores, self._targets
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            scores, targets = _gather(scores), _gather(targets)
+            scores, targets = _gather_blocks(scores, targets, self.num_classes)
+        if not scores:
+            scores = [torch.empty((0, self.num_classes))]
+            targets = [torch.empty((0, self.num_classes), dtype=torch.int8)]
         return scores, targets
 
     def compute(self) -> MAPResult:
-        """Per-class AP, mAP and group mAP over everything stored (by every process under DDP)."""
-        scores, targets = self._stored()
+        """Per-class AP, mAP, group mAP and the thresholded metrics over everything stored.
+
+        Under DDP, over what every process stored; every process must call it.
+        """
+        scores, targets = self._blocks()
         ap = _average_precision(scores, targets)
         num_empty = int(torch.isnan(ap).sum())
         ap = _resolve_empty_classes(ap, self.empty_class).cpu()
+
+        def thresholded(top_k: int | None) -> ThresholdedMetrics | None:
+            if self.threshold is None:
+                return None
+            counts = _threshold_counts(scores, targets, self.threshold, top_k)
+            return _thresholded_metrics(
+                counts, self.threshold, top_k, self.zero_division, self.empty_class, self.groups
+            )
+
         return MAPResult(
             ap=ap,
             map=_nanmean(ap),
             groups={name: _nanmean(ap[idx]) for name, idx in self.groups.items()},
             num_empty=num_empty,
+            thresholded=thresholded(None),
+            topk=None if self.top_k is None else thresholded(self.top_k),
         )
+
+    def fit_thresholds(self) -> Tensor:
+        """Per-class thresholds maximising each class's F1 on what is stored.
+
+        Run the meter over a validation split, fit, and build the test meter with
+        ``threshold=`` the result; see :func:`ltml.functional.fit_thresholds`. Under DDP, over
+        what every process stored (every process must call it and gets the same thresholds).
+
+        Returns
+        -------
+        Tensor, shape (C,), float64
+            On the CPU; ``inf`` (never predicted) for a class with no positive target.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ltml import mAPMeter
+        >>> val = mAPMeter(2)
+        >>> val.update(torch.tensor([[2.0, -1.0], [0.5, -0.5], [-1.0, 1.0]]),
+        ...            torch.tensor([[1, 0], [1, 1], [0, 1]]))
+        >>> val.fit_thresholds()
+        tensor([ 0.5000, -0.5000], dtype=torch.float64)
+        """
+        return _fit_thresholds(*self._blocks()).cpu()
 
     def __repr__(self) -> str:
         groups = {k: len(v) for k, v in self.groups.items()}
         return (
             f"mAPMeter(num_classes={self.num_classes}, groups={groups}, "
-            f"empty_class={self.empty_class!r}, num_stored={self.num_stored})"
+            f"empty_class={self.empty_class!r}, scores={self.score_kind!r}, "
+            f"top_k={self.top_k}, num_stored={self.num_stored})"
         )

@@ -18,19 +18,32 @@ from .losses import (
     multi_focal_modifier_loss,
     reflective_label_correction,
 )
-from .metrics import EmptyClass, average_precision
+from .metrics import (
+    EmptyClass,
+    ThresholdedMetrics,
+    ThresholdedSummary,
+    ZeroDivision,
+    average_precision,
+    fit_thresholds,
+    thresholded_metrics,
+)
 
 __all__ = [
     "EmptyClass",
     "Reduction",
+    "ThresholdedMetrics",
+    "ThresholdedSummary",
     "Unknown",
+    "ZeroDivision",
     "asymmetric_loss",
     "average_precision",
     "bce",
     "cross_branch_consistency",
     "distribution_balanced_loss",
+    "fit_thresholds",
     "focal_loss",
     "logit_compensated_bce",
     "multi_focal_modifier_loss",
     "reflective_label_correction",
+    "thresholded_metrics",
 ]

@@ -1,0 +1,501 @@
+"""Thresholded metrics and fitted thresholds against scikit-learn and a literal ML-GCN code."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from sklearn.metrics import precision_recall_fscore_support
+
+from ltml import average_precision, fit_thresholds, mAPMeter, thresholded_metrics
+from test_metrics import _free_port, oracle
+
+SUMMARY = ("OP", "OR", "OF1", "CP", "CR", "CF1", "mean_f1")
+
+
+def quiet(fn, *args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kw)
+
+
+# --- oracles ----------------------------------------------------------------------------------
+
+
+def predictions(scores, threshold, top_k=None):
+    """Literal rule, one image at a time: score >= threshold, and among the k highest."""
+    n, c = scores.shape
+    thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (c,))
+    pred = np.zeros((n, c), dtype=bool)
+    for i in range(n):
+        kth = sorted(scores[i].tolist(), reverse=True)[top_k - 1] if top_k else -math.inf
+        for k in range(c):
+            pred[i, k] = scores[i, k] >= thr[k] and scores[i, k] >= kth
+    return pred
+
+
+def mlgcn(scores, targets, threshold, top_k=None):
+    """ML-GCN's evaluation, transcribed (Np = 0 replaced by 1), unknown labels left out.
+
+    CP / CR / CF1 over the classes with a positive (ML-GCN's code assumes every class has one).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    pred = predictions(scores, threshold, top_k)
+    c = scores.shape[1]
+    Nc, Np, Ng = np.zeros(c), np.zeros(c), np.zeros(c)
+    for k in range(c):
+        known = targets[:, k] >= 0
+        t, p = targets[known, k], pred[known, k]
+        Ng[k] = np.sum(t == 1)
+        Np[k] = np.sum(p)
+        Nc[k] = np.sum((t == 1) * p)
+    # ML-GCN's code sums Np after the replacement, which lowers OP by one false "prediction"
+    # per class never predicted; ltml follows the definition (ΣNc / ΣNp) and so does this line.
+    OP = np.sum(Nc) / np.sum(Np) if np.sum(Np) else 0.0
+    Np[Np == 0] = 1
+    OR = np.sum(Nc) / np.sum(Ng)
+    OF1 = (2 * OP * OR) / (OP + OR) if OP + OR else 0.0
+    kept = Ng > 0
+    CP = np.sum(Nc[kept] / Np[kept]) / kept.sum()
+    CR = np.sum(Nc[kept] / Ng[kept]) / kept.sum()
+    CF1 = (2 * CP * CR) / (CP + CR) if CP + CR else 0.0
+    return {"OP": OP, "OR": OR, "OF1": OF1, "CP": CP, "CR": CR, "CF1": CF1}
+
+
+def sklearn_per_class(scores, targets, threshold, top_k, zero_division):
+    """Per-class precision / recall / F1 from scikit-learn over each class's known labels.
+
+    A class with no positive gets ltml's ``empty_class="zero"`` values (recall and F1 0;
+    scikit-learn would give them ``zero_division``, or fail when no label is known).
+    """
+    pred = predictions(np.asarray(scores, dtype=np.float64), threshold, top_k)
+    rows = []
+    for k in range(scores.shape[1]):
+        known = targets[:, k] >= 0
+        y, p = targets[known, k], pred[known, k].astype(int)
+        if (y == 1).any():
+            rows.append(
+                precision_recall_fscore_support(
+                    y, p, average="binary", zero_division=zero_division
+                )[:3]
+            )
+        else:
+            rows.append((0.0 if p.any() else zero_division, 0.0, 0.0))
+    return np.array(rows, dtype=np.float64).reshape(-1, 3).T
+
+
+def sklearn_micro(scores, targets, threshold, top_k, zero_division):
+    """OP / OR / OF1: scikit-learn's binary scores over every known (image, class) pair."""
+    pred = predictions(np.asarray(scores, dtype=np.float64), threshold, top_k)
+    known = targets >= 0
+    return precision_recall_fscore_support(
+        targets[known], pred[known].astype(int), average="binary", zero_division=zero_division
+    )[:3]
+
+
+@st.composite
+def problems(draw, max_n=30, max_c=6):
+    n = draw(st.integers(1, max_n))
+    c = draw(st.integers(1, max_c))
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.float16]))
+    # Few distinct values around 0 make ties, and ties at the threshold, common.
+    values = draw(
+        st.sampled_from(
+            [
+                st.integers(-2, 2).map(lambda v: v / 2),
+                st.floats(-4, 4, allow_nan=False, width=16),
+            ]
+        )
+    )
+    scores = draw(hnp.arrays(dtype, (n, c), elements=values))
+    targets = draw(hnp.arrays(np.int64, (n, c), elements=st.integers(-1, 1)))
+    if draw(st.booleans()):
+        threshold = float(draw(st.sampled_from([-0.5, 0.0, 0.5])))
+    else:
+        threshold = np.array(draw(st.lists(values, min_size=c, max_size=c)), dtype=np.float64)
+    top_k = draw(st.one_of(st.none(), st.integers(1, c)))
+    return scores, targets, threshold, top_k
+
+
+# --- agreement with the oracles -----------------------------------------------------------------
+
+
+@given(problems(), st.sampled_from(["zero", "one", "nan"]))
+@settings(max_examples=120, deadline=None)
+def test_matches_sklearn_per_class_and_micro(problem, zero_division):
+    scores, targets, threshold, top_k = problem
+    sk_zero = {"zero": 0.0, "one": 1.0, "nan": np.nan}[zero_division]
+    m = quiet(
+        thresholded_metrics,
+        scores,
+        targets,
+        threshold=threshold,
+        top_k=top_k,
+        zero_division=zero_division,
+        empty_class="zero",  # scikit-learn's convention for classes without positive
+    )
+    p, r, f = quiet(sklearn_per_class, scores, targets, threshold, top_k, sk_zero)
+    np.testing.assert_allclose(m.precision.numpy(), p, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(m.recall.numpy(), r, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(m.f1.numpy(), f, atol=1e-12, rtol=0)
+    expected_mean_f1 = np.nanmean(f) if not np.isnan(f).all() else np.nan
+    np.testing.assert_allclose(m.mean_f1, expected_mean_f1, atol=1e-12, rtol=0)
+    if (targets == 1).any():
+        op, or_, of1 = quiet(sklearn_micro, scores, targets, threshold, top_k, sk_zero)
+        np.testing.assert_allclose([m.OP, m.OR, m.OF1], [op, or_, of1], atol=1e-12, rtol=0)
+    else:
+        assert m.OR == 0.0
+
+
+@given(problems())
+@settings(max_examples=120, deadline=None)
+def test_matches_literal_mlgcn(problem):
+    scores, targets, threshold, top_k = problem
+    has_positive = ((targets == 1).sum(0) > 0).any()
+    m = quiet(thresholded_metrics, scores, targets, threshold=threshold, top_k=top_k)
+    if not has_positive:
+        assert np.isnan([m.CP, m.CR, m.OR]).all()
+        return
+    expected = quiet(mlgcn, scores, targets, threshold, top_k)
+    for name, value in expected.items():
+        np.testing.assert_allclose(getattr(m, name), value, atol=1e-12, rtol=0, err_msg=name)
+
+
+def test_sklearn_multilabel_averages_without_unknown_labels():
+    rng = np.random.default_rng(0)
+    targets = (rng.random((200, 7)) < 0.3).astype(int)
+    targets[0] = 1  # every class has a positive
+    scores = rng.standard_normal((200, 7)) + targets
+    m = thresholded_metrics(scores, targets, threshold=0.0)
+    pred = (scores >= 0).astype(int)
+    micro = precision_recall_fscore_support(targets, pred, average="micro", zero_division=0)
+    macro = precision_recall_fscore_support(targets, pred, average="macro", zero_division=0)
+    np.testing.assert_allclose([m.OP, m.OR, m.OF1], micro[:3], atol=1e-12, rtol=0)
+    np.testing.assert_allclose([m.CP, m.CR, m.mean_f1], macro[:3], atol=1e-12, rtol=0)
+    # CF1 is the harmonic mean of CP and CR; scikit-learn's macro F1 is the mean of F1s.
+    cf1 = 2 * macro[0] * macro[1] / (macro[0] + macro[1])
+    np.testing.assert_allclose(m.CF1, cf1, atol=1e-12, rtol=0)
+    assert m.mean_f1 < m.CF1
+
+
+@pytest.mark.parametrize(
+    ("scores", "targets", "threshold", "expected"),
+    [
+        # N = 1; a score exactly at the threshold is a positive prediction
+        ([[0.0, -1.0]], [[1, 0]], 0.0, {"OP": 1.0, "OR": 1.0, "CP": 1.0, "CR": 1.0}),
+        # all scores equal: everything predicted
+        ([[0.3], [0.3], [0.3], [0.3]], [[1], [0], [0], [1]], 0.0, {"OP": 0.5, "OR": 1.0}),
+        # nothing predicted: precision 0 (zero_division="zero"), F1 0
+        ([[-1.0], [-2.0]], [[1], [0]], 0.0, {"OP": 0.0, "OR": 0.0, "OF1": 0.0, "CF1": 0.0}),
+        # an unknown label is neither a correct nor a wrong prediction
+        ([[1.0], [1.0], [-1.0]], [[1], [-1], [1]], 0.0, {"OP": 1.0, "OR": 0.5}),
+    ],
+)
+def test_edge_cases(scores, targets, threshold, expected):
+    m = quiet(thresholded_metrics, torch.tensor(scores), torch.tensor(targets), threshold=threshold)
+    for name, value in expected.items():
+        np.testing.assert_allclose(getattr(m, name), value, atol=1e-12, rtol=0, err_msg=name)
+
+
+def test_empty_classes_are_nan_and_left_out_with_one_warning():
+    scores = torch.tensor([[1.0, 1.0, -1.0], [-1.0, 1.0, 1.0]])
+    targets = torch.tensor([[1, 0, -1], [0, 0, -1]])
+    with pytest.warns(UserWarning, match=r"2 class\(es\) have no positive target \(classes 1, 2\)"):
+        m = thresholded_metrics(scores, targets, threshold=0.0)
+    assert m.num_empty == 2
+    assert torch.isnan(m.precision[1:]).all()
+    assert torch.isnan(m.recall[1:]).all()
+    assert (m.CP, m.CR, m.CF1, m.mean_f1) == (1.0, 1.0, 1.0, 1.0)
+    np.testing.assert_allclose(m.OP, 1 / 3)  # the empty class's false positives still count
+    with pytest.warns(UserWarning, match="reported as 0"):
+        zero = thresholded_metrics(scores, targets, threshold=0.0, empty_class="zero")
+    np.testing.assert_allclose(zero.CR, 1 / 3)
+
+
+def test_top_k_keeps_ties_and_equals_no_rule_at_k_equals_c():
+    scores = torch.tensor([[2.0, 1.0, 1.0, -1.0]])
+    targets = torch.tensor([[0, 1, 1, 0]])
+    m = quiet(thresholded_metrics, scores, targets, threshold=0.0, top_k=2)
+    assert m.OR == 1.0  # both tied at second place are kept
+    a = quiet(thresholded_metrics, scores, targets, threshold=0.0, top_k=4)
+    b = quiet(thresholded_metrics, scores, targets, threshold=0.0)
+    assert a.as_dict() | {"top_k": None} == b.as_dict()
+
+
+# --- invariances: what calibration changes -------------------------------------------------------
+
+
+def test_per_class_increasing_map_keeps_ap_and_moves_thresholded_metrics():
+    rng = np.random.default_rng(5)
+    targets = (rng.random((300, 6)) < 0.3).astype(int)
+    targets[0] = 1
+    logits = rng.standard_normal((300, 6)) + targets
+    scale, shift = rng.uniform(0.5, 2.0, 6), rng.uniform(-1.0, 1.0, 6)
+    moved = logits * scale + shift  # e.g. LWS, tau-norm, logit adjustment for a sigmoid head
+    np.testing.assert_allclose(
+        average_precision(moved, targets).numpy(),
+        average_precision(logits, targets).numpy(),
+        atol=1e-12,
+    )
+    before = thresholded_metrics(logits, targets, threshold=0.0)
+    after = thresholded_metrics(moved, targets, threshold=0.0)
+    assert (before.CF1, before.OF1) != (after.CF1, after.OF1)
+    assert before.CF1 != after.CF1
+    # A common positive scale keeps every threshold-0 decision.
+    scaled = thresholded_metrics(logits * 3.7, targets, threshold=0.0, top_k=3)
+    assert (
+        scaled.as_dict() == thresholded_metrics(logits, targets, threshold=0.0, top_k=3).as_dict()
+    )
+
+
+# --- fitted thresholds -------------------------------------------------------------------------
+
+
+def brute_force_thresholds(scores, targets):
+    """Per class, every distinct known score as threshold; the highest of the best F1."""
+    scores = np.asarray(scores, dtype=np.float64)
+    out, best_f1 = [], []
+    for k in range(scores.shape[1]):
+        known = targets[:, k] >= 0
+        s, y = scores[known, k], targets[known, k]
+        if not (y == 1).any():
+            out.append(math.inf)
+            best_f1.append(math.nan)
+            continue
+        best = (-1.0, None)
+        for t in sorted(set(s.tolist()), reverse=True):
+            pred = s >= t
+            f1 = 2 * np.sum(pred & (y == 1)) / (np.sum(pred) + np.sum(y == 1))
+            if f1 > best[0]:
+                best = (f1, t)
+        out.append(best[1])
+        best_f1.append(best[0])
+    return np.array(out), np.array(best_f1)
+
+
+@given(problems(max_n=40))
+@settings(max_examples=120, deadline=None)
+def test_fit_thresholds_matches_brute_force(problem):
+    scores, targets, _, _ = problem
+    fitted = quiet(fit_thresholds, scores, targets)
+    expected, best_f1 = brute_force_thresholds(scores, targets)
+    np.testing.assert_array_equal(fitted.numpy(), expected)
+    m = quiet(thresholded_metrics, scores, targets, threshold=fitted)
+    np.testing.assert_allclose(m.f1.numpy(), best_f1, atol=1e-12)
+
+
+def test_fit_thresholds_warns_for_classes_without_positive():
+    with pytest.warns(UserWarning, match=r"1 class\(es\) have no positive target \(classes 1\)"):
+        thr = fit_thresholds(torch.tensor([[0.3, 0.2]]), torch.tensor([[1, 0]]))
+    assert thr.tolist() == [pytest.approx(0.3), math.inf]
+    m = thresholded_metrics(torch.tensor([[0.3, 0.2]]), torch.tensor([[1, 1]]), threshold=thr)
+    saved = json.loads(json.dumps(m.as_dict(), allow_nan=False))
+    assert [float(x) for x in saved["threshold"]] == thr.tolist()
+
+
+# --- the meter -----------------------------------------------------------------------------------
+
+
+@given(data=st.data(), problem=problems(max_n=40))
+@settings(max_examples=60, deadline=None)
+def test_meter_equals_functions_for_any_batch_split(data, problem):
+    scores, targets, threshold, top_k = problem
+    n, c = scores.shape
+    groups = {"first": [0], "all": list(range(c))}
+    meter = mAPMeter(c, groups=groups, threshold=threshold, top_k=top_k)
+    val = mAPMeter(c)
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=4)))
+    for lo, hi in zip([0, *cuts], [*cuts, n], strict=True):
+        meter.update(scores[lo:hi], targets[lo:hi])
+        val.update(scores[lo:hi], targets[lo:hi])
+    result = quiet(meter.compute)
+    expected = quiet(thresholded_metrics, scores, targets, threshold=threshold)
+    assert result.thresholded.as_dict() | {"groups": {}} == expected.as_dict()
+    for name in SUMMARY:
+        np.testing.assert_equal(
+            getattr(result.thresholded.groups["all"], name), getattr(expected, name)
+        )
+    first_threshold = threshold if np.ndim(threshold) == 0 else threshold[:1]
+    first = quiet(thresholded_metrics, scores[:, :1], targets[:, :1], threshold=first_threshold)
+    for name in SUMMARY:
+        got = getattr(result.thresholded.groups["first"], name)
+        np.testing.assert_equal(got, getattr(first, name))
+    if top_k is None:
+        assert result.topk is None
+    else:
+        top = quiet(thresholded_metrics, scores, targets, threshold=threshold, top_k=top_k)
+        assert result.topk.as_dict() | {"groups": {}} == top.as_dict()
+    fitted = quiet(val.fit_thresholds).numpy()
+    np.testing.assert_array_equal(fitted, quiet(fit_thresholds, scores, targets).numpy())
+
+
+def test_meter_needs_to_be_told_what_the_scores_are():
+    scores = torch.tensor([[0.9, 0.2], [0.4, 0.7]])
+    targets = torch.tensor([[1, 0], [0, 1]])
+    plain = mAPMeter(2)
+    plain.update(scores, targets)
+    assert plain.compute().thresholded is None  # no threshold guessed from the values
+    probs = mAPMeter(2, scores="probs", top_k=1)
+    probs.update(scores, targets)
+    result = probs.compute()
+    assert result.thresholded.threshold.tolist() == [0.5, 0.5]
+    assert result.thresholded.CF1 == 1.0
+    assert str(result) == "mAP 100.00  CF1 100.00  OF1 100.00  CF1@1 100.00  OF1@1 100.00"
+    logits = mAPMeter(2, scores="logits")
+    logits.update(scores, targets)
+    assert logits.compute().thresholded.OP == 0.5  # every positive score passes 0
+    text = json.dumps(result.as_dict(), allow_nan=False)
+    assert json.loads(text)["thresholded"]["CF1"] == 1.0
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"threshold": [0.0, 0.5]}, ValueError, r"`threshold` .* one value per class \(3\), got 2"),
+        ({"threshold": [0.0, math.nan, 0.0]}, ValueError, "`threshold` must not be NaN, got 1"),
+        ({"threshold": math.nan}, ValueError, "`threshold` must not be NaN"),
+        ({"threshold": np.zeros((3, 1))}, TypeError, r"`threshold` must be .* got \(3, 1\)"),
+        ({"threshold": "0.5"}, TypeError, "`threshold` must be a number .* got str"),
+        ({"threshold": True}, TypeError, "`threshold` must be a number .* got booleans"),
+        ({"threshold": 0.0, "top_k": 0}, ValueError, r"`top_k` must be an integer .*, got 0"),
+        ({"threshold": 0.0, "top_k": 4}, ValueError, r"`top_k` .* got 4"),
+        ({"threshold": 0.0, "top_k": 2.0}, TypeError, r"`top_k` must be an integer, got"),
+        ({"threshold": 0.0, "zero_division": 0}, ValueError, "`zero_division` must be"),
+        ({"threshold": 0.0, "empty_class": "skip"}, ValueError, "`empty_class` must be"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    scores, targets = torch.zeros(2, 3), torch.ones(2, 3)
+    with pytest.raises(error, match=match):
+        thresholded_metrics(scores, targets, **kwargs)
+    meter_kwargs = {k: v for k, v in kwargs.items() if k != "threshold"} | {
+        "threshold": kwargs["threshold"]
+    }
+    with pytest.raises(error, match=match):
+        mAPMeter(3, **meter_kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"scores": "probabilities"}, "`scores` must be one of None, 'logits', 'probs'"),
+        ({"top_k": 2}, "`top_k` needs a threshold"),
+    ],
+)
+def test_meter_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mAPMeter(3, **kwargs)
+
+
+def test_probs_meter_rejects_logits_and_stores_nothing():
+    meter = mAPMeter(2, scores="probs")
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\] .* got values in \[-1, 2\]"):
+        meter.update(torch.tensor([[2.0, -1.0]]), torch.tensor([[1, 0]]))
+    assert meter.num_samples == 0
+
+
+def test_fit_thresholds_rejects_bad_input():
+    with pytest.raises(ValueError, match="`metric` must be one of 'f1', got str 'ap'"):
+        fit_thresholds(torch.zeros(2, 2), torch.zeros(2, 2), metric="ap")
+    with pytest.raises(ValueError, match="`scores` must be finite"):
+        fit_thresholds(torch.tensor([[math.nan]]), torch.zeros(1, 1))
+
+
+# --- DDP: what each process stored, whatever it is -------------------------------------------
+
+
+def _meter():
+    return mAPMeter(3, groups={"first": [0]}, scores="logits", top_k=2)
+
+
+def _evaluate(meter):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return meter.compute().as_dict(), meter.fit_thresholds().tolist()
+
+
+def _ddp_worker(rank, world, port, cases, queue):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        for case, shares in cases.items():  # one process group for every case: spawns are slow
+            meter = _meter()
+            for scores, targets in shares[rank]:
+                meter.update(scores, targets)
+            queue.put((case, rank, *_evaluate(meter)))
+    finally:
+        dist.destroy_process_group()
+
+
+def _batches(rng, n, dtype):
+    if dtype is None:  # a process that stored nothing
+        return []
+    scores = torch.from_numpy(rng.integers(-3, 3, (n, 3)).astype(np.float32)).to(dtype)
+    targets = torch.from_numpy(rng.integers(-1, 2, (n, 3)))
+    return [(scores[i : i + 5], targets[i : i + 5]) for i in range(0, n, 5)]
+
+
+def test_ddp_gathers_whatever_each_process_stored():
+    rng = np.random.default_rng(6)
+    dtypes = {
+        "different dtypes": (torch.float16, torch.float64),
+        "bfloat16 and an empty process": (torch.bfloat16, None),
+        "all empty": (None, None),
+    }
+    cases = {
+        case: [_batches(rng, 17 + 9 * r, d) for r, d in enumerate(pair)]
+        for case, pair in dtypes.items()
+    }
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = _free_port()
+    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, port, cases, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=180) for _ in range(2 * len(cases))]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert len(results) == 2 * len(cases)
+    for case, shares in cases.items():
+        single = _meter()
+        for share in shares:
+            for scores, targets in share:
+                single.update(scores, targets)
+        expected, expected_thresholds = _evaluate(single)
+        for got_case, _, got, thresholds in results:
+            if got_case == case:
+                assert got == expected, case
+                assert thresholds == expected_thresholds, case
+        if case == "all empty":
+            assert expected["map"] is None
+            assert expected["thresholded"]["OR"] is None
+        else:
+            scores = torch.cat([s.double() for share in shares for s, _ in share])
+            targets = torch.cat([t for share in shares for _, t in share])
+            assert expected["ap"] == pytest.approx(
+                oracle(scores.numpy(), targets.numpy()), nan_ok=True
+            )
+
+
+def test_scores_that_require_grad_are_accepted():
+    logits = torch.tensor([[1.0, -1.0], [-0.5, 2.0], [0.5, 0.1]], requires_grad=True)
+    targets = torch.tensor([[1, 0], [0, 1], [1, 1]])
+    plain = logits.detach()
+    assert torch.equal(average_precision(logits, targets), average_precision(plain, targets))
+    assert torch.equal(fit_thresholds(logits, targets), fit_thresholds(plain, targets))
+    got = thresholded_metrics(logits, targets, threshold=0.0, top_k=1).as_dict()
+    assert got == thresholded_metrics(plain, targets, threshold=0.0, top_k=1).as_dict()
