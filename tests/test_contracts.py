@@ -623,7 +623,12 @@ case(
     bad_choice(None, "logits", "probs"),
     lambda v: ltml.mAPMeter(C, scores=v),
 )
-case(ltml.mAPMeter, "top_k", bad_int(1, C), lambda v: ltml.mAPMeter(C, threshold=0.0, top_k=v))
+case(
+    ltml.mAPMeter,
+    "top_k",
+    bad_int(1, C).filter(lambda v: v is not None),  # None: no top-k metrics, valid
+    lambda v: ltml.mAPMeter(C, threshold=0.0, top_k=v),
+)
 case(
     ltml.mAPMeter,
     "zero_division",

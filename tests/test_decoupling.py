@@ -402,7 +402,7 @@ def _bad_calls():
         (lambda: ltml.tau_normalize(nn.Conv1d(1, 1, 1)), TypeError, "must be an nn.Linear"),
         (lambda: ltml.logit_adjust(x, [1, 2], 6, tau=-1), ValueError, r"`tau` must be a"),
         (lambda: ltml.logit_adjust(x, [1, 2], 6), ValueError, "must have 3 entries"),
-        (lambda: ltml.logit_adjust(x, [1, 2, 9], 6), ValueError, "cannot exceed num_samples=6"),
+        (lambda: ltml.logit_adjust(x, [1, 2, 9], 6), ValueError, "cannot exceed num_images=6"),
         (
             lambda: ltml.learn_weight_scaling(nn.Linear(3, 4), x, y),
             ValueError,

@@ -404,7 +404,7 @@ def test_probs_meter_rejects_logits_and_stores_nothing():
     meter = mAPMeter(2, scores="probs")
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\] .* got values in \[-1, 2\]"):
         meter.update(torch.tensor([[2.0, -1.0]]), torch.tensor([[1, 0]]))
-    assert meter.num_samples == 0
+    assert meter.num_stored == 0
 
 
 def test_fit_thresholds_rejects_bad_input():
