@@ -60,6 +60,8 @@ def test_deterministic_from_seed(split):
 def test_images_and_getitem(test_set):
     assert test_set.images.shape == (1000, 3, 32, 32)
     assert test_set.images.dtype == torch.float32
+    assert test_set.labels.dtype == torch.int64
+    assert make_demo("train", max_count=20).labels.dtype == torch.int64
     assert float(test_set.images.min()) >= 0.0
     assert float(test_set.images.max()) <= 1.0
     image, label = test_set[3]
@@ -199,3 +201,15 @@ def test_long_tailed_labels_respect_room(room, max_count):
     assert labels.sum(0).tolist() == quotas.tolist()
     assert int(labels.sum(1).max()) <= room
     assert int(labels.sum(1).min()) >= 1
+
+
+def test_each_glyph_has_its_own_colour():
+    # Noise-free, a cell's three channels are colour_c * tile with colour_c uniform in [0.5, 1]:
+    # channel ratios lie in [0.5, 2] and vary from cell to cell.
+    data = make_demo("test", num_test=60, noise=0.0)
+    cells = data.images.unfold(2, 16, 16).unfold(3, 16, 16).flatten(4).amax(4)  # N, 3, G, G
+    peaks = cells.permute(0, 2, 3, 1).reshape(-1, 3)
+    peaks = peaks[peaks.amax(1) > 0]
+    ratios = peaks[:, 0] / peaks[:, 1]
+    assert bool(((ratios >= 0.5 - 1e-6) & (ratios <= 2 + 1e-6)).all())
+    assert float(ratios.std()) > 0.1
