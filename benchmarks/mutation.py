@@ -134,6 +134,7 @@ def mutate(name: str, max_children: int, equivalents: dict[tuple[str, str], str]
     """Run one module's mutants; print its score; return its unexplained survivors."""
     target, tests = MODULES[name]
     workdir = _prepare(name, target, tests)
+    print(f"{name}: mutating {target} against {', '.join(tests)} in {workdir} ...", flush=True)
     start = time.perf_counter()
     _mutmut(workdir, "run", "--max-children", str(max_children))
     took = time.perf_counter() - start
