@@ -277,6 +277,14 @@ def test_result_as_dict_and_str():
     assert str(result) == "mAP 50.00  head 50.00  tail nan"
 
 
+def test_meter_repr():
+    meter = mAPMeter(3, groups={"head": [0], "tail": [1, 2]}, empty_class="zero")
+    meter.update(torch.zeros(2, 3), torch.ones(2, 3))
+    assert repr(meter) == (
+        "mAPMeter(num_classes=3, groups={'head': 1, 'tail': 2}, empty_class='zero', num_samples=2)"
+    )
+
+
 # --- bad input ---------------------------------------------------------------------------------
 
 
