@@ -1,4 +1,6 @@
 import builtins
+import functools
+import itertools
 
 import numpy as np
 import pytest
@@ -58,6 +60,8 @@ def test_deterministic_from_seed(split):
 def test_images_and_getitem(test_set):
     assert test_set.images.shape == (1000, 3, 32, 32)
     assert test_set.images.dtype == torch.float32
+    assert test_set.labels.dtype == torch.int64
+    assert make_demo("train", max_count=20).labels.dtype == torch.int64
     assert float(test_set.images.min()) >= 0.0
     assert float(test_set.images.max()) <= 1.0
     image, label = test_set[3]
@@ -85,23 +89,71 @@ def test_digits_drawn_in_labelled_cells(grid, cell, noise):
     assert agree > 0.95
 
 
-def test_default_glyphs_are_upscaled_digits():
-    # noise-free, one digit per image: the drawn cell is colour * the 2x bilinear upscaled tile,
-    # the other cells are 0; oracle: torch's interpolate of the load_digits image
+@functools.cache
+def _templates(cell):
+    """Every load_digits image upscaled to the cell (the oracle: torch's bilinear interpolate),
+    as unit vectors, with its digit."""
     from sklearn.datasets import load_digits
 
-    test_set = make_demo("test", num_test=20, noise=0.0)
-    tiles = torch.from_numpy(load_digits().images / 16.0).float()[test_set.source_indices]
-    big = torch.nn.functional.interpolate(tiles[:, None], scale_factor=2, mode="bilinear")[:, 0]
-    for image, k in zip(test_set.images, test_set.labels.sum(1), strict=True):
-        if k != 1:
-            continue
-        grey = image[0].unfold(0, 16, 16).unfold(1, 16, 16).reshape(4, 16, 16)
-        drawn = grey[grey.amax(dim=(1, 2)) > 0]
-        assert len(drawn) == 1
-        ratio = drawn[0].flatten() / drawn[0].max()
-        candidates = big.flatten(1) / big.flatten(1).amax(1, keepdim=True)
-        assert bool(((candidates - ratio).abs().amax(1) < 1e-5).any())
+    bunch = load_digits()
+    tiles = torch.from_numpy(bunch.images / 16.0).float()[:, None]
+    big = torch.nn.functional.interpolate(tiles, size=(cell, cell), mode="bilinear")[:, 0]
+    flat = big.flatten(1)
+    return flat / flat.norm(dim=1, keepdim=True), torch.from_numpy(bunch.target)
+
+
+def _read_cells(images, cell, ink):
+    """Per image, the (nearest template, cosine similarity) of each cell with ink in it."""
+    templates, _ = _templates(cell)
+    cells = images.mean(1).unfold(1, cell, cell).unfold(2, cell, cell).flatten(3).flatten(1, 2)
+    inked = cells.amax(2) > ink  # (N, G * G)
+    x = cells[inked]
+    best = ((x / x.norm(dim=1, keepdim=True)) @ templates.T).max(1)
+    per_image = inked.sum(1).tolist()
+    pairs = list(zip(best.indices.tolist(), best.values.tolist(), strict=True))
+    starts = np.cumsum([0, *per_image])
+    return [pairs[a:b] for a, b in itertools.pairwise(starts)]
+
+
+def _halves():
+    """The documented source split: per digit, the first half of its images in library order."""
+    from sklearn.datasets import load_digits
+
+    target = load_digits().target
+    train, test = set(), set()
+    for d in range(10):
+        idx = np.flatnonzero(target == d)
+        train |= set(idx[: len(idx) // 2].tolist())
+        test |= set(idx[len(idx) // 2 :].tolist())
+    return {"train": train, "test": test}
+
+
+@pytest.mark.parametrize(
+    ("split", "grid", "cell"), [("train", 2, 16), ("test", 2, 16), ("test", 3, 8)]
+)
+def test_each_glyph_is_its_labelled_digit(split, grid, cell):
+    # Noise-free, each inked cell is colour * one upscaled load_digits tile: its nearest
+    # template is that very tile (similarity 1), whose digit must be one the image is labelled
+    # with, every labelled digit drawn once, from the split's own half of the tiles.
+    kwargs = {"max_count": 30} if split == "train" else {"num_test": 60}
+    data = make_demo(split, grid=grid, cell=cell, noise=0.0, **kwargs)
+    _, digit_of = _templates(cell)
+    allowed = _halves()[split]
+    for found, labels in zip(_read_cells(data.images, cell, 0.0), data.labels, strict=True):
+        assert all(similarity > 1 - 1e-5 for _, similarity in found)
+        drawn = sorted(int(digit_of[tile]) for tile, _ in found)
+        assert drawn == torch.nonzero(labels).flatten().tolist()
+        assert {tile for tile, _ in found} <= allowed
+
+
+def test_glyphs_are_readable_through_the_noise(test_set):
+    # With the default noise, nearest-template reading still recovers the labelled digits.
+    _, digit_of = _templates(16)
+    found = _read_cells(test_set.images[:300], 16, 0.45)
+    read = [sorted(int(digit_of[tile]) for tile, _ in cells) for cells in found]
+    truth = [torch.nonzero(row).flatten().tolist() for row in test_set.labels[:300]]
+    agree = np.mean([r == t for r, t in zip(read, truth, strict=True)])
+    assert agree > 0.97
 
 
 @pytest.mark.parametrize("grid", [2, 3])
@@ -151,3 +203,15 @@ def test_long_tailed_labels_respect_room(room, max_count):
     assert labels.sum(0).tolist() == quotas.tolist()
     assert int(labels.sum(1).max()) <= room
     assert int(labels.sum(1).min()) >= 1
+
+
+def test_each_glyph_has_its_own_colour():
+    # Noise-free, a cell's three channels are colour_c * tile with colour_c uniform in [0.5, 1]:
+    # channel ratios lie in [0.5, 2] and vary from cell to cell.
+    data = make_demo("test", num_test=60, noise=0.0)
+    cells = data.images.unfold(2, 16, 16).unfold(3, 16, 16).flatten(4).amax(4)  # N, 3, G, G
+    peaks = cells.permute(0, 2, 3, 1).reshape(-1, 3)
+    peaks = peaks[peaks.amax(1) > 0]
+    ratios = peaks[:, 0] / peaks[:, 1]
+    assert bool(((ratios >= 0.5 - 1e-6) & (ratios <= 2 + 1e-6)).all())
+    assert float(ratios.std()) > 0.1

@@ -277,6 +277,22 @@ def test_result_as_dict_and_str():
     assert str(result) == "mAP 50.00  head 50.00  tail nan"
 
 
+def test_meter_keeps_its_own_copy_of_int8_targets():
+    targets = torch.tensor([[1], [0]], dtype=torch.int8)  # already the stored dtype
+    meter = mAPMeter(1)
+    meter.update(torch.tensor([[0.9], [0.1]]), targets)
+    targets[:] = torch.tensor([[0], [1]], dtype=torch.int8)  # the caller reuses its buffer
+    assert meter.compute().map == 1.0
+
+
+def test_meter_repr():
+    meter = mAPMeter(3, groups={"head": [0], "tail": [1, 2]}, empty_class="zero")
+    meter.update(torch.zeros(2, 3), torch.ones(2, 3))
+    assert repr(meter) == (
+        "mAPMeter(num_classes=3, groups={'head': 1, 'tail': 2}, empty_class='zero', num_samples=2)"
+    )
+
+
 # --- bad input ---------------------------------------------------------------------------------
 
 

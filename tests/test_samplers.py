@@ -206,6 +206,91 @@ def test_cycle_structure(voc_lt: tuple[np.ndarray, dict], per_class: int, n: int
             assert np.isin(chunk, members).all()
 
 
+# ------------------------------------------------------------------- order and structure
+#
+# Single-label data, so that each drawn image tells which class was drawn.
+
+
+def _single_label(counts: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of images in class blocks (``counts[k]`` images of class ``k``) and their classes."""
+    classes = np.repeat(np.arange(len(counts)), counts)
+    return np.eye(len(counts), dtype=np.int64)[classes], classes
+
+
+LONG_TAIL = [40, 25, 12, 9, 6, 5, 4, 3]
+
+
+@pytest.mark.parametrize("power", [0.0, 1.0])
+def test_random_mode_draws_are_independent_in_order(power: float) -> None:
+    # I.i.d. draws: two consecutive draws share a class with probability sum_k P(k)^2, so a batch
+    # mixes classes as the sampling law says, however the draws were produced.
+    labels, classes = _single_label(LONG_TAIL)
+    n = 20_000
+    drawn = classes[list(ClassAwareSampler(labels, n, power=power, seed=3))]
+    p_class = np.asarray(LONG_TAIL, dtype=np.float64) ** power
+    p_class /= p_class.sum()
+    same = p_class @ p_class
+    observed = (drawn[1:] == drawn[:-1]).mean()
+    # The n - 1 pair indicators are 1-dependent; var < 3 * same / (n - 1) bounds their mean's.
+    assert abs(observed - same) < Z_MAX * math.sqrt(3 * same / (n - 1))
+    # ... and no class is drawn in long runs: the longest run is that of i.i.d. draws.
+    run_ends = np.flatnonzero(np.diff(drawn)) + 1
+    longest = np.diff(np.concatenate([[0], run_ends, [n]])).max()
+    assert longest < math.log(n * 1e5) / math.log(1 / p_class.max())
+
+
+@pytest.mark.parametrize("per_class", [1, 2, 5])
+def test_cycle_visits_take_images_per_class_consecutive_draws(per_class: int) -> None:
+    labels, classes = _single_label(LONG_TAIL)
+    num_classes, n = len(LONG_TAIL), 7 * len(LONG_TAIL) * per_class + 3
+    sampler = ClassAwareSampler(labels, n, mode="cycle", images_per_class=per_class, seed=1)
+    drawn = np.array(list(sampler))
+    assert drawn.size == n
+    drawn_class = classes[drawn]
+    visits = drawn_class[::per_class]
+    # A visit is `per_class` consecutive draws of one class (the last visit may be cut short).
+    np.testing.assert_array_equal(drawn_class, np.repeat(visits, per_class)[:n])
+    # Visits run in passes over all classes, each pass a permutation, and the passes differ.
+    full = visits.size // num_classes * num_classes
+    passes = visits[:full].reshape(-1, num_classes)
+    np.testing.assert_array_equal(np.sort(passes, axis=1), np.tile(np.arange(num_classes), (7, 1)))
+    assert len({tuple(p) for p in passes}) > 1
+
+
+def _class_streams(drawn: np.ndarray, classes: np.ndarray) -> list[np.ndarray]:
+    return [drawn[classes[drawn] == k] for k in range(classes.max() + 1)]
+
+
+def test_cycle_class_streams_are_fresh_permutations() -> None:
+    counts = [12, 12, 12, 7, 5]
+    labels, classes = _single_label(counts)
+    first = np.cumsum([0, *counts[:-1]])  # each class's first image index
+    sampler = ClassAwareSampler(labels, 600, mode="cycle", seed=5)
+    epochs = []
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        streams = _class_streams(np.array(list(sampler)), classes)
+        for k, stream in enumerate(streams):
+            # Pass after pass through the class's images, each pass a permutation of them.
+            passes = stream[: stream.size // counts[k] * counts[k]].reshape(-1, counts[k])
+            members = np.arange(first[k], first[k] + counts[k])
+            np.testing.assert_array_equal(
+                np.sort(passes, axis=1), np.broadcast_to(members, passes.shape)
+            )
+            # Shuffled, not in index order, and reshuffled at every pass (a correct sampler
+            # fails either with probability about 1 / 12!).
+            if counts[k] == 12:
+                assert not (np.diff(passes[0]) > 0).all()
+                assert len({tuple(p) for p in passes}) == len(passes)
+        epochs.append(streams)
+    # The three classes of 12 images are not walked in one shared order ...
+    orders = {tuple(np.argsort(s[:12])) for s in epochs[0][:3]}
+    assert len(orders) == 3
+    # ... and each epoch walks them anew.
+    for k in range(3):
+        assert not np.array_equal(epochs[0][k][:12], epochs[1][k][:12])
+
+
 # --------------------------------------------------------------------------- determinism
 
 

@@ -1,0 +1,186 @@
+"""Mutation testing of the core modules with mutmut: the score per module and the survivors.
+
+    python benchmarks/mutation.py                    # every module, one after the other
+    python benchmarks/mutation.py samplers heads     # some modules
+    python benchmarks/mutation.py --max-children 1   # parallel mutants (default 2)
+
+Each module is mutated in its own scratch copy of the repository (``build/mutation/<module>``,
+kept so that ``mutmut show NAME`` / ``mutmut browse`` can be run there afterwards), and each
+mutant runs only that module's test file(s), without the ``slow``-marked tests. Error messages
+(``raise`` statements and ``warnings.warn``) are not mutated: wrapping a message in ``XX`` keeps
+every ``match=`` regex matching, so those mutants measure nothing.
+
+A surviving mutant is either a gap in the tests (write the test that kills it) or equivalent:
+no input can tell it from the original. Equivalent mutants are listed, each with one line of why,
+in ``mutation_equivalents.txt`` beside this script, by function and mutated line (not by mutmut's
+number, which moves as the code changes). The script prints the score per module and every
+survivor not in that list, and exits with status 1 if there is one. It is slow (minutes per
+module on two cores), so it is not part of the test suite or CI: run it after changing a module
+or its tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EQUIVALENTS = Path(__file__).with_name("mutation_equivalents.txt")
+
+# module -> (file to mutate, its tests)
+MODULES = {
+    "samplers": ("src/ltml/samplers.py", ["tests/test_samplers.py"]),
+    "functional.metrics": ("src/ltml/functional/metrics.py", ["tests/test_metrics.py"]),
+    "functional.losses": ("src/ltml/functional/losses.py", ["tests/test_losses.py"]),
+    "heads": ("src/ltml/heads.py", ["tests/test_heads.py"]),
+    "metrics": ("src/ltml/metrics.py", ["tests/test_metrics.py"]),
+    "data.demo": ("src/ltml/data/demo.py", ["tests/test_data_demo.py"]),
+}
+
+MUTMUT_CONFIG = """
+[tool.mutmut]
+source_paths = ["src"]
+only_mutate = ["{target}"]
+pytest_add_cli_args_test_selection = {tests}
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not slow"]
+do_not_mutate_patterns = ['^\\s*raise\\b', '^\\s*warnings\\.warn\\(']
+process_isolation = "forkserver"  # torch is not fork-safe once the tests have run in a process
+"""
+
+
+def _mutmut(workdir: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "mutmut", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        command = " ".join(args)
+        raise RuntimeError(f"mutmut {command} failed in {workdir}:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def _prepare(name: str, target: str, tests: list[str]) -> Path:
+    """Copy src/, tests/ and pyproject.toml to a scratch folder set to mutate ``target`` only."""
+    workdir = ROOT / "build" / "mutation" / name
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    shutil.copytree(ROOT / "src", workdir / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "tests", workdir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    # The doctests stay in the normal suite: here only the module's test files judge a mutant.
+    pyproject = pyproject.replace('testpaths = ["src/ltml", "tests"]', 'testpaths = ["tests"]')
+    pyproject = pyproject.replace(" --doctest-modules", "")
+    quoted = "[" + ", ".join(f'"{t}"' for t in tests) + "]"
+    (workdir / "pyproject.toml").write_text(
+        pyproject + MUTMUT_CONFIG.format(target=target, tests=quoted)
+    )
+    return workdir
+
+
+def _function(mutant: str) -> str:
+    """Name the function of a mutant.
+
+    ``ltml.samplers.xǁClassAwareSamplerǁ__iter____mutmut_3`` is a mutant of
+    ``ltml.samplers.ClassAwareSampler.__iter__``.
+    """
+    module, _, mangled = mutant.rsplit("__mutmut_", 1)[0].rpartition(".")
+    if mangled.startswith("xǁ"):
+        cls, method = mangled[2:].split("ǁ", 1)
+        return f"{module}.{cls}.{method}"
+    return f"{module}.{mangled.removeprefix('x_')}"
+
+
+def _mutated_lines(workdir: Path, mutant: str) -> str:
+    diff = _mutmut(workdir, "show", mutant).splitlines()
+    return "\n".join(
+        line[1:].strip() for line in diff if line.startswith("+") and not line.startswith("+++")
+    )
+
+
+def load_equivalents(path: Path = EQUIVALENTS) -> dict[tuple[str, str], str]:
+    """Read the list of equivalent mutants as ``(function, mutated lines) -> why``.
+
+    An entry is a function's name on its own line, the mutated line(s) as mutmut shows them,
+    each indented and starting with ``+``, then an indented ``why:`` line; ``#`` starts a comment.
+    """
+    entries: dict[tuple[str, str], str] = {}
+    function, lines = "", []
+    for raw in path.read_text().splitlines():
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        if not raw[0].isspace():
+            function, lines = text, []
+        elif text.startswith("+"):
+            lines.append(text[1:].strip())
+        elif text.startswith("why:"):
+            entries[(function, "\n".join(lines))] = text[4:].strip()
+            lines = []
+        else:
+            raise ValueError(f"{path}: cannot read the line {raw!r}")
+    return entries
+
+
+def mutate(name: str, max_children: int, equivalents: dict[tuple[str, str], str]) -> list[str]:
+    """Run one module's mutants; print its score; return its unexplained survivors."""
+    target, tests = MODULES[name]
+    workdir = _prepare(name, target, tests)
+    print(f"{name}: mutating {target} against {', '.join(tests)} in {workdir} ...", flush=True)
+    start = time.perf_counter()
+    _mutmut(workdir, "run", "--max-children", str(max_children))
+    took = time.perf_counter() - start
+    status: dict[str, str] = {}
+    for line in _mutmut(workdir, "results", "--all", "true").splitlines():
+        match = re.fullmatch(r"\s*(\S+): (.+)", line)
+        if match:
+            status[match[1]] = match[2]
+    # A mutant that makes the tests hang (timeout) is caught too.
+    survivors = [m for m, s in status.items() if s not in ("killed", "timeout")]
+    equivalent, unexplained = 0, []
+    for mutant in survivors:
+        key = (_function(mutant), _mutated_lines(workdir, mutant))
+        if status[mutant] == "survived" and key in equivalents:
+            equivalent += 1
+        else:
+            unexplained.append(f"{mutant} ({status[mutant]}) {key[0]}:\n    + {key[1]}")
+    killed = len(status) - len(survivors)
+    score = killed / max(len(status) - equivalent, 1)
+    print(
+        f"{name:<20} {len(status):5d} mutants {killed:5d} killed {equivalent:4d} equivalent "
+        f"{len(unexplained):4d} other   score {100 * score:5.1f}%   {took / 60:4.1f} min",
+        flush=True,
+    )
+    return unexplained
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
+    parser.add_argument("--max-children", type=int, default=2, help="mutants run in parallel")
+    args = parser.parse_args()
+    unknown = set(args.modules) - set(MODULES)
+    if unknown:
+        parser.error(f"unknown modules {sorted(unknown)}; choose from {', '.join(MODULES)}")
+    # The tests find the shared label matrices relative to the repository; the copies are not.
+    os.environ.setdefault("LTML_SHARED_DATA", str(ROOT.parent / "shared" / "data"))
+    equivalents = load_equivalents()
+    unexplained = []
+    for name in args.modules or MODULES:
+        unexplained += mutate(name, args.max_children, equivalents)
+    if unexplained:
+        print("\nSurvivors (kill them with a test, or list them as equivalent):")
+        print("\n".join(unexplained))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
