@@ -1,0 +1,42 @@
+"""``python -m ltml``: the environment report users paste into a bug report."""
+
+import subprocess
+import sys
+
+import torch
+import torchvision
+
+import ltml
+
+
+def _run(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "ltml", *args], capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+def test_version_alone():
+    assert _run("--version").strip() == ltml.__version__
+
+
+def test_report_names_versions_devices_and_extras():
+    lines = _run().splitlines()
+    assert lines[0] == f"ltml-components {ltml.__version__}"
+    fields = {line.split()[0]: line for line in lines if line and not line.startswith(" ")}
+    assert torch.__version__ in fields["torch"]
+    assert torchvision.__version__ in fields["torchvision"]
+    assert ("not available" in fields["cuda"]) != torch.cuda.is_available()
+    extras = {line.split()[0]: line for line in lines if line.startswith("  ")}
+    import sklearn
+
+    assert sklearn.__version__ in extras["scikit-learn"]
+    assert set(extras) >= {"tqdm", "matplotlib", "torchmetrics", "mkdocs-material"}
+
+
+def test_unknown_flag_is_an_error():
+    result = subprocess.run(
+        [sys.executable, "-m", "ltml", "--bogus"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "unrecognized arguments: --bogus" in result.stderr
