@@ -30,7 +30,11 @@ import typing_extensions
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "build" / "docs-screenshots"
-KEY_PAGES = {"getting-started": "getting-started/", "concepts": "concepts/", "losses": "api/losses/"}
+KEY_PAGES = {
+    "getting-started": "getting-started/",
+    "concepts": "concepts/",
+    "losses": "api/losses/",
+}
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
 CHROMIUM_FLAGS = [
     "--headless",
@@ -105,7 +109,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def report(site):
     """What each page shows once rendered, from one Chromium run over all pages."""
-    dom = _chromium("--virtual-time-budget=600000", "--dump-dom", site + "__probe__.html", timeout=300)
+    dom = _chromium(
+        "--virtual-time-budget=600000", "--dump-dom", site + "__probe__.html", timeout=300
+    )
     found = re.search(r'<pre id="report">(.*?)</pre>', dom, re.DOTALL)
     assert found, f"the probe page did not report:\n{dom[-2000:]}"
     import html
@@ -141,7 +147,9 @@ def test_page_renders_offline(report, url):
     assert not page["unrendered_math"], f"formulas not typeset: {page['unrendered_math']}"
     assert not page["math_errors"], f"formulas KaTeX cannot typeset: {page['math_errors']}"
     assert not page["unrendered_diagrams"], f"diagrams shown as code: {page['unrendered_diagrams']}"
-    raw = re.findall(r".{0,30}(?:\\[()\[\]]|\$\$|\\[A-Za-z]{2,}|:math:|\.\. math::).{0,30}", page["prose"])
+    raw = re.findall(
+        r".{0,30}(?:\\[()\[\]]|\$\$|\\[A-Za-z]{2,}|:math:|\.\. math::).{0,30}", page["prose"]
+    )
     assert not raw, f"raw TeX in the page's text: {raw}"
     assert not [i for i in page["images"] if not i["loaded"]], f"images not shown: {page['images']}"
 

@@ -116,7 +116,16 @@ def _agree_with_code(obj: griffe.Object) -> None:
     """Show the signature's defaults and the written types in the parsed docstring sections."""
     assert obj.docstring is not None
     written = _written_types(obj.docstring)
-    parameters = obj.parameters if isinstance(obj, griffe.Class | griffe.Function) else None
+    # The defaults of an overloaded function's public forms are those of its overloads.
+    forms: list[griffe.Class | griffe.Function] = []
+    if isinstance(obj, griffe.Function):
+        forms = obj.overloads or [obj]
+    elif isinstance(obj, griffe.Class):
+        forms = [obj]
+    defaults: dict[str, str | griffe.Expr | None] = {}
+    for form in forms:
+        for parameter in form.parameters:
+            defaults.setdefault(parameter.name, parameter.default)
     for section in obj.docstring.parsed:
         if not isinstance(section.value, list):
             continue
@@ -125,16 +134,12 @@ def _agree_with_code(obj: griffe.Object) -> None:
                 continue
             if isinstance(item.annotation, griffe.Expr):
                 item.annotation = written.get(str(item.annotation), item.annotation)
-            if (
-                isinstance(item, griffe.DocstringParameter)
-                and parameters is not None
-                and item.name in parameters
-            ):
-                item.value = parameters[item.name].default
+            if isinstance(item, griffe.DocstringParameter) and item.name in defaults:
+                item.value = defaults[item.name]
 
 
 def _public_bases(cls: griffe.Class) -> list[str | griffe.Expr]:
-    """The bases of ``cls``, each private one replaced by its own (public) bases."""
+    """Return the bases of ``cls``, each private one replaced by its own (public) bases."""
     bases: list[str | griffe.Expr] = []
     for base in cls.bases:
         name = base.canonical_path if isinstance(base, griffe.Expr) else base

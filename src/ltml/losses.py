@@ -386,8 +386,8 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
 
     **The degenerate direction.** Positives see only :math:`(\sigma^p, \mu^p)` and negatives only
     :math:`(\sigma^n, \mu^n)`, so the loss can fall without any better logits: :math:`\mu^p`
-    up and :math:`\mu^n` down lower both terms without bound. With fixed logits (tests,
-    ``test_unguarded_compensation_drifts``), gradient descent on the compensation alone moves
+    up and :math:`\mu^n` down lower both terms without bound. With the logits held fixed,
+    gradient descent on the compensation alone moves
     every :math:`\mu^p` up, every :math:`\mu^n` down, :math:`\sigma^n` up and :math:`\sigma^p`
     down; where most positive logits are negative (as early in training), :math:`\sigma^p`
     crosses 0, which inverts the scores of the positives and reverses the gradient sent to the
