@@ -20,10 +20,9 @@ function prose(win) {
   return text;
 }
 
-// The documented object a rendered element belongs to: its heading's id (e.g. "ltml.BCE").
-function owner(element) {
-  const object = element.closest(".doc-object");
-  const heading = object && object.querySelector(":scope > .doc-heading");
+// The id of a documented object's heading, its path on the site (e.g. "ltml.BCE").
+function identifier(object) {
+  const heading = object.querySelector(":scope > .doc-heading");
   return heading ? heading.id : null;
 }
 
@@ -32,8 +31,8 @@ function mine(object, selector) {
 }
 
 function apiObjects(doc) {
-  return [...doc.querySelectorAll(".doc-object")].filter(owner).map((object) => ({
-    id: owner(object.querySelector(":scope > .doc-heading")),
+  return [...doc.querySelectorAll(".doc-object")].filter(identifier).map((object) => ({
+    id: identifier(object),
     signatures: mine(object, ".doc-signature").map((e) => e.innerText),
     bases: mine(object, ".doc-class-bases").map((e) => e.innerText),
     // Rows of the tables with a Default column (Parameters, Other Parameters).
@@ -93,6 +92,12 @@ async function probe(url, frame) {
       .getEntriesByType("resource")
       .map((e) => e.name)
       .filter((name) => new URL(name).host !== location.host),
+    headings: doc.querySelectorAll(".md-content h1").length,
+    // Source lines starting with "- " or "1. " that Markdown kept inside a paragraph: a list
+    // written without the blank line before it.
+    lists_in_paragraphs: [...doc.querySelectorAll(".md-content p")]
+      .filter((p) => /\n\s*([-*+]|\d+\.)\s/.test(p.textContent))
+      .map((p) => p.textContent.slice(0, 80)),
     api: apiObjects(doc),
     overflowing: overflowing(doc),
     images: images(doc),

@@ -165,6 +165,18 @@ def test_page_text_reads_as_typeset(report, url):
 
 
 @pytest.mark.parametrize("url", PAGES)
+def test_page_layout(report, url):
+    page = _page(report, url)
+    assert page["headings"] == 1, f"{page['headings']} top-level headings"
+    assert not page["lists_in_paragraphs"], (
+        f"lists shown as a paragraph (no blank line before them): {page['lists_in_paragraphs']}"
+    )
+    # Figures are drawn for the column (docs/make_figures.py): shrunk, their text is unreadable.
+    shrunk = [i["src"] for i in page["images"] if i["scale"] < 0.8]
+    assert not shrunk, f"figures shrunk to under 80% of their size: {shrunk}"
+
+
+@pytest.mark.parametrize("url", PAGES)
 def test_nothing_is_cut_off(report, url):
     page = _page(report, url)
     assert not page["overflowing"], "wider than the column:\n" + "\n".join(page["overflowing"])
