@@ -158,11 +158,23 @@ def _objects(obj: griffe.Object) -> Iterator[griffe.Object]:
             yield from _objects(member)  # type: ignore[arg-type]
 
 
+def _double_quotes(function: griffe.Function) -> None:
+    """Write string defaults as the code does, ``"mean"``: griffe gives them as ``'mean'``."""
+    for form in [function, *(function.overloads or [])]:
+        for parameter in form.parameters:
+            default = parameter.default
+            if isinstance(default, str) and re.fullmatch(r"'[^'\"\\]*'", default):
+                parameter.default = f'"{default[1:-1]}"'
+
+
 class RSTDocstrings(griffe.Extension):
     """Prepare every docstring of the documented package for the site once it is loaded."""
 
     def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader, **kwargs: Any) -> None:
-        """Rewrite each docstring, fix its parsed sections and the classes' bases."""
+        """Rewrite each docstring, fix its parsed sections, the defaults' quotes and the bases."""
+        for obj in _objects(pkg):
+            if isinstance(obj, griffe.Function):
+                _double_quotes(obj)
         for obj in _objects(pkg):
             if obj.docstring is not None:
                 obj.docstring.value = to_markdown(obj.docstring.value, _resolver(obj, loader))
