@@ -6,8 +6,9 @@ Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-prec
 
 __version__ = "0.1.0.dev0"
 
-from . import data, functional, heads, losses, samplers
+from . import backbones, data, functional, heads, losses, mixup, samplers
 from ._stats import class_counts, class_groups
+from .backbones import split_dual_branch
 from .functional import average_precision
 from .heads import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
 from .losses import (
@@ -22,6 +23,7 @@ from .losses import (
     WeightedBCE,
 )
 from .metrics import MAPResult, mAPMeter
+from .mixup import MixedBatch, mix_batch
 from .samplers import ClassAwareSampler, PairedDataset, PairedSampler
 
 __all__ = [
@@ -37,11 +39,13 @@ __all__ = [
     "LTMLLossOutput",
     "LogitCompensatedBCE",
     "MAPResult",
+    "MixedBatch",
     "PairedDataset",
     "PairedSampler",
     "WeightedBCE",
     "__version__",
     "average_precision",
+    "backbones",
     "class_counts",
     "class_groups",
     "data",
@@ -49,7 +53,10 @@ __all__ = [
     "heads",
     "losses",
     "mAPMeter",
+    "mix_batch",
+    "mixup",
     "paired_forward",
     "resnet_dual_branch",
     "samplers",
+    "split_dual_branch",
 ]

@@ -66,8 +66,11 @@ def check_finite(x: Tensor, name: str) -> None:
         raise ValueError(f"`{name}` must be finite, got {nan} NaN and {inf} infinite value(s)")
 
 
-def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True) -> None:
-    """Check that ``y`` holds only 0 / 1 (and -1 = unknown when ``allow_unknown``)."""
+def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True, soft: bool = False) -> None:
+    """Check that ``y`` holds only 0 / 1 (and -1 = unknown when ``allow_unknown``).
+
+    With ``soft``, any value in [0, 1] is a target too (mixed or smoothed labels).
+    """
     if y.dtype == torch.bool or y.numel() == 0:
         return
     low = -1 if allow_unknown else 0
@@ -76,15 +79,16 @@ def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True) -> None:
         lo, hi = torch.aminmax(y)
         if lo >= low and hi <= 1:
             return
-    allowed = (-1, 0, 1) if allow_unknown else (0, 1)
-    bad = (y != 0) & (y != 1)
+    bad = ((y < 0) | (y > 1)) if soft else ((y != 0) & (y != 1))
     if allow_unknown:
         bad &= y != -1
     if bool(bad.any()):
         seen = torch.unique(y[bad])
         shown = ", ".join(f"{v:g}" for v in seen[:5].tolist())
+        allowed = (-1, 0, 1) if allow_unknown else (0, 1)
+        expected = ("{-1} ∪ [0, 1]" if allow_unknown else "[0, 1]") if soft else str(set(allowed))
         raise ValueError(
-            f"`{name}` must contain only values in {set(allowed)}, got {shown}"
+            f"`{name}` must contain only values in {expected}, got {shown}"
             + (" (and more)" if seen.numel() > 5 else "")
         )
 

@@ -1,0 +1,172 @@
+"""Tests of ltml.backbones: any backbone split into a trunk and a two-branch head.
+
+The reference is the unsplit model: in eval mode, ``branch(trunk(x))`` must equal the input of
+the model's own classifier (captured with a forward hook), bit for bit.
+"""
+
+import pytest
+import torch
+from torch import nn
+from torchvision import models
+
+import ltml
+from ltml import split_dual_branch
+
+
+def _classifier_input(model: nn.Module, classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    seen = []
+    handle = classifier.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+# (constructor, where the branch starts, its classifier, input size, feature width)
+TORCHVISION = {
+    "resnet18": (models.resnet18, "layer4", "fc", 64, 512),
+    "convnext_tiny": (models.convnext_tiny, "features.7", "classifier.2", 64, 768),
+    "efficientnet_b0": (models.efficientnet_b0, "features.7", "classifier.1", 64, 1280),
+    "swin_t": (models.swin_t, "features.7", "head", 64, 768),
+    "vit_b_16": (models.vit_b_16, "encoder.layers.encoder_layer_11", "heads.head", 224, 768),
+}
+
+
+@pytest.mark.parametrize("name", list(TORCHVISION))
+def test_trunk_and_branch_reproduce_the_models_features(name):
+    ctor, at, classifier, size, width = TORCHVISION[name]
+    torch.manual_seed(0)
+    model = ctor(weights=None).eval()
+    x = torch.randn(2, 3, size, size)
+    expected = _classifier_input(model, model.get_submodule(classifier), x)
+
+    trunk, head = split_dual_branch(model, at, num_classes=7)
+    head.eval()
+    with torch.no_grad():
+        feat = trunk(x)
+        for branch in (head.branch_u, head.branch_r):
+            assert torch.equal(branch.features(feat), expected)
+        logits = head(feat)
+    assert head.branch_u.classifier.in_features == width == expected.shape[1]
+    assert logits.shape == (2, 7)
+
+
+def test_trunk_shares_the_models_modules_and_branches_are_independent_copies():
+    model = models.resnet18(weights=None)
+    trunk, head = split_dual_branch(model, "layer4", num_classes=3)
+    assert trunk.get_submodule("layer3.0.conv1") is model.layer3[0].conv1  # shared, not copied
+    params_u = dict(head.branch_u.named_parameters())
+    for name, p in head.branch_r.named_parameters():
+        assert p.data_ptr() != params_u[name].data_ptr()
+        assert torch.equal(p, params_u[name])
+    model_params = {p.data_ptr() for p in model.layer4.parameters()}
+    assert not model_params & {p.data_ptr() for p in head.parameters()}
+    assert "fc" not in dict(head.named_modules())  # the model's classifier is left out
+
+
+def test_training_step_reaches_trunk_and_both_branches():
+    torch.manual_seed(0)
+    trunk, head = split_dual_branch(models.resnet18(weights=None), "layer4", num_classes=4)
+    x_u, x_r = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+    out = head(*ltml.paired_forward(trunk, x_u, x_r))
+    sum(t.sum() for t in out).backward()
+    for module in (trunk, head.branch_u, head.branch_r):
+        assert all(p.grad is not None for p in module.parameters())
+
+
+def test_same_result_as_resnet_dual_branch():
+    torch.manual_seed(0)
+    model = models.resnet18(weights=None).eval()
+    trunk_a, head_a = ltml.resnet_dual_branch(model, num_classes=5)
+    trunk_b, head_b = split_dual_branch(model, "layer4", num_classes=5)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        a = head_a.branch_u.features(trunk_a(x)).mean(dim=(2, 3))
+        b = head_b.branch_u.features(trunk_b(x))
+    assert torch.equal(a, b)
+
+
+def test_model_without_classifier_measures_width_with_a_dry_run():
+    model = models.resnet18(weights=None)
+    model.fc = nn.Identity()
+    trunk, head = split_dual_branch(
+        model, "layer4", num_classes=2, example_input=torch.zeros(1, 3, 32, 32)
+    )
+    assert head.branch_u.classifier.in_features == 512
+    # the dry run leaves the modes as they were
+    assert model.training
+    assert trunk.training
+
+
+def test_unknown_module_name_lists_the_available_ones():
+    with pytest.raises(
+        ValueError, match=r"`at` must name a module of `model`, got 'layer5'.*'layer4'"
+    ):
+        split_dual_branch(models.resnet18(weights=None), "layer5", num_classes=2)
+
+
+def test_module_called_twice_is_refused():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = nn.Conv2d(3, 3, 1)
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(self.block(self.block(x)).mean(dim=(2, 3)))
+
+    with pytest.raises(ValueError, match="called 2 times"):
+        split_dual_branch(Twice(), "block", num_classes=2)
+
+
+def test_skip_connection_over_the_cut_is_refused():
+    class Skip(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 1)
+            self.block = nn.Conv2d(4, 4, 1)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = self.stem(x)
+            return self.fc((self.block(torch.relu(h)) + h).mean(dim=(2, 3)))
+
+    with pytest.raises(
+        ValueError, match=r"also needs the trunk's intermediate result\(s\) \['stem'\]"
+    ):
+        split_dual_branch(Skip(), "block", num_classes=2)
+
+
+def test_untraceable_model_is_a_clear_type_error():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = nn.Linear(3, 3)
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            if x.sum() > 0:  # data-dependent control flow: fx cannot trace it
+                x = -x
+            return self.fc(self.block(x))
+
+    with pytest.raises(TypeError, match=r"`model` \(Branchy\) does not trace with torch.fx"):
+        split_dual_branch(Branchy(), "block", num_classes=2)
+
+
+def test_not_a_module():
+    with pytest.raises(TypeError, match=r"`model` must be an nn\.Module, got str"):
+        split_dual_branch("resnet", "layer4", num_classes=2)
+
+
+@pytest.mark.parametrize(("name", "at"), [("resnet18", "layer4"), ("tresnet_m", "body.layer4")])
+def test_timm_model(name, at):
+    timm = pytest.importorskip("timm", reason="timm is not installed (pip install timm)")
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, num_classes=10).eval()
+    x = torch.randn(2, 3, 64, 64)
+    expected = _classifier_input(model, model.get_classifier(), x)
+    trunk, head = split_dual_branch(model, at, num_classes=3)
+    with torch.no_grad():
+        assert torch.equal(head.eval().branch_u.features(trunk(x)), expected)
