@@ -180,4 +180,7 @@ class RSTDocstrings(griffe.Extension):
                 obj.docstring.value = to_markdown(obj.docstring.value, _resolver(obj, loader))
                 _agree_with_code(obj)
             if isinstance(obj, griffe.Class) and not obj.name.startswith("_"):
+                # Members inherited through a private base are kept once the base is not shown.
+                for name, member in obj.inherited_members.items():
+                    obj.members[name] = member
                 obj.bases = _public_bases(obj)
