@@ -118,8 +118,10 @@ def test_train_rows_fit_the_grid(grid):
         ({"max_count": 0}, "`max_count`"),
         ({"num_test": 0}, "`num_test`"),
         ({"noise": -1.0}, "`noise`"),
-        ({"grid": 1}, "`grid` must be at least 2"),
-        ({"cell": 0}, "`cell` positive"),
+        ({"grid": 1}, "`grid` must be an integer >= 2"),
+        ({"cell": 0}, "`cell` must be an integer >= 1"),
+        ({"noise": float("nan")}, "`noise` must be a finite real number >= 0, got nan"),
+        ({"seed": -1}, "`seed` must be an integer >= 0"),
     ],
 )
 def test_bad_arguments(kwargs, match):

@@ -55,12 +55,18 @@ def test_pareto_quotas_literal_transcription():
         ((0, 10), "num_classes"),
         ((3, 0), "max_count"),
         ((3, 10, 0.0), "shape"),
-        ((2.5, 10), "num_classes"),
+        ((3, 10, 1e-3), "`shape` must be large enough"),
+        ((3, 2**60), "`max_count` must be an integer in"),
     ],
 )
 def test_pareto_quotas_rejects_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         pareto_quotas(*args)
+
+
+def test_pareto_quotas_rejects_non_integer_counts():
+    with pytest.raises(TypeError, match=r"`num_classes` must be an integer, got float 2\.5"):
+        pareto_quotas(2.5, 10)
 
 
 def _slow_rank(y):
@@ -120,8 +126,8 @@ def test_make_long_tailed_is_seeded():
     ("labels", "quotas", "match"),
     [
         (np.zeros((4, 2), dtype=np.int64), [1, 2, 3], "one entry per class"),
-        (np.zeros((4, 2), dtype=np.int64), [1, -2], "non-negative integers"),
-        (np.zeros((4, 2), dtype=np.int64), [1.5, 2], "non-negative integers"),
+        (np.zeros((4, 2), dtype=np.int64), [1, -2], "`quotas` must be non-negative counts"),
+        (np.zeros((4, 2), dtype=np.int64), [1.5, 2], "`quotas` must be whole numbers"),
         (np.full((4, 2), 3), [1, 2], "values in"),
         (np.zeros(4, dtype=np.int64), [1], "2-D"),
     ],

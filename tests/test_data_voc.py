@@ -1,3 +1,5 @@
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -134,8 +136,8 @@ def _break(voc_root, what):
         ("xml-malformed", ValueError, r"malformed VOC annotation .*2008_000002\.xml"),
         ("unknown-class", ValueError, r"unknown class 'unicorn' in VOC annotation .*2008_000002"),
         ("no-name", ValueError, r"unknown class '' in VOC annotation .*2008_000002"),
-        ("image-missing", FileNotFoundError, r"1 image\(s\) not found .*2008_000002\.jpg"),
-        ("empty-split", ValueError, r"image list .*trainval\.txt is empty"),
+        ("image-missing", FileNotFoundError, r"1 image\(s\) listed by .*2008_000002\.jpg"),
+        ("empty-split", ValueError, r"image list .*trainval\.txt \(`image_set`\) is empty"),
         ("repeated", ValueError, r"lists id '2008_000002' more than once"),
     ],
 )
@@ -168,7 +170,11 @@ def test_missing_root(tmp_path):
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        (b"\x80\x04\x95\x00", "binary pickle"),
+        (b"\x80\x04\x95\x00", "not UTF-8"),
+        (pickle.dumps(["2008_000023"], protocol=0), "is a pickle"),
+        (pickle.dumps(["2008_000023"], protocol=4), "is a pickle"),
+        (b"\x00" * 16, "control characters"),
+        (b"2008_000023 1\n", "spaces or control characters"),
         (b"\xff\xfe\x00bad", "not UTF-8"),
         (b"  \n\n", "is empty"),
     ],
@@ -185,3 +191,16 @@ def test_read_image_list_plain_text_pkl(tmp_path):
     f = tmp_path / "img_id.pkl"
     f.write_text("554625\n118113\r\n 281534 \n")
     assert read_image_list(f) == ["554625", "118113", "281534"]
+
+
+def test_read_image_list_skips_byte_order_mark(tmp_path):
+    f = tmp_path / "img_id.txt"
+    f.write_bytes("\ufeff2008_000023\n2008_000028\n".encode())
+    assert read_image_list(f) == ["2008_000023", "2008_000028"]
+
+
+def test_read_image_list_bad_paths(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"`path`: image list .* is a directory"):
+        read_image_list(tmp_path)
+    with pytest.raises(TypeError, match=r"`path` must be a path \(str or os.PathLike of str\)"):
+        read_image_list(b"img_id.txt")  # type: ignore[arg-type]

@@ -309,7 +309,7 @@ def test_result_as_dict_and_str():
             torch.zeros(1, 1, dtype=torch.bool),
             torch.zeros(1, 1),
             TypeError,
-            "`scores` must be real",
+            "`scores` must hold real numbers",
         ),
     ],
 )
@@ -335,9 +335,8 @@ def test_meter_rejects_wrong_number_of_classes():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"num_classes": 0}, "`num_classes` must be a positive int, got 0"),
-        ({"num_classes": 2.0}, "`num_classes` must be a positive int"),
-        ({"num_classes": 2, "empty_class": "skip"}, "`empty_class` must be 'nan' or 'zero'"),
+        ({"num_classes": 0}, "`num_classes` must be an integer >= 1, got 0"),
+        ({"num_classes": 2, "empty_class": "skip"}, "`empty_class` must be one of 'nan', 'zero'"),
         (
             {"num_classes": 2, "groups": {"tail": [1, 2]}},
             r"`groups\['tail'\]` .* \[0, 2\), got \[2\]",

@@ -94,9 +94,9 @@ def test_deterministic_from_the_generator():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"alpha": 0.0}, ValueError, r"`alpha` must be > 0\.0, got 0\.0"),
-        ({"alpha": float("nan")}, ValueError, r"`alpha` must be > 0\.0, got nan"),
-        ({"method": "cut"}, ValueError, r"`method` must be 'mixup' or 'cutmix', got 'cut'"),
+        ({"alpha": 0.0}, ValueError, r"`alpha` must be a finite real number > 0, got 0\.0"),
+        ({"alpha": float("nan")}, ValueError, r"`alpha` must be a finite real number > 0, got nan"),
+        ({"method": "cut"}, ValueError, r"`method` must be one of 'mixup', 'cutmix', got str"),
         ({"method": "cutmix"}, ValueError, r"`inputs` must be 4-D \(N, C, H, W\) images"),
     ],
 )

@@ -76,7 +76,10 @@ def test_label_forms_give_the_same_order(voc_lt: tuple[np.ndarray, dict], form: 
         "csr_tensor": tuple(torch.from_numpy(a) for a in _csr_pair(labels)),
     }[form]
     reference = ClassAwareSampler(labels, seed=3)
-    sampler = ClassAwareSampler(as_form, seed=3)
+    if form in ("tensor", "bool"):
+        sampler = ClassAwareSampler(as_form, seed=3)
+    else:
+        sampler = ClassAwareSampler.from_class_lists(as_form, seed=3)
     np.testing.assert_array_equal(sampler.counts, voc_lt[1]["class_freq"])
     assert sampler.num_images == labels.shape[0]
     assert list(sampler) == list(reference)
@@ -95,7 +98,7 @@ def test_unknown_labels_are_not_counted() -> None:
 
 def test_trailing_empty_classes_from_num_classes() -> None:
     with pytest.warns(UserWarning, match=r"2 of 5 classes have no known positive image.*\[3, 4\]"):
-        sampler = ClassAwareSampler([[0], [1, 2], [2]], num_classes=5)
+        sampler = ClassAwareSampler.from_class_lists([[0], [1, 2], [2]], num_classes=5)
     np.testing.assert_array_equal(sampler.counts, [1, 1, 2, 0, 0])
 
 
@@ -420,8 +423,6 @@ def test_empty_class_error_mode() -> None:
     [
         (np.full((5, 3), -1), r"at least one known positive label, got N=5 images and C=3"),
         (np.zeros((0, 4), dtype=np.int64), r"at least one known positive label, got N=0"),
-        ([], r"at least one known positive label, got N=0"),
-        ([[], []], r"at least one known positive label, got N=2 images and C=0"),
         (np.zeros((3, 2)), r"at least one known positive label"),
     ],
 )
@@ -431,15 +432,33 @@ def test_no_positive_at_all(labels: object, match: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("labels", "kwargs", "error", "match"),
+    ("class_lists", "match"),
     [
-        ("abc", {}, TypeError, r"`labels` must be an \(N, C\) ndarray / Tensor, a list"),
-        ({0: [1]}, {}, TypeError, r"got dict"),
-        (np.ones((2, 3, 4)), {}, ValueError, r"`labels` must be 2-D of shape \(N, C\), got 3-D"),
-        (np.array([[0, 2], [1, 0]]), {}, ValueError, r"only values in \{0, 1, -1\}, got 2"),
-        (np.eye(3), {"num_classes": 4}, ValueError, r"must have 4 columns \(num_classes\)"),
-        (np.array([[1], [0]], dtype=object), {}, TypeError, r"dtype object"),
-        ((np.array([0, 1]), np.array([0.5])), {}, TypeError, r"`labels indices` must hold integ"),
+        ([], r"at least one known positive label, got N=0"),
+        ([[], []], r"at least one known positive label, got N=2 images and C=0"),
+    ],
+)
+def test_no_positive_in_class_lists(class_lists: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ClassAwareSampler.from_class_lists(class_lists)
+
+
+def test_nested_lists_are_ambiguous_and_refused() -> None:
+    # A nested list of 0 / 1 rows read as class lists would count classes 0 and 1 in every row.
+    dense = [[1, 0, 1], [0, 1, 0], [1, 0, 0]]
+    with pytest.raises(TypeError, match=r"`labels` must be an \(N, C\) numpy.*from_class_lists"):
+        ClassAwareSampler(dense)
+    assert ClassAwareSampler(np.asarray(dense)).counts.tolist() == [2, 1, 1]
+    with pytest.raises(ValueError, match=r"`class_lists` lists class \d twice"):
+        ClassAwareSampler.from_class_lists(dense)
+
+
+@pytest.mark.parametrize(
+    ("class_lists", "kwargs", "error", "match"),
+    [
+        ("abc", {}, TypeError, r"`class_lists` must be a list of per-image class-index lists"),
+        ([1, 2], {}, TypeError, r"`class_lists` must hold one sequence .* type int"),
+        ((np.array([0, 1]), np.array([0.5])), {}, TypeError, r"`class_lists indices` must hold i"),
         (
             (np.array([1, 2]), np.array([0])),
             {},
@@ -452,32 +471,73 @@ def test_no_positive_at_all(labels: object, match: str) -> None:
         ([[0, -1]], {}, ValueError, r"class indices must be non-negative, got -1"),
         ([[0, 4]], {"num_classes": 3}, ValueError, r"must be < num_classes=3, got 4"),
         ([[0, 2, 2]], {}, ValueError, r"lists class 2 twice for image 0"),
-        ([[0, 1.5]], {}, TypeError, r"`labels` must hold integers, got dtype float64"),
+        ([[0, 1.5]], {}, TypeError, r"`class_lists` must hold integers, got dtype float64"),
+        ([[True]], {}, TypeError, r"`class_lists` must hold integers, got dtype bool"),
+    ],
+)
+def test_bad_class_lists(class_lists: object, kwargs: dict, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        ClassAwareSampler.from_class_lists(class_lists, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("labels", "kwargs", "error", "match"),
+    [
+        ("abc", {}, TypeError, r"`labels` must be an \(N, C\) numpy.ndarray or torch.Tensor"),
+        ({0: [1]}, {}, TypeError, r"got dict"),
+        ([[0, 1]], {}, TypeError, r"got list; .*from_class_lists"),
+        (np.array([[0, 255]], dtype=np.uint8), {}, ValueError, r"got 255 \(an unsigned dtype"),
+        (np.ones((2, 3, 4)), {}, ValueError, r"`labels` must be 2-D of shape \(N, C\), got 3-D"),
+        (np.array([[0, 2], [1, 0]]), {}, ValueError, r"only values in \{0, 1, -1\}, got 2"),
+        (np.eye(3), {"num_classes": 4}, ValueError, r"must have 4 columns \(num_classes\)"),
+        (np.array([[1], [0]], dtype=object), {}, TypeError, r"dtype object"),
         (np.eye(3), {"power": float("nan")}, ValueError, r"`power` must be a finite real number"),
-        (np.eye(3), {"power": "1"}, ValueError, r"`power` must be a finite real number, got '1'"),
+        (np.eye(3), {"power": "1"}, TypeError, r"`power` must be a real number, got str '1'"),
         (np.eye(3), {"mode": "cycle", "power": 0.5}, ValueError, r"`power` must be 0, got 0.5"),
         (np.eye(3), {"mode": "cycle", "power": abs}, ValueError, r"cannot be a schedule"),
-        (
-            np.eye(3),
-            {"mode": "fast"},
-            ValueError,
-            r"`mode` must be 'random' or 'cycle', got 'fast'",
-        ),
+        (np.eye(3), {"mode": "fast"}, ValueError, r"`mode` must be one of 'random', 'cycle', got"),
         (np.eye(3), {"images_per_class": 2}, ValueError, r"applies only to mode='cycle'"),
         (
             np.eye(3),
             {"mode": "cycle", "images_per_class": 0},
             ValueError,
-            r"positive integer, got 0",
+            r"`images_per_class` must be an integer >= 1, got 0",
         ),
-        (np.eye(3), {"empty_classes": "skip"}, ValueError, r"'warn' or 'error', got 'skip'"),
-        (np.eye(3), {"num_samples": 0}, ValueError, r"`num_samples` must be a positive integer or"),
-        (np.eye(3), {"num_samples": 2.5}, ValueError, r"`num_samples` .* got 2.5"),
-        (np.eye(3), {"num_samples": "all"}, ValueError, r"`num_samples` .* got 'all'"),
-        (np.eye(3), {"seed": -1}, ValueError, r"`seed` must be a non-negative integer, got -1"),
-        (np.eye(3), {"num_replicas": 0}, ValueError, r"`num_replicas` must be a positive integer"),
-        (np.eye(3), {"num_replicas": 2, "rank": 2}, ValueError, r"`rank` must be in \[0, .* 1\]"),
-        (np.eye(3), {"rank": -1}, ValueError, r"`rank` must be in \[0, num_replicas - 1 = 0\]"),
+        (
+            np.eye(3),
+            {"empty_classes": "skip"},
+            ValueError,
+            r"one of 'warn', 'error', got str 'skip'",
+        ),
+        (
+            np.eye(3),
+            {"num_samples": 0},
+            ValueError,
+            r"`num_samples` must be an integer >= 1, got 0",
+        ),
+        (
+            np.eye(3),
+            {"num_samples": 2.5},
+            TypeError,
+            r"`num_samples` must be an integer, got float",
+        ),
+        (np.eye(3), {"num_samples": "all"}, ValueError, r"`num_samples` must be one of 'db', got"),
+        (
+            np.eye(3),
+            {"num_samples": True},
+            TypeError,
+            r"`num_samples` must be an integer, got bool",
+        ),
+        (np.eye(3), {"seed": -1}, ValueError, r"`seed` must be an integer >= 0, got -1"),
+        (np.eye(3), {"num_replicas": 0}, ValueError, r"`num_replicas` must be an integer >= 1"),
+        (np.eye(3), {"num_replicas": 2.0}, TypeError, r"`num_replicas` must be an integer, got"),
+        (
+            np.eye(3),
+            {"num_replicas": 2, "rank": 2},
+            ValueError,
+            r"`rank` must be an integer in \[0, 1\]",
+        ),
+        (np.eye(3), {"rank": -1}, ValueError, r"`rank` must be an integer in \[0, 0\], got -1"),
     ],
 )
 def test_bad_sampler_input(labels: object, kwargs: dict, error: type, match: str) -> None:
@@ -487,7 +547,7 @@ def test_bad_sampler_input(labels: object, kwargs: dict, error: type, match: str
 
 def test_bad_epoch_and_scheduled_power() -> None:
     sampler = ClassAwareSampler(np.eye(3), power=lambda e: float("inf"))
-    with pytest.raises(ValueError, match=r"`epoch` must be a non-negative integer, got -1"):
+    with pytest.raises(ValueError, match=r"`epoch` must be an integer >= 0, got -1"):
         sampler.set_epoch(-1)
     with pytest.raises(ValueError, match=r"`power\(epoch\)` must be a finite real number, got inf"):
         list(sampler)
@@ -504,7 +564,7 @@ def test_bad_epoch_and_scheduled_power() -> None:
             SequentialSampler(range(2)),
             {"length": "max"},
             ValueError,
-            r"`length` must be 'balanced', 'uniform' or 'min', got 'max'",
+            r"`length` must be one of 'balanced', 'uniform', 'min', got str 'max'",
         ),
     ],
 )
@@ -517,5 +577,5 @@ def test_bad_paired_input(
 
 def test_paired_bad_epoch() -> None:
     paired = PairedSampler(SequentialSampler(range(2)), SequentialSampler(range(2)))
-    with pytest.raises(ValueError, match=r"`epoch` must be a non-negative integer, got -2"):
+    with pytest.raises(ValueError, match=r"`epoch` must be an integer >= 0, got -2"):
         paired.set_epoch(-2)

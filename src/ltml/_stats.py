@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._validation import as_tensor, check_class_counts, check_labels, check_matrix
+from ._validation import as_counts, as_labels, check_int
 
 GROUP_NAMES = ("head", "medium", "tail")
 
@@ -36,9 +36,7 @@ def class_counts(labels: Any) -> Tensor:
     >>> class_counts(torch.tensor([[1, 0], [1, -1], [0, 1]]))
     tensor([2, 1])
     """
-    y = as_tensor(labels, "labels")
-    check_matrix(y, "labels")
-    check_labels(y, "labels")
+    y = as_labels(labels, "labels")
     return (y == 1).sum(dim=0, dtype=torch.int64)
 
 
@@ -70,13 +68,11 @@ def class_groups(
     >>> class_groups([775, 4, 48, 154])
     {'head': [0, 3], 'medium': [2], 'tail': [1]}
     """
-    c = torch.as_tensor(counts)
-    check_class_counts(c, "counts")
-    low, high = thresholds
-    if not 0 <= low <= high:
-        raise ValueError(
-            f"`thresholds` must be (low, high) with 0 <= low <= high, got {thresholds}"
-        )
+    c = as_counts(counts, "counts")
+    if not isinstance(thresholds, tuple | list) or len(thresholds) != 2:
+        raise TypeError(f"`thresholds` must be a pair (low, high) of integers, got {thresholds!r}")
+    low = check_int(thresholds[0], "thresholds[0]", low=0)
+    high = check_int(thresholds[1], "thresholds[1]", low=low)
     masks = (c >= high, (c >= low) & (c < high), c < low)
     return {
         name: torch.nonzero(m).flatten().tolist()
@@ -86,11 +82,10 @@ def class_groups(
 
 def counts_tensor(class_counts: Any, num_samples: int | None = None) -> Tensor:
     """Return validated per-class counts as a float64 tensor (on their own device)."""
-    counts = torch.as_tensor(class_counts)
-    check_class_counts(counts, "class_counts", num_samples)
-    return counts.to(torch.float64)
+    return as_counts(class_counts, "class_counts", num_samples)
 
 
 def class_prior(class_counts: Any, num_samples: int) -> Tensor:
     """``p_k = n_k / N``, the fraction of training images positive for each class (float32)."""
+    num_samples = check_int(num_samples, "num_samples")
     return (counts_tensor(class_counts, num_samples) / num_samples).to(torch.float32)

@@ -1,32 +1,201 @@
-"""Input checks shared by every part of ltml.
+"""Input contracts shared by every part of ltml: one check per kind of argument, one wording each.
 
-Each check raises with one wording: the argument's name, what was expected and what was seen, so
-that an error from a sampler, a loss or a metric reads the same way.
+Every public entry point checks its arguments with these functions, so that a bad argument gives
+the same error wherever it is passed: a ``TypeError`` for a value of the wrong kind (a string
+for a number, a list where an array is needed), a ``ValueError`` for a value of the right kind
+outside its domain, a ``FileNotFoundError`` for a missing file. Each message names the argument
+(in backticks), says what was expected and what was seen. ``docs/inputs.md`` lists the contracts.
+
+Kinds of argument: integers (counts, sizes, epochs, seeds), real numbers (hyper-parameters,
+probabilities), choices among strings, flags, label matrices, score / logit matrices, per-class
+vectors, per-class counts, class index lists and groups, paths.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+# --------------------------------------------------------------------------------------------------
+# Scalars
+# --------------------------------------------------------------------------------------------------
+
+
+def _seen(value: Any) -> str:
+    """How an error shows the value it got: its type, and its repr when short."""
+    text = repr(value)
+    kind = type(value).__name__
+    return f"{kind} {text}" if len(text) <= 40 else kind
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _is_real(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float | np.floating)
+
+
+def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    def show(v: float) -> str:
+        return str(v) if isinstance(v, int) else f"{v:g}"
+
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{show(low)}, {show(high)}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {show(low)}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {show(high)}"
+    return ""
+
+
+def check_int(value: Any, name: str, *, low: int = 1, high: int | None = None) -> int:
+    """Check for an integer (a Python or numpy int, not a bool or a float) in ``[low, high]``.
+
+    The contract of counts, sizes, epochs and ranks (``low=1`` for positive, ``0`` for
+    non-negative).
+    """
+    if not _is_int(value):
+        raise TypeError(f"`{name}` must be an integer, got {_seen(value)}")
+    v = int(value)
+    if v < low or (high is not None and v > high):
+        raise ValueError(
+            f"`{name}` must be an integer {_interval(low, high, False, False)}, got {v}"
+        )
+    return v
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """Check for a random seed: a non-negative integer (numpy refuses negative seeds)."""
+    return check_int(value, name, low=0)
+
+
+def check_scalar(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Check for a finite real number (not a bool, a string or a tensor) within the bounds."""
+    if not _is_real(value):
+        raise TypeError(f"`{name}` must be a real number, got {_seen(value)}")
+    v = float(value)
+    ok = math.isfinite(v)
+    if low is not None:
+        ok = ok and (v > low if low_open else v >= low)
+    if high is not None:
+        ok = ok and (v < high if high_open else v <= high)
+    if not ok:
+        bounds = _interval(low, high, low_open, high_open)
+        raise ValueError(
+            f"`{name}` must be a finite real number{' ' + bounds if bounds else ''}, got {v}"
+        )
+    return v
+
+
+def check_probability(value: Any, name: str) -> float:
+    """Check for a real number in [0, 1]."""
+    return check_scalar(value, name, low=0.0, high=1.0)
+
+
+def check_choice(value: Any, name: str, choices: Collection[Any]) -> Any:
+    """Check for one of a few allowed values (strings, or None where None is allowed)."""
+    if not any(value is c or (isinstance(value, str) and value == c) for c in choices):
+        shown = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"`{name}` must be one of {shown}, got {_seen(value)}")
+    return value
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Check for a flag: ``True`` or ``False`` (a string such as ``"no"`` would read as true)."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"`{name}` must be True or False, got {_seen(value)}")
+    return bool(value)
+
+
+def check_callable(value: Any, name: str, *, optional: bool = False) -> None:
+    """Check for a callable (a function or a module), or None when ``optional``."""
+    if not (callable(value) or (optional and value is None)):
+        expected = "a callable or None" if optional else "a callable"
+        raise TypeError(f"`{name}` must be {expected}, got {_seen(value)}")
+
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: Any) -> None:
+    """Check a ``reduction`` argument against torch's three values."""
+    check_choice(reduction, "reduction", REDUCTIONS)
+
+
+# --------------------------------------------------------------------------------------------------
+# Arrays: tensors, label matrices, score matrices, per-class vectors, counts
+# --------------------------------------------------------------------------------------------------
+
+# Dtypes every part computes with; others (complex, quantised, float8, wide unsigned) are refused.
+_DTYPES = (
+    torch.bool,
+    torch.uint8,
+    torch.int8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+)
+
+
+def check_tensor(x: Any, name: str) -> Tensor:
+    """Check for a tensor with data (not on the meta device) of a real dtype; return it."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
+    if x.device.type == "meta":
+        raise ValueError(f"`{name}` must hold data, got a tensor on the meta device")
+    if x.dtype not in _DTYPES:
+        raise TypeError(
+            f"`{name}` must hold real numbers (bool, int or float), got dtype {x.dtype}"
+        )
+    return x
+
 
 def as_tensor(x: Any, name: str) -> Tensor:
-    """Return ``x`` as a tensor without copying where possible (numpy arrays share memory)."""
-    if isinstance(x, Tensor):
-        return x
+    """Return a tensor or a numpy array as a tensor, sharing memory where numpy's layout allows.
+
+    Arrays that torch cannot view (big-endian, negative strides, unsigned wider than 8 bits)
+    are copied into an equivalent native array first; object, string and complex arrays are
+    refused.
+    """
     if isinstance(x, np.ndarray):
-        if x.dtype == object:
-            raise TypeError(f"`{name}` must be a numeric array, got an array of dtype object")
-        return torch.from_numpy(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"`{name}` must be a numeric array, got an array of dtype {x.dtype}")
+        if not x.dtype.isnative:
+            x = x.astype(x.dtype.newbyteorder("="))
+        if x.dtype.kind == "u" and x.dtype.itemsize > 1:
+            if x.size and int(x.max()) > np.iinfo(np.int64).max:
+                raise ValueError(f"`{name}` values must fit in int64, got {int(x.max())}")
+            x = x.astype(np.int64)
+        if any(s < 0 for s in x.strides):
+            x = np.ascontiguousarray(x)
+        return check_tensor(torch.from_numpy(x), name)
+    if isinstance(x, Tensor):
+        return check_tensor(x, name)
     raise TypeError(f"`{name}` must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
 
 
 def check_matrix(x: Tensor, name: str, num_classes: int | None = None) -> None:
-    """Check that ``x`` is ``(N, C)``, with ``C == num_classes`` when given."""
+    """Check that ``x`` is ``(N, C)`` with ``C >= 1``, and ``C == num_classes`` when given."""
     if x.ndim != 2:
         raise ValueError(
             f"`{name}` must be 2-D of shape (N, C), got {x.ndim}-D with shape {tuple(x.shape)}"
@@ -34,6 +203,10 @@ def check_matrix(x: Tensor, name: str, num_classes: int | None = None) -> None:
     if num_classes is not None and x.shape[1] != num_classes:
         raise ValueError(
             f"`{name}` must have {num_classes} columns (num_classes), got shape {tuple(x.shape)}"
+        )
+    if x.shape[1] == 0:
+        raise ValueError(
+            f"`{name}` must have at least one column (class), got shape {(x.shape[0], 0)}"
         )
 
 
@@ -54,7 +227,7 @@ def check_floating(x: Tensor, name: str) -> None:
 
 def check_finite(x: Tensor, name: str) -> None:
     """Check that ``x`` holds no NaN or infinity."""
-    if not x.is_floating_point():
+    if not x.is_floating_point() or x.numel() == 0:
         return
     # A NaN or an infinity makes the sum non-finite: one pass and no (N, C) temporary in the
     # common case. Only then (or if a finite sum overflowed) are the bad values counted.
@@ -69,63 +242,196 @@ def check_finite(x: Tensor, name: str) -> None:
 def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True, soft: bool = False) -> None:
     """Check that ``y`` holds only 0 / 1 (and -1 = unknown when ``allow_unknown``).
 
-    With ``soft``, any value in [0, 1] is a target too (mixed or smoothed labels).
+    With ``soft``, any value in [0, 1] is a target too (mixed or smoothed labels). An unsigned
+    dtype cannot hold -1: there, only values in [0, 1] are valid (a -1 cast to ``uint8`` reads
+    255 and is refused, never taken for "unknown").
     """
     if y.dtype == torch.bool or y.numel() == 0:
         return
-    low = -1 if allow_unknown else 0
+    low = -1 if allow_unknown and y.dtype != torch.uint8 else 0
     if not y.is_floating_point():
         # Integers in [low, 1] are valid: one pass, no per-value masks.
         lo, hi = torch.aminmax(y)
         if lo >= low and hi <= 1:
             return
     bad = ((y < 0) | (y > 1)) if soft else ((y != 0) & (y != 1))
-    if allow_unknown:
+    if low == -1:
         bad &= y != -1
     if bool(bad.any()):
         seen = torch.unique(y[bad])
         shown = ", ".join(f"{v:g}" for v in seen[:5].tolist())
-        allowed = (-1, 0, 1) if allow_unknown else (0, 1)
-        expected = ("{-1} ∪ [0, 1]" if allow_unknown else "[0, 1]") if soft else str(set(allowed))
+        hint = (
+            " (an unsigned dtype cannot hold -1: use a signed one)"
+            if y.dtype == torch.uint8
+            else ""
+        )
+        allowed = "{0, 1, -1}" if allow_unknown else "{0, 1}"
+        expected = ("{-1} ∪ [0, 1]" if allow_unknown else "[0, 1]") if soft else allowed
         raise ValueError(
             f"`{name}` must contain only values in {expected}, got {shown}"
             + (" (and more)" if seen.numel() > 5 else "")
+            + hint
         )
 
 
-def check_class_counts(counts: Tensor, name: str, num_samples: int | None = None) -> None:
-    """Check per-class positive counts: 1-D, non-negative, and at most ``num_samples``."""
-    if counts.ndim != 1 or counts.numel() == 0:
+def as_labels(
+    x: Any, name: str, num_classes: int | None = None, *, allow_unknown: bool = True
+) -> Tensor:
+    """Apply the label-matrix contract: an ``(N, C)`` array or tensor of 0 / 1 (-1 = unknown).
+
+    Any real dtype (bool, signed or unsigned integers, floats holding those values); never a
+    nested list, which could be read either as a dense matrix or as per-image class lists.
+    """
+    y = as_tensor(x, name)
+    check_matrix(y, name, num_classes)
+    check_labels(y, name, allow_unknown=allow_unknown)
+    return y
+
+
+def as_scores(x: Any, name: str, num_classes: int | None = None) -> Tensor:
+    """Apply the score-matrix contract: an ``(N, C)`` array or tensor of finite real numbers."""
+    s = as_tensor(x, name)
+    check_matrix(s, name, num_classes)
+    if s.dtype == torch.bool:
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {s.dtype}")
+    check_finite(s, name)
+    return s
+
+
+def as_logits(x: Any, name: str, num_classes: int | None = None) -> Tensor:
+    """Apply the logit contract of the losses: a floating ``(N, C)`` tensor (values apart)."""
+    z = check_tensor(x, name)
+    check_floating(z, name)
+    check_matrix(z, name, num_classes)
+    return z
+
+
+def as_class_vector(x: Any, name: str, num_classes: int | None = None) -> Tensor:
+    """Return a per-class vector of real numbers, shape ``(C,)``, from a tensor, array or sequence.
+
+    Sequences become float64 tensors; tensors are returned as given (gradients kept). Only the
+    form is checked here (no device synchronisation): values are checked where they are stored.
+    """
+    if isinstance(x, Tensor | np.ndarray):
+        t = as_tensor(x, name)
+    elif isinstance(x, Sequence) and not isinstance(x, str | bytes):
+        odd = next((v for v in x if not _is_real(v)), None)
+        if odd is not None:
+            raise TypeError(
+                f"`{name}` must be a sequence of real numbers, got an element {_seen(odd)}"
+            )
+        t = torch.tensor([float(v) for v in x], dtype=torch.float64)
+    else:
+        raise TypeError(
+            f"`{name}` must be a tensor, array or sequence of real numbers, got {_seen(x)}"
+        )
+    if t.dtype == torch.bool:
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {t.dtype}")
+    if t.ndim != 1 or t.numel() == 0:
         raise ValueError(
-            f"`{name}` must be a non-empty 1-D sequence of per-class counts, "
-            f"got shape {tuple(counts.shape)}"
+            f"`{name}` must be a non-empty 1-D vector (one value per class), "
+            f"got shape {tuple(t.shape)}"
         )
+    if num_classes is not None and t.numel() != num_classes:
+        raise ValueError(
+            f"`{name}` must have {num_classes} entries (one per class), got shape {tuple(t.shape)}"
+        )
+    return t
+
+
+def check_class_counts(
+    counts: Tensor, name: str, num_samples: Any = None, total_name: str = "num_samples"
+) -> None:
+    """Check per-class counts: whole, non-negative, and at most the ``total_name`` images."""
     check_finite(counts, name)
     if bool((counts < 0).any()):
-        raise ValueError(f"`{name}` must be non-negative, got {counts.min().item()}")
+        raise ValueError(f"`{name}` must be non-negative counts, got {counts.min().item():g}")
+    if counts.is_floating_point() and bool((counts != counts.round()).any()):
+        odd = counts[counts != counts.round()][0].item()
+        raise ValueError(f"`{name}` must be whole numbers (counts), got {odd:g}")
     if num_samples is not None:
-        if num_samples <= 0:
-            raise ValueError(f"`num_samples` must be positive, got {num_samples}")
-        if bool((counts > num_samples).any()):
+        total = check_int(num_samples, total_name)
+        if bool((counts > total).any()):
             raise ValueError(
-                f"`{name}` cannot exceed num_samples={num_samples}, got {counts.max().item()}"
+                f"`{name}` cannot exceed {total_name}={total}, got {counts.max().item():g}"
             )
 
 
-REDUCTIONS = ("mean", "sum", "none")
+def as_counts(
+    x: Any, name: str, num_samples: Any = None, total_name: str = "num_samples"
+) -> Tensor:
+    """Apply the per-class count contract: ``(C,)`` whole non-negative numbers; as float64."""
+    counts = as_class_vector(x, name)
+    check_class_counts(counts, name, num_samples, total_name)
+    return counts.to(torch.float64)
 
 
-def check_reduction(reduction: str) -> None:
-    """Check a ``reduction`` argument against torch's three values."""
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"`reduction` must be one of {REDUCTIONS}, got {reduction!r}")
+def as_indices(x: Any, name: str, size: int) -> list[int]:
+    """Return distinct integer indices in ``[0, size)`` from a sequence or a 1-D integer array.
+
+    Booleans (a mask would silently become the indices 0 and 1), floats and strings are refused.
+    """
+    if isinstance(x, Tensor | np.ndarray):
+        t = as_tensor(x, name)
+        if t.ndim != 1 or t.is_floating_point() or t.dtype == torch.bool:
+            raise TypeError(
+                f"`{name}` must be a 1-D sequence of integer class indices, "
+                f"got shape {tuple(t.shape)} of dtype {t.dtype}"
+            )
+        values = t.tolist()
+    elif isinstance(x, Sequence) and not isinstance(x, str | bytes):
+        odd = next((v for v in x if not _is_int(v)), None)
+        if odd is not None:
+            raise TypeError(
+                f"`{name}` must be a sequence of integer class indices, got an element {_seen(odd)}"
+            )
+        values = [int(v) for v in x]
+    else:
+        raise TypeError(f"`{name}` must be a sequence of integer class indices, got {_seen(x)}")
+    bad = [i for i in values if not 0 <= i < size]
+    if bad:
+        raise ValueError(f"`{name}` must hold class indices in [0, {size}), got {bad[:5]}")
+    if len(set(values)) != len(values):
+        repeated = next(i for i in values if values.count(i) > 1)
+        raise ValueError(f"`{name}` must list each class once, got class {repeated} more than once")
+    return values
 
 
-def check_scalar(value: float, name: str, *, low: float, low_open: bool = False) -> None:
-    """Check a hyper-parameter against its lower bound (``value > low`` when ``low_open``)."""
-    ok = value > low if low_open else value >= low
-    if not (ok and math.isfinite(value)):
-        raise ValueError(f"`{name}` must be {'>' if low_open else '>='} {low}, got {value}")
+def check_groups(groups: Any, num_classes: int) -> dict[str, list[int]]:
+    """Check named class groups: a mapping of ``str`` to distinct class indices in ``[0, C)``."""
+    if not isinstance(groups, Mapping):
+        raise TypeError(
+            f"`groups` must be a mapping of group name to class indices, got {_seen(groups)}"
+        )
+    checked = {}
+    for key, members in groups.items():
+        if not isinstance(key, str):
+            raise TypeError(f"`groups` keys must be group names (str), got {_seen(key)}")
+        checked[key] = as_indices(members, f"groups[{key!r}]", num_classes)
+    return checked
+
+
+# --------------------------------------------------------------------------------------------------
+# Paths
+# --------------------------------------------------------------------------------------------------
+
+
+def as_path(x: Any, name: str) -> Path:
+    """Return a path given as ``str`` or ``os.PathLike`` (bytes paths are refused)."""
+    if isinstance(x, str | os.PathLike):
+        p = os.fspath(x)
+        if isinstance(p, str):
+            return Path(p)
+    raise TypeError(f"`{name}` must be a path (str or os.PathLike of str), got {_seen(x)}")
+
+
+def check_file(path: Path, name: str, what: str) -> Path:
+    """Check for an existing regular file (``FileNotFoundError`` naming the argument)."""
+    if path.is_dir():
+        raise FileNotFoundError(f"`{name}`: {what} {path} is a directory, not a file")
+    if not path.is_file():
+        raise FileNotFoundError(f"`{name}`: {what} {path} not found")
+    return path
 
 
 def is_compiling() -> bool:

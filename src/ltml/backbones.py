@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, fx, nn
 
+from ._validation import check_bool, check_int, check_tensor
 from .heads import DualBranchHead
 
 __all__ = ["split_dual_branch"]
@@ -141,6 +142,10 @@ def split_dual_branch(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
+    check_int(num_classes, "num_classes")
+    check_bool(concat, "concat")
+    if example_input is not None:
+        check_tensor(example_input, "example_input")
     if not isinstance(at, str) or at not in dict(model.named_modules()) or not at:
         raise ValueError(
             f"`at` must name a module of `model`, got {at!r}; its modules include "

@@ -24,7 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._validation import check_floating
+from ._validation import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_floating,
+    check_int,
+    check_tensor,
+)
 
 __all__ = ["DualBranchHead", "DualBranchOutput", "paired_forward", "resnet_dual_branch"]
 
@@ -111,6 +118,11 @@ def paired_forward(
     >>> torch.allclose(feat_r, trunk(x_r), atol=1e-6)
     True
     """
+    check_callable(module, "module")
+    check_bool(concat, "concat")
+    for x, name in ((x_u, "x_u"), (x_r, "x_r")):
+        if x is not None:
+            check_tensor(x, name)
     if x_u is None or x_r is None or not concat:
         return (
             None if x_u is None else module(x_u),
@@ -214,10 +226,11 @@ class DualBranchHead(nn.Module):
         super().__init__()
         if not isinstance(branch, nn.Module):
             raise TypeError(f"`branch` must be an nn.Module, got {type(branch).__name__}")
-        _check_positive_int(in_features, "in_features")
-        _check_positive_int(num_classes, "num_classes")
+        check_int(in_features, "in_features")
+        check_int(num_classes, "num_classes")
+        check_bool(concat, "concat")
         if in_channels is not None:
-            _check_positive_int(in_channels, "in_channels")
+            check_int(in_channels, "in_channels")
         elif isinstance(branch, nn.Identity):
             in_channels = in_features
         self.in_channels = in_channels
@@ -256,11 +269,10 @@ class DualBranchHead(nn.Module):
             computed. In the one-argument form, a Tensor ``(N, C)`` (see :meth:`predict`).
         """
         if feat_r is _ONE_ARGUMENT:
-            if feat_u is None:
-                raise TypeError("`feat` must be a Tensor, got None")
-            return self.predict(feat_u)
+            return self.predict(check_tensor(feat_u, "feat"))
         if feat_u is None and feat_r is None:
             raise ValueError("at least one of `feat_u` and `feat_r` must be a Tensor, got None")
+        check_bool(cross, "cross")
         for feat, name in ((feat_u, "feat_u"), (feat_r, "feat_r")):
             if feat is not None:
                 self._check_features(feat, name)
@@ -315,8 +327,7 @@ class DualBranchHead(nn.Module):
                 [1.0000],
                 [1.0000]])
         """
-        if mode not in _PREDICT_MODES:
-            raise ValueError(f"`mode` must be one of {_PREDICT_MODES}, got {mode!r}")
+        check_choice(mode, "mode", _PREDICT_MODES)
         self._check_features(feat, "feat")
         if mode == "r":
             r_only: Tensor = self.branch_r(feat)
@@ -341,8 +352,7 @@ class DualBranchHead(nn.Module):
         )
 
     def _check_features(self, feat: Tensor, name: str) -> None:
-        if not isinstance(feat, Tensor):
-            raise TypeError(f"`{name}` must be a Tensor, got {type(feat).__name__}")
+        check_tensor(feat, name)
         check_floating(feat, name)
         if feat.ndim < 2:
             raise ValueError(
@@ -422,13 +432,6 @@ def resnet_dual_branch(
         concat=concat,
     )
     return trunk, head
-
-
-def _check_positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"`{name}` must be positive, got {value}")
 
 
 def _check_pair(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:

@@ -17,6 +17,7 @@ counts or read from the training label matrix (``from_labels``); they are buffer
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence, Sized
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
@@ -25,7 +26,16 @@ from typing_extensions import Self
 
 from . import functional as LF
 from ._stats import class_counts, class_prior, counts_tensor
-from ._validation import as_tensor, check_matrix, check_reduction, check_scalar
+from ._validation import (
+    as_labels,
+    as_logits,
+    as_tensor,
+    check_bool,
+    check_callable,
+    check_choice,
+    check_reduction,
+    check_scalar,
+)
 from .functional import losses as LFL
 from .functional.losses import Reduction
 
@@ -79,8 +89,7 @@ class _FromLabels:
         -------
         The loss.
         """
-        y = as_tensor(labels, "labels")
-        check_matrix(y, "labels")
+        y = as_labels(labels, "labels")
         counts = class_counts(y)
         args = (counts, y.shape[0]) if cls._needs_num_samples else (counts,)
         return cls(*args, **kwargs)
@@ -126,8 +135,9 @@ class WeightedBCE(_FromLabels, _Loss):
         w_k = \frac{n_k^{-q}}{\frac{1}{C} \sum_{k'} n_{k'}^{-q}},
 
     i.e. inverse frequency (``power`` :math:`q` = 1) or inverse square root (0.5), normalised to
-    mean 1 over the classes so that the loss keeps the scale of the plain BCE. A count of 0 is
-    read as 1 (the class has no positive to up-weight; its weight is finite).
+    mean 1 over the classes so that the loss keeps the scale of the plain BCE (computed in log
+    space: any power gives finite weights). A count of 0 is read as 1 (the class has no positive
+    to up-weight; its weight is finite).
 
     Parameters
     ----------
@@ -156,12 +166,15 @@ class WeightedBCE(_FromLabels, _Loss):
         self, class_counts: Any, *, power: float = 1.0, reduction: Reduction = "mean"
     ) -> None:
         super().__init__(reduction)
-        check_scalar(power, "power", low=0.0)
+        power = check_scalar(power, "power", low=0.0)
         counts = counts_tensor(class_counts).clamp(min=1)
-        self.register_buffer("weight", _mean_one(counts.pow(-power)))
+        # n^-q / mean(n^-q) = C softmax(-q log n): no underflow to 0 / 0 for a large power.
+        weight = counts.numel() * torch.softmax(-power * counts.log(), dim=0)
+        self.register_buffer("weight", weight.to(torch.float32))
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
+        as_logits(logits, "logits", self.weight.numel())
         return LF.bce(logits, targets, self.weight, reduction=self.reduction)
 
 
@@ -195,6 +208,7 @@ class FocalLoss(_Loss):
         self, gamma: float = 2.0, alpha: float | None = None, reduction: Reduction = "mean"
     ) -> None:
         super().__init__(reduction)
+        LFL._check_focal_hyperparameters(gamma, alpha)
         self.gamma = gamma
         self.alpha = alpha
 
@@ -251,9 +265,8 @@ class ClassBalancedFocalLoss(_FromLabels, _Loss):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(reduction)
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f"`beta` must be in [0, 1), got {beta}")
-        check_scalar(gamma, "gamma", low=0.0)
+        beta = check_scalar(beta, "beta", low=0.0, high=1.0, high_open=True)
+        LFL._check_focal_hyperparameters(gamma, None)
         counts = counts_tensor(class_counts).clamp(min=1)
         # 1 - beta^n = -expm1(n log beta), accurate for beta close to 1 (and beta = 0).
         effective = -torch.expm1(counts * math.log(beta)) if beta > 0 else torch.ones_like(counts)
@@ -263,6 +276,7 @@ class ClassBalancedFocalLoss(_FromLabels, _Loss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
+        as_logits(logits, "logits", self.weight.numel())
         return LF.focal_loss(
             logits, targets, gamma=self.gamma, weight=self.weight, reduction=self.reduction
         )
@@ -335,13 +349,12 @@ class DistributionBalancedLoss(_FromLabels, _Loss):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(reduction)
-        if preset not in _DB_PRESETS:
-            raise ValueError(f"`preset` must be one of {tuple(_DB_PRESETS)}, got {preset!r}")
+        check_choice(preset, "preset", tuple(_DB_PRESETS))
         self.alpha, self.beta, self.kappa = alpha, beta, kappa
         self.mu = _DB_PRESETS[preset]["mu"] if mu is None else mu
         self.neg_scale = _DB_PRESETS[preset]["neg_scale"] if neg_scale is None else neg_scale
         self.gamma, self.scale = gamma, scale
-        LFL._check_db_hyperparameters(alpha, beta, self.neg_scale, gamma)
+        LFL._check_db_hyperparameters(alpha, beta, self.mu, self.neg_scale, gamma, scale)
         inv_freq, bias = LFL._db_statistics(
             class_counts, num_samples, kappa=kappa, neg_scale=self.neg_scale
         )
@@ -461,8 +474,8 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(reduction)
-        if guard not in (None, "tied"):
-            raise ValueError(f"`guard` must be None or 'tied', got {guard!r}")
+        check_bool(learnable, "learnable")
+        check_choice(guard, "guard", (None, "tied"))
         check_scalar(max_scale, "max_scale", low=1.0, low_open=True)
         self.guard = guard
         self.max_scale = max_scale
@@ -530,10 +543,7 @@ class CrossBranchConsistency(_Loss):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(reduction)
-        if space not in ("prob", "logit"):
-            raise ValueError(f"`space` must be 'prob' or 'logit', got {space!r}")
-        if detach not in (None, "first", "second"):
-            raise ValueError(f"`detach` must be None, 'first' or 'second', got {detach!r}")
+        LFL._check_consistency_options(space, detach)
         self.space: Literal["prob", "logit"] = space
         self.detach: Literal["first", "second"] | None = detach
 
@@ -612,6 +622,9 @@ class LTMLLoss(nn.Module):
         weight: float = 0.1,
     ) -> None:
         super().__init__()
+        check_callable(cls_u, "cls_u")
+        check_callable(cls_r, "cls_r", optional=True)
+        check_callable(consistency, "consistency", optional=True)
         check_scalar(weight, "weight", low=0.0)
         self.cls_u = cls_u
         self.cls_r = cls_u if cls_r is None else cls_r
@@ -638,12 +651,18 @@ class LTMLLoss(nn.Module):
         """
         if all(hasattr(out, f) for f in ("u", "u_hat", "r", "r_hat")):
             u, u_hat, r, r_hat = out.u, out.u_hat, out.r, out.r_hat
-        else:
+        elif isinstance(out, Sequence) and not isinstance(out, str) and len(out) == 4:
             u, u_hat, r, r_hat = out
+        else:
+            raise TypeError(
+                "`out` must be a DualBranchOutput or a sequence of 4 logits (u, u_hat, r, r_hat), "
+                f"got {type(out).__name__}"
+                + (f" of length {len(out)}" if isinstance(out, Sized) else "")
+            )
         if u is None and r is None:
             raise ValueError("`out` must hold at least one of `u` and `r`, got neither")
-        cls_u = None if u is None else self.cls_u(u, _required(y_u, "y_u"))
-        cls_r = None if r is None else self.cls_r(r, _required(y_r, "y_r"))
+        cls_u = None if u is None else self.cls_u(u, _targets(y_u, "y_u"))
+        cls_r = None if r is None else self.cls_r(r, _targets(y_r, "y_r"))
         con_u = None if u is None or u_hat is None else self.consistency(u, u_hat)
         con_r = None if r is None or r_hat is None else self.consistency(r, r_hat)
         cls = [t for t in (cls_u, cls_r) if t is not None]
@@ -658,7 +677,8 @@ class LTMLLoss(nn.Module):
         return f"weight={self.weight}"
 
 
-def _required(targets: Tensor | None, name: str) -> Tensor:
+def _targets(targets: Any, name: str) -> Tensor:
+    """Targets of one batch: required where its logits are given; their form is checked here."""
     if targets is None:
         raise ValueError(f"`{name}` is required when the matching logits are given, got None")
-    return targets
+    return as_tensor(targets, name)

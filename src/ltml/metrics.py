@@ -17,12 +17,12 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from ._validation import as_tensor
+from ._validation import check_groups, check_int
 from .functional.metrics import (
     EmptyClass,
+    _ap_inputs,
     _ap_scores,
     _average_precision,
-    _check_ap_inputs,
     _check_empty_class,
     _resolve_empty_classes,
 )
@@ -77,19 +77,6 @@ def _nanmean(x: Tensor) -> float:
     return float(kept.mean()) if kept.numel() else math.nan
 
 
-def _check_groups(groups: Mapping[str, Sequence[int]], num_classes: int) -> dict[str, list[int]]:
-    checked = {}
-    for name, members in groups.items():
-        idx = [int(i) for i in members]
-        bad = [i for i in idx if not 0 <= i < num_classes]
-        if bad:
-            raise ValueError(
-                f"`groups[{name!r}]` must hold class indices in [0, {num_classes}), got {bad[:5]}"
-            )
-        checked[str(name)] = idx
-    return checked
-
-
 def _gather(x: Tensor) -> Tensor:
     """Concatenate ``x`` along dim 0 over all processes; row counts may differ between them."""
     world = dist.get_world_size()
@@ -129,7 +116,8 @@ class mAPMeter:  # noqa: N801 - the name users search for
         Number of classes ``C``.
     groups : mapping of str to sequence of int, optional
         Named class groups whose mAP to report, e.g. ``ltml.data.class_groups(train_counts)``
-        for head / medium / tail.
+        for head / medium / tail: each a sequence (or 1-D integer array) of distinct class
+        indices; boolean masks, floats and strings are refused.
     empty_class : {"nan", "zero"}
         AP of a class with no positive target: NaN and left out of every mean (default), or 0
         and counted, as older published numbers did. One warning lists such classes.
@@ -157,11 +145,9 @@ class mAPMeter:  # noqa: N801 - the name users search for
         groups: Mapping[str, Sequence[int]] | None = None,
         empty_class: EmptyClass = "nan",
     ) -> None:
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}")
+        self.num_classes = check_int(num_classes, "num_classes")
         _check_empty_class(empty_class)
-        self.num_classes = num_classes
-        self.groups = _check_groups(groups or {}, num_classes)
+        self.groups = check_groups({} if groups is None else groups, num_classes)
         self.empty_class = empty_class
         self._scores: list[Tensor] = []
         self._targets: list[Tensor] = []
@@ -192,9 +178,7 @@ class mAPMeter:  # noqa: N801 - the name users search for
             On a wrong shape, a label outside {-1, 0, 1} or a NaN / infinite score; nothing of
             the rejected batch is stored.
         """
-        s = as_tensor(scores, "scores")
-        y = as_tensor(targets, "targets")
-        _check_ap_inputs(s, y, self.num_classes)
+        s, y = _ap_inputs(scores, targets, self.num_classes)
         device = self._scores[0].device if self._scores else s.device
         keep = s.dtype if s.is_floating_point() else _ap_scores(s).dtype
         # Copies: a caller may reuse or modify its buffers after update().

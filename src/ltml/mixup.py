@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import check_labels, check_matrix, check_scalar
+from ._validation import check_choice, check_labels, check_matrix, check_scalar, check_tensor
 
 __all__ = ["MixedBatch", "mix_batch"]
 
@@ -123,10 +123,8 @@ def mix_batch(
     tensor([[ 0.4299,  0.5701, -1.0000],
             [ 0.5701,  0.4299, -1.0000]])
     """
-    if not isinstance(inputs, Tensor) or not isinstance(targets, Tensor):
-        name = "inputs" if not isinstance(inputs, Tensor) else "targets"
-        value = inputs if name == "inputs" else targets
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}")
+    check_tensor(inputs, "inputs")
+    check_tensor(targets, "targets")
     check_matrix(targets, "targets")
     if inputs.ndim == 0 or inputs.shape[0] != targets.shape[0]:
         raise ValueError(
@@ -135,8 +133,11 @@ def mix_batch(
         )
     check_labels(targets, "targets", soft=True)
     check_scalar(alpha, "alpha", low=0.0, low_open=True)
-    if method not in ("mixup", "cutmix"):
-        raise ValueError(f"`method` must be 'mixup' or 'cutmix', got {method!r}")
+    check_choice(method, "method", ("mixup", "cutmix"))
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"`generator` must be a torch.Generator or None, got {type(generator).__name__}"
+        )
     if method == "cutmix" and inputs.ndim != 4:
         raise ValueError(
             f"`inputs` must be 4-D (N, C, H, W) images for CutMix, got shape {tuple(inputs.shape)}"

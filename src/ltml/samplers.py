@@ -19,16 +19,23 @@ that is a pure function of ``(seed, epoch)`` (never the global RNG), equal, disj
 from __future__ import annotations
 
 import itertools
-import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence, Sized
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ._validation import as_tensor, check_labels, check_matrix
+from ._validation import (
+    as_tensor,
+    check_choice,
+    check_int,
+    check_labels,
+    check_matrix,
+    check_scalar,
+    check_seed,
+)
 
 __all__ = ["ClassAwareSampler", "PairedDataset", "PairedSampler"]
 
@@ -65,26 +72,31 @@ def _csr_from_image_major(
     """Class-major CSR from an image-major one (row ``i`` holds the classes of image ``i``)."""
     if image_ptr.ndim != 1 or image_ptr.size == 0 or image_ptr[0] != 0:
         raise ValueError(
-            "`labels` as a CSR pair (indptr, indices) needs a 1-D indptr of length N + 1 starting "
+            "`class_lists` as a CSR pair (indptr, indices) needs a 1-D indptr of length N + 1 "
+            "starting "
             f"at 0, got shape {image_ptr.shape}"
             + (f" starting at {image_ptr[0]}" if image_ptr.size else "")
         )
     if class_ids.ndim != 1 or image_ptr[-1] != class_ids.size:
         raise ValueError(
-            "`labels` as a CSR pair (indptr, indices) needs indptr[-1] == len(indices), "
+            "`class_lists` as a CSR pair (indptr, indices) needs indptr[-1] == len(indices), "
             f"got indptr[-1] = {image_ptr[-1]} and {class_ids.size} indices"
         )
     lengths = np.diff(image_ptr)
     if lengths.size and lengths.min() < 0:
-        raise ValueError("`labels` as a CSR pair (indptr, indices) needs a non-decreasing indptr")
+        raise ValueError(
+            "`class_lists` as a CSR pair (indptr, indices) needs a non-decreasing indptr"
+        )
     if class_ids.size and class_ids.min() < 0:
-        raise ValueError(f"`labels` class indices must be non-negative, got {int(class_ids.min())}")
+        raise ValueError(
+            f"`class_lists` class indices must be non-negative, got {int(class_ids.min())}"
+        )
     seen = int(class_ids.max()) + 1 if class_ids.size else 0
     if num_classes is None:
         num_classes = seen
     elif seen > num_classes:
         raise ValueError(
-            f"`labels` class indices must be < num_classes={num_classes}, got {seen - 1}"
+            f"`class_lists` class indices must be < num_classes={num_classes}, got {seen - 1}"
         )
     # Stable sort by class keeps the images of each class increasing. On the narrowest unsigned
     # type numpy's stable sort is a radix sort: ~8x faster than on int64 at 3M labels.
@@ -98,7 +110,8 @@ def _csr_from_image_major(
     if repeated.any():
         at = int(np.flatnonzero(repeated)[0])
         raise ValueError(
-            f"`labels` lists class {int(class_ids[order[at]])} twice for image {int(images[at])}; "
+            f"`class_lists` lists class {int(class_ids[order[at]])} twice for image "
+            f"{int(images[at])}; "
             "each image must list each of its positive classes once"
         )
     return indptr, images, lengths.size
@@ -109,33 +122,65 @@ def _indptr(counts: np.ndarray) -> np.ndarray:
 
 
 def _as_int_array(x: Any, name: str) -> np.ndarray:
-    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if isinstance(x, np.ndarray | torch.Tensor):
+        a = as_tensor(x, name).numpy(force=True)
+    else:
+        a = np.asarray(x)
     if a.size and not np.issubdtype(a.dtype, np.integer):
         raise TypeError(f"`{name}` must hold integers, got dtype {a.dtype}")
     return a.astype(np.int64, copy=False)
 
 
-def _to_class_csr(labels: Any, num_classes: int | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """Dispatch on the label form: CSR pair, dense matrix, or per-image lists."""
+class _ClassLists(NamedTuple):
+    """Per-image positive classes in image-major CSR form from :meth:`from_class_lists`."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+
+
+def _class_lists_csr(class_lists: Any) -> _ClassLists:
+    """Read per-image class lists, or a CSR pair ``(indptr, indices)``, into image-major CSR."""
     if (
-        isinstance(labels, tuple)
-        and len(labels) == 2
-        and all(isinstance(a, np.ndarray | torch.Tensor) for a in labels)
+        isinstance(class_lists, tuple)
+        and len(class_lists) == 2
+        and all(isinstance(a, np.ndarray | torch.Tensor) for a in class_lists)
     ):
-        return _csr_from_image_major(
-            _as_int_array(labels[0], "labels indptr"),
-            _as_int_array(labels[1], "labels indices"),
-            num_classes,
+        return _ClassLists(
+            _as_int_array(class_lists[0], "class_lists indptr"),
+            _as_int_array(class_lists[1], "class_lists indices"),
         )
+    if isinstance(class_lists, Sequence) and not isinstance(class_lists, str | bytes | tuple):
+        odd = next(
+            (r for r in class_lists if not isinstance(r, Sequence | np.ndarray | torch.Tensor)
+             or isinstance(r, str | bytes)),
+            None,
+        )  # fmt: skip
+        if odd is None:
+            lengths = np.fromiter((len(r) for r in class_lists), np.int64, len(class_lists))
+            flat = list(itertools.chain.from_iterable(
+                r.tolist() if isinstance(r, np.ndarray | torch.Tensor) else r for r in class_lists
+            ))  # fmt: skip
+            return _ClassLists(_indptr(lengths), _as_int_array(flat, "class_lists"))
+        raise TypeError(
+            "`class_lists` must hold one sequence of class indices per image, "
+            f"got an element of type {type(odd).__name__}"
+        )
+    raise TypeError(
+        "`class_lists` must be a list of per-image class-index lists or a tuple (indptr, indices) "
+        f"of integer arrays, got {type(class_lists).__name__}"
+    )
+
+
+def _to_class_csr(labels: Any, num_classes: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Class-major CSR of a dense label matrix, or of the class lists of ``from_class_lists``."""
+    if isinstance(labels, _ClassLists):
+        return _csr_from_image_major(labels.indptr, labels.indices, num_classes)
     if isinstance(labels, np.ndarray | torch.Tensor):
         return _csr_from_dense(labels, num_classes)
-    if isinstance(labels, Sequence) and not isinstance(labels, str):
-        lengths = np.fromiter((len(row) for row in labels), dtype=np.int64, count=len(labels))
-        flat = _as_int_array(list(itertools.chain.from_iterable(labels)), "labels")
-        return _csr_from_image_major(_indptr(lengths), flat, num_classes)
     raise TypeError(
-        "`labels` must be an (N, C) ndarray / Tensor, a list of per-image class-index lists, or a "
-        f"tuple (indptr, indices) of arrays, got {type(labels).__name__}"
+        "`labels` must be an (N, C) numpy.ndarray or torch.Tensor of 0 / 1 (-1 = unknown), "
+        f"got {type(labels).__name__}; convert a nested list of 0 / 1 rows with numpy.asarray, "
+        "and pass per-image class-index lists to ClassAwareSampler.from_class_lists"
     )
 
 
@@ -173,6 +218,8 @@ def _draw_cycle(
     per_class: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` draws: a shuffled class cycle, ``per_class`` images from each class's own cycle."""
+    # A visit never takes more than the epoch's n draws: memory follows n, not per_class.
+    per_class = min(per_class, n)
     num_classes = counts.size
     visits = -(-n // per_class)
     rounds = -(-visits // num_classes)
@@ -208,24 +255,8 @@ def _distributed_defaults(num_replicas: int | None, rank: int | None) -> tuple[i
         num_replicas = torch.distributed.get_world_size() if initialised else 1
     if rank is None:
         rank = torch.distributed.get_rank() if initialised else 0
-    if num_replicas < 1:
-        raise ValueError(f"`num_replicas` must be a positive integer, got {num_replicas}")
-    if not 0 <= rank < num_replicas:
-        raise ValueError(
-            f"`rank` must be in [0, num_replicas - 1 = {num_replicas - 1}], got {rank}"
-        )
-    return num_replicas, rank
-
-
-def _check_power(power: float, name: str) -> float:
-    if isinstance(power, bool) or not isinstance(power, int | float) or not math.isfinite(power):
-        raise ValueError(f"`{name}` must be a finite real number, got {power!r}")
-    return float(power)
-
-
-def _check_non_negative_int(value: int, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-        raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}")
+    num_replicas = check_int(num_replicas, "num_replicas")
+    return num_replicas, check_int(rank, "rank", low=0, high=num_replicas - 1)
 
 
 class ClassAwareSampler(Sampler[int]):
@@ -280,13 +311,11 @@ class ClassAwareSampler(Sampler[int]):
 
     Parameters
     ----------
-    labels : ndarray or Tensor (N, C), list of lists, or tuple (indptr, indices)
-        The training labels, in one of three forms: a dense 0 / 1 matrix where -1 (unknown) is not
-        counted; a list of ``N`` per-image lists of positive class indices; or that list as a CSR
-        pair of integer arrays (``indptr`` of length ``N + 1``, ``indices`` = class indices, image
-        ``i``'s classes in ``indices[indptr[i]:indptr[i + 1]]``). The sparse forms take memory
-        proportional to the number of positive labels, not ``N * C``. A tuple of two arrays is
-        always read as the CSR pair.
+    labels : ndarray or Tensor, shape (N, C)
+        The training labels: a dense 0 / 1 matrix where -1 (unknown) is not counted. Per-image
+        lists of positive class indices (memory proportional to the positive labels, not
+        ``N * C``) go through :meth:`from_class_lists` instead, so that no nested list can be
+        read in two ways.
     num_samples : int or "db", optional
         Draws per epoch over all replicas. Default ``N`` (all images, labelled or not); ``"db"`` =
         ``int(max_k n_k * C / 4)`` (the DB-loss epoch, see above).
@@ -302,8 +331,8 @@ class ClassAwareSampler(Sampler[int]):
     num_replicas, rank : int, optional
         Process count and this process's rank; default to the initialised process group, else 1, 0.
     num_classes : int, optional
-        ``C``. For the sparse forms, the default is the largest class index + 1; give it to count
-        trailing classes that have no positive.
+        ``C``: checked against the columns of ``labels`` (see :meth:`from_class_lists` for the
+        sparse form).
     empty_classes : {"warn", "error"}, default "warn"
         What to do about classes with no known positive image.
 
@@ -348,22 +377,21 @@ class ClassAwareSampler(Sampler[int]):
         num_classes: int | None = None,
         empty_classes: Literal["warn", "error"] = "warn",
     ) -> None:
-        if mode not in ("random", "cycle"):
-            raise ValueError(f"`mode` must be 'random' or 'cycle', got {mode!r}")
-        if empty_classes not in ("warn", "error"):
-            raise ValueError(f"`empty_classes` must be 'warn' or 'error', got {empty_classes!r}")
+        check_choice(mode, "mode", ("random", "cycle"))
+        check_choice(empty_classes, "empty_classes", ("warn", "error"))
         if mode == "random" and images_per_class is not None:
             raise ValueError("`images_per_class` applies only to mode='cycle'")
         per_class = _DB_IMAGES_PER_CLASS if images_per_class is None else images_per_class
-        if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-            raise ValueError(f"`images_per_class` must be a positive integer, got {per_class!r}")
+        per_class = check_int(per_class, "images_per_class")
         if not callable(power):
-            _check_power(power, "power")
+            power = check_scalar(power, "power")
             if mode == "cycle" and power != 0:
                 raise ValueError(f"mode='cycle' is class-balanced: `power` must be 0, got {power}")
         elif mode == "cycle":
             raise ValueError("mode='cycle' is class-balanced: `power` cannot be a schedule")
-        _check_non_negative_int(seed, "seed")
+        seed = check_seed(seed)
+        if num_classes is not None:
+            num_classes = check_int(num_classes, "num_classes")
 
         indptr, self._indices, self.num_images = _to_class_csr(labels, num_classes)
         self.counts: np.ndarray = np.diff(indptr)
@@ -387,13 +415,10 @@ class ClassAwareSampler(Sampler[int]):
 
         if num_samples is None:
             num_samples = self.num_images
-        elif num_samples == "db":
+        elif isinstance(num_samples, str):
+            check_choice(num_samples, "num_samples", ("db",))
             num_samples = int(int(self._counts.max()) * drawable.size / _DB_EPOCH_DIVISOR)
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(
-                f"`num_samples` must be a positive integer or 'db', got {num_samples!r}"
-            )
-        self.num_samples: int = num_samples
+        self.num_samples: int = check_int(num_samples, "num_samples")
         self.num_replicas, self.rank = _distributed_defaults(num_replicas, rank)
         self.total_size: int = -(-num_samples // self.num_replicas) * self.num_replicas
         self.power, self.mode, self.images_per_class = power, mode, per_class
@@ -403,10 +428,43 @@ class ClassAwareSampler(Sampler[int]):
         """Return the indices this rank yields per epoch: ``total_size // num_replicas``."""
         return self.total_size // self.num_replicas
 
+    @classmethod
+    def from_class_lists(
+        cls, class_lists: Any, *, num_classes: int | None = None, **kwargs: Any
+    ) -> ClassAwareSampler:
+        """Build the sampler from each image's positive classes instead of a dense matrix.
+
+        Memory follows the number of positive labels, not ``N * C``.
+
+        Parameters
+        ----------
+        class_lists : list of sequences of int, or tuple (indptr, indices)
+            ``class_lists[i]`` = the positive class indices of image ``i`` (each listed once;
+            an empty list for an image with none), or the same in CSR form: integer arrays
+            ``indptr`` of length ``N + 1`` and ``indices``, image ``i``'s classes in
+            ``indices[indptr[i]:indptr[i + 1]]``.
+        num_classes : int, optional
+            ``C``; default the largest class index + 1. Give it to count trailing classes that
+            have no positive.
+        **kwargs
+            The other arguments of the constructor.
+
+        Returns
+        -------
+        ClassAwareSampler
+
+        Examples
+        --------
+        >>> from ltml import ClassAwareSampler
+        >>> sampler = ClassAwareSampler.from_class_lists([[0, 2], [1], [0]], num_samples=4)
+        >>> sampler.counts.tolist(), len(sampler)
+        ([2, 1, 1], 4)
+        """
+        return cls(_class_lists_csr(class_lists), num_classes=num_classes, **kwargs)
+
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch: the next iteration's order is a function of ``(seed, epoch, rank)``."""
-        _check_non_negative_int(epoch, "epoch")
-        self.epoch = int(epoch)
+        self.epoch = check_int(epoch, "epoch", low=0)
 
     def __iter__(self) -> Iterator[int]:
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -419,26 +477,47 @@ class ClassAwareSampler(Sampler[int]):
             power = self.power(self.epoch) if callable(self.power) else self.power
             _, order = _draw_random(
                 rng, self._starts, self._counts, self._indices, self.num_samples,
-                _check_power(power, "power(epoch)"),
+                check_scalar(power, "power(epoch)"),
             )  # fmt: skip
             rng.shuffle(order)
         return iter(_shard(order, self.num_replicas, self.rank).tolist())
 
 
-def _passes(sampler: Sampler[int], epoch: int, length: int) -> Iterator[int]:
-    """Yield ``length`` indices of ``sampler``, re-iterating it (new epoch each pass) as it ends."""
-    size = len(sampler)  # type: ignore[arg-type]
+def _length(sampler: Any, name: str) -> int:
+    """``len(sampler)``, with an error naming the argument when it has no valid length."""
+    if not isinstance(sampler, Sized):
+        raise TypeError(f"`{name}` must be a sampler with __len__, got {type(sampler).__name__}")
+    try:
+        return len(sampler)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"`{name}` must have a __len__ giving a non-negative int: {err}") from None
+
+
+def _passes(sampler: Sampler[int], name: str, epoch: int, length: int) -> Iterator[int]:
+    """Yield ``length`` indices of ``sampler``, re-iterating it (new epoch each pass) as it ends.
+
+    Each pass must yield ``len(sampler)`` indices (or reach ``length``): a sampler whose length
+    is wrong would otherwise end the pairs early or pair indices from different epochs.
+    """
+    size = _length(sampler, name)
     passes = -(-length // size)
     set_epoch = getattr(sampler, "set_epoch", None)
     remaining = length
     for p in range(passes):
         if set_epoch is not None:
             set_epoch(epoch * passes + p)
-        for i, index in enumerate(sampler):
-            if i == remaining:
-                break
+        want = min(size, remaining)
+        count = 0
+        for index in sampler:
+            if count == want:
+                if want < size:
+                    break
+                raise ValueError(f"`{name}` yields more indices than its len() = {size}")
             yield index
-        remaining -= size
+            count += 1
+        if count < want:
+            raise ValueError(f"`{name}` yielded {count} indices but its len() is {size}")
+        remaining -= want
 
 
 class PairedSampler(Sampler[tuple[int, int]]):
@@ -494,26 +573,27 @@ class PairedSampler(Sampler[tuple[int, int]]):
         length: Literal["balanced", "uniform", "min"] = "balanced",
     ) -> None:
         for name, sampler in (("uniform", uniform), ("balanced", balanced)):
-            if not isinstance(sampler, Sized):
-                raise TypeError(
-                    f"`{name}` must be a sampler with __len__, got {type(sampler).__name__}"
-                )
-            if len(sampler) == 0:
+            if _length(sampler, name) == 0:
                 raise ValueError(f"`{name}` must yield at least one index, got len 0")
-        if length not in ("balanced", "uniform", "min"):
-            raise ValueError(f"`length` must be 'balanced', 'uniform' or 'min', got {length!r}")
+            if not hasattr(sampler, "__iter__"):
+                raise TypeError(
+                    f"`{name}` must be an iterable sampler, got {type(sampler).__name__}"
+                )
+        check_choice(length, "length", ("balanced", "uniform", "min"))
         self.uniform, self.balanced, self.length = uniform, balanced, length
         self.epoch = 0
 
     def __len__(self) -> int:
         """Return the pairs per epoch (per rank), by the ``length`` rule."""
-        sizes = {"uniform": len(self.uniform), "balanced": len(self.balanced)}  # type: ignore[arg-type]
+        sizes = {
+            "uniform": _length(self.uniform, "uniform"),
+            "balanced": _length(self.balanced, "balanced"),
+        }
         return min(sizes.values()) if self.length == "min" else sizes[self.length]
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch of both samplers (see the class notes for re-iterated samplers)."""
-        _check_non_negative_int(epoch, "epoch")
-        self.epoch = int(epoch)
+        self.epoch = check_int(epoch, "epoch", low=0)
         for sampler in (self.uniform, self.balanced):
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(self.epoch)
@@ -521,8 +601,8 @@ class PairedSampler(Sampler[tuple[int, int]]):
     def __iter__(self) -> Iterator[tuple[int, int]]:
         n = len(self)
         return zip(
-            _passes(self.uniform, self.epoch, n),
-            _passes(self.balanced, self.epoch, n),
+            _passes(self.uniform, "uniform", self.epoch, n),
+            _passes(self.balanced, "balanced", self.epoch, n),
             strict=True,
         )
 
@@ -550,13 +630,23 @@ class PairedDataset(Dataset[tuple[T_co, T_co]]):
     """
 
     def __init__(self, dataset: Dataset[T_co]) -> None:
+        if not hasattr(dataset, "__getitem__"):
+            raise TypeError(
+                "`dataset` must be a map-style dataset (with __getitem__), "
+                f"got {type(dataset).__name__}"
+            )
         self.dataset = dataset
 
     def __len__(self) -> int:
         """Return the length of the wrapped dataset."""
-        return len(self.dataset)  # type: ignore[arg-type]
+        return _length(self.dataset, "dataset")
 
     def __getitem__(self, pair: tuple[int, int]) -> tuple[T_co, T_co]:
         """Return ``(dataset[i_u], dataset[i_r])``."""
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise TypeError(
+                "`pair` must be an index pair (i_u, i_r), as PairedSampler yields, "
+                f"got {type(pair).__name__}"
+            )
         i_u, i_r = pair
         return self.dataset[i_u], self.dataset[i_r]

@@ -8,6 +8,7 @@ and neither ``iscrowd`` nor ``ignore`` set.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .._validation import as_path, check_callable, check_file
 from .image_list import ImageList, PathLike, _check_images_exist, _resolve_image_list
 
 
@@ -53,8 +55,9 @@ class COCOMultiLabel(Dataset[tuple[Any, Tensor]]):
     FileNotFoundError
         Missing JSON, image folder or image (the message names the path).
     ValueError
-        Malformed JSON, an annotation of an unknown category, an image list entry that is not an
-        integer or not in the JSON, an empty or repeated image list.
+        Malformed JSON (a missing or mistyped field, a ``bbox`` not of 4 numbers, a repeated
+        image or category id), an annotation of an unknown category, an image list entry that is
+        not an integer or not in the JSON, an empty or repeated image list.
 
     Examples
     --------
@@ -84,19 +87,24 @@ class COCOMultiLabel(Dataset[tuple[Any, Tensor]]):
         image_list: ImageList | None = None,
         transform: Callable[[Image.Image], Any] | None = None,
     ) -> None:
+        check_callable(transform, "transform", optional=True)
         self.transform = transform
-        self._image_dir = Path(images_dir)
-        data = _load_instances(Path(instances_json))
-        src = Path(instances_json)
-        try:
-            categories = sorted(data["categories"], key=lambda c: c["id"])
-            self.classes: tuple[str, ...] = tuple(c["name"] for c in categories)
-            column = {c["id"]: k for k, c in enumerate(categories)}
-            file_names = {im["id"]: im["file_name"] for im in data["images"]}
-            annotations = data["annotations"]
-        except (KeyError, TypeError) as err:
-            raise ValueError(f"malformed COCO instances file {src}: missing field {err}") from None
+        self._image_dir = as_path(images_dir, "images_dir")
+        src = check_file(
+            as_path(instances_json, "instances_json"), "instances_json", "COCO instances file"
+        )
+        data = _load_instances(src)
+        categories = sorted(
+            _records(data, "categories", src, id=int, name=str), key=lambda c: c["id"]
+        )
+        self.classes: tuple[str, ...] = tuple(c["name"] for c in categories)
+        column = _unique_index(categories, "category", src)
+        images = _records(data, "images", src, id=int, file_name=str)
+        file_names = {im["id"]: im["file_name"] for im in images}
+        _unique_index(images, "image", src)
+        annotations = _records(data, "annotations", src, image_id=int, category_id=int)
 
+        source = f"{src} (`instances_json`)"
         if image_list is None:
             self.image_ids: list[int] = sorted(file_names)
         else:
@@ -108,22 +116,20 @@ class COCOMultiLabel(Dataset[tuple[Any, Tensor]]):
                     f"{len(absent)} image id(s) from {source} are not in {src}, e.g. {absent[:3]}"
                 )
         if not self.image_ids:
-            raise ValueError(f"COCO instances file {src} lists no image")
+            raise ValueError(f"`instances_json`: COCO instances file {src} lists no image")
         self._file_names = [file_names[i] for i in self.image_ids]
-        _check_images_exist(self._image_dir, self._file_names)
+        _check_images_exist(self._image_dir, self._file_names, "images_dir", source)
 
         row = {image_id: r for r, image_id in enumerate(self.image_ids)}
         labels = torch.zeros(len(self.image_ids), len(self.classes), dtype=torch.int64)
         for ann in annotations:
-            r = row.get(ann.get("image_id"))
-            if r is None:
-                continue
-            if ann.get("category_id") not in column:
+            if ann["category_id"] not in column:
                 raise ValueError(
-                    f"annotation {ann.get('id')!r} in {src} has unknown category_id "
-                    f"{ann.get('category_id')!r}"
+                    f"`instances_json`: annotation {ann.get('id')!r} in {src} has unknown "
+                    f"category_id {ann['category_id']!r}"
                 )
-            if _is_positive(ann):
+            r = row.get(ann["image_id"])
+            if r is not None and _is_positive(ann, src):
                 labels[r, column[ann["category_id"]]] = 1
         self.labels = labels
 
@@ -139,16 +145,52 @@ class COCOMultiLabel(Dataset[tuple[Any, Tensor]]):
 
 
 def _load_instances(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"COCO instances file {path} not found")
     try:
         with path.open("rb") as f:
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"malformed COCO instances file {path}: {err}") from None
+        raise ValueError(f"`instances_json`: malformed COCO instances file {path}: {err}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"malformed COCO instances file {path}: expected a JSON object")
+        raise ValueError(
+            f"`instances_json`: malformed COCO instances file {path}: expected a JSON object"
+        )
     return data
+
+
+def _records(data: dict[str, Any], key: str, src: Path, **fields: type) -> list[dict[str, Any]]:
+    """Return the list ``data[key]`` of JSON objects, each with the given fields and types."""
+    if key not in data:
+        raise ValueError(
+            f"`instances_json`: malformed COCO instances file {src}: missing field {key!r}"
+        )
+    records = data[key]
+    if not isinstance(records, list):
+        raise ValueError(
+            f"`instances_json`: malformed COCO instances file {src}: {key!r} must be a list, "
+            f"got {type(records).__name__}"
+        )
+    for record in records:
+        for field, kind in fields.items():
+            value = record.get(field) if isinstance(record, dict) else None
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise ValueError(
+                    f"`instances_json`: malformed COCO instances file {src}: an entry of {key!r} "
+                    f"needs {field!r} of type {kind.__name__}, got {str(record)[:80]}"
+                )
+    return records
+
+
+def _unique_index(records: list[dict[str, Any]], what: str, src: Path) -> dict[int, int]:
+    """``{id: position}``; a repeated id would drop a record or mix two columns' labels."""
+    index: dict[int, int] = {}
+    for k, record in enumerate(records):
+        if record["id"] in index:
+            raise ValueError(
+                f"`instances_json`: COCO instances file {src} lists {what} id {record['id']} "
+                "more than once"
+            )
+        index[record["id"]] = k
+    return index
 
 
 def _as_image_id(entry: str, source: str) -> int:
@@ -158,13 +200,25 @@ def _as_image_id(entry: str, source: str) -> int:
         raise ValueError(f"COCO image id {entry!r} in {source} is not an integer") from None
 
 
-def _is_positive(ann: dict[str, Any]) -> bool:
+def _is_positive(ann: dict[str, Any], src: Path) -> bool:
     """Apply the protocol's rule: a real, non-crowd, non-ignored box of at least 1x1 pixel."""
-    bbox = ann.get("bbox") or (0, 0, 0, 0)
-    return (
-        not ann.get("iscrowd", 0)
-        and not ann.get("ignore", 0)
-        and ann.get("area", 0) > 0
-        and bbox[2] >= 1
-        and bbox[3] >= 1
-    )
+    bbox = ann.get("bbox", (0, 0, 0, 0))
+    area = ann.get("area", 0)
+    flags = (ann.get("iscrowd", 0), ann.get("ignore", 0))
+    if not (
+        isinstance(bbox, list | tuple)
+        and len(bbox) == 4
+        and all(_is_number(v) for v in bbox)
+        and _is_number(area)
+        and all(_is_number(f) for f in flags)
+    ):
+        raise ValueError(
+            f"`instances_json`: malformed COCO instances file {src}: annotation "
+            f"{ann.get('id')!r} needs a numeric 'area', 'iscrowd' / 'ignore' flags and a 'bbox' "
+            f"of 4 numbers, got area={area!r}, bbox={bbox!r}"
+        )
+    return not any(flags) and area > 0 and bbox[2] >= 1 and bbox[3] >= 1
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)

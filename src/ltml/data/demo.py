@@ -29,6 +29,16 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .._validation import (
+    as_labels,
+    check_callable,
+    check_choice,
+    check_floating,
+    check_int,
+    check_scalar,
+    check_seed,
+    check_tensor,
+)
 from .longtail import pareto_quotas
 
 NUM_DIGITS = 10
@@ -67,6 +77,15 @@ class DemoMosaics(Dataset[tuple[Any, Tensor]]):
         source_indices: Tensor,
         transform: Callable[[Tensor], Any] | None = None,
     ) -> None:
+        images = check_tensor(images, "images")
+        check_floating(images, "images")
+        labels = as_labels(labels, "labels", NUM_DIGITS)
+        if images.ndim != 4 or images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                "`images` must be (N, channels, height, width) with one image per row of "
+                f"`labels`, got shapes {tuple(images.shape)} and {tuple(labels.shape)}"
+            )
+        check_callable(transform, "transform", optional=True)
         self.images = images
         self.labels = labels
         self.source_indices = source_indices
@@ -140,16 +159,14 @@ def make_demo(
     >>> small.labels.sum(0).tolist()
     [50, 22, 10, 6, 3, 2, 1, 1, 1, 1]
     """
-    if split not in ("train", "test"):
-        raise ValueError(f'`split` must be "train" or "test", got {split!r}')
-    if max_count < 1 or num_test < 1:
-        raise ValueError(
-            f"`max_count` and `num_test` must be positive, got {max_count} and {num_test}"
-        )
-    if grid < 2 or cell < 1:
-        raise ValueError(f"`grid` must be at least 2 and `cell` positive, got {grid} and {cell}")
-    if noise < 0:
-        raise ValueError(f"`noise` must be non-negative, got {noise}")
+    check_choice(split, "split", ("train", "test"))
+    seed = check_seed(seed)
+    check_int(max_count, "max_count")
+    check_int(num_test, "num_test")
+    check_int(grid, "grid", low=2)
+    check_int(cell, "cell")
+    check_scalar(noise, "noise", low=0.0)
+    check_callable(transform, "transform", optional=True)
     digits, targets = _load_digits(cell)
     sources = _source_split(targets)[0 if split == "train" else 1]
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])

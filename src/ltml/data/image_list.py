@@ -9,15 +9,18 @@ COCO image id per line. :func:`read_image_list` reads both.
 from __future__ import annotations
 
 import os
+import pickletools
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import as_path, check_file
 
 PathLike = str | os.PathLike[str]
 ImageList = PathLike | Sequence[str] | Sequence[int]
-
-# Every pickle protocol >= 2 starts with this opcode byte; a text id list never does.
-_PICKLE_PROTO = b"\x80"
 
 
 def read_image_list(path: PathLike) -> list[str]:
@@ -27,7 +30,7 @@ def read_image_list(path: PathLike) -> list[str]:
     ----------
     path : str or PathLike
         A plain-text list, e.g. the official ``img_id.txt`` (VOC-LT) or ``img_id.pkl``
-        (COCO-LT, plain text despite the suffix).
+        (COCO-LT, plain text despite the suffix). A UTF-8 byte-order mark is skipped.
 
     Returns
     -------
@@ -37,10 +40,13 @@ def read_image_list(path: PathLike) -> list[str]:
     Raises
     ------
     FileNotFoundError
-        The file does not exist.
+        The file does not exist, or is a directory.
+    TypeError
+        ``path`` is not a ``str`` or ``os.PathLike`` (e.g. bytes).
     ValueError
-        The file is binary (e.g. a real pickle: not read, for safety), not UTF-8, empty, or
-        lists an id twice.
+        The file is a pickle (of any protocol: never unpickled, for safety), binary (control
+        characters such as NUL bytes), not UTF-8, empty, has an id with spaces inside, or lists
+        an id twice.
 
     Examples
     --------
@@ -52,50 +58,86 @@ def read_image_list(path: PathLike) -> list[str]:
     ...     read_image_list(f)
     ['2008_000023', '2008_000028']
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"image list {p} not found")
+    return _read_ids(path, "path")
+
+
+def _read_ids(path: Any, name: str) -> list[str]:
+    p = check_file(as_path(path, name), name, "image list")
     raw = p.read_bytes()
-    if raw.startswith(_PICKLE_PROTO):
+    source = f"{p} (`{name}`)"
+    if _is_pickle(raw):
         raise ValueError(
-            f"image list {p} is a binary pickle; ltml reads plain-text lists (one id per line) "
+            f"image list {source} is a pickle; ltml reads plain-text lists (one id per line) "
             "and never unpickles files: write the ids one per line into a text file"
         )
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the first id
     except UnicodeDecodeError as err:
-        raise ValueError(f"image list {p} is not UTF-8 text: {err}") from None
-    return _check_ids([line.strip() for line in text.splitlines() if line.strip()], str(p))
+        raise ValueError(f"image list {source} is not UTF-8 text: {err}") from None
+    return _check_ids([line.strip() for line in text.splitlines() if line.strip()], source)
 
 
-def _resolve_image_list(image_list: ImageList) -> tuple[list[str], str]:
+def _is_pickle(raw: bytes) -> bool:
+    """Whether ``raw`` parses as one whole pickle stream (parsed by opcode, never executed)."""
+    try:
+        ops = [(opcode.name, pos or 0) for opcode, _, pos in pickletools.genops(raw)]
+    except Exception:
+        return False
+    return bool(ops) and ops[-1][0] == "STOP" and not raw[ops[-1][1] + 1 :].strip()
+
+
+def _resolve_image_list(image_list: Any, name: str = "image_list") -> tuple[list[str], str]:
     """Return the ids of a path or a sequence, with a description of the source for errors."""
-    if isinstance(image_list, (str, os.PathLike)):
-        return read_image_list(image_list), str(image_list)
+    if isinstance(image_list, str | os.PathLike | bytes):
+        path = as_path(image_list, name)
+        return _read_ids(path, name), f"{path} (`{name}`)"
+    if not isinstance(image_list, Sequence):
+        raise TypeError(
+            "`image_list` must be a path or a sequence of image ids (str or int), "
+            f"got {type(image_list).__name__}"
+        )
+    odd = next(
+        (i for i in image_list if not isinstance(i, str | int | np.integer) or isinstance(i, bool)),
+        None,
+    )
+    if odd is not None:
+        raise TypeError(
+            f"`image_list` must hold image ids (str or int), got an element {odd!r} "
+            f"of type {type(odd).__name__}"
+        )
     ids = [str(i).strip() for i in image_list]
     return _check_ids(ids, "`image_list`"), "`image_list`"
 
 
 def _check_ids(ids: list[str], source: str) -> list[str]:
-    """Reject an empty list or repeated ids (a repeat would silently double an image's weight)."""
+    """Reject an empty list, ids that cannot be file names, and repeated ids.
+
+    A repeat would silently double an image's weight; control characters mean a binary file.
+    """
     if not ids:
         raise ValueError(f"image list {source} is empty")
+    odd = next((i for i in ids if not i.isprintable() or any(c.isspace() for c in i)), None)
+    if odd is not None:
+        raise ValueError(
+            f"image list {source} has an id with spaces or control characters: {odd[:40]!r} "
+            "(expected one id per line of a text file)"
+        )
     repeated = [i for i, n in Counter(ids).items() if n > 1]
     if repeated:
         raise ValueError(f"image list {source} lists id {repeated[0]!r} more than once")
     return ids
 
 
-def _check_images_exist(folder: Path, file_names: Sequence[str]) -> None:
-    """Raise naming the missing files; one directory listing instead of a stat per image."""
+def _check_images_exist(folder: Path, file_names: Sequence[str], name: str, source: str) -> None:
+    """Raise naming the missing files and where they were listed; one directory listing."""
     if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} not found")
+        raise FileNotFoundError(f"`{name}`: image folder {folder} not found")
     present = set(os.listdir(folder))
     missing = [f for f in file_names if f not in present]
     if missing:
         more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
         raise FileNotFoundError(
-            f"{len(missing)} image(s) not found in {folder}: "
+            f"`{name}`: {len(missing)} image(s) listed by {source} not found in {folder}: "
             + ", ".join(str(folder / f) for f in missing[:3])
             + more
         )

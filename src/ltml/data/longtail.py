@@ -16,18 +16,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import as_tensor, check_labels, check_matrix
+from .._validation import as_counts, as_labels, check_bool, check_int, check_scalar, check_seed
 
 
 def _pareto_pdf(x: np.ndarray, shape: float) -> np.ndarray:
     """Pareto density with scale 1: ``shape / x**(shape + 1)`` for ``x >= 1``, else 0."""
     x = np.asarray(x, dtype=np.float64)
-    return np.where(x >= 1, shape / np.maximum(x, 1.0) ** (shape + 1), 0.0)
+    return np.where(x >= 1, shape * np.maximum(x, 1.0) ** -(shape + 1), 0.0)
 
 
 def _pareto_ppf(q: float, shape: float) -> float:
-    """Pareto quantile with scale 1: ``(1 - q) ** (-1 / shape)``."""
-    return float((1.0 - q) ** (-1.0 / shape))
+    """Pareto quantile with scale 1: ``(1 - q) ** (-1 / shape)`` (inf where it overflows)."""
+    return float(np.float64(1.0 - q) ** (-1.0 / shape))
 
 
 def pareto_quotas(num_classes: int, max_count: int, shape: float = 6.0) -> Tensor:
@@ -62,15 +62,21 @@ def pareto_quotas(num_classes: int, max_count: int, shape: float = 6.0) -> Tenso
     >>> pareto_quotas(20, 800).tolist()
     [800, 529, 359, 248, 175, 125, 91, 67, 50, 38, 29, 23, 18, 14, 11, 9, 7, 6, 5, 4]
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}")
-    if isinstance(max_count, bool) or not isinstance(max_count, int) or max_count < 1:
-        raise ValueError(f"`max_count` must be a positive int, got {max_count!r}")
-    if not shape > 0:
-        raise ValueError(f"`shape` must be positive, got {shape!r}")
-    x = np.linspace(1.0, _pareto_ppf(0.99, shape), num_classes)
-    quotas = (_pareto_pdf(x, shape) * (max_count - 1) / shape + 1).astype(np.int64)
-    return torch.from_numpy(quotas)
+    num_classes = check_int(num_classes, "num_classes")
+    # Quotas are computed in float64: larger counts would not stay exact integers.
+    max_count = check_int(max_count, "max_count", high=2**53)
+    shape = check_scalar(shape, "shape", low=0.0, low_open=True)
+    with np.errstate(over="ignore"):
+        last = _pareto_ppf(0.99, shape)
+        if not np.isfinite(last):
+            raise ValueError(
+                "`shape` must be large enough for the Pareto 99% quantile to be finite, "
+                f"got {shape}"
+            )
+        x = np.linspace(1.0, last, num_classes)
+        # pdf / b = x^-(b+1), computed as such so that the first class gets max_count exactly
+        quotas = np.floor(_pareto_pdf(x, shape) / shape * (max_count - 1) + 1)
+    return torch.from_numpy(quotas.astype(np.int64))
 
 
 def cooccurrence_rank(labels: Any) -> Tensor:
@@ -158,13 +164,13 @@ def make_long_tailed(
     """
     y = _positives(labels)
     num_classes = y.shape[1]
-    q = np.asarray(torch.as_tensor(quotas).cpu(), dtype=np.float64)
+    seed = check_seed(seed)
+    check_bool(rank, "rank")
+    q = as_counts(quotas, "quotas").cpu().numpy()
     if q.shape != (num_classes,):
         raise ValueError(
             f"`quotas` must have one entry per class ({num_classes}), got shape {q.shape}"
         )
-    if not (np.all(np.isfinite(q)) and np.all(q >= 0) and np.all(q == np.floor(q))):
-        raise ValueError(f"`quotas` must be non-negative integers, got {q.tolist()}")
     quota = np.empty(num_classes, dtype=np.int64)
     if rank:
         quota[_rank(y)] = np.sort(q)[::-1].astype(np.int64)
@@ -191,10 +197,7 @@ def make_long_tailed(
 
 def _positives(labels: Any) -> np.ndarray:
     """Validate a label matrix and return its positives as a bool ndarray (N, C)."""
-    t = as_tensor(labels, "labels")
-    check_matrix(t, "labels")
-    check_labels(t, "labels")
-    return np.asarray((t == 1).cpu())
+    return np.asarray((as_labels(labels, "labels") == 1).cpu())
 
 
 def _rank(y: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from .._validation import as_path, check_callable, check_file
 from .image_list import ImageList, PathLike, _check_images_exist, _resolve_image_list
 
 VOC_CLASSES = (
@@ -100,16 +101,23 @@ class VOCMultiLabel(Dataset[tuple[Any, Tensor]]):
         transform: Callable[[Image.Image], Any] | None = None,
         year: str = "2012",
     ) -> None:
-        self.root = _find_voc_dir(Path(root), year)
+        if not isinstance(year, str):
+            raise TypeError(f"`year` must be a str such as '2012', got {type(year).__name__}")
+        if not isinstance(image_set, str):
+            raise TypeError(
+                f"`image_set` must be a str such as 'trainval', got {type(image_set).__name__}"
+            )
+        check_callable(transform, "transform", optional=True)
+        self.root = _find_voc_dir(as_path(root, "root"), year)
         if image_list is None:
             split_file = self.root / "ImageSets" / "Main" / f"{image_set}.txt"
-            if not split_file.is_file():
-                raise FileNotFoundError(f"VOC split file {split_file} not found")
-            image_list = split_file
-        self.image_ids, _ = _resolve_image_list(image_list)
+            check_file(split_file, "image_set", "VOC split file")
+            self.image_ids, source = _resolve_image_list(split_file, "image_set")
+        else:
+            self.image_ids, source = _resolve_image_list(image_list)
         self.transform = transform
         self._image_dir = self.root / "JPEGImages"
-        _check_images_exist(self._image_dir, [f"{i}.jpg" for i in self.image_ids])
+        _check_images_exist(self._image_dir, [f"{i}.jpg" for i in self.image_ids], "root", source)
         index = {name: k for k, name in enumerate(self.classes)}
         labels = torch.zeros(len(self.image_ids), len(self.classes), dtype=torch.int64)
         for row, image_id in enumerate(self.image_ids):
@@ -135,25 +143,25 @@ def _find_voc_dir(root: Path, year: str) -> Path:
         if (c / "Annotations").is_dir():
             return c
     raise FileNotFoundError(
-        f"VOC{year} not found under {root}: expected an Annotations folder in one of "
+        f"`root`: VOC{year} not found under {root}: expected an Annotations folder in one of "
         + ", ".join(str(c) for c in candidates)
     )
 
 
 def _xml_classes(xml: Path, index: dict[str, int]) -> list[int]:
     """Class indices of every ``<object>`` in one annotation file ("difficult" included)."""
+    check_file(xml, "root", "VOC annotation")
     try:
         tree = ET.parse(xml)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"VOC annotation {xml} not found") from None
     except ET.ParseError as err:
-        raise ValueError(f"malformed VOC annotation {xml}: {err}") from None
+        raise ValueError(f"`root`: malformed VOC annotation {xml}: {err}") from None
     found = []
     for obj in tree.getroot().findall("object"):
         name = (obj.findtext("name") or "").strip()
         if name not in index:
             raise ValueError(
-                f"unknown class {name!r} in VOC annotation {xml}; expected one of the 20 VOC "
+                f"`root`: unknown class {name!r} in VOC annotation {xml}; "
+                "expected one of the 20 VOC "
                 "classes (aeroplane ... tvmonitor)"
             )
         found.append(index[name])

@@ -8,22 +8,28 @@ float32 (float16 / bfloat16 inputs, as under autocast, are upcast) and never mod
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .._stats import class_prior, counts_tensor
 from .._validation import (
+    as_class_vector,
+    as_logits,
     as_tensor,
+    check_choice,
     check_finite,
-    check_floating,
+    check_int,
     check_labels,
-    check_matrix,
+    check_probability,
     check_reduction,
     check_same_shape,
     check_scalar,
+    check_tensor,
     is_compiling,
 )
 
@@ -41,11 +47,8 @@ Reduction = Literal["mean", "sum", "none"]
 
 def _as_logits(x: Any, name: str, num_classes: int | None = None) -> Tensor:
     """Check a logit matrix's type and shape; return it in at least float32 (read only)."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
-    check_floating(x, name)
-    check_matrix(x, name, num_classes)
-    return x.to(torch.promote_types(x.dtype, torch.float32))
+    z = as_logits(x, name, num_classes)
+    return z.to(torch.promote_types(z.dtype, torch.float32))
 
 
 def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> None:
@@ -60,8 +63,8 @@ def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> N
     ok = torch.stack([torch.isfinite(x.sum()) for x in logits.values()]).all()
     if targets is not None:
         if targets.is_floating_point():
-            ok &= (targets * targets * targets == targets).all()  # y^3 = y: y in {-1, 0, 1}
-        elif targets.dtype != torch.bool:
+            ok &= (targets == targets.round().clamp(-1, 1)).all()  # y in {-1, 0, 1}
+        elif targets.dtype != torch.bool and targets.numel():
             low, high = torch.aminmax(targets)
             ok &= (low >= -1) & (high <= 1)
     if not bool(ok):
@@ -80,18 +83,20 @@ def _prepare(logits: Any, targets: Any, num_classes: int | None = None) -> tuple
     return z, y.to(z.dtype)
 
 
-def _check_class_vector(x: Tensor | None, name: str, num_classes: int) -> None:
-    """Check that a per-class tensor (weights, compensation) has shape ``(C,)`` or ``()``."""
-    if x is not None and x.ndim > 0 and tuple(x.shape) != (num_classes,):
-        raise ValueError(
-            f"`{name}` must have shape ({num_classes},) (one value per class) or be a scalar, "
-            f"got shape {tuple(x.shape)}"
-        )
+def _per_class(value: Any, name: str, num_classes: int | None = None) -> Tensor | float:
+    """Check a per-class parameter (compensation): a ``(C,)`` vector, or one number for all."""
+    if isinstance(value, Tensor) and value.ndim == 0:
+        return check_tensor(value, name)
+    if isinstance(value, Tensor | np.ndarray) or (
+        isinstance(value, Sequence) and not isinstance(value, str | bytes)
+    ):
+        return as_class_vector(value, name, num_classes)
+    return check_scalar(value, name)
 
 
-def _weight_classes(weight: Tensor | None) -> int | None:
-    """Return the number of classes a per-class weight implies (None when it implies none)."""
-    return weight.shape[0] if weight is not None and weight.ndim == 1 else None
+def _optional_weight(weight: Any, num_classes: int) -> Tensor | None:
+    """Check the per-class ``weight`` of :func:`bce` / :func:`focal_loss`: None or ``(C,)``."""
+    return None if weight is None else as_class_vector(weight, "weight", num_classes)
 
 
 def _reduce(loss: Tensor, targets: Tensor | None, reduction: str) -> Tensor:
@@ -178,13 +183,19 @@ def bce(
     0.1629
     """
     check_reduction(reduction)
-    z, y = _prepare(logits, targets, _weight_classes(weight))
-    _check_class_vector(weight, "weight", z.shape[1])
+    z, y = _prepare(logits, targets)
+    weight = _optional_weight(weight, z.shape[1])
     # torch's fused kernel, forward and backward; unknown targets (read as 0) are masked after.
     loss = F.binary_cross_entropy_with_logits(
         z, y.clamp(min=0), None if weight is None else weight.to(z), reduction="none"
     )
     return _reduce(loss, y, reduction)
+
+
+def _check_focal_hyperparameters(gamma: Any, alpha: Any) -> None:
+    check_scalar(gamma, "gamma", low=0.0)
+    if alpha is not None:
+        check_probability(alpha, "alpha")
 
 
 def focal_loss(
@@ -235,11 +246,9 @@ def focal_loss(
     0.1005
     """
     check_reduction(reduction)
-    check_scalar(gamma, "gamma", low=0.0)
-    if alpha is not None and not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"`alpha` must be in [0, 1] or None, got {alpha}")
-    z, y = _prepare(logits, targets, _weight_classes(weight))
-    _check_class_vector(weight, "weight", z.shape[1])
+    _check_focal_hyperparameters(gamma, alpha)
+    z, y = _prepare(logits, targets)
+    weight = _optional_weight(weight, z.shape[1])
     loss = _focal_terms(_binary_terms(z, y), gamma)
     if alpha is not None:
         loss = loss * torch.where(y > 0, alpha, 1.0 - alpha)
@@ -329,15 +338,16 @@ def logit_compensated_bce(
     """
     check_reduction(reduction)
     prior = class_prior(class_counts, num_samples)
-    for name, value in (
-        ("sigma_pos", sigma_pos),
-        ("mu_pos", mu_pos),
-        ("sigma_neg", sigma_neg),
-        ("mu_neg", mu_neg),
-    ):
-        _check_class_vector(torch.as_tensor(value), name, prior.numel())
+    num_classes = prior.numel()
     return _logit_compensated_bce(
-        logits, targets, prior, sigma_pos, mu_pos, sigma_neg, mu_neg, reduction
+        logits,
+        targets,
+        prior,
+        _per_class(sigma_pos, "sigma_pos", num_classes),
+        _per_class(mu_pos, "mu_pos", num_classes),
+        _per_class(sigma_neg, "sigma_neg", num_classes),
+        _per_class(mu_neg, "mu_neg", num_classes),
+        reduction,
     )
 
 
@@ -349,18 +359,22 @@ def _db_statistics(
     Counts are clamped to ``[1, N - 1]`` first: a class with no positive (or no negative)
     training image would give an infinite weight or shift.
     """
-    if num_samples < 2:
-        raise ValueError(f"`num_samples` must be at least 2, got {num_samples}")
+    check_int(num_samples, "num_samples", low=2)
+    check_scalar(kappa, "kappa", low=0.0)
     counts = counts_tensor(class_counts, num_samples).clamp(1, num_samples - 1)
     bias = -(kappa / neg_scale) * torch.log(num_samples / counts - 1.0)
     return (1.0 / counts).to(torch.float32), bias.to(torch.float32)
 
 
-def _check_db_hyperparameters(alpha: float, beta: float, neg_scale: float, gamma: float) -> None:
+def _check_db_hyperparameters(
+    alpha: Any, beta: Any, mu: Any, neg_scale: Any, gamma: Any, scale: Any
+) -> None:
     check_scalar(alpha, "alpha", low=0.0)
     check_scalar(beta, "beta", low=0.0)
+    check_scalar(mu, "mu")
     check_scalar(neg_scale, "neg_scale", low=0.0, low_open=True)
     check_scalar(gamma, "gamma", low=0.0)
+    check_scalar(scale, "scale", low=0.0, low_open=True)
 
 
 def _distribution_balanced_loss(
@@ -471,7 +485,7 @@ def distribution_balanced_loss(
     0.0548
     """
     check_reduction(reduction)
-    _check_db_hyperparameters(alpha, beta, neg_scale, gamma)
+    _check_db_hyperparameters(alpha, beta, mu, neg_scale, gamma, scale)
     inv_freq, bias = _db_statistics(class_counts, num_samples, kappa=kappa, neg_scale=neg_scale)
     return _distribution_balanced_loss(
         logits,
@@ -486,6 +500,11 @@ def distribution_balanced_loss(
         scale=scale,
         reduction=reduction,
     )
+
+
+def _check_consistency_options(space: Any, detach: Any) -> None:
+    check_choice(space, "space", ("prob", "logit"))
+    check_choice(detach, "detach", (None, "first", "second"))
 
 
 def cross_branch_consistency(
@@ -536,10 +555,7 @@ def cross_branch_consistency(
     8.0
     """
     check_reduction(reduction)
-    if space not in ("prob", "logit"):
-        raise ValueError(f"`space` must be 'prob' or 'logit', got {space!r}")
-    if detach not in (None, "first", "second"):
-        raise ValueError(f"`detach` must be None, 'first' or 'second', got {detach!r}")
+    _check_consistency_options(space, detach)
     a = _as_logits(first, "first")
     b = _as_logits(second, "second")
     check_same_shape(a, b, "first", "second")

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from .._validation import as_tensor, check_finite, check_labels, check_matrix, check_same_shape
+from .._validation import as_labels, as_scores, check_choice, check_same_shape
 
 __all__ = ["EmptyClass", "average_precision"]
 
@@ -122,13 +122,12 @@ def _label_codes(targets: Tensor) -> Tensor:
     return targets.to(torch.int8) & 3
 
 
-def _check_ap_inputs(scores: Tensor, targets: Tensor, num_classes: int | None = None) -> None:
-    check_matrix(scores, "scores", num_classes)
-    check_same_shape(scores, targets, "scores", "targets")
-    if scores.dtype == torch.bool or scores.is_complex():
-        raise TypeError(f"`scores` must be real numbers, got dtype {scores.dtype}")
-    check_finite(scores, "scores")
-    check_labels(targets, "targets")
+def _ap_inputs(scores: Any, targets: Any, num_classes: int | None = None) -> tuple[Tensor, Tensor]:
+    """Check a ``(scores, targets)`` pair by their contracts; return both as tensors."""
+    s = as_scores(scores, "scores", num_classes)
+    y = as_labels(targets, "targets")
+    check_same_shape(s, y, "scores", "targets")
+    return s, y
 
 
 def _ap_scores(scores: Tensor) -> Tensor:
@@ -137,7 +136,7 @@ def _ap_scores(scores: Tensor) -> Tensor:
         return scores
     if scores.is_floating_point():
         return scores.to(torch.float32)
-    return scores.to(torch.float64)  # integers up to 2**53 are exact in float64
+    return scores.to(torch.int64)  # ranked exactly (float64 would merge integers above 2**53)
 
 
 def _average_precision(scores: Tensor, targets: Tensor) -> Tensor:
@@ -162,9 +161,8 @@ def _average_precision(scores: Tensor, targets: Tensor) -> Tensor:
     return torch.cat([chunk_ap(first) for first in firsts])
 
 
-def _check_empty_class(empty_class: str) -> None:
-    if empty_class not in ("nan", "zero"):
-        raise ValueError(f"`empty_class` must be 'nan' or 'zero', got {empty_class!r}")
+def _check_empty_class(empty_class: Any) -> None:
+    check_choice(empty_class, "empty_class", ("nan", "zero"))
 
 
 def _resolve_empty_classes(ap: Tensor, empty_class: EmptyClass, stacklevel: int = 3) -> Tensor:
@@ -225,7 +223,5 @@ def average_precision(scores: Any, targets: Any, *, empty_class: EmptyClass = "n
     tensor([0.7500, 1.0000], dtype=torch.float64)
     """
     _check_empty_class(empty_class)
-    s = as_tensor(scores, "scores")
-    y = as_tensor(targets, "targets")
-    _check_ap_inputs(s, y)
+    s, y = _ap_inputs(scores, targets)
     return _resolve_empty_classes(_average_precision(s, y), empty_class)

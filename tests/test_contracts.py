@@ -1,0 +1,1196 @@
+"""Adversarial input battery: every public callable gives the right answer or a clear error.
+
+For each public name, ``CASES`` lists contract cases: an argument, a hypothesis strategy of values
+that break that argument's contract, and a call that passes such a value. Each generated value
+must raise ``ValueError`` / ``TypeError`` / ``FileNotFoundError`` *from ltml's own code*, with a
+message naming the argument; an error that escapes from torch, numpy or the standard library
+fails. ``ORACLES`` lists accepted-but-unusual inputs (byte order, strides, dtypes, huge integers)
+whose result must equal an independent oracle's.
+
+Adding a public callable: add one ``case(...)`` line per argument contract below, e.g.
+``case(ltml.NewLoss, "gamma", BAD_REAL_NON_NEGATIVE, lambda v: ltml.NewLoss(gamma=v))``;
+``test_every_public_callable_has_cases`` fails until it has one.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import itertools
+import json
+import math
+import pickle
+import tempfile
+import tracemalloc
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal, getcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from torch import nn
+from torch.utils.data import SequentialSampler, TensorDataset
+
+import ltml
+import ltml.data as D
+import ltml.functional as LF
+
+# ------------------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Case:
+    """Values of ``bad`` passed by ``call`` must raise an ltml error naming ``arg``."""
+
+    arg: str
+    bad: st.SearchStrategy[Any]
+    call: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """For values of ``odd`` (accepted forms), ``call(v)`` must equal ``expected(v)``."""
+
+    what: str
+    odd: st.SearchStrategy[Any]
+    call: Callable[[Any], Any]
+    expected: Callable[[Any], Any]
+
+
+CASES: dict[Any, list[Case]] = defaultdict(list)
+ORACLES: dict[Any, list[Oracle]] = defaultdict(list)
+
+# Public classes that only carry results: nothing to validate.
+RESULT_TYPES = {ltml.DualBranchOutput, ltml.LTMLLossOutput, ltml.MAPResult, ltml.MixedBatch}
+
+
+def case(public: Any, arg: str, bad: st.SearchStrategy[Any], call: Callable[[Any], Any]) -> None:
+    """Register a contract case of the public callable ``public``."""
+    CASES[public].append(Case(arg, bad, call))
+
+
+def oracle(
+    public: Any,
+    what: str,
+    odd: st.SearchStrategy[Any],
+    call: Callable[[Any], Any],
+    expected: Callable[[Any], Any],
+) -> None:
+    """Register accepted inputs of ``public`` whose result an independent oracle gives."""
+    ORACLES[public].append(Oracle(what, odd, call, expected))
+
+
+# ---------------------------------------------------------------------- strategies per contract
+
+NAN, INF = math.nan, math.inf
+META = torch.zeros(4, 3, device="meta")
+
+NOT_A_NUMBER = st.one_of(
+    st.text(max_size=3).map(lambda s: s or "2"),
+    st.none(),
+    st.booleans(),
+    st.complex_numbers(allow_nan=False).filter(lambda z: z.imag != 0),
+    st.just([1.0]),
+    st.just(torch.tensor(1.0)),
+)
+NOT_AN_INT = st.one_of(
+    NOT_A_NUMBER,
+    st.floats(allow_nan=True),
+    st.just(np.float64(2.0)),
+    st.just(torch.tensor(2)),
+)
+
+
+def bad_int(low: int = 1, high: int | None = None) -> st.SearchStrategy[Any]:
+    """Values outside the integer contract ``[low, high]``: wrong types or out of range."""
+    out = [NOT_AN_INT, st.integers(max_value=low - 1)]
+    if high is not None:
+        out.append(st.integers(min_value=high + 1))
+    return st.one_of(*out)
+
+
+BAD_POSITIVE_INT = bad_int(1)
+BAD_SEED = bad_int(0)
+
+
+def bad_real(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> st.SearchStrategy[Any]:
+    """Values outside the real-number contract: wrong types, NaN / inf, out of bounds."""
+    out = [NOT_A_NUMBER, st.sampled_from([NAN, INF, -INF])]
+    if low is not None:
+        out.append(st.floats(max_value=low, exclude_max=not low_open, allow_nan=False))
+    if high is not None:
+        out.append(st.floats(min_value=high, exclude_min=not high_open, allow_nan=False))
+    return st.one_of(*out)
+
+
+BAD_REAL = bad_real()
+BAD_NON_NEGATIVE = bad_real(0.0)
+BAD_POSITIVE = bad_real(0.0, low_open=True)
+BAD_PROBABILITY = bad_real(0.0, 1.0)
+
+
+def bad_choice(*allowed: Any) -> st.SearchStrategy[Any]:
+    """Values that are not one of ``allowed``."""
+    others = st.one_of(
+        st.text(max_size=6),
+        st.none(),
+        st.integers(),
+        st.just(["mean"]),
+        st.just(torch.tensor(1)),
+    )
+    return others.filter(
+        lambda v: not any(v is a or (isinstance(v, str) and v == a) for a in allowed)
+    )
+
+
+BAD_BOOL = st.one_of(
+    st.text(max_size=3), st.none(), st.integers(min_value=2), st.floats(), st.just([True])
+)
+
+N, C = 4, 3
+LABELS = np.array([[1, 0, 1], [0, 1, -1], [1, 1, 0], [0, 0, 1]])
+KNOWN = np.clip(LABELS, 0, 1)
+LOGITS = torch.tensor([[2.0, -1.0, 0.5], [0.3, 1.5, -2.0], [1.0, 0.2, -0.4], [-1.2, 0.0, 3.0]])
+
+
+def _with(value: float, dtype: Any = None) -> np.ndarray:
+    out = LABELS.astype(np.float64 if isinstance(value, float) else np.int64)
+    out[0, 1] = value
+    return out if dtype is None else out.astype(dtype)
+
+
+NOT_AN_ARRAY = st.sampled_from([LABELS.tolist(), "abc", None, 3, (LABELS, LABELS)])
+BAD_ARRAY_FORMS = st.sampled_from(
+    [
+        LABELS[0],  # 1-D
+        LABELS[None],  # 3-D
+        np.zeros((N, 0), dtype=np.int64),  # no class
+        LABELS.astype(object),
+        LABELS.astype(np.complex64),
+        LABELS.astype(str),
+        META,
+        torch.zeros(N, C, dtype=torch.complex64),
+    ]
+)
+BAD_LABEL_VALUES = st.one_of(
+    st.sampled_from([2, 3, -2, 7, 0.5, NAN, INF]).map(_with),
+    st.just(np.array([[1, 0, 1], [0, 255, 1], [1, 1, 0], [0, 0, 1]], dtype=np.uint8)),  # -1 cast
+    st.just(_with(-1).astype(np.uint8)),
+    st.just(torch.from_numpy(_with(2)).to(torch.int8)),
+)
+BAD_LABELS = st.one_of(NOT_AN_ARRAY, BAD_ARRAY_FORMS, BAD_LABEL_VALUES)
+
+BAD_SCORES = st.one_of(
+    NOT_AN_ARRAY,
+    BAD_ARRAY_FORMS,
+    st.sampled_from([NAN, INF, -INF]).map(_with),
+    st.just(LABELS == 1),  # booleans do not rank
+)
+BAD_LOGITS = st.one_of(
+    BAD_SCORES.filter(lambda v: not (isinstance(v, np.ndarray) and v.dtype.kind == "f")),
+    st.just(LOGITS.numpy()),  # the losses take tensors (autograd)
+    st.just(LOGITS.long()),
+    st.sampled_from([NAN, INF]).map(lambda v: torch.from_numpy(_with(v)).float()),
+)
+
+
+def bad_vector(length: int | None = C) -> st.SearchStrategy[Any]:
+    """Values outside the per-class vector contract (of ``length`` entries, when it is fixed)."""
+    bad = st.sampled_from(
+        [
+            "abc",
+            [1.0, "2", 3.0],
+            [[1.0] * C],
+            [],
+            torch.ones(2, C),
+            torch.ones(C, dtype=torch.bool),
+            np.array(["1"] * C),
+            torch.ones(C, device="meta"),
+            {0: 1.0},
+            None,
+        ]
+    )
+    if length is None:
+        return bad
+    wrong_length = st.lists(st.floats(allow_nan=False), min_size=length + 1, max_size=length + 3)
+    return st.one_of(bad, wrong_length)
+
+
+def bad_counts(total: int | None = None) -> st.SearchStrategy[Any]:
+    """Values outside the per-class count contract (``total`` = N where the callable takes it)."""
+    out = [
+        bad_vector(None),
+        st.sampled_from([[-1, 2, 3], [1.5, 2, 3], [NAN, 1, 1], [INF, 1, 1], [True, 1, 1]]),
+    ]
+    if total is not None:
+        out.append(st.integers(total + 1, 10**6).map(lambda k: [1, k, 2]))
+    return st.one_of(*out)
+
+
+BAD_INDICES = st.one_of(
+    st.sampled_from(
+        [
+            [0, 0],  # repeated
+            [True, False, True],  # a mask
+            [0.0, 1.0],
+            "01",
+            np.array([True, False, True]),
+            np.array([0.0, 1.0]),
+            torch.tensor([[0, 1]]),
+            3,
+            None,
+        ]
+    ),
+    st.integers(C, 10**6).map(lambda k: [0, k]),
+    st.integers(max_value=-1).map(lambda k: [k]),
+)
+BAD_GROUPS = st.one_of(
+    BAD_INDICES.map(lambda idx: {"tail": idx}),
+    st.sampled_from([[0, 1], "head", 3, {1: [0]}, {("a",): [0]}]),
+)
+
+_ROOT = tempfile.TemporaryDirectory(prefix="ltml-contracts-")
+ROOT = Path(_ROOT.name)
+(ROOT / "a_directory").mkdir()
+BAD_PATH = st.sampled_from(
+    [b"img_id.txt", 3, None, ["a.txt"], ROOT / "missing.txt", ROOT / "a_directory"]
+)
+
+# ------------------------------------------------------------------------------- shared objects
+
+DATASET = TensorDataset(torch.arange(4.0)[:, None], torch.from_numpy(KNOWN))
+BRANCH = nn.Identity()
+
+
+def _sampler(**kwargs: Any) -> ltml.ClassAwareSampler:
+    return ltml.ClassAwareSampler(LABELS, **kwargs)
+
+
+class _LyingSampler(torch.utils.data.Sampler[int]):
+    """A sampler whose ``__len__`` is not what it yields."""
+
+    def __init__(self, length: Any, yields: int) -> None:
+        self.length, self.yields = length, yields
+
+    def __len__(self) -> Any:
+        return self.length
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.yields))
+
+
+def _paired(uniform: Any) -> list[tuple[int, int]]:
+    return list(ltml.PairedSampler(uniform, SequentialSampler(range(4))))
+
+
+def _head() -> ltml.DualBranchHead:
+    return ltml.DualBranchHead(nn.Identity(), in_features=C, num_classes=C)
+
+
+def _meter_update(**kwargs: Any) -> None:
+    ltml.mAPMeter(C).update(**{"scores": LOGITS, "targets": LABELS, **kwargs})
+
+
+# ---------------------------------------------------------------------------------- the losses
+
+LOSSES = {
+    ltml.BCE: lambda **kw: ltml.BCE(**kw),
+    ltml.FocalLoss: lambda **kw: ltml.FocalLoss(**kw),
+    ltml.WeightedBCE: lambda **kw: ltml.WeightedBCE([3, 1, 2], **kw),
+    ltml.ClassBalancedFocalLoss: lambda **kw: ltml.ClassBalancedFocalLoss([3, 1, 2], **kw),
+    ltml.DistributionBalancedLoss: lambda **kw: ltml.DistributionBalancedLoss([3, 1, 2], 4, **kw),
+    ltml.LogitCompensatedBCE: lambda **kw: ltml.LogitCompensatedBCE([3, 1, 2], 4, **kw),
+}
+for loss, make in LOSSES.items():
+    case(loss, "reduction", bad_choice("mean", "sum", "none"), lambda v, m=make: m(reduction=v))
+    case(loss, "logits", BAD_LOGITS, lambda v, m=make: m()(v, torch.from_numpy(LABELS)))
+    case(loss, "targets", BAD_LABELS, lambda v, m=make: m()(LOGITS, v))
+for loss in (ltml.WeightedBCE, ltml.ClassBalancedFocalLoss):
+    case(loss, "class_counts", bad_counts(), lambda v, loss=loss: loss(v))
+    case(loss, "labels", BAD_LABELS, lambda v, loss=loss: loss.from_labels(v))
+for loss in (ltml.DistributionBalancedLoss, ltml.LogitCompensatedBCE):
+    case(loss, "class_counts", bad_counts(4), lambda v, loss=loss: loss(v, 4))
+    case(loss, "num_samples", BAD_POSITIVE_INT, lambda v, loss=loss: loss([1, 1, 1], v))
+    case(loss, "labels", BAD_LABELS, lambda v, loss=loss: loss.from_labels(v))
+case(ltml.WeightedBCE, "power", BAD_NON_NEGATIVE, lambda v: ltml.WeightedBCE([3, 1], power=v))
+case(ltml.FocalLoss, "gamma", BAD_NON_NEGATIVE, lambda v: ltml.FocalLoss(gamma=v))
+case(
+    ltml.FocalLoss,
+    "alpha",
+    BAD_PROBABILITY.filter(lambda v: v is not None),
+    lambda v: ltml.FocalLoss(alpha=v),
+)
+case(
+    ltml.ClassBalancedFocalLoss,
+    "beta",
+    bad_real(0.0, 1.0, high_open=True),
+    lambda v: ltml.ClassBalancedFocalLoss([3, 1], beta=v),
+)
+case(
+    ltml.ClassBalancedFocalLoss,
+    "gamma",
+    BAD_NON_NEGATIVE,
+    lambda v: ltml.ClassBalancedFocalLoss([3, 1], gamma=v),
+)
+for arg, bad in {
+    "alpha": BAD_NON_NEGATIVE,
+    "beta": BAD_NON_NEGATIVE,
+    "mu": BAD_REAL.filter(lambda v: v is not None),
+    "kappa": BAD_NON_NEGATIVE,
+    "neg_scale": BAD_POSITIVE.filter(lambda v: v is not None),
+    "gamma": BAD_NON_NEGATIVE,
+    "scale": BAD_POSITIVE,
+    "preset": bad_choice("voc", "coco"),
+}.items():
+    case(
+        ltml.DistributionBalancedLoss,
+        arg,
+        bad,
+        lambda v, arg=arg: ltml.DistributionBalancedLoss([3, 1, 2], 4, **{arg: v}),
+    )
+case(
+    ltml.DistributionBalancedLoss,
+    "num_samples",
+    st.just(1),
+    lambda v: ltml.DistributionBalancedLoss([1, 1, 1], v),
+)
+case(
+    ltml.LogitCompensatedBCE,
+    "guard",
+    bad_choice(None, "tied"),
+    lambda v: ltml.LogitCompensatedBCE([3, 1], 4, guard=v),
+)
+case(
+    ltml.LogitCompensatedBCE,
+    "max_scale",
+    bad_real(1.0, low_open=True),
+    lambda v: ltml.LogitCompensatedBCE([3, 1], 4, guard="tied", max_scale=v),
+)
+case(
+    ltml.LogitCompensatedBCE,
+    "learnable",
+    BAD_BOOL,
+    lambda v: ltml.LogitCompensatedBCE([3, 1], 4, learnable=v),
+)
+case(
+    ltml.CrossBranchConsistency,
+    "space",
+    bad_choice("prob", "logit"),
+    lambda v: ltml.CrossBranchConsistency(space=v),
+)
+case(
+    ltml.CrossBranchConsistency,
+    "detach",
+    bad_choice(None, "first", "second"),
+    lambda v: ltml.CrossBranchConsistency(detach=v),
+)
+case(
+    ltml.CrossBranchConsistency,
+    "first",
+    BAD_LOGITS,
+    lambda v: ltml.CrossBranchConsistency()(v, LOGITS),
+)
+case(
+    ltml.CrossBranchConsistency,
+    "second",
+    BAD_LOGITS,
+    lambda v: ltml.CrossBranchConsistency()(LOGITS, v),
+)
+case(ltml.LTMLLoss, "weight", BAD_NON_NEGATIVE, lambda v: ltml.LTMLLoss(ltml.BCE(), weight=v))
+case(ltml.LTMLLoss, "cls_u", st.sampled_from([None, 3, "bce"]), ltml.LTMLLoss)
+case(ltml.LTMLLoss, "cls_r", st.sampled_from([3, "bce"]), lambda v: ltml.LTMLLoss(ltml.BCE(), v))
+case(
+    ltml.LTMLLoss,
+    "out",
+    st.sampled_from([None, (LOGITS,) * 3, (LOGITS,) * 5, LOGITS, "uuhr", (None,) * 4]),
+    lambda v: ltml.LTMLLoss(ltml.BCE())(v, torch.from_numpy(KNOWN), torch.from_numpy(KNOWN)),
+)
+case(
+    ltml.LTMLLoss,
+    "y_u",
+    st.sampled_from([None, KNOWN.tolist(), "abc", META]),  # values: checked by cls_u, as `targets`
+    lambda v: ltml.LTMLLoss(ltml.BCE())((LOGITS,) * 4, v, torch.from_numpy(KNOWN)),
+)
+
+# Functional forms.
+case(LF.bce, "logits", BAD_LOGITS, lambda v: LF.bce(v, LABELS))
+case(LF.bce, "targets", BAD_LABELS, lambda v: LF.bce(LOGITS, v))
+case(
+    LF.bce,
+    "weight",
+    bad_vector().filter(lambda v: v is not None),
+    lambda v: LF.bce(LOGITS, LABELS, v),
+)
+case(
+    LF.bce,
+    "reduction",
+    bad_choice("mean", "sum", "none"),
+    lambda v: LF.bce(LOGITS, LABELS, reduction=v),
+)
+case(LF.focal_loss, "logits", BAD_LOGITS, lambda v: LF.focal_loss(v, LABELS))
+case(LF.focal_loss, "targets", BAD_LABELS, lambda v: LF.focal_loss(LOGITS, v))
+case(LF.focal_loss, "gamma", BAD_NON_NEGATIVE, lambda v: LF.focal_loss(LOGITS, LABELS, gamma=v))
+case(
+    LF.focal_loss,
+    "alpha",
+    BAD_PROBABILITY.filter(lambda v: v is not None),
+    lambda v: LF.focal_loss(LOGITS, LABELS, alpha=v),
+)
+case(
+    LF.focal_loss,
+    "weight",
+    bad_vector().filter(lambda v: v is not None),
+    lambda v: LF.focal_loss(LOGITS, LABELS, weight=v),
+)
+case(
+    LF.logit_compensated_bce,
+    "logits",
+    BAD_LOGITS,
+    lambda v: LF.logit_compensated_bce(v, LABELS, [3, 1, 2], 4),
+)
+case(
+    LF.logit_compensated_bce,
+    "class_counts",
+    bad_counts(4),
+    lambda v: LF.logit_compensated_bce(LOGITS, LABELS, v, 4),
+)
+case(
+    LF.logit_compensated_bce,
+    "num_samples",
+    BAD_POSITIVE_INT,
+    lambda v: LF.logit_compensated_bce(LOGITS, LABELS, [0, 0, 0], v),
+)
+case(
+    LF.logit_compensated_bce,
+    "sigma_pos",
+    st.one_of(bad_vector(), BAD_REAL.filter(lambda v: not isinstance(v, list | torch.Tensor))),
+    lambda v: LF.logit_compensated_bce(LOGITS, LABELS, [3, 1, 2], 4, v),
+)
+case(
+    LF.distribution_balanced_loss,
+    "targets",
+    BAD_LABELS,
+    lambda v: LF.distribution_balanced_loss(LOGITS, v, [3, 1, 2], 4),
+)
+case(
+    LF.distribution_balanced_loss,
+    "num_samples",
+    bad_int(2),
+    lambda v: LF.distribution_balanced_loss(LOGITS, LABELS, [1, 1, 1], v),
+)
+case(
+    LF.distribution_balanced_loss,
+    "mu",
+    BAD_REAL,
+    lambda v: LF.distribution_balanced_loss(LOGITS, LABELS, [3, 1, 2], 4, mu=v),
+)
+case(
+    LF.distribution_balanced_loss,
+    "scale",
+    BAD_POSITIVE,
+    lambda v: LF.distribution_balanced_loss(LOGITS, LABELS, [3, 1, 2], 4, scale=v),
+)
+case(
+    LF.cross_branch_consistency,
+    "first",
+    BAD_LOGITS,
+    lambda v: LF.cross_branch_consistency(v, LOGITS),
+)
+case(
+    LF.cross_branch_consistency,
+    "space",
+    bad_choice("prob", "logit"),
+    lambda v: LF.cross_branch_consistency(LOGITS, LOGITS, space=v),
+)
+
+# ---------------------------------------------------------------------------------- the metrics
+
+for fn in (ltml.average_precision, LF.average_precision):
+    case(fn, "scores", BAD_SCORES, lambda v, fn=fn: fn(v, LABELS))
+    case(fn, "targets", BAD_LABELS, lambda v, fn=fn: fn(LOGITS, v))
+    case(
+        fn,
+        "empty_class",
+        bad_choice("nan", "zero"),
+        lambda v, fn=fn: fn(LOGITS, LABELS, empty_class=v),
+    )
+case(ltml.mAPMeter, "num_classes", BAD_POSITIVE_INT, ltml.mAPMeter)
+case(ltml.mAPMeter, "groups", BAD_GROUPS, lambda v: ltml.mAPMeter(C, groups=v))
+case(
+    ltml.mAPMeter,
+    "empty_class",
+    bad_choice("nan", "zero"),
+    lambda v: ltml.mAPMeter(C, empty_class=v),
+)
+case(ltml.mAPMeter, "scores", BAD_SCORES, lambda v: _meter_update(scores=v))
+case(ltml.mAPMeter, "targets", BAD_LABELS, lambda v: _meter_update(targets=v))
+
+# --------------------------------------------------------------------------------- the samplers
+
+S = ltml.ClassAwareSampler
+case(S, "labels", BAD_LABELS, S)
+case(S, "labels", st.sampled_from([[[0, 2], [1]], ([0, 1], [2])]), S)  # class lists: explicit only
+case(
+    S,
+    "num_samples",
+    bad_int(1).filter(lambda v: v is not None and v != "db"),
+    lambda v: _sampler(num_samples=v),
+)
+case(S, "power", BAD_REAL.filter(lambda v: not callable(v)), lambda v: _sampler(power=v))
+case(S, "mode", bad_choice("random", "cycle"), lambda v: _sampler(mode=v))
+case(
+    S,
+    "images_per_class",
+    BAD_POSITIVE_INT.filter(lambda v: v is not None),
+    lambda v: _sampler(mode="cycle", images_per_class=v),
+)
+case(S, "seed", BAD_SEED, lambda v: _sampler(seed=v))
+case(
+    S,
+    "num_replicas",
+    BAD_POSITIVE_INT.filter(lambda v: v is not None),
+    lambda v: _sampler(num_replicas=v),
+)
+case(
+    S,
+    "rank",
+    bad_int(0, 1).filter(lambda v: v is not None),
+    lambda v: _sampler(num_replicas=2, rank=v),
+)
+case(
+    S,
+    "num_classes",
+    BAD_POSITIVE_INT.filter(lambda v: v is not None),
+    lambda v: _sampler(num_classes=v),
+)
+case(S, "empty_classes", bad_choice("warn", "error"), lambda v: _sampler(empty_classes=v))
+case(S, "epoch", BAD_SEED, lambda v: _sampler().set_epoch(v))
+case(S, "power(epoch)", BAD_REAL, lambda v: list(_sampler(power=lambda e: v)))
+case(
+    S,
+    "class_lists",
+    st.sampled_from(
+        [
+            "abc",
+            [1, 2],
+            [[0, 0]],
+            [[0.5]],
+            [[True]],
+            [["0"]],
+            [[-1]],
+            LABELS,
+            (np.array([0, 2]), np.array([0])),
+            (np.array([1, 1]), np.array([0])),
+        ]
+    ),
+    S.from_class_lists,
+)
+P = ltml.PairedSampler
+case(P, "uniform", st.sampled_from([iter([1]), 3, None, SequentialSampler(range(0))]), _paired)
+case(P, "uniform", st.sampled_from([_LyingSampler(5, 3), _LyingSampler(2, 6)]), _paired)
+case(P, "uniform", st.sampled_from([_LyingSampler(-1, 3), _LyingSampler(2.0, 2)]), _paired)
+case(
+    P,
+    "length",
+    bad_choice("balanced", "uniform", "min"),
+    lambda v: P(SequentialSampler(range(2)), SequentialSampler(range(2)), length=v),
+)
+case(
+    P,
+    "epoch",
+    BAD_SEED,
+    lambda v: P(SequentialSampler(range(2)), SequentialSampler(range(2))).set_epoch(v),
+)
+case(ltml.PairedDataset, "dataset", st.sampled_from([3, None]), ltml.PairedDataset)
+case(
+    ltml.PairedDataset,
+    "pair",
+    st.sampled_from([5, None, (1, 2, 3), "12", np.int64(1)]),
+    lambda v: ltml.PairedDataset(DATASET)[v],
+)
+
+# ------------------------------------------------------------------------------------ the heads
+
+H = ltml.DualBranchHead
+case(H, "branch", st.sampled_from([None, "layer4", 3]), lambda v: H(v, C, C))
+case(H, "in_features", BAD_POSITIVE_INT, lambda v: H(BRANCH, v, C))
+case(H, "num_classes", BAD_POSITIVE_INT, lambda v: H(BRANCH, C, v))
+case(
+    H,
+    "in_channels",
+    BAD_POSITIVE_INT.filter(lambda v: v is not None),
+    lambda v: H(BRANCH, C, C, in_channels=v),
+)
+case(H, "concat", BAD_BOOL, lambda v: H(BRANCH, C, C, concat=v))
+BAD_FEATURES = st.sampled_from(
+    [LOGITS.long(), LOGITS[0], LOGITS.numpy(), LOGITS[:, :2], META, [[1.0] * C], "x", 3]
+)
+case(H, "feat_u", BAD_FEATURES, lambda v: _head()(v, LOGITS))
+case(H, "feat_r", BAD_FEATURES, lambda v: _head()(LOGITS, v))
+case(
+    H, "feat", st.sampled_from([LOGITS.long(), LOGITS[0], META, None]), lambda v: _head().predict(v)
+)
+case(
+    H,
+    "feat",
+    st.sampled_from([None, LOGITS.numpy(), torch.zeros(4, 5), META]),
+    lambda v: _head()(v),
+)
+case(H, "mode", bad_choice("prob", "logit", "u", "r"), lambda v: _head().predict(LOGITS, mode=v))
+case(H, "cross", BAD_BOOL, lambda v: _head()(LOGITS, LOGITS, cross=v))
+case(
+    ltml.paired_forward,
+    "module",
+    st.sampled_from([None, 3, "trunk"]),
+    lambda v: ltml.paired_forward(v, LOGITS, LOGITS),
+)
+case(
+    ltml.paired_forward,
+    "x_u",
+    st.sampled_from([[1.0], LOGITS.numpy(), 3, META]),
+    lambda v: ltml.paired_forward(BRANCH, v, LOGITS),
+)
+case(
+    ltml.paired_forward,
+    "x_r",
+    st.sampled_from([LOGITS[:, :2], LOGITS[None]]),
+    lambda v: ltml.paired_forward(BRANCH, LOGITS, v),
+)
+case(
+    ltml.paired_forward,
+    "concat",
+    BAD_BOOL,
+    lambda v: ltml.paired_forward(BRANCH, LOGITS, LOGITS, concat=v),
+)
+case(
+    ltml.resnet_dual_branch,
+    "resnet",
+    st.sampled_from([None, nn.Linear(2, 2), "resnet50"]),
+    lambda v: ltml.resnet_dual_branch(v, C),
+)
+
+_TINY = nn.Sequential(
+    nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    nn.Linear(4, 2),
+)  # fmt: skip
+
+
+def _split(**kwargs: Any) -> Any:
+    arguments = {
+        "model": _TINY,
+        "at": "2",
+        "num_classes": C,
+        "example_input": torch.zeros(1, 3, 8, 8),
+    }
+    return ltml.split_dual_branch(**{**arguments, **kwargs})
+
+
+case(
+    ltml.split_dual_branch,
+    "model",
+    st.sampled_from([None, 3, "resnet50"]),
+    lambda v: _split(model=v),
+)
+case(
+    ltml.split_dual_branch,
+    "at",
+    st.sampled_from(["9", "", 3, None, "layer4"]),
+    lambda v: _split(at=v),
+)
+case(ltml.split_dual_branch, "num_classes", BAD_POSITIVE_INT, lambda v: _split(num_classes=v))
+case(ltml.split_dual_branch, "concat", BAD_BOOL, lambda v: _split(concat=v))
+case(
+    ltml.split_dual_branch,
+    "example_input",
+    st.sampled_from([[1.0], 3, META]),
+    lambda v: _split(example_input=v),
+)
+
+# ------------------------------------------------------------------------------------ mixup
+
+X = torch.zeros(N, 3, 4, 4)
+case(
+    ltml.mix_batch,
+    "inputs",
+    st.sampled_from([None, X.numpy(), META, X[:2], torch.zeros(())]),
+    lambda v: ltml.mix_batch(v, torch.from_numpy(KNOWN)),
+)
+case(
+    ltml.mix_batch,
+    "targets",
+    BAD_LABELS.filter(
+        lambda v: (
+            not (isinstance(v, np.ndarray) and v.dtype.kind == "f" and np.nanmax(np.abs(v)) <= 1)
+        )
+    ),
+    lambda v: ltml.mix_batch(X, v),
+)
+case(ltml.mix_batch, "alpha", BAD_POSITIVE, lambda v: ltml.mix_batch(X, torch.from_numpy(KNOWN), v))
+case(
+    ltml.mix_batch,
+    "method",
+    bad_choice("mixup", "cutmix"),
+    lambda v: ltml.mix_batch(X, torch.from_numpy(KNOWN), method=v),
+)
+case(
+    ltml.mix_batch,
+    "generator",
+    st.sampled_from([0, "seed", np.random.default_rng(0)]),
+    lambda v: ltml.mix_batch(X, torch.from_numpy(KNOWN), generator=v),
+)
+
+# ------------------------------------------------------------------------------------- the data
+
+case(ltml.class_counts, "labels", BAD_LABELS, ltml.class_counts)
+case(ltml.class_groups, "counts", bad_counts(), ltml.class_groups)
+case(
+    ltml.class_groups,
+    "thresholds",
+    st.sampled_from([(100, 20), (-1, 5), (2.5, 10), ("20", "100"), 20, (1, 2, 3), None]),
+    lambda v: ltml.class_groups([3, 1, 2], v),
+)
+case(D.cooccurrence_rank, "labels", BAD_LABELS, D.cooccurrence_rank)
+case(D.make_long_tailed, "labels", BAD_LABELS, lambda v: D.make_long_tailed(v, [1, 1, 1]))
+case(D.make_long_tailed, "quotas", bad_counts(), lambda v: D.make_long_tailed(LABELS, v))
+case(D.make_long_tailed, "seed", BAD_SEED, lambda v: D.make_long_tailed(LABELS, [1, 1, 1], v))
+case(D.make_long_tailed, "rank", BAD_BOOL, lambda v: D.make_long_tailed(LABELS, [1, 1, 1], rank=v))
+case(D.pareto_quotas, "num_classes", BAD_POSITIVE_INT, lambda v: D.pareto_quotas(v, 10))
+case(D.pareto_quotas, "max_count", bad_int(1, 2**53), lambda v: D.pareto_quotas(3, v))
+case(
+    D.pareto_quotas,
+    "shape",
+    st.one_of(BAD_POSITIVE, st.floats(1e-6, 1e-3)),
+    lambda v: D.pareto_quotas(3, 10, v),
+)
+for arg, bad in {
+    "split": bad_choice("train", "test"),
+    "seed": BAD_SEED,
+    "max_count": BAD_POSITIVE_INT,
+    "num_test": BAD_POSITIVE_INT,
+    "grid": bad_int(2),
+    "cell": BAD_POSITIVE_INT,
+    "noise": BAD_NON_NEGATIVE,
+    "transform": st.sampled_from([3, "flip"]),
+}.items():
+    case(D.make_demo, arg, bad, lambda v, arg=arg: D.make_demo(**{arg: v}))
+case(
+    D.DemoMosaics,
+    "labels",
+    st.one_of(BAD_LABELS, st.just(np.zeros((2, 3)))),
+    lambda v: D.DemoMosaics(torch.zeros(2, 3, 8, 8), v, torch.arange(2)),
+)
+case(
+    D.DemoMosaics,
+    "images",
+    st.sampled_from([None, np.zeros((2, 3, 8, 8)), torch.zeros(3, 3, 8, 8), torch.zeros(2, 8, 8)]),
+    lambda v: D.DemoMosaics(v, torch.zeros(2, 10, dtype=torch.long), torch.arange(2)),
+)
+
+# Files: a minimal VOC tree and COCO JSON.
+_VOC = ROOT / "voc" / "VOC2012"
+for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+    (_VOC / sub).mkdir(parents=True)
+Image.new("RGB", (4, 4)).save(_VOC / "JPEGImages" / "2008_000001.jpg")
+(_VOC / "Annotations" / "2008_000001.xml").write_text(
+    "<annotation><object><name>dog</name></object></annotation>"
+)
+(_VOC / "ImageSets" / "Main" / "trainval.txt").write_text("2008_000001\n")
+_COCO = ROOT / "coco"
+_COCO.mkdir()
+Image.new("RGB", (4, 4)).save(_COCO / "a.jpg")
+Image.new("RGB", (4, 4)).save(_COCO / "b.jpg")
+
+
+def _instances() -> dict[str, Any]:
+    return {
+        "images": [{"id": 7, "file_name": "a.jpg"}, {"id": 8, "file_name": "b.jpg"}],
+        "categories": [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}],
+        "annotations": [
+            {"id": 1, "image_id": 7, "category_id": 3, "area": 9.0, "bbox": [0, 0, 3, 3]},
+        ],
+    }
+
+
+def _broken(edit: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    data = _instances()
+    edit(data)
+    return data
+
+
+MALFORMED_COCO = st.sampled_from(
+    [
+        _broken(lambda d: d["annotations"][0].update(bbox=[0, 0])),
+        _broken(lambda d: d["annotations"][0].update(area=None)),
+        _broken(lambda d: d["annotations"][0].update(bbox="0 0 3 3")),
+        _broken(lambda d: d["annotations"][0].pop("image_id")),
+        _broken(lambda d: d["annotations"][0].update(category_id="3")),
+        _broken(lambda d: d["annotations"].append(["not", "a", "dict"])),
+        _broken(lambda d: d.update(images={"7": "a.jpg"})),
+        _broken(lambda d: d.update(annotations=None)),
+        _broken(lambda d: d["images"].append({"id": 7, "file_name": "b.jpg"})),  # repeated id
+        _broken(lambda d: d["categories"].append({"id": 3, "name": "bus"})),  # repeated id
+        _broken(lambda d: d["images"][0].update(id="7")),
+        _broken(lambda d: d["categories"][0].update(name=None)),
+        _broken(lambda d: d.pop("categories")),
+        [1, 2, 3],
+    ]
+)
+
+
+def _coco(instances: Any) -> D.COCOMultiLabel:
+    path = ROOT / "instances.json"
+    path.write_text(json.dumps(instances))
+    return D.COCOMultiLabel(_COCO, path)
+
+
+def _image_list_file(content: bytes) -> Path:
+    path = ROOT / "img_id.txt"
+    path.write_bytes(content)
+    return path
+
+
+BAD_LIST_FILES = st.sampled_from(
+    [
+        *(pickle.dumps(["2008_000001"], protocol=p) for p in range(pickle.HIGHEST_PROTOCOL + 1)),
+        b"\x00" * 32,
+        b"\xff\xfe\x00bad",
+        b"2008_000001\n2008_000001\n",
+        b"2008_000001 1\n",
+        b" \n\n",
+    ]
+).map(_image_list_file)
+
+case(D.read_image_list, "path", st.one_of(BAD_PATH, BAD_LIST_FILES), D.read_image_list)
+case(D.VOCMultiLabel, "root", st.sampled_from([b"voc", None, 3, ROOT / "nowhere"]), D.VOCMultiLabel)
+case(
+    D.VOCMultiLabel,
+    "image_set",
+    st.sampled_from(["test", 3, None]),
+    lambda v: D.VOCMultiLabel(ROOT / "voc", image_set=v),
+)
+case(
+    D.VOCMultiLabel,
+    "image_list",
+    st.one_of(
+        BAD_PATH.filter(lambda v: v is not None),
+        BAD_LIST_FILES,
+        st.sampled_from([[], [1.5], [None], ["2008_000001", "2008_000001"], ["a b"]]),
+    ),
+    lambda v: D.VOCMultiLabel(ROOT / "voc", image_list=v),
+)
+case(
+    D.VOCMultiLabel,
+    "transform",
+    st.sampled_from([3, "flip"]),
+    lambda v: D.VOCMultiLabel(ROOT / "voc", transform=v),
+)
+case(
+    D.VOCMultiLabel,
+    "year",
+    st.sampled_from([2012, None]),
+    lambda v: D.VOCMultiLabel(ROOT / "voc", year=v),
+)
+case(D.COCOMultiLabel, "instances_json", MALFORMED_COCO, _coco)
+case(D.COCOMultiLabel, "instances_json", BAD_PATH, lambda v: D.COCOMultiLabel(_COCO, v))
+case(
+    D.COCOMultiLabel,
+    "images_dir",
+    st.sampled_from([b"coco", None, ROOT / "nowhere"]),
+    lambda v: D.COCOMultiLabel(v, _coco_json()),
+)
+case(
+    D.COCOMultiLabel,
+    "image_list",
+    st.sampled_from([[], [7, 7], ["x"], [1234], [7.0], [None], b"ids.txt", 3]),
+    lambda v: D.COCOMultiLabel(_COCO, _coco_json(), image_list=v),
+)
+
+
+def _coco_json() -> Path:
+    path = ROOT / "good_instances.json"
+    path.write_text(json.dumps(_instances()))
+    return path
+
+
+# ------------------------------------------------------------------- accepted forms and oracles
+
+# Label matrices in every accepted layout, dtype and byte order; the oracle reads the values.
+ODD_LABEL_FORMS = st.sampled_from(
+    [
+        LABELS.astype(">i8"),  # big-endian
+        LABELS[::-1][::-1],  # a view with negative strides, twice
+        np.flipud(LABELS)[::-1],
+        np.asfortranarray(LABELS),
+        LABELS.astype(np.int8),
+        LABELS.astype(np.float32),
+        LABELS.astype(">f8"),
+        torch.from_numpy(LABELS).t().contiguous().t(),  # non-contiguous tensor
+        torch.from_numpy(LABELS).to(torch.int16),
+    ]
+)
+ODD_KNOWN_FORMS = st.sampled_from(
+    [
+        KNOWN.astype(np.uint8),
+        KNOWN.astype(np.uint16),
+        KNOWN.astype(np.uint64),
+        KNOWN == 1,
+        np.flipud(KNOWN)[::-1],
+        KNOWN.astype(">u4"),
+    ]
+)
+ODD_LABELS = st.one_of(ODD_LABEL_FORMS, ODD_KNOWN_FORMS)
+
+
+def _values(labels: Any) -> np.ndarray:
+    """The label values, read independently of ltml."""
+    a = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    return a.astype(np.float64).astype(np.int64)
+
+
+def _sklearn_ap(scores: np.ndarray, labels: np.ndarray) -> list[float]:
+    from sklearn.metrics import average_precision_score
+
+    out = []
+    for k in range(labels.shape[1]):
+        keep = labels[:, k] >= 0
+        out.append(float(average_precision_score(labels[keep, k], scores[keep, k])))
+    return out
+
+
+def _torch_bce(labels: Any) -> float:
+    y = torch.from_numpy(_values(labels)).double()
+    known = y >= 0
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(
+        LOGITS.double(), y.clamp(min=0), reduction="none"
+    )
+    return float(loss[known].mean())
+
+
+oracle(
+    ltml.class_counts,
+    "label layouts",
+    ODD_LABELS,
+    lambda v: ltml.class_counts(v).tolist(),
+    lambda v: (_values(v) == 1).sum(0).tolist(),
+)
+oracle(
+    ltml.BCE,
+    "label layouts",
+    ODD_LABELS,
+    lambda v: float(ltml.BCE()(LOGITS, v)),
+    lambda v: pytest.approx(_torch_bce(v), rel=1e-6),
+)
+oracle(
+    ltml.average_precision,
+    "label layouts",
+    ODD_LABELS,
+    lambda v: ltml.average_precision(LOGITS, v).tolist(),
+    lambda v: pytest.approx(_sklearn_ap(LOGITS.numpy(), _values(v)), abs=1e-12),
+)
+oracle(
+    ltml.ClassAwareSampler,
+    "label layouts",
+    ODD_LABELS,
+    lambda v: ltml.ClassAwareSampler(v).counts.tolist(),
+    lambda v: (_values(v) == 1).sum(0).tolist(),
+)
+# Integer scores above 2**53 are ranked exactly (float64 would tie neighbours).
+BIG_SCORES = st.lists(st.integers(2**53, 2**62), min_size=N * C, max_size=N * C).map(
+    lambda xs: np.array(xs, dtype=np.int64).reshape(N, C)
+)
+oracle(
+    ltml.average_precision,
+    "integer scores beyond 2**53",
+    BIG_SCORES,
+    lambda v: ltml.average_precision(v, KNOWN).tolist(),
+    lambda v: pytest.approx(_sklearn_ap(v, KNOWN), abs=1e-12),
+)
+
+
+def _decimal_weights(counts: list[int], power: float) -> list[float]:
+    getcontext().prec = 60
+    w = [Decimal(max(n, 1)) ** Decimal(-power) for n in counts]
+    total = sum(w)
+    return [float(len(w) * x / total) for x in w]
+
+
+oracle(
+    ltml.WeightedBCE,
+    "any power",
+    st.tuples(st.lists(st.integers(0, 10**6), min_size=1, max_size=5), st.floats(0, 200)),
+    lambda v: ltml.WeightedBCE(v[0], power=v[1]).weight.tolist(),
+    lambda v: pytest.approx(_decimal_weights(*v), rel=1e-5, abs=1e-30),
+)
+oracle(
+    LF.bce,
+    "per-class weights as a list",
+    st.lists(st.floats(0, 10), min_size=C, max_size=C),
+    lambda v: float(LF.bce(LOGITS, KNOWN, v)),
+    lambda v: pytest.approx(
+        float(
+            torch.nn.functional.binary_cross_entropy_with_logits(
+                LOGITS.double(), torch.from_numpy(KNOWN).double(), torch.tensor(v).double()
+            )
+        ),
+        rel=1e-6,
+        abs=1e-7,
+    ),
+)
+oracle(
+    ltml.BCE,
+    "empty batch",
+    st.sampled_from([torch.long, torch.int8, torch.float32, torch.bool]),
+    lambda v: float(ltml.BCE()(torch.zeros(0, C), torch.zeros(0, C, dtype=v))),
+    lambda v: 0.0,
+)
+
+
+def _pareto(args: tuple[int, int, float]) -> tuple[bool, bool, bool, int]:
+    q = D.pareto_quotas(*args).tolist()
+    non_increasing = all(a >= b for a, b in itertools.pairwise(q))
+    return q[0] == args[1], non_increasing, min(q) >= 1, len(q)
+
+
+oracle(
+    D.pareto_quotas,
+    "any size",
+    st.tuples(st.integers(1, 50), st.integers(1, 2**53), st.floats(0.01, 50)),
+    _pareto,
+    lambda v: (True, True, True, v[0]),
+)
+oracle(
+    D.read_image_list,
+    "byte-order mark",
+    st.just("\ufeff2008_000001\r\n2008_000002\n".encode()),
+    lambda v: D.read_image_list(_image_list_file(v)),
+    lambda v: ["2008_000001", "2008_000002"],
+)
+oracle(
+    ltml.mAPMeter,
+    "groups as integer arrays",
+    st.sampled_from([np.array([2, 0]), torch.tensor([2, 0]), range(0, 3, 2), (np.int64(2), 0)]),
+    lambda v: sorted(ltml.mAPMeter(C, groups={"g": v}).groups["g"]),
+    lambda v: [0, 2],
+)
+
+# ------------------------------------------------------------------------------------ the tests
+
+SRC = Path(ltml.__file__).resolve().parent
+SETTINGS = settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+
+
+def _public_callables() -> dict[str, Any]:
+    found = {}
+    for module, prefix in ((ltml, "ltml."), (D, "ltml.data."), (LF, "ltml.functional.")):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                found[prefix + name] = obj
+    return found
+
+
+def test_every_public_callable_has_cases() -> None:
+    missing = [
+        name
+        for name, obj in _public_callables().items()
+        if obj not in RESULT_TYPES and not CASES.get(obj)
+    ]
+    assert not missing, f"public callables without contract cases in {__file__}: {missing}"
+
+
+def _raised_in_ltml(excinfo: pytest.ExceptionInfo[BaseException]) -> Path:
+    tb = excinfo.tb
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return Path(tb.tb_frame.f_code.co_filename).resolve()
+
+
+ALL_CASES = [
+    pytest.param(c, id=f"{getattr(obj, '__qualname__', obj)}-{c.arg}-{i}")
+    for obj, cases in CASES.items()
+    for i, c in enumerate(cases)
+]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("contract", ALL_CASES)
+@SETTINGS
+@given(data=st.data())
+def test_bad_input_gives_a_clear_error(contract: Case, data: st.DataObject) -> None:
+    value = data.draw(contract.bad, label=contract.arg)
+    with pytest.raises((ValueError, TypeError, FileNotFoundError)) as excinfo:
+        contract.call(value)
+    where = _raised_in_ltml(excinfo)
+    assert SRC in where.parents, f"{excinfo.type.__name__} escaped from {where}: {excinfo.value}"
+    assert f"`{contract.arg}" in str(excinfo.value), str(excinfo.value)
+
+
+ALL_ORACLES = [
+    pytest.param(o, id=f"{getattr(obj, '__qualname__', obj)}-{o.what}")
+    for obj, oracles in ORACLES.items()
+    for o in oracles
+]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("accepted", ALL_ORACLES)
+@SETTINGS
+@given(data=st.data())
+def test_accepted_input_gives_the_oracle_result(accepted: Oracle, data: st.DataObject) -> None:
+    value = data.draw(accepted.odd)
+    before = copy.deepcopy(value)
+    assert accepted.call(value) == accepted.expected(value)
+    assert _unchanged(value, before), "the call modified its input"
+
+
+def _unchanged(value: Any, before: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.dtype == before.dtype and torch.equal(value, before)
+    if isinstance(value, np.ndarray):
+        return value.dtype == before.dtype and np.array_equal(value, before)
+    if isinstance(value, tuple | list):
+        return len(value) == len(before) and all(map(_unchanged, value, before))
+    return bool(value == before)
+
+
+# ----------------------------------------------------------------------- memory and no mutation
+
+
+def test_cycle_memory_follows_the_epoch_not_images_per_class() -> None:
+    tracemalloc.start()
+    try:
+        order = list(ltml.ClassAwareSampler(LABELS, 10, mode="cycle", images_per_class=10**12))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(order) == 10
+    assert all(KNOWN[i].any() for i in order)
+    assert peak < 1 << 20  # bytes: an allocation proportional to 10**12 would be terabytes
+
+
+def test_meter_groups_are_counted_once() -> None:
+    meter = ltml.mAPMeter(C, groups={"g": [0, 1]})
+    meter.update(LOGITS, KNOWN)
+    ap = meter.compute()
+    assert ap.groups["g"] == pytest.approx(float(ap.ap[[0, 1]].mean()))
+    with pytest.raises(ValueError, match=r"`groups\['g'\]` must list each class once"):
+        ltml.mAPMeter(C, groups={"g": [0, 1, 1]})
