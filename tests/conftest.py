@@ -38,3 +38,12 @@ def voc_lt() -> tuple[np.ndarray, dict]:
 def coco_lt() -> tuple[np.ndarray, dict]:
     """COCO-LT training labels (1909, 80) and its split.json."""
     return _load_split("coco_lt")
+
+
+@pytest.fixture(scope="session")
+def voc_pool() -> np.ndarray:
+    """VOC2012 trainval labels (11540, 20): the pool VOC-LT and PLT-VOC are drawn from."""
+    path = SHARED_DATA / "voc2012_trainval" / "labels.tsv"
+    if not path.is_file():
+        pytest.skip(f"VOC2012 trainval label pool not found at {path}")
+    return np.loadtxt(path, delimiter="\t", skiprows=1, dtype=str)[:, 1:].astype(np.int64)

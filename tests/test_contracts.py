@@ -68,7 +68,13 @@ CASES: dict[Any, list[Case]] = defaultdict(list)
 ORACLES: dict[Any, list[Oracle]] = defaultdict(list)
 
 # Public classes that only carry results: nothing to validate.
-RESULT_TYPES = {ltml.DualBranchOutput, ltml.LTMLLossOutput, ltml.MAPResult, ltml.MixedBatch}
+RESULT_TYPES = {
+    ltml.DualBranchOutput,
+    ltml.LTMLLossOutput,
+    ltml.MAPResult,
+    ltml.MixedBatch,
+    ltml.data.PLTSubset,
+}
 
 
 def case(public: Any, arg: str, bad: st.SearchStrategy[Any], call: Callable[[Any], Any]) -> None:
@@ -313,6 +319,8 @@ LOSSES = {
     ltml.ClassBalancedFocalLoss: lambda **kw: ltml.ClassBalancedFocalLoss([3, 1, 2], **kw),
     ltml.DistributionBalancedLoss: lambda **kw: ltml.DistributionBalancedLoss([3, 1, 2], 4, **kw),
     ltml.LogitCompensatedBCE: lambda **kw: ltml.LogitCompensatedBCE([3, 1, 2], 4, **kw),
+    ltml.AsymmetricLoss: lambda **kw: ltml.AsymmetricLoss(**kw),
+    ltml.MultiFocalModifierLoss: lambda **kw: ltml.MultiFocalModifierLoss([3, 1, 2], **kw),
 }
 for loss, make in LOSSES.items():
     case(loss, "reduction", bad_choice("mean", "sum", "none"), lambda v, m=make: m(reduction=v))
@@ -325,6 +333,67 @@ for loss in (ltml.DistributionBalancedLoss, ltml.LogitCompensatedBCE):
     case(loss, "class_counts", bad_counts(4), lambda v, loss=loss: loss(v, 4))
     case(loss, "num_samples", BAD_POSITIVE_INT, lambda v, loss=loss: loss([1, 1, 1], v))
     case(loss, "labels", BAD_LABELS, lambda v, loss=loss: loss.from_labels(v))
+for loss, make in LOSSES.items():
+    case(loss, "unknown", bad_choice("ignore", "negative"), lambda v, m=make: m(unknown=v))
+for arg in ("gamma_pos", "gamma_neg"):
+    case(ltml.AsymmetricLoss, arg, BAD_NON_NEGATIVE, lambda v, a=arg: ltml.AsymmetricLoss(**{a: v}))
+    case(
+        LF.asymmetric_loss,
+        arg,
+        BAD_NON_NEGATIVE,
+        lambda v, a=arg: LF.asymmetric_loss(LOGITS, LABELS, **{a: v}),
+    )
+case(ltml.AsymmetricLoss, "eps", BAD_POSITIVE, lambda v: ltml.AsymmetricLoss(eps=v))
+case(LF.asymmetric_loss, "logits", BAD_LOGITS, lambda v: LF.asymmetric_loss(v, LABELS))
+case(LF.asymmetric_loss, "targets", BAD_LABELS, lambda v: LF.asymmetric_loss(LOGITS, v))
+case(ltml.MultiFocalModifierLoss, "class_counts", bad_counts(), ltml.MultiFocalModifierLoss)
+case(ltml.MultiFocalModifierLoss, "labels", BAD_LABELS, ltml.MultiFocalModifierLoss.from_labels)
+case(
+    LF.multi_focal_modifier_loss,
+    "logits",
+    BAD_LOGITS,
+    lambda v: LF.multi_focal_modifier_loss(v, LABELS, [3, 1, 2]),
+)
+case(
+    LF.multi_focal_modifier_loss,
+    "targets",
+    BAD_LABELS,
+    lambda v: LF.multi_focal_modifier_loss(LOGITS, v, [3, 1, 2]),
+)
+case(ltml.ReflectiveLabelCorrector, "class_counts", bad_counts(), ltml.ReflectiveLabelCorrector)
+case(
+    ltml.ReflectiveLabelCorrector,
+    "tau",
+    bad_real(0.0, 1.0, low_open=True, high_open=True),
+    lambda v: ltml.ReflectiveLabelCorrector([3, 1, 2], tau=v),
+)
+case(
+    ltml.ReflectiveLabelCorrector,
+    "threshold",
+    bad_choice("running", "batch"),
+    lambda v: ltml.ReflectiveLabelCorrector([3, 1, 2], threshold=v),
+)
+case(
+    LF.reflective_label_correction,
+    "logits",
+    BAD_LOGITS,
+    lambda v: LF.reflective_label_correction(v, LABELS, 0.5),
+)
+case(
+    LF.reflective_label_correction,
+    "targets",
+    BAD_LABELS,
+    lambda v: LF.reflective_label_correction(LOGITS, v, 0.5),
+)
+case(D.cooccurrence, "labels", BAD_LABELS, D.cooccurrence)
+case(D.drop_labels, "labels", BAD_LABELS, lambda v: D.drop_labels(v, 0.4))
+case(D.drop_labels, "rate", BAD_PROBABILITY, lambda v: D.drop_labels(LABELS, v))
+case(
+    D.make_plt,
+    "profile",
+    st.sampled_from(["lvis", "", None, 1.5, 0, [1]]),
+    lambda v: D.make_plt(LABELS, v),
+)
 case(ltml.WeightedBCE, "power", BAD_NON_NEGATIVE, lambda v: ltml.WeightedBCE([3, 1], power=v))
 case(ltml.FocalLoss, "gamma", BAD_NON_NEGATIVE, lambda v: ltml.FocalLoss(gamma=v))
 case(

@@ -2,11 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA
 from ltml.data import class_counts, class_groups, cooccurrence_rank, make_long_tailed, pareto_quotas
 from ltml.data.longtail import _pareto_pdf, _pareto_ppf
-
-VOC_POOL = SHARED_DATA / "voc2012_trainval" / "labels.tsv"
 
 
 @pytest.mark.parametrize("shape", [1.5, 6.0])
@@ -135,13 +132,6 @@ def test_make_long_tailed_is_seeded():
 def test_make_long_tailed_rejects_bad_input(labels, quotas, match):
     with pytest.raises(ValueError, match=match):
         make_long_tailed(labels, quotas)
-
-
-@pytest.fixture(scope="module")
-def voc_pool():
-    if not VOC_POOL.is_file():
-        pytest.skip(f"VOC2012 trainval label pool not found at {VOC_POOL}")
-    return np.loadtxt(VOC_POOL, delimiter="\t", skiprows=1, dtype=str)[:, 1:].astype(np.int64)
 
 
 def test_voc2012_pool_gives_voc_lt_shape(voc_pool):

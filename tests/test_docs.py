@@ -67,7 +67,7 @@ def _public_objects():
 
 
 # Result containers are shown by the examples of the functions that return them.
-RESULT_TYPES = {"MAPResult", "LTMLLossOutput", "DualBranchOutput", "MixedBatch"}
+RESULT_TYPES = {"MAPResult", "LTMLLossOutput", "DualBranchOutput", "MixedBatch", "PLTSubset"}
 
 
 @pytest.mark.parametrize(("name", "obj"), list(_public_objects()), ids=lambda x: str(x))

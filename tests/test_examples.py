@@ -16,9 +16,11 @@ from PIL import Image
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
+from ltml.data import drop_labels, make_demo  # noqa: E402
 from ltml_example import resolve, run  # noqa: E402
 from ltml_example.config import PAPER, ROWS  # noqa: E402
-from ltml_example.data import iterations_per_epoch  # noqa: E402
+from ltml_example.data import build_data, iterations_per_epoch  # noqa: E402
+from ltml_example.model import build_model  # noqa: E402
 
 # A demo small enough for a few CPU steps: 40 images of the top digit, 40 test images.
 TINY_DEMO = [
@@ -50,6 +52,8 @@ EXPECTED_ROWS = {
     "db-focal": ("r", "db-focal", False, False, 1),
     "u-only-2x": ("u", "weighted", False, False, 2),
     "mixed": ("mixed", "compensated", False, False, 1),
+    "asl": ("u", "asl", False, False, 1),
+    "comic": ("u", "comic", False, False, 1),
 }
 
 
@@ -206,6 +210,48 @@ def test_every_kind_of_row_trains_and_reports(row: str, tmp_path: Path) -> None:
     assert 0 < result["test"]["total"] <= 100
     assert result["iterations_per_epoch"] == 2
     assert (tmp_path / "results.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("row", "unknown", "scheme"),
+    [
+        ("comic", "ignore", "random"),
+        ("asl", "negative", "positives"),
+        ("ltml", "ignore", "per-class"),
+    ],
+)
+def test_missing_labels_reach_the_loss_and_spare_the_test_set(
+    row: str, unknown: str, scheme: str, tmp_path: Path
+) -> None:
+    flags = [*TINY_DEMO, "--row", row, "--epochs", "2", "--no-plot", "--output", str(tmp_path)]
+    cfg = resolve(
+        [*flags, "--missing-rate", "0.4", "--missing-scheme", scheme, "--unknown", unknown]
+    )
+    data = build_data(cfg)
+    hidden = data.train_labels == -1
+    assert torch.equal(data.train_labels, drop_labels(full_labels(), 0.4, scheme=scheme, seed=0))
+    _, y = data.train[int(hidden.any(dim=1).nonzero()[0])]
+    assert bool((y == -1).any())  # the loader serves the partial labels
+    assert bool((torch.as_tensor(data.test.labels) >= 0).all())  # tests stay fully labelled
+    model = build_model(cfg, data.train_labels)
+    criterion = model.criterion.cls_u
+    assert all(m.unknown == unknown for m in criterion.modules() if hasattr(m, "unknown"))
+    result = run(cfg)
+    assert 0 < result["test"]["total"] <= 100
+    if row == "comic":  # the corrector ran (epoch 1 on) and kept its pseudo-counts per epoch
+        state = _state(tmp_path / "last.pt")["model"]
+        assert "criterion.cls_u.rlc.running_mean" in state
+        assert bool((state["criterion.cls_u.rlc.running_mean"] > 0).all())
+
+
+def full_labels() -> torch.Tensor:
+    """The tiny demo's training labels before any drop (seed 0, 40 images of the top digit)."""
+    return torch.as_tensor(make_demo("train", seed=0, max_count=40).labels)
+
+
+def test_missing_rate_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        resolve([*TINY_DEMO, "--missing-rate", "1.0"])
 
 
 def test_bf16_autocast_on_cpu(tmp_path: Path) -> None:

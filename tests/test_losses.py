@@ -22,14 +22,17 @@ from torch import Tensor, nn
 
 import ltml
 from ltml import functional as LF
+from ltml.data import cooccurrence
 from ltml.losses import (
     BCE,
+    AsymmetricLoss,
     ClassBalancedFocalLoss,
     CrossBranchConsistency,
     DistributionBalancedLoss,
     FocalLoss,
     LogitCompensatedBCE,
     LTMLLoss,
+    MultiFocalModifierLoss,
     WeightedBCE,
 )
 
@@ -120,6 +123,49 @@ def ref_db(z, y, counts, n, *, alpha, beta, mu, kappa, lam, gamma, scale) -> Ten
             else:
                 q = _sig(lam * (z[i, k] + b))  # 1 - p_t
                 out[i, k] = -scale * (w / lam) * q**gamma * torch.log(1 - q)
+    return out
+
+
+def ref_asl(z, y, gamma_pos=0.0, gamma_neg=4.0, clip=0.05, eps=1e-8) -> Tensor:
+    """Ridnik et al. (ICCV 2021): shifted negatives, asymmetric focusing, clamped logs."""
+    out = torch.zeros_like(z)
+    for i in range(z.shape[0]):
+        for k in range(z.shape[1]):
+            if y[i, k] < 0:
+                continue
+            p = _sig(z[i, k])
+            if y[i, k] == 1:
+                out[i, k] = -((1 - p) ** gamma_pos) * torch.log(torch.clamp(p, min=eps))
+            else:
+                pm = torch.clamp(p - clip, min=0.0)
+                out[i, k] = -(pm**gamma_neg) * torch.log(torch.clamp(1 - pm, min=eps))
+    return out
+
+
+MFM_TRAIN = [[1, 1, 0, 0], [1, 0, 0, 0], [1, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 1], [1, 1, 0, 0]]
+
+
+def ref_mfm(z, y, train=MFM_TRAIN, gamma_neg=3.0, clip=0.05, power=1 / 3) -> Tensor:
+    """COMIC's Multi-Focal Modifier loss (gamma+ = 0), per element, from the training labels."""
+    c = len(train[0])
+    n = [sum(row[k] for row in train) for k in range(c)]
+    w = [(1 - math.log(n[k] / max(n))) ** power for k in range(c)]
+    co = [[sum(r[j] * r[k] for r in train) for k in range(c)] for j in range(c)]
+    col = [sum(co[j][k] for j in range(c)) for k in range(c)]
+    out = torch.zeros_like(z)
+    for i in range(z.shape[0]):
+        positives = [j for j in range(c) if y[i, j] == 1]
+        a = [sum(co[j][k] / col[k] for j in positives) for k in range(c)]
+        a = [v / sum(a) for v in a] if sum(a) > 0 else [0.0] * c
+        for k in range(c):
+            if y[i, k] < 0:
+                continue
+            p = _sig(z[i, k])
+            if y[i, k] == 1:
+                out[i, k] = -w[k] * torch.log(p * (1 - a[k]))
+            else:
+                pm = torch.clamp(p - clip, min=0.0)
+                out[i, k] = -w[k] * pm ** (gamma_neg + w[k]) * torch.log(1 - pm)
     return out
 
 
@@ -215,6 +261,18 @@ CASES = {
             z, y, COUNTS, N_TRAIN, *map(torch.tensor, (SP, MP, SN, MN)), reduction=r
         ),
         lambda z, y: ref_lcbce(z, y, COUNTS, N_TRAIN, SP, MP, SN, MN),
+    ),
+    "asl": Case(
+        lambda r: AsymmetricLoss(clip=0.01, reduction=r),
+        lambda z, y, r: LF.asymmetric_loss(z, y, clip=0.01, reduction=r),
+        lambda z, y: ref_asl(z, y, clip=0.01),
+    ),
+    "mfm": Case(
+        lambda r: MultiFocalModifierLoss.from_labels(torch.tensor(MFM_TRAIN), reduction=r),
+        lambda z, y, r: LF.multi_focal_modifier_loss(
+            z, y, [5, 3, 1, 1], cooccurrence(torch.tensor(MFM_TRAIN)), reduction=r
+        ),
+        ref_mfm,
     ),
 }
 CASE_IDS = list(CASES)

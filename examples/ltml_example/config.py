@@ -32,6 +32,8 @@ class Config:
     val_fraction: float = 0.0
     demo_max_count: int = 800
     demo_test_size: int = 1000
+    missing_rate: float = 0.0  # fraction of the training labels hidden (PLT protocol: 0.4)
+    missing_scheme: str = "random"  # random | per-class | positives (ltml.data.drop_labels)
     # model
     arch: str = "resnet50"
     weights: str = "IMAGENET1K_V1"
@@ -41,7 +43,9 @@ class Config:
     # method: which paper row
     row: str = "ltml"
     branches: str = "both"  # u | r | both | mixed
-    cls_loss: str = "compensated"  # bce | weighted | compensated | db-focal
+    cls_loss: str = "compensated"  # bce | weighted | compensated | db-focal | asl | comic
+    unknown: str = "ignore"  # unknown-label policy of the loss: ignore | negative
+    rlc_weight: float = 0.2  # comic: weight of the Reflective Label Corrector's loss
     guard: str = "none"  # none | tied (LogitCompensatedBCE guard)
     consistency: bool = True
     consistency_weight: float = 0.1  # lambda of Eq. 1
@@ -135,6 +139,11 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
         "control: one branch, mixed U+R batch",
         {**_LTML_BASE, "branches": "mixed", "cls_loss": "compensated"},
     ),
+    "asl": ("ASL (uniform)", {**_LTML_BASE, "branches": "u", "cls_loss": "asl"}),
+    "comic": (
+        "COMIC without the head-tail balance stage (RLC + MFM, uniform)",
+        {**_LTML_BASE, "branches": "u", "cls_loss": "comic"},
+    ),
 }
 
 # The demo trains a small ResNet from scratch on 32x32 mosaics, 1-2 min a row on 2 CPU cores:
@@ -214,6 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(g, "--demo-max-count", "demo: images of the most frequent digit", type=int)
     add(g, "--demo-test-size", "demo: test images", type=int)
+    add(
+        g,
+        "--missing-rate",
+        "hide this fraction of the training labels (-1, seeded; test labels stay complete)",
+        type=float,
+    )
+    add(
+        g,
+        "--missing-scheme",
+        "which labels are hidden (ltml.data.drop_labels)",
+        choices=("random", "per-class", "positives"),
+    )
 
     g = p.add_argument_group("model")
     add(g, "--arch", "torchvision ResNet", choices=ARCHS)
@@ -241,14 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
         "branch on a mixed U+R batch",
         choices=("u", "r", "both", "mixed"),
     )
-    losses = ("bce", "weighted", "compensated", "db-focal")
+    losses = ("bce", "weighted", "compensated", "db-focal", "asl", "comic")
     add(
         g,
         "--cls-loss",
         "classification loss: BCE, omega-weighted BCE, + learnable logit "
-        "compensation (Eq. 2), DB-Focal",
+        "compensation (Eq. 2), DB-Focal, ASL, COMIC's MFM + RLC",
         choices=losses,
     )
+    add(
+        g,
+        "--unknown",
+        "unknown (-1) training labels: ignored by the loss, or counted as negatives",
+        choices=("ignore", "negative"),
+    )
+    add(g, "--rlc-weight", "comic: weight of the label corrector's loss", type=float)
     add(g, "--guard", "LogitCompensatedBCE guard", choices=("none", "tied"))
     add(g, "--consistency", "cross-branch consistency term", action=argparse.BooleanOptionalAction)
     add(g, "--consistency-weight", "lambda of Eq. 1", type=float)
@@ -360,6 +388,8 @@ def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
         parser.error("--batch-multiplier applies to single-stream rows (--branches u or r)")
     if cfg.eval_every_epoch and cfg.val_fraction <= 0:
         parser.error("--eval-every-epoch evaluates on a validation split: set --val-fraction")
+    if not 0 <= cfg.missing_rate < 1:
+        parser.error(f"--missing-rate must be in [0, 1), got {cfg.missing_rate}")
     if not 0 <= cfg.val_fraction < 1:
         parser.error(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
     for name in ("batch_size", "batch_multiplier", "epochs", "image_size"):

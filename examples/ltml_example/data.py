@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 from torchvision.transforms import v2
 
 import ltml
-from ltml.data import COCOMultiLabel, VOCMultiLabel, make_demo
+from ltml.data import COCOMultiLabel, VOCMultiLabel, drop_labels, make_demo
 
 from .config import Config
 
@@ -91,6 +91,10 @@ def build_data(cfg: Config) -> Data:
         )
         test = COCOMultiLabel(root / "val2017", ann / "instances_val2017.json", transform=test_tf)
     labels = torch.as_tensor(full.labels)
+    if cfg.missing_rate > 0:  # simulated partial labels: the training set reads the -1s too
+        scheme: Any = cfg.missing_scheme  # a choice of the --missing-scheme flag
+        labels = drop_labels(labels, cfg.missing_rate, scheme=scheme, seed=cfg.seed)
+        full = _Relabelled(full, labels)
     if cfg.val_fraction == 0:
         return Data(full, labels, None, test, full.classes)
     holdout = copy.copy(full)  # the same images and labels, seen through the test transform
@@ -105,6 +109,30 @@ def build_data(cfg: Config) -> Data:
         test,
         full.classes,
     )
+
+
+class _Relabelled(Dataset[Any]):
+    """A dataset whose items carry other labels: ``(x, labels[i])`` (simulated partial labels)."""
+
+    def __init__(self, dataset: Any, labels: Tensor) -> None:
+        self.dataset, self.labels, self.classes = dataset, labels, dataset.classes
+
+    @property
+    def transform(self) -> Any:
+        return self.dataset.transform
+
+    @transform.setter
+    def transform(self, value: Any) -> None:
+        self.dataset.transform = value
+
+    def __copy__(self) -> _Relabelled:
+        return _Relabelled(copy.copy(self.dataset), self.labels)  # its own transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Any, Tensor]:
+        return self.dataset[index][0], self.labels[index].to(torch.float32)
 
 
 def _train_list(cfg: Config, root: Path) -> Path:

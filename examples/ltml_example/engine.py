@@ -248,6 +248,7 @@ def run(cfg: Config) -> dict[str, Any]:
     t0 = time.perf_counter()
     for epoch in range(start, cfg.epochs):
         sampler.set_epoch(epoch)
+        model.set_epoch(epoch)
         loader.generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # worker seeds
         model.set_train_mode(cfg)
         bar = tqdm(

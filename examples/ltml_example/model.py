@@ -29,17 +29,44 @@ def build_resnet(cfg: Config) -> nn.Module:
     return resnet
 
 
+class ComicLoss(nn.Module):
+    """COMIC on one branch, without its head-tail balance stage: MFM + weight x RLC.
+
+    The Multi-Focal Modifier loss learns from the given labels; the Reflective Label Corrector
+    turns confident unknown labels into pseudo-positives and adds its loss on the corrected
+    labels (weight 0.2 in the released code). The corrector must be told each epoch's start
+    (:meth:`Collaborative.set_epoch`).
+    """
+
+    def __init__(self, labels: Tensor, weight: float, unknown: Any) -> None:
+        super().__init__()
+        self.mfm = ltml.MultiFocalModifierLoss.from_labels(labels, unknown=unknown)
+        self.rlc = ltml.ReflectiveLabelCorrector(ltml.class_counts(labels), unknown=unknown)
+        self.weight = weight
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """MFM loss + weight x the corrector's loss, of ``(N, C)`` logits and targets."""
+        loss: Tensor = self.mfm(logits, targets) + self.weight * self.rlc(logits, targets).loss
+        return loss
+
+
 def build_criterion(cfg: Config, labels: Tensor) -> nn.Module:
     """Build the classification loss of ``--cls-loss`` (one instance, shared by both branches)."""
+    unknown: Any = cfg.unknown
     if cfg.cls_loss == "bce":
-        return ltml.BCE()
+        return ltml.BCE(unknown=unknown)
     if cfg.cls_loss == "db-focal":
         preset = "coco" if cfg.dataset == "coco-lt" else "voc"
-        return ltml.DistributionBalancedLoss.from_labels(labels, preset=preset)
+        return ltml.DistributionBalancedLoss.from_labels(labels, preset=preset, unknown=unknown)
+    if cfg.cls_loss == "asl":
+        return ltml.AsymmetricLoss(unknown=unknown)
+    if cfg.cls_loss == "comic":
+        return ComicLoss(labels, cfg.rlc_weight, unknown)
     return ltml.LogitCompensatedBCE.from_labels(
         labels,
         learnable=cfg.cls_loss == "compensated",
         guard=None if cfg.guard == "none" else cfg.guard,
+        unknown=unknown,
     )
 
 
@@ -84,6 +111,12 @@ class Collaborative(nn.Module):
             flipped = self.head.predict(self.trunk(x.flip(-1)), mode=self.predict_mode)
             scores = (scores + flipped) / 2
         return scores
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the losses that keep per-epoch state (COMIC's label corrector) a new epoch began."""
+        for m in self.criterion.modules():
+            if isinstance(m, ltml.ReflectiveLabelCorrector):
+                m.set_epoch(epoch)
 
     def set_train_mode(self, cfg: Config) -> None:
         """``train()``, then BatchNorm back to eval mode if ``--bn-eval`` (DB recipe)."""

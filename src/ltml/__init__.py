@@ -13,6 +13,7 @@ from .functional import average_precision
 from .heads import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
 from .losses import (
     BCE,
+    AsymmetricLoss,
     ClassBalancedFocalLoss,
     CrossBranchConsistency,
     DistributionBalancedLoss,
@@ -20,6 +21,8 @@ from .losses import (
     LogitCompensatedBCE,
     LTMLLoss,
     LTMLLossOutput,
+    MultiFocalModifierLoss,
+    ReflectiveLabelCorrector,
     WeightedBCE,
 )
 from .metrics import MAPResult, mAPMeter
@@ -28,6 +31,7 @@ from .samplers import ClassAwareSampler, PairedDataset, PairedSampler
 
 __all__ = [
     "BCE",
+    "AsymmetricLoss",
     "ClassAwareSampler",
     "ClassBalancedFocalLoss",
     "CrossBranchConsistency",
@@ -40,8 +44,10 @@ __all__ = [
     "LogitCompensatedBCE",
     "MAPResult",
     "MixedBatch",
+    "MultiFocalModifierLoss",
     "PairedDataset",
     "PairedSampler",
+    "ReflectiveLabelCorrector",
     "WeightedBCE",
     "__version__",
     "average_precision",

@@ -40,6 +40,34 @@ def class_counts(labels: Any) -> Tensor:
     return (y == 1).sum(dim=0, dtype=torch.int64)
 
 
+def cooccurrence(labels: Any) -> Tensor:
+    """Count, for every pair of classes, the images known positive for both.
+
+    Parameters
+    ----------
+    labels : Tensor or ndarray, shape (N, C)
+        Label matrix of 0 / 1, with -1 for an unknown label (not counted).
+
+    Returns
+    -------
+    Tensor, shape (C, C), int64
+        ``A[j, k]`` = images positive for ``j`` and ``k``; the diagonal is :func:`class_counts`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.data import cooccurrence
+    >>> cooccurrence(torch.tensor([[1, 1, 0], [1, -1, 1], [0, 1, 0]]))
+    tensor([[2, 1, 1],
+            [1, 2, 0],
+            [1, 0, 1]])
+    """
+    y = as_labels(labels, "labels")
+    positive = (y == 1).to(torch.float64)  # exact counts, on any device
+    counts: Tensor = (positive.T @ positive).round().to(torch.int64)
+    return counts
+
+
 def class_groups(
     counts: Sequence[int] | Tensor, thresholds: tuple[int, int] = (20, 100)
 ) -> dict[str, list[int]]:

@@ -138,6 +138,14 @@ def check_reduction(reduction: Any) -> None:
     check_choice(reduction, "reduction", REDUCTIONS)
 
 
+UNKNOWN_POLICIES = ("ignore", "negative")
+
+
+def check_unknown(unknown: Any) -> None:
+    """Check an ``unknown`` argument: the unknown-label policy of a loss."""
+    check_choice(unknown, "unknown", UNKNOWN_POLICIES)
+
+
 # --------------------------------------------------------------------------------------------------
 # Arrays: tensors, label matrices, score matrices, per-class vectors, counts
 # --------------------------------------------------------------------------------------------------

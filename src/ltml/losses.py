@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from typing_extensions import Self
 
 from . import functional as LF
-from ._stats import class_counts, class_prior, counts_tensor
+from ._stats import class_counts, class_prior, cooccurrence, counts_tensor
 from ._validation import (
     as_labels,
     as_logits,
@@ -33,21 +33,27 @@ from ._validation import (
     check_bool,
     check_callable,
     check_choice,
+    check_int,
     check_reduction,
     check_scalar,
+    check_unknown,
 )
 from .functional import losses as LFL
-from .functional.losses import Reduction
+from .functional.losses import Reduction, Unknown
 
 __all__ = [
     "BCE",
+    "AsymmetricLoss",
     "ClassBalancedFocalLoss",
+    "CorrectorOutput",
     "CrossBranchConsistency",
     "DistributionBalancedLoss",
     "FocalLoss",
     "LTMLLoss",
     "LTMLLossOutput",
     "LogitCompensatedBCE",
+    "MultiFocalModifierLoss",
+    "ReflectiveLabelCorrector",
     "WeightedBCE",
 ]
 
@@ -65,6 +71,19 @@ class _Loss(nn.Module):
     def extra_repr(self) -> str:
         """Hyper-parameters, as in ``FocalLoss(gamma=2.0, alpha=None, reduction='mean')``."""
         return ", ".join(f"{f}={getattr(self, f)!r}" for f in (*self._repr_fields, "reduction"))
+
+
+class _LabelLoss(_Loss):
+    """Base of the losses against targets: also holds the unknown-label policy ``unknown``."""
+
+    def __init__(self, reduction: Reduction = "mean", unknown: Unknown = "ignore") -> None:
+        super().__init__(reduction)
+        check_unknown(unknown)
+        self.unknown: Unknown = unknown
+
+    def extra_repr(self) -> str:
+        """Hyper-parameters, then ``reduction`` and ``unknown``."""
+        return f"{super().extra_repr()}, unknown={self.unknown!r}"
 
 
 class _FromLabels:
@@ -100,7 +119,7 @@ def _mean_one(weight: Tensor) -> Tensor:
     return (weight * (weight.numel() / weight.sum())).to(torch.float32)
 
 
-class BCE(_Loss):
+class BCE(_LabelLoss):
     r"""Binary cross-entropy with logits, ignoring unknown (-1) targets: the ERM baseline.
 
     :func:`ltml.functional.bce` as a module; the same as :class:`torch.nn.BCEWithLogitsLoss`
@@ -111,6 +130,8 @@ class BCE(_Loss):
     reduction : {"mean", "sum", "none"}
         ``"mean"`` over the known elements, ``"sum"``, or the ``(N, C)`` loss with 0 at unknown
         targets.
+    unknown : {"ignore", "negative"}
+        Unknown (-1) targets left out of the loss (default) or counted as negatives.
 
     Examples
     --------
@@ -123,10 +144,10 @@ class BCE(_Loss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
-        return LF.bce(logits, targets, reduction=self.reduction)
+        return LF.bce(logits, targets, reduction=self.reduction, unknown=self.unknown)
 
 
-class WeightedBCE(_FromLabels, _Loss):
+class WeightedBCE(_FromLabels, _LabelLoss):
     r"""BCE re-weighted by inverse class frequency.
 
     Every element of class :math:`k` (positive or negative) is weighted by
@@ -147,6 +168,8 @@ class WeightedBCE(_FromLabels, _Loss):
         Exponent :math:`q \ge 0`.
     reduction : {"mean", "sum", "none"}
         As in :class:`BCE`.
+    unknown : {"ignore", "negative"}
+        Unknown (-1) targets left out of the loss (default) or counted as negatives.
 
     Attributes
     ----------
@@ -163,9 +186,14 @@ class WeightedBCE(_FromLabels, _Loss):
     weight: Tensor
 
     def __init__(
-        self, class_counts: Any, *, power: float = 1.0, reduction: Reduction = "mean"
+        self,
+        class_counts: Any,
+        *,
+        power: float = 1.0,
+        reduction: Reduction = "mean",
+        unknown: Unknown = "ignore",
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction, unknown)
         power = check_scalar(power, "power", low=0.0)
         counts = counts_tensor(class_counts).clamp(min=1)
         # n^-q / mean(n^-q) = C softmax(-q log n): no underflow to 0 / 0 for a large power.
@@ -175,10 +203,10 @@ class WeightedBCE(_FromLabels, _Loss):
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
         as_logits(logits, "logits", self.weight.numel())
-        return LF.bce(logits, targets, self.weight, reduction=self.reduction)
+        return LF.bce(logits, targets, self.weight, reduction=self.reduction, unknown=self.unknown)
 
 
-class FocalLoss(_Loss):
+class FocalLoss(_LabelLoss):
     r"""Sigmoid focal loss (Lin et al., ICCV 2017), ignoring unknown (-1) targets.
 
     :func:`ltml.functional.focal_loss` as a module:
@@ -192,6 +220,8 @@ class FocalLoss(_Loss):
         Weight of positives (negatives get ``1 - alpha``); None (default) for none.
     reduction : {"mean", "sum", "none"}
         As in :class:`BCE`.
+    unknown : {"ignore", "negative"}
+        Unknown (-1) targets left out of the loss (default) or counted as negatives.
 
     Examples
     --------
@@ -205,9 +235,13 @@ class FocalLoss(_Loss):
     _repr_fields = ("gamma", "alpha")
 
     def __init__(
-        self, gamma: float = 2.0, alpha: float | None = None, reduction: Reduction = "mean"
+        self,
+        gamma: float = 2.0,
+        alpha: float | None = None,
+        reduction: Reduction = "mean",
+        unknown: Unknown = "ignore",
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction, unknown)
         LFL._check_focal_hyperparameters(gamma, alpha)
         self.gamma = gamma
         self.alpha = alpha
@@ -215,11 +249,16 @@ class FocalLoss(_Loss):
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
         return LF.focal_loss(
-            logits, targets, gamma=self.gamma, alpha=self.alpha, reduction=self.reduction
+            logits,
+            targets,
+            gamma=self.gamma,
+            alpha=self.alpha,
+            reduction=self.reduction,
+            unknown=self.unknown,
         )
 
 
-class ClassBalancedFocalLoss(_FromLabels, _Loss):
+class ClassBalancedFocalLoss(_FromLabels, _LabelLoss):
     r"""Focal loss weighted by the effective number of samples (Cui et al., CVPR 2019).
 
     Every element of class :math:`k` is weighted by the inverse effective number
@@ -240,6 +279,8 @@ class ClassBalancedFocalLoss(_FromLabels, _Loss):
         Focal exponent.
     reduction : {"mean", "sum", "none"}
         As in :class:`BCE`.
+    unknown : {"ignore", "negative"}
+        Unknown (-1) targets left out of the loss (default) or counted as negatives.
 
     Attributes
     ----------
@@ -263,8 +304,9 @@ class ClassBalancedFocalLoss(_FromLabels, _Loss):
         beta: float = 0.9999,
         gamma: float = 2.0,
         reduction: Reduction = "mean",
+        unknown: Unknown = "ignore",
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction, unknown)
         beta = check_scalar(beta, "beta", low=0.0, high=1.0, high_open=True)
         LFL._check_focal_hyperparameters(gamma, None)
         counts = counts_tensor(class_counts).clamp(min=1)
@@ -278,7 +320,12 @@ class ClassBalancedFocalLoss(_FromLabels, _Loss):
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
         as_logits(logits, "logits", self.weight.numel())
         return LF.focal_loss(
-            logits, targets, gamma=self.gamma, weight=self.weight, reduction=self.reduction
+            logits,
+            targets,
+            gamma=self.gamma,
+            weight=self.weight,
+            reduction=self.reduction,
+            unknown=self.unknown,
         )
 
 
@@ -288,7 +335,7 @@ _DB_PRESETS: dict[str, dict[str, float]] = {
 }
 
 
-class DistributionBalancedLoss(_FromLabels, _Loss):
+class DistributionBalancedLoss(_FromLabels, _LabelLoss):
     r"""Distribution-Balanced loss, focal form (Wu et al., ECCV 2020): "DB-Focal".
 
     Re-balanced weights :math:`w_{ik} = \alpha + \varsigma(\beta (r_{ik} - \mu))` and
@@ -315,6 +362,8 @@ class DistributionBalancedLoss(_FromLabels, _Loss):
         As in :func:`ltml.functional.distribution_balanced_loss`.
     reduction : {"mean", "sum", "none"}
         As in :class:`BCE`.
+    unknown : {"ignore", "negative"}
+        Unknown (-1) targets left out of the loss (default) or counted as negatives.
 
     Examples
     --------
@@ -347,8 +396,9 @@ class DistributionBalancedLoss(_FromLabels, _Loss):
         gamma: float = 2.0,
         scale: float = 2.0,
         reduction: Reduction = "mean",
+        unknown: Unknown = "ignore",
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction, unknown)
         check_choice(preset, "preset", tuple(_DB_PRESETS))
         self.alpha, self.beta, self.kappa = alpha, beta, kappa
         self.mu = _DB_PRESETS[preset]["mu"] if mu is None else mu
@@ -375,10 +425,11 @@ class DistributionBalancedLoss(_FromLabels, _Loss):
             gamma=self.gamma,
             scale=self.scale,
             reduction=self.reduction,
+            unknown=self.unknown,
         )
 
 
-class LogitCompensatedBCE(_FromLabels, _Loss):
+class LogitCompensatedBCE(_FromLabels, _LabelLoss):
     r"""Weighted BCE with learnable logit compensation (Guo & Wang, CVPR 2021, Eq. 2).
 
     .. math::
@@ -437,6 +488,8 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
         ``"mean"`` averages over the known elements, which with no unknown label is the paper's
         :math:`\frac{1}{K}\sum_k` followed by the mean over images; ``"sum"``; ``"none"`` the
         ``(N, C)`` loss, 0 at unknown targets.
+    unknown : {"ignore", "negative"}
+        Unknown (-1) targets left out of the loss (default) or counted as negatives.
 
     Examples
     --------
@@ -472,8 +525,9 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
         guard: Literal["tied"] | None = None,
         max_scale: float = 2.0,
         reduction: Reduction = "mean",
+        unknown: Unknown = "ignore",
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction, unknown)
         check_bool(learnable, "learnable")
         check_choice(guard, "guard", (None, "tied"))
         check_scalar(max_scale, "max_scale", low=1.0, low_open=True)
@@ -504,7 +558,7 @@ class LogitCompensatedBCE(_FromLabels, _Loss):
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
         return LFL._logit_compensated_bce(
-            logits, targets, self.prior, *self.compensation(), self.reduction
+            logits, targets, self.prior, *self.compensation(), self.reduction, self.unknown
         )
 
 
@@ -682,3 +736,349 @@ def _targets(targets: Any, name: str) -> Tensor:
     if targets is None:
         raise ValueError(f"`{name}` is required when the matching logits are given, got None")
     return as_tensor(targets, name)
+
+
+class AsymmetricLoss(_LabelLoss):
+    r"""Asymmetric loss, ASL (Ridnik et al., ICCV 2021).
+
+    :func:`ltml.functional.asymmetric_loss` as a module: separate focusing of positives and
+    negatives, :math:`-y (1-p)^{\gamma_+} \log p - (1-y) p_m^{\gamma_-} \log(1 - p_m)` with the
+    shifted probability :math:`p_m = \max(p - m, 0)` of the negatives.
+
+    Defaults are the paper's recommended values (:math:`\gamma_+ = 0`, :math:`\gamma_- = 4`,
+    :math:`m = 0.05`, the values of the authors' training script) with the focusing weight's
+    gradient, as in the paper's formula. The authors' class differs in two defaults:
+    :math:`\gamma_+ = 1` and ``disable_torch_grad_focal_loss=True`` (here
+    ``detach_focal_weight=True``). It also **sums** the loss over the batch and the classes:
+    ``reduction="sum"`` reproduces that value, :math:`N \cdot C` times the default mean over
+    the known elements.
+
+    Parameters
+    ----------
+    gamma_pos, gamma_neg : float
+        Focusing exponents :math:`\gamma_+, \gamma_-`.
+    clip : float
+        Probability margin :math:`m` of the negatives.
+    eps : float
+        Lower clamp of the logarithms' arguments.
+    detach_focal_weight : bool
+        Compute the focusing weight without gradient (the authors' code default).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` over the known elements, ``"sum"`` (the authors' code), or ``"none"``.
+    unknown : {"ignore", "negative"}
+        Unknown (-1) targets left out of the loss (default) or counted as negatives.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.losses import AsymmetricLoss
+    >>> logits, targets = torch.tensor([[2.0, -1.0], [0.5, 3.0]]), torch.tensor([[1, 0], [0, 1]])
+    >>> round(AsymmetricLoss()(logits, targets).item(), 4)
+    0.0668
+    >>> reference = AsymmetricLoss(gamma_pos=1.0, detach_focal_weight=True, reduction="sum")
+    >>> round(reference(logits, targets).item(), 4)  # the authors' class defaults and scale
+    0.1093
+    """
+
+    _repr_fields = ("gamma_pos", "gamma_neg", "clip", "eps", "detach_focal_weight")
+
+    def __init__(
+        self,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 4.0,
+        clip: float = 0.05,
+        eps: float = 1e-8,
+        *,
+        detach_focal_weight: bool = False,
+        reduction: Reduction = "mean",
+        unknown: Unknown = "ignore",
+    ) -> None:
+        super().__init__(reduction, unknown)
+        LFL._check_asymmetric(gamma_pos, gamma_neg, clip, eps)
+        self.gamma_pos, self.gamma_neg, self.clip, self.eps = gamma_pos, gamma_neg, clip, eps
+        self.detach_focal_weight = detach_focal_weight
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
+        return LF.asymmetric_loss(
+            logits,
+            targets,
+            gamma_pos=self.gamma_pos,
+            gamma_neg=self.gamma_neg,
+            clip=self.clip,
+            eps=self.eps,
+            detach_focal_weight=self.detach_focal_weight,
+            reduction=self.reduction,
+            unknown=self.unknown,
+        )
+
+
+class MultiFocalModifierLoss(_LabelLoss):
+    r"""COMIC's Multi-Focal Modifier loss (Zhang et al., ICCV 2023), single-branch form.
+
+    :func:`ltml.functional.multi_focal_modifier_loss` as a module, with the class weights
+    :math:`w_c = (1 - \log(n_c / n_{max}))^{q}` and the training co-occurrence counts held as
+    buffers. Build it with :meth:`from_labels` (class counts and co-occurrence of the training
+    label matrix, known positives only). The formula, and every difference between the paper,
+    the released code and this implementation, are listed in the functional's documentation.
+
+    Parameters
+    ----------
+    class_counts : sequence or Tensor, shape (C,)
+        Training positives per class.
+    cooccurrence : Tensor, shape (C, C), optional
+        Training co-occurrence counts (:func:`ltml.data.cooccurrence`); None: no modifier.
+    gamma_pos, gamma_neg, clip, eps, weight_power, neg_boost : float
+        As in :func:`ltml.functional.multi_focal_modifier_loss`.
+    detach_focal_weight : bool
+        Focusing weight without gradient (the released code).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` over the known elements, ``"sum"`` (the released code), or ``"none"``.
+    unknown : {"ignore", "negative"}
+        Unknown (-1) targets left out of the loss (default) or counted as negatives.
+
+    Attributes
+    ----------
+    weight : Tensor, shape (C,)
+        The class weights :math:`w_c` (a buffer).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.losses import MultiFocalModifierLoss
+    >>> train = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 0, 1], [0, 1, 0]])
+    >>> criterion = MultiFocalModifierLoss.from_labels(train)
+    >>> criterion.weight
+    tensor([1.0000, 1.1201, 1.2803])
+    >>> logits = torch.tensor([[2.0, -1.0, 0.5], [0.5, 3.0, -2.0]])
+    >>> round(criterion(logits, torch.tensor([[1, 0, -1], [0, 1, 0]])).item(), 4)
+    0.4916
+    """
+
+    _repr_fields = ("gamma_pos", "gamma_neg", "clip", "weight_power", "neg_boost")
+    weight: Tensor
+    cooccurrence: Tensor | None
+
+    def __init__(
+        self,
+        class_counts: Any,
+        cooccurrence: Tensor | None = None,
+        *,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 3.0,
+        clip: float = 0.05,
+        eps: float = 1e-8,
+        weight_power: float = 1 / 3,
+        neg_boost: float = 1.0,
+        detach_focal_weight: bool = False,
+        reduction: Reduction = "mean",
+        unknown: Unknown = "ignore",
+    ) -> None:
+        super().__init__(reduction, unknown)
+        LFL._check_asymmetric(gamma_pos, gamma_neg, clip, eps)
+        check_scalar(neg_boost, "neg_boost", low=1.0)
+        weight = LFL._frequency_weights(class_counts, weight_power)
+        c = weight.numel()
+        if cooccurrence is not None and tuple(cooccurrence.shape) != (c, c):
+            raise ValueError(
+                f"`cooccurrence` must have shape ({c}, {c}), got {tuple(cooccurrence.shape)}"
+            )
+        self.register_buffer("weight", weight.to(torch.float32))
+        self.register_buffer(
+            "cooccurrence", None if cooccurrence is None else cooccurrence.to(torch.float32)
+        )
+        self.gamma_pos, self.gamma_neg, self.clip, self.eps = gamma_pos, gamma_neg, clip, eps
+        self.weight_power, self.neg_boost = weight_power, neg_boost
+        self.detach_focal_weight = detach_focal_weight
+
+    @classmethod
+    def from_labels(cls, labels: Any, **kwargs: Any) -> Self:
+        """Build the loss from the training label matrix (0 / 1, -1 = unknown).
+
+        Parameters
+        ----------
+        labels : Tensor or ndarray, shape (N, C)
+            Training labels; class counts and co-occurrence count known positives only.
+        **kwargs
+            The other arguments of the constructor.
+
+        Returns
+        -------
+        The loss.
+        """
+        return cls(class_counts(labels), cooccurrence(labels), **kwargs)
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
+        z, y = LFL._prepare(logits, targets, self.weight.numel())
+        return LFL._multi_focal(
+            z, y, self.weight.to(z), self.cooccurrence, self.gamma_pos, self.gamma_neg,
+            self.clip, self.eps, self.neg_boost, self.detach_focal_weight, self.reduction,
+            self.unknown,
+        )  # fmt: skip
+
+
+class CorrectorOutput(NamedTuple):
+    """What :class:`ReflectiveLabelCorrector` returns: its loss and the corrected targets."""
+
+    loss: Tensor
+    targets: Tensor
+
+
+class ReflectiveLabelCorrector(_LabelLoss):
+    r"""COMIC's Reflective Label Corrector (Zhang et al., ICCV 2023): pseudo-positives + loss.
+
+    Each call corrects the batch's targets, then computes a loss on the corrected ones:
+
+    1. **Correction.** A candidate entry (an unknown label, or with
+       ``candidates="unobserved"`` any entry not known positive) becomes a pseudo-positive where
+       the model's confidence :math:`\varsigma(z_{ic})` exceeds the class-aware threshold
+       :math:`t_c = \max(\tau, P_c)`. :math:`P_c` is a running mean of the class's confidence
+       over the training batches (momentum ``momentum``), as in the paper.
+       ``threshold="batch"`` uses the released code's rule instead: above :math:`\tau` and
+       above the class's mean confidence in the current batch.
+    2. **Loss.** The asymmetric loss of :class:`MultiFocalModifierLoss` without the
+       co-occurrence modifier, on the corrected targets, with class weights
+       :math:`w_c = (1 - \log(n'_c / n'_{max}))^{q}` from the training counts plus the
+       pseudo-positives found since the last :meth:`reset` (call it at each epoch start, as the
+       released code does), and negatives focused by :math:`\gamma_- + w_c`.
+
+    Nothing is corrected and the loss is 0 until :meth:`set_epoch` reaches ``start_epoch``
+    (the released code: 1, one epoch of warm-up). The correction runs without gradient; the
+    running mean and the pseudo-counts change only in training mode.
+
+    **Differences from the released code**, all available as arguments: it shifts the
+    positives' logits by a margin of 1 (``margin=1.0``; the paper has none, default 0), uses the
+    batch-mean threshold (``threshold="batch"``), the exponent :math:`q = 1/6`
+    (``weight_power``, default the same), sums the loss and scales it by the batch size over
+    the number of positives of the corrected batch (``reduction="sum"`` gives the sum), and
+    weights it by 0.2 in the total (the caller's choice). It cannot tell a missing label from
+    a negative (``candidates="unobserved"``). In DDP each process keeps its own pseudo-counts.
+
+    Parameters
+    ----------
+    class_counts : sequence or Tensor, shape (C,)
+        Training positives per class.
+    tau : float
+        Confidence threshold :math:`\tau \in (0, 1)`.
+    threshold : {"running", "batch"}
+        Class-aware threshold of the paper (running class mean) or of the released code.
+    momentum : float
+        Weight of the past in the running class mean, in [0, 1).
+    candidates : {"unknown", "unobserved"}
+        Entries that may become pseudo-positives: -1 only, or everything not positive.
+    margin : float
+        Shift subtracted from the known positives' logits, in the correction and the loss.
+    start_epoch : int
+        First epoch (as given to :meth:`set_epoch`) with corrections.
+    gamma_pos, gamma_neg, clip, eps, weight_power : float
+        As in :func:`ltml.functional.multi_focal_modifier_loss`.
+    detach_focal_weight : bool
+        Focusing weight without gradient (the released code).
+    reduction : {"mean", "sum", "none"}
+        Of the loss, as in :class:`MultiFocalModifierLoss`.
+    unknown : {"ignore", "negative"}
+        Policy for the entries still unknown after the correction.
+
+    Attributes
+    ----------
+    running_mean : Tensor, shape (C,)
+        :math:`P_c` (a buffer).
+    pseudo_counts : Tensor, shape (C,)
+        Pseudo-positives found since the last :meth:`reset` (a buffer).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.losses import ReflectiveLabelCorrector
+    >>> corrector = ReflectiveLabelCorrector([30, 10, 2], start_epoch=0)
+    >>> logits = torch.tensor([[2.0, 3.0, -1.0], [0.5, 3.0, 2.0]], requires_grad=True)
+    >>> out = corrector(logits, torch.tensor([[1, -1, -1], [0, 1, -1]]))
+    >>> out.targets
+    tensor([[ 1,  1, -1],
+            [ 0,  1,  1]])
+    >>> corrector.pseudo_counts
+    tensor([0., 1., 1.])
+    >>> out.loss.backward()
+    """
+
+    _repr_fields = ("tau", "threshold", "candidates", "margin", "start_epoch")
+    counts: Tensor
+    running_mean: Tensor
+    pseudo_counts: Tensor
+
+    def __init__(
+        self,
+        class_counts: Any,
+        *,
+        tau: float = 0.7,
+        threshold: Literal["running", "batch"] = "running",
+        momentum: float = 0.9,
+        candidates: Literal["unknown", "unobserved"] = "unknown",
+        margin: float = 0.0,
+        start_epoch: int = 1,
+        gamma_pos: float = 0.0,
+        gamma_neg: float = 3.0,
+        clip: float = 0.05,
+        eps: float = 1e-8,
+        weight_power: float = 1 / 6,
+        detach_focal_weight: bool = False,
+        reduction: Reduction = "mean",
+        unknown: Unknown = "ignore",
+    ) -> None:
+        super().__init__(reduction, unknown)
+        check_scalar(tau, "tau", low=0.0, high=1.0, low_open=True, high_open=True)
+        check_choice(threshold, "threshold", ("running", "batch"))
+        check_scalar(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        check_choice(candidates, "candidates", ("unknown", "unobserved"))
+        check_int(start_epoch, "start_epoch", low=0)
+        check_scalar(margin, "margin", low=0.0)
+        check_scalar(weight_power, "weight_power", low=0.0)
+        LFL._check_asymmetric(gamma_pos, gamma_neg, clip, eps)
+        counts = counts_tensor(class_counts).to(torch.float32)
+        self.register_buffer("counts", counts)
+        self.register_buffer("running_mean", torch.zeros_like(counts))
+        self.register_buffer("pseudo_counts", torch.zeros_like(counts))
+        self.tau, self.threshold, self.momentum = tau, threshold, momentum
+        self.candidates: Literal["unknown", "unobserved"] = candidates
+        self.margin, self.start_epoch, self.epoch = margin, start_epoch, 0
+        self.gamma_pos, self.gamma_neg, self.clip, self.eps = gamma_pos, gamma_neg, clip, eps
+        self.weight_power, self.detach_focal_weight = weight_power, detach_focal_weight
+
+    def reset(self) -> None:
+        """Forget the pseudo-positives counted so far (the class weights return to the counts)."""
+        self.pseudo_counts.zero_()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch``: corrections run from ``start_epoch`` on; pseudo-counts reset."""
+        self.epoch = epoch
+        self.reset()
+
+    def class_weight(self) -> Tensor:
+        r"""Return the class weights :math:`w_c` in use, from counts plus pseudo-positives (C,)."""
+        return LFL._frequency_weights(self.counts + self.pseudo_counts, self.weight_power)
+
+    def forward(self, logits: Tensor, targets: Tensor) -> CorrectorOutput:
+        """Correct ``(N, C)`` targets by ``(N, C)`` logits; return the loss and the targets."""
+        z, y = LFL._prepare(logits, targets, self.counts.numel())
+        if self.epoch < self.start_epoch:
+            return CorrectorOutput(z.new_zeros(()), targets)
+        if self.margin:
+            z = torch.where(y > 0, z - self.margin, z)
+        with torch.no_grad():
+            confidence = torch.sigmoid(z)
+            batch_mean = confidence.mean(dim=0)
+            if self.training:
+                self.running_mean.mul_(self.momentum).add_((1 - self.momentum) * batch_mean)
+            # Above tau and above the class mean: the running one (paper) or the batch's (code).
+            mean = self.running_mean if self.threshold == "running" else batch_mean
+            corrected = LF.reflective_label_correction(
+                z, y, mean.clamp(min=self.tau), candidates=self.candidates
+            )
+            if self.training:
+                self.pseudo_counts += ((corrected > 0) & (y <= 0)).sum(dim=0)
+        loss = LFL._multi_focal(
+            z, corrected, self.class_weight().to(z), None, self.gamma_pos, self.gamma_neg,
+            self.clip, self.eps, 1.0, self.detach_focal_weight, self.reduction, self.unknown,
+        )  # fmt: skip
+        return CorrectorOutput(loss, corrected.to(torch.as_tensor(targets).dtype))

@@ -8,21 +8,29 @@ name of both is re-exported here.
 
 from .losses import (
     Reduction,
+    Unknown,
+    asymmetric_loss,
     bce,
     cross_branch_consistency,
     distribution_balanced_loss,
     focal_loss,
     logit_compensated_bce,
+    multi_focal_modifier_loss,
+    reflective_label_correction,
 )
 from .metrics import EmptyClass, average_precision
 
 __all__ = [
     "EmptyClass",
     "Reduction",
+    "Unknown",
+    "asymmetric_loss",
     "average_precision",
     "bce",
     "cross_branch_consistency",
     "distribution_balanced_loss",
     "focal_loss",
     "logit_compensated_bce",
+    "multi_focal_modifier_loss",
+    "reflective_label_correction",
 ]

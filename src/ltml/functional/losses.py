@@ -1,9 +1,11 @@
 """Loss functionals: the multi-label losses of :mod:`ltml.losses` as stateless functions.
 
 Every loss is written as a per-element ``(N, C)`` loss, computed for all elements with unknown
-targets (-1) read as 0 so that every value is finite, then handed to ``_reduce``: the one place
-where unknown targets are masked and ``reduction`` is applied. Logits are computed in at least
-float32 (float16 / bfloat16 inputs, as under autocast, are upcast) and never modified in place.
+targets (-1) read as 0 (a negative) so that every value is finite, then handed to ``_reduce``: the
+one place where the unknown-label policy is applied (``unknown="ignore"`` masks those elements,
+``"negative"`` keeps them as the negatives they were computed as), then ``reduction``. Logits
+are computed in at least float32 (float16 / bfloat16 inputs, as under autocast, are upcast) and
+never modified in place.
 """
 
 from __future__ import annotations
@@ -30,19 +32,25 @@ from .._validation import (
     check_same_shape,
     check_scalar,
     check_tensor,
+    check_unknown,
     is_compiling,
 )
 
 __all__ = [
     "Reduction",
+    "Unknown",
+    "asymmetric_loss",
     "bce",
     "cross_branch_consistency",
     "distribution_balanced_loss",
     "focal_loss",
     "logit_compensated_bce",
+    "multi_focal_modifier_loss",
+    "reflective_label_correction",
 ]
 
 Reduction = Literal["mean", "sum", "none"]
+Unknown = Literal["ignore", "negative"]
 
 
 def _as_logits(x: Any, name: str, num_classes: int | None = None) -> Tensor:
@@ -99,20 +107,23 @@ def _optional_weight(weight: Any, num_classes: int) -> Tensor | None:
     return None if weight is None else as_class_vector(weight, "weight", num_classes)
 
 
-def _reduce(loss: Tensor, targets: Tensor | None, reduction: str) -> Tensor:
-    """Mask the elements whose target is -1 (unknown), then apply ``reduction``.
+def _reduce(
+    loss: Tensor, targets: Tensor | None, reduction: str, unknown: str = "ignore"
+) -> Tensor:
+    """Apply the unknown-label policy to the elements whose target is -1, then ``reduction``.
 
-    Masked elements become 0 and pass no gradient. ``"mean"`` divides by the number of known
-    elements (the result is 0, not NaN, when there is none); without ``targets`` nothing is
-    masked.
+    Every loss computes an unknown element as a negative. ``unknown="ignore"`` masks it: it
+    becomes 0 and passes no gradient, and ``"mean"`` divides by the number of known elements
+    (the result is 0, not NaN, when there is none). ``unknown="negative"`` keeps it: the loss is
+    the one of the labels with every -1 replaced by 0. Without ``targets`` nothing is masked.
     """
     known_count: Tensor | int = loss.numel()
-    if targets is not None:
-        unknown = targets < 0
+    if targets is not None and unknown == "ignore":
+        unknown_mask = targets < 0
         # Fully labelled batches (the common case) skip the masking passes, forward and backward.
-        if is_compiling() or bool(unknown.any()):
-            loss = loss.masked_fill(unknown, 0.0)
-            known_count = loss.numel() - unknown.sum()
+        if is_compiling() or bool(unknown_mask.any()):
+            loss = loss.masked_fill(unknown_mask, 0.0)
+            known_count = loss.numel() - unknown_mask.sum()
     if reduction == "none":
         return loss
     if reduction == "sum":
@@ -144,6 +155,7 @@ def bce(
     weight: Tensor | None = None,
     *,
     reduction: Reduction = "mean",
+    unknown: Unknown = "ignore",
 ) -> Tensor:
     r"""Binary cross-entropy with logits that ignores unknown (-1) targets.
 
@@ -166,7 +178,10 @@ def bce(
         Per-class weight :math:`w_k` (default 1), e.g. :class:`ltml.losses.WeightedBCE`'s.
     reduction : {"mean", "sum", "none"}
         ``"mean"``: mean over the known elements; ``"sum"``: their sum; ``"none"``: the
-        ``(N, C)`` per-element loss, 0 where the target is unknown.
+        ``(N, C)`` per-element loss, 0 where the target is unknown (and ignored).
+    unknown : {"ignore", "negative"}
+        Policy for unknown (-1) targets: left out of the loss (default) or counted as negatives
+        (the "assume negative" baseline of partial-label learning).
 
     Returns
     -------
@@ -183,13 +198,14 @@ def bce(
     0.1629
     """
     check_reduction(reduction)
+    check_unknown(unknown)
     z, y = _prepare(logits, targets)
     weight = _optional_weight(weight, z.shape[1])
     # torch's fused kernel, forward and backward; unknown targets (read as 0) are masked after.
     loss = F.binary_cross_entropy_with_logits(
         z, y.clamp(min=0), None if weight is None else weight.to(z), reduction="none"
     )
-    return _reduce(loss, y, reduction)
+    return _reduce(loss, y, reduction, unknown)
 
 
 def _check_focal_hyperparameters(gamma: Any, alpha: Any) -> None:
@@ -206,6 +222,7 @@ def focal_loss(
     alpha: float | None = None,
     weight: Tensor | None = None,
     reduction: Reduction = "mean",
+    unknown: Unknown = "ignore",
 ) -> Tensor:
     r"""Sigmoid focal loss (Lin et al., ICCV 2017, Eq. 5) that ignores unknown (-1) targets.
 
@@ -230,6 +247,9 @@ def focal_loss(
         Per-class weight :math:`w_k`, e.g. :class:`ltml.losses.ClassBalancedFocalLoss`'s.
     reduction : {"mean", "sum", "none"}
         As in :func:`bce`.
+    unknown : {"ignore", "negative"}
+        Policy for unknown (-1) targets: left out of the loss (default) or counted as negatives
+        (the "assume negative" baseline of partial-label learning).
 
     Returns
     -------
@@ -247,6 +267,7 @@ def focal_loss(
     """
     check_reduction(reduction)
     _check_focal_hyperparameters(gamma, alpha)
+    check_unknown(unknown)
     z, y = _prepare(logits, targets)
     weight = _optional_weight(weight, z.shape[1])
     loss = _focal_terms(_binary_terms(z, y), gamma)
@@ -254,7 +275,7 @@ def focal_loss(
         loss = loss * torch.where(y > 0, alpha, 1.0 - alpha)
     if weight is not None:
         loss = loss * weight.to(z)
-    return _reduce(loss, y, reduction)
+    return _reduce(loss, y, reduction, unknown)
 
 
 def _logit_compensated_bce(
@@ -266,6 +287,7 @@ def _logit_compensated_bce(
     sigma_neg: Tensor | float,
     mu_neg: Tensor | float,
     reduction: str,
+    unknown: str = "ignore",
 ) -> Tensor:
     """Eq. 2 of Guo & Wang for a validated class prior ``p`` (C,)."""
     z, y = _prepare(logits, targets, prior.numel())
@@ -277,7 +299,7 @@ def _logit_compensated_bce(
     scale = torch.where(pos, torch.as_tensor(sigma_pos).to(z), torch.as_tensor(sigma_neg).to(z))
     shift = torch.where(pos, torch.as_tensor(mu_pos).to(z), torch.as_tensor(mu_neg).to(z))
     loss = -omega * F.logsigmoid(_binary_terms(z * scale + shift, y))
-    return _reduce(loss, y, reduction)
+    return _reduce(loss, y, reduction, unknown)
 
 
 def logit_compensated_bce(
@@ -291,6 +313,7 @@ def logit_compensated_bce(
     mu_neg: Tensor | float = 0.0,
     *,
     reduction: Reduction = "mean",
+    unknown: Unknown = "ignore",
 ) -> Tensor:
     r"""Weighted BCE with logit compensation (Guo & Wang, CVPR 2021, Eq. 2).
 
@@ -321,6 +344,9 @@ def logit_compensated_bce(
     reduction : {"mean", "sum", "none"}
         ``"mean"`` averages over the known elements: with no unknown label this is the paper's
         :math:`\frac{1}{K}\sum_k` followed by the mean over images.
+    unknown : {"ignore", "negative"}
+        Policy for unknown (-1) targets: left out of the loss (default) or counted as negatives
+        (the "assume negative" baseline of partial-label learning).
 
     Returns
     -------
@@ -337,6 +363,7 @@ def logit_compensated_bce(
     0.7505
     """
     check_reduction(reduction)
+    check_unknown(unknown)
     prior = class_prior(class_counts, num_samples)
     num_classes = prior.numel()
     return _logit_compensated_bce(
@@ -348,6 +375,7 @@ def logit_compensated_bce(
         _per_class(sigma_neg, "sigma_neg", num_classes),
         _per_class(mu_neg, "mu_neg", num_classes),
         reduction,
+        unknown,
     )
 
 
@@ -390,6 +418,7 @@ def _distribution_balanced_loss(
     gamma: float,
     scale: float,
     reduction: str,
+    unknown: str = "ignore",
 ) -> Tensor:
     """DB loss for validated class statistics ``1 / n_k`` and ``b_k``."""
     z, y = _prepare(logits, targets, inv_freq.numel())
@@ -404,7 +433,7 @@ def _distribution_balanced_loss(
     lam = torch.where(pos, 1.0, neg_scale).to(z)
     s = _binary_terms((z + bias.to(z)) * lam, y)
     loss = scale * weight / lam * _focal_terms(s, gamma)
-    return _reduce(loss, y, reduction)
+    return _reduce(loss, y, reduction, unknown)
 
 
 def distribution_balanced_loss(
@@ -421,6 +450,7 @@ def distribution_balanced_loss(
     gamma: float = 2.0,
     scale: float = 2.0,
     reduction: Reduction = "mean",
+    unknown: Unknown = "ignore",
 ) -> Tensor:
     r"""Distribution-Balanced loss (Wu et al., ECCV 2020), focal form ("DB-Focal").
 
@@ -469,6 +499,9 @@ def distribution_balanced_loss(
         Constant factor :math:`s` of the whole loss.
     reduction : {"mean", "sum", "none"}
         As in :func:`bce`.
+    unknown : {"ignore", "negative"}
+        Policy for unknown (-1) targets: left out of the loss (default) or counted as negatives
+        (the "assume negative" baseline of partial-label learning).
 
     Returns
     -------
@@ -485,6 +518,7 @@ def distribution_balanced_loss(
     0.0548
     """
     check_reduction(reduction)
+    check_unknown(unknown)
     _check_db_hyperparameters(alpha, beta, mu, neg_scale, gamma, scale)
     inv_freq, bias = _db_statistics(class_counts, num_samples, kappa=kappa, neg_scale=neg_scale)
     return _distribution_balanced_loss(
@@ -499,6 +533,7 @@ def distribution_balanced_loss(
         gamma=gamma,
         scale=scale,
         reduction=reduction,
+        unknown=unknown,
     )
 
 
@@ -567,3 +602,352 @@ def cross_branch_consistency(
     if space == "prob":
         a, b = torch.sigmoid(a), torch.sigmoid(b)
     return _reduce((a - b).square(), None, reduction)
+
+
+def _check_asymmetric(gamma_pos: float, gamma_neg: float, clip: float, eps: float) -> None:
+    check_scalar(gamma_pos, "gamma_pos", low=0.0)
+    check_scalar(gamma_neg, "gamma_neg", low=0.0)
+    check_scalar(clip, "clip", low=0.0, high=1.0, high_open=True)
+    check_scalar(eps, "eps", low=0.0, low_open=True)
+
+
+def _asymmetric_terms(
+    p_pos: Tensor,
+    p_neg: Tensor,
+    pos: Tensor,
+    gamma_pos: Tensor | float,
+    gamma_neg: Tensor | float,
+    eps: float,
+    detach_focal_weight: bool,
+) -> Tensor:
+    """``-(1 - p_t)^γ log max(p_t, eps)`` with ``p_t`` = ``p_pos`` / ``p_neg`` by the label.
+
+    ``γ`` is ``gamma_pos`` for positives and ``gamma_neg`` for the others (scalars or per-class
+    vectors). ASL and COMIC's losses differ only in what they pass as ``p_pos`` and ``p_neg``.
+    """
+    p_t = torch.where(pos, p_pos, p_neg)
+    gamma = torch.where(pos, torch.as_tensor(gamma_pos).to(p_t), torch.as_tensor(gamma_neg).to(p_t))
+    focus = (1.0 - p_t).pow(gamma)  # pow's gradient is 0 where the exponent is 0
+    if detach_focal_weight:
+        focus = focus.detach()
+    return -focus * torch.log(p_t.clamp(min=eps))
+
+
+def _shifted_negative(p: Tensor, clip: float) -> Tensor:
+    """``1 - max(p - clip, 0)``: a negative's probability with ASL's margin (``clip``)."""
+    return 1.0 - (p - clip).clamp(min=0.0) if clip > 0 else 1.0 - p
+
+
+def asymmetric_loss(
+    logits: Tensor,
+    targets: Any,
+    *,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 4.0,
+    clip: float = 0.05,
+    eps: float = 1e-8,
+    detach_focal_weight: bool = False,
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+    unknown: Unknown = "ignore",
+) -> Tensor:
+    r"""Asymmetric loss, ASL (Ridnik et al., ICCV 2021).
+
+    With :math:`p = \varsigma(z)` and the shifted probability of a negative
+    :math:`p_m = \max(p - m, 0)` (the margin :math:`m` = ``clip`` discards the easiest
+    negatives, :math:`p < m`, entirely):
+
+    .. math::
+        \ell_{ik} = -w_k \,[\, y (1 - p)^{\gamma_+} \log p
+                    + (1 - y)\, p_m^{\gamma_-} \log (1 - p_m) \,],
+
+    each logarithm's argument clamped at ``eps`` (as the authors' code does: an element's loss
+    is at most :math:`-\log \epsilon \approx 18.4`). The focusing weights
+    :math:`(1-p)^{\gamma_+}` and :math:`p_m^{\gamma_-}` pass their gradient by default, as in
+    the paper's formula; ``detach_focal_weight=True`` treats them as constants, which is what
+    the authors' code does by default (``disable_torch_grad_focal_loss=True``; they call it an
+    option outside the paper).
+
+    **Scale.** The authors' code **sums** over the batch and the classes. ``reduction="sum"``
+    gives that value; the default ``"mean"`` divides it by the number of known elements
+    (:math:`N \cdot C` with every label known), as every ltml loss does. Keep the learning
+    rate of a recipe that used the sum by multiplying the loss by :math:`N \cdot C` or by
+    using ``"sum"``.
+
+    **Defaults** are the paper's recommended values (:math:`\gamma_+ = 0`,
+    :math:`\gamma_- = 4`, :math:`m = 0.05`), which are also the values of the authors' training
+    script. The class of their code defaults to :math:`\gamma_+ = 1` and detaches the focusing
+    weight.
+
+    Parameters
+    ----------
+    logits : Tensor, shape (N, C)
+        Raw scores :math:`z`.
+    targets : Tensor or ndarray, shape (N, C)
+        0 / 1 labels; -1 = unknown (see ``unknown``).
+    gamma_pos, gamma_neg : float
+        Focusing exponents :math:`\gamma_+, \gamma_- \ge 0` of positives and negatives.
+    clip : float
+        Probability margin :math:`m \in [0, 1)` of the negatives (0: none).
+    eps : float
+        Lower clamp of the logarithms' arguments.
+    detach_focal_weight : bool
+        Compute the focusing weight without gradient (the authors' code default).
+    weight : Tensor, shape (C,), optional
+        Per-class weight :math:`w_k` (default 1).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` over the known elements; ``"sum"`` (the authors' code); ``"none"``.
+    unknown : {"ignore", "negative"}
+        Policy for unknown (-1) targets: left out of the loss (default) or counted as negatives
+        (the "assume negative" baseline of partial-label learning).
+
+    Returns
+    -------
+    Tensor
+        Scalar, or ``(N, C)`` for ``reduction="none"``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.functional import asymmetric_loss
+    >>> logits = torch.tensor([[2.0, -1.0], [0.5, 3.0]])
+    >>> targets = torch.tensor([[1, 0], [0, 1]])
+    >>> round(asymmetric_loss(logits, targets).item(), 4)
+    0.0668
+    >>> round(asymmetric_loss(logits, targets, reduction="sum").item(), 4)  # authors' scale
+    0.2673
+    """
+    check_reduction(reduction)
+    check_unknown(unknown)
+    _check_asymmetric(gamma_pos, gamma_neg, clip, eps)
+    z, y = _prepare(logits, targets)
+    weight = _optional_weight(weight, z.shape[1])
+    p = torch.sigmoid(z)
+    loss = _asymmetric_terms(
+        p, _shifted_negative(p, clip), y > 0, gamma_pos, gamma_neg, eps, detach_focal_weight
+    )
+    if weight is not None:
+        loss = loss * weight.to(z)
+    return _reduce(loss, y, reduction, unknown)
+
+
+def _frequency_weights(class_counts: Any, power: float) -> Tensor:
+    r"""COMIC's class weights :math:`w_c = (1 - \log(n_c / n_{max}))^{q}` (float64, shape (C,)).
+
+    1 for the most frequent class, growing slowly towards the rarest. A count of 0 is read as 1.
+    """
+    check_scalar(power, "power", low=0.0)
+    counts = counts_tensor(class_counts).clamp(min=1)
+    return (1.0 - torch.log(counts / counts.max())).pow(power)
+
+
+def _cooccurrence_attention(targets: Tensor, cooccurrence: Tensor) -> Tensor:
+    r"""COMIC's per-image attention :math:`a_i` from the column-normalised co-occurrence matrix.
+
+    :math:`a_i` is the mean of the rows of :math:`A_{jk} / \sum_{j'} A_{j'k}` over image
+    :math:`i`'s known positives :math:`j`, renormalised to sum 1. An image without any known
+    positive gets :math:`a_i = 0` (the authors' code gives NaN), and a class that co-occurs with
+    nothing a column of 0. Computed without gradient, in at least float32, outside autocast.
+    """
+    with torch.no_grad(), torch.autocast(targets.device.type, enabled=False):
+        dtype = torch.promote_types(targets.dtype, torch.float32)
+        a = cooccurrence.to(targets.device, dtype)
+        a = a / a.sum(dim=0, keepdim=True).clamp(min=torch.finfo(dtype).tiny)
+        scores = (targets > 0).to(dtype) @ a  # sum of rows; the mean's 1/count cancels below
+        total = scores.sum(dim=1, keepdim=True)
+        return torch.where(total > 0, scores / total.clamp(min=torch.finfo(dtype).tiny), 0.0)
+
+
+def multi_focal_modifier_loss(
+    logits: Tensor,
+    targets: Any,
+    class_counts: Any,
+    cooccurrence: Tensor | None = None,
+    *,
+    gamma_pos: float = 0.0,
+    gamma_neg: float = 3.0,
+    clip: float = 0.05,
+    eps: float = 1e-8,
+    weight_power: float = 1 / 3,
+    neg_boost: float = 1.0,
+    detach_focal_weight: bool = False,
+    reduction: Reduction = "mean",
+    unknown: Unknown = "ignore",
+) -> Tensor:
+    r"""COMIC's Multi-Focal Modifier loss (Zhang et al., ICCV 2023), single-branch form.
+
+    An asymmetric loss (:func:`asymmetric_loss`) with a class weight, a class-dependent
+    focusing of the negatives and a co-occurrence modifier of the positives. With
+    :math:`p = \varsigma(z)`, :math:`w_c = (1 - \log(n_c / n_{max}))^{q}` and the image's
+    co-occurrence attention :math:`a_{ic}`: the mean, over the image's known positives
+    :math:`j`, of the rows :math:`A_{jc} / \sum_{j'} A_{j'c}` of the column-normalised
+    co-occurrence counts, renormalised to sum 1 over :math:`c` (0 without ``cooccurrence``):
+
+    .. math::
+        p^+ = p\,(1 - a_{ic}), \qquad
+        p^- = \min(1 - \max(p - m, 0),\; 1) \cdot b_{ic}, \text{ clamped at } 1,
+
+    .. math::
+        \ell_{ic} = -w_c \,[\, y (1 - p^+)^{\gamma_+} \log p^+
+                    + (1 - y)(1 - p^-)^{\gamma_- + w_c} \log p^- \,],
+
+    where :math:`b_{ic}` = ``neg_boost`` where :math:`a_{ic} \ne 0` and 1 elsewhere; logarithms
+    clamped at ``eps``. Rare classes get a larger weight and a stronger down-weighting of their
+    easy negatives.
+
+    **What follows the paper and what the released code.** The released code sums over
+    elements (``reduction="sum"``), uses :math:`q = 1/3` (default here), :math:`\gamma_+ = 0`,
+    :math:`\gamma_- = 3`, :math:`m = 0.05`, a factor 1.2 on the negatives that co-occur with a
+    positive of the image (``neg_boost=1.2``; the paper has no such factor, default 1) and a
+    focusing weight without gradient (``detach_focal_weight=True``; default here: with
+    gradient). The paper's focusing exponent of the positives also carries a head-tail term that
+    the code leaves out; it is left out here too (pass a larger ``gamma_pos`` to focus the
+    positives). The code's attention is NaN for an image with no positive (it then poisons the
+    whole batch's loss); here such an image gets no modification.
+
+    Parameters
+    ----------
+    logits : Tensor, shape (N, C)
+        Raw scores :math:`z`.
+    targets : Tensor or ndarray, shape (N, C)
+        0 / 1 labels; -1 = unknown (see ``unknown``). Only known positives enter the attention.
+    class_counts : sequence or Tensor, shape (C,)
+        Training positives per class :math:`n_c` (0 is read as 1).
+    cooccurrence : Tensor, shape (C, C), optional
+        Co-occurrence counts of the training set, :func:`ltml.data.cooccurrence` (None: no
+        co-occurrence modifier).
+    gamma_pos, gamma_neg : float
+        :math:`\gamma_+` and the base :math:`\gamma_-` of the negatives' exponent.
+    clip : float
+        Margin :math:`m` of the negatives' probability.
+    eps : float
+        Lower clamp of the logarithms' arguments.
+    weight_power : float
+        :math:`q` of the class weight (0: every class weighs 1).
+    neg_boost : float
+        :math:`b`, the released code's factor on the co-occurring negatives (1: none).
+    detach_focal_weight : bool
+        Compute the focusing weight without gradient (the released code).
+    reduction : {"mean", "sum", "none"}
+        As in :func:`asymmetric_loss`.
+    unknown : {"ignore", "negative"}
+        Policy for unknown (-1) targets: left out of the loss (default) or counted as negatives.
+
+    Returns
+    -------
+    Tensor
+        Scalar, or ``(N, C)`` for ``reduction="none"``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.data import cooccurrence
+    >>> from ltml.functional import multi_focal_modifier_loss
+    >>> train = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 0, 1], [0, 1, 0]])
+    >>> logits = torch.tensor([[2.0, -1.0, 0.5], [0.5, 3.0, -2.0]])
+    >>> targets = torch.tensor([[1, 0, -1], [0, 1, 0]])
+    >>> counts, a = train.sum(0), cooccurrence(train)
+    >>> round(multi_focal_modifier_loss(logits, targets, counts, a).item(), 4)
+    0.4916
+    """
+    check_reduction(reduction)
+    check_unknown(unknown)
+    _check_asymmetric(gamma_pos, gamma_neg, clip, eps)
+    check_scalar(neg_boost, "neg_boost", low=1.0)
+    w = _frequency_weights(class_counts, weight_power)
+    z, y = _prepare(logits, targets, w.numel())
+    if cooccurrence is not None and tuple(cooccurrence.shape) != (w.numel(), w.numel()):
+        raise ValueError(
+            f"`cooccurrence` must have shape ({w.numel()}, {w.numel()}), "
+            f"got {tuple(cooccurrence.shape)}"
+        )
+    return _multi_focal(
+        z, y, w.to(z), cooccurrence, gamma_pos, gamma_neg, clip, eps, neg_boost,
+        detach_focal_weight, reduction, unknown,
+    )  # fmt: skip
+
+
+def _multi_focal(
+    z: Tensor,
+    y: Tensor,
+    w: Tensor,
+    cooccurrence: Tensor | None,
+    gamma_pos: float,
+    gamma_neg: float,
+    clip: float,
+    eps: float,
+    neg_boost: float,
+    detach_focal_weight: bool,
+    reduction: str,
+    unknown: str,
+) -> Tensor:
+    """Return the MFM loss of validated ``(z, y)`` and class weights ``w`` (also the RLC's loss)."""
+    p = torch.sigmoid(z)
+    p_pos, p_neg = p, _shifted_negative(p, clip)
+    if cooccurrence is not None:
+        a = _cooccurrence_attention(y, cooccurrence).to(z)
+        p_pos = p * (1.0 - a)
+        if neg_boost != 1.0:
+            p_neg = torch.where(a != 0, p_neg * neg_boost, p_neg).clamp(max=1.0)
+    loss = w * _asymmetric_terms(
+        p_pos, p_neg, y > 0, gamma_pos, gamma_neg + w, eps, detach_focal_weight
+    )
+    return _reduce(loss, y, reduction, unknown)
+
+
+def reflective_label_correction(
+    logits: Tensor,
+    targets: Any,
+    threshold: Tensor | float,
+    *,
+    candidates: Literal["unknown", "unobserved"] = "unknown",
+) -> Tensor:
+    r"""Pseudo-positives where the model is confident: COMIC's label correction, one step.
+
+    A candidate entry becomes 1 where :math:`\varsigma(z_{ic}) > t_c`; every other entry is
+    returned as it was. The candidates are the unknown entries (-1, default) or, for labels
+    stored in COMIC's convention where a missing label is a 0, every entry that is not a known
+    positive (``"unobserved"``). :class:`ltml.losses.ReflectiveLabelCorrector` holds the
+    class-aware threshold :math:`t_c = \max(\tau, P_c)` and the loss on the corrected labels.
+
+    Parameters
+    ----------
+    logits : Tensor, shape (N, C)
+        Raw scores.
+    targets : Tensor or ndarray, shape (N, C)
+        0 / 1 / -1 labels.
+    threshold : Tensor of shape (C,), or float
+        Per-class probability threshold :math:`t_c`.
+    candidates : {"unknown", "unobserved"}
+        Which entries may become pseudo-positives.
+
+    Returns
+    -------
+    Tensor, shape (N, C)
+        The corrected targets, in ``targets``' dtype and on ``logits``' device (no gradient).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ltml.functional import reflective_label_correction
+    >>> logits = torch.tensor([[2.0, 3.0, -1.0], [0.5, 3.0, 2.0]])
+    >>> targets = torch.tensor([[1, -1, -1], [0, 1, 0]])
+    >>> reflective_label_correction(logits, targets, 0.7)
+    tensor([[ 1,  1, -1],
+            [ 0,  1,  0]])
+    >>> reflective_label_correction(logits, targets, 0.7, candidates="unobserved")
+    tensor([[1, 1, 0],
+            [0, 1, 1]])
+    """
+    if candidates not in ("unknown", "unobserved"):
+        raise ValueError(f"`candidates` must be 'unknown' or 'unobserved', got {candidates!r}")
+    z = _as_logits(logits, "logits")
+    y = as_tensor(targets, "targets").to(z.device)
+    check_same_shape(z, y, "logits", "targets")
+    _check_values({"logits": logits}, y)
+    t = torch.as_tensor(_per_class(threshold, "threshold", z.shape[1])).to(z)
+    with torch.no_grad():
+        candidate = y < 0 if candidates == "unknown" else y <= 0
+        if candidates == "unobserved":
+            y = y.clamp(min=0)  # COMIC's convention: a missing label reads as 0
+        return torch.where(candidate & (torch.sigmoid(z) > t), torch.ones_like(y), y)

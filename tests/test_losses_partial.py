@@ -1,0 +1,509 @@
+"""Tests of the partial-label losses: ASL, COMIC's MFM loss and label corrector, unknown policy.
+
+Oracles: literal transcriptions of the authors' forward passes (Ridnik et al.'s
+``AsymmetricLoss``; COMIC's ``PriorFocalModifierLoss`` and ``ReflectiveLabelCorrectorLoss``),
+written here for 0 / 1 labels with the code's own operations, compared in float64 to 1e-10 in
+value and gradient. The generic checks every loss passes (autocast, inputs unchanged, extreme
+logits, ...) run on ASL and MFM through ``test_losses.CASES``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+
+import ltml
+from ltml import functional as LF
+from ltml.data import class_counts, cooccurrence
+from ltml.losses import AsymmetricLoss, MultiFocalModifierLoss, ReflectiveLabelCorrector
+from test_losses import CASE_IDS, CASES, _batch
+
+TIGHT = {"rtol": 1e-10, "atol": 1e-10}
+
+
+# --- oracles: the authors' forward passes, transcribed ----------------------------------------
+
+
+def ref_asl(z: Tensor, y: Tensor, gamma_pos, gamma_neg, clip, eps, detach) -> Tensor:
+    """Ridnik et al.'s ``AsymmetricLoss.forward`` per element (their code sums it), -1 -> 0."""
+    known = y >= 0
+    y = y.clamp(min=0).to(z.dtype)
+    xs_pos = torch.sigmoid(z)
+    xs_neg = 1 - xs_pos
+    if clip is not None and clip > 0:
+        xs_neg = (xs_neg + clip).clamp(max=1)
+    los_pos = y * torch.log(xs_pos.clamp(min=eps))
+    los_neg = (1 - y) * torch.log(xs_neg.clamp(min=eps))
+    loss = los_pos + los_neg
+    if gamma_neg > 0 or gamma_pos > 0:
+        with torch.set_grad_enabled(not detach and torch.is_grad_enabled()):
+            pt = xs_pos * y + xs_neg * (1 - y)
+            one_sided_w = torch.pow(1 - pt, gamma_pos * y + gamma_neg * (1 - y))
+        loss = loss * one_sided_w
+    return torch.where(known, -loss, 0.0)
+
+
+def ref_mfm_weight(counts, power) -> Tensor:
+    prob = torch.tensor([c / sum(counts) for c in counts], dtype=torch.float64)
+    prob = prob / prob.max()
+    return torch.pow(-prob.log() + 1, power)
+
+
+def ref_mfm(z, y, counts, co, *, gamma_pos, gamma_neg, boost, clip, eps, power, detach):
+    """COMIC's ``PriorFocalModifierLoss.forward`` per element (their code sums it), -1 -> 0."""
+    known = y >= 0
+    y = y.clamp(min=0).to(z.dtype)
+    weight = ref_mfm_weight(counts, power)
+    if co is None:
+        attention = torch.zeros_like(z)
+    else:
+        co = co.to(torch.float64)
+        co = co / co.sum(axis=0)
+        rows = []
+        for k in range(y.shape[0]):
+            scores = co[y[k] == 1].mean(dim=0)
+            rows.append(scores / scores.sum())  # NaN for an image with no positive
+        attention = torch.stack(rows, 0)
+    x_sigmoid = torch.sigmoid(z)
+    xs_pos = x_sigmoid * (1 - attention)
+    xs_neg = 1 - x_sigmoid
+    if clip > 0:
+        xs_neg = (xs_neg + clip).clamp(max=1)
+    xs_neg = torch.where(attention == 0, xs_neg, xs_neg * boost).clamp(max=1)
+    loss = y * torch.log(xs_pos.clamp(min=eps)) + (1 - y) * torch.log(xs_neg.clamp(min=eps))
+    loss = loss * weight
+    with torch.set_grad_enabled(not detach and torch.is_grad_enabled()):
+        pt = xs_pos * y + xs_neg * (1 - y)
+        w = torch.pow(1 - pt, gamma_pos * y + (gamma_neg + weight) * (1 - y))
+    loss = loss * w
+    return torch.where(known, -loss, 0.0)
+
+
+def _reduce(elements: Tensor, y: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return elements
+    if reduction == "sum":
+        return elements.sum()
+    return elements.sum() / (y >= 0).sum()
+
+
+# --- ASL --------------------------------------------------------------------------------------
+
+ASL_SETTINGS = {
+    "paper": {"gamma_pos": 0.0, "gamma_neg": 4.0, "clip": 0.05, "detach": False},
+    "reference_class": {"gamma_pos": 1.0, "gamma_neg": 4.0, "clip": 0.05, "detach": True},
+    "both_focused_with_grad": {"gamma_pos": 1.5, "gamma_neg": 2.0, "clip": 0.1, "detach": False},
+    "no_clip": {"gamma_pos": 1.0, "gamma_neg": 3.0, "clip": 0.0, "detach": False},
+}
+
+
+def _asl_pair(setting: str, reduction: str):
+    s = ASL_SETTINGS[setting]
+    kw = {"gamma_pos": s["gamma_pos"], "gamma_neg": s["gamma_neg"], "clip": s["clip"]}
+    module = AsymmetricLoss(**kw, detach_focal_weight=s["detach"], reduction=reduction)
+
+    def functional(z, y):
+        return LF.asymmetric_loss(z, y, **kw, detach_focal_weight=s["detach"], reduction=reduction)
+
+    def oracle(z, y):
+        return _reduce(ref_asl(z, y, eps=1e-8, **s), y, reduction)
+
+    return module, functional, oracle
+
+
+def _logits_with_extremes(seed: int = 0) -> tuple[Tensor, Tensor]:
+    z, y = _batch(8, 5, seed=seed)
+    z[2, :] = torch.tensor([100.0, -100.0, 100.0, -100.0, 40.0], dtype=torch.float64)
+    y[2, :] = torch.tensor([1, 1, 0, 0, -1])
+    return z, y
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("setting", list(ASL_SETTINGS))
+def test_asl_matches_reference_forward_and_gradient(setting, reduction):
+    z, y = _logits_with_extremes()
+    module, functional, oracle = _asl_pair(setting, reduction)
+    z_ref = z.clone().requires_grad_(True)
+    expected = oracle(z_ref, y)
+    (g_ref,) = torch.autograd.grad(expected.sum(), z_ref)
+    for fn in (module, functional):
+        zz = z.clone().requires_grad_(True)
+        got = fn(zz, y)
+        (g,) = torch.autograd.grad(got.sum(), zz)
+        torch.testing.assert_close(got, expected, **TIGHT)
+        torch.testing.assert_close(g, g_ref, **TIGHT)
+        assert bool(torch.isfinite(g).all())
+
+
+def test_asl_gradient_modes_differ_only_through_the_focal_weight():
+    z, y = _batch(6, 4, seed=4, unknown=False)
+    grads = {}
+    for detach in (False, True):
+        zz = z.clone().requires_grad_(True)
+        LF.asymmetric_loss(zz, y, gamma_pos=1.0, detach_focal_weight=detach).backward()
+        grads[detach] = zz.grad
+    # Same value, different gradient: the weight's own derivative is what detaching removes.
+    assert not torch.allclose(grads[False], grads[True])
+    # Positives, gamma+ = 1: d/dz[-(1-p) log p] = -(1-p)^2 + p(1-p) log p; detached: -(1-p)^2.
+    p = torch.sigmoid(z)
+    pos = y == 1
+    n = y.numel()
+    full = (-((1 - p) ** 2) + p * (1 - p) * torch.log(p)) / n
+    torch.testing.assert_close(grads[False][pos], full[pos], **TIGHT)
+    torch.testing.assert_close(grads[True][pos], (-((1 - p) ** 2) / n)[pos], **TIGHT)
+
+
+@pytest.mark.parametrize("setting", [s for s in ASL_SETTINGS if not ASL_SETTINGS[s]["detach"]])
+def test_asl_gradcheck(setting):
+    # (A detached focal weight is, by design, not the derivative of the value: that mode is
+    # checked against the reference's gradient above.)
+    z, y = _batch(4, 5, seed=5)
+    z = z.clone().requires_grad_(True)
+    _, functional, _ = _asl_pair(setting, "sum")
+    assert torch.autograd.gradcheck(lambda a: functional(a, y), (z,))
+
+
+def test_asl_sum_is_the_reference_scale_and_mean_divides_by_known_elements():
+    z, y = _batch(16, 5, seed=6)
+    total = LF.asymmetric_loss(z, y, reduction="sum")
+    torch.testing.assert_close(LF.asymmetric_loss(z, y), total / (y >= 0).sum(), **TIGHT)
+    z_full, y_full = _batch(16, 5, seed=6, unknown=False)
+    ratio = LF.asymmetric_loss(z_full, y_full, reduction="sum") / LF.asymmetric_loss(z_full, y_full)
+    assert ratio.item() == pytest.approx(16 * 5, rel=1e-12)
+
+
+def test_asl_margin_discards_easy_negatives():
+    # p < clip: a negative contributes exactly 0 and no gradient (the hard threshold of ASL).
+    z = torch.tensor([[math.log(0.04 / 0.96), math.log(0.06 / 0.94)]], dtype=torch.float64)
+    z.requires_grad_(True)
+    loss = LF.asymmetric_loss(z, torch.zeros(1, 2), reduction="none")
+    loss.sum().backward()
+    assert loss[0, 0].item() == 0.0
+    assert z.grad[0, 0].item() == 0.0
+    assert loss[0, 1].item() > 0.0
+    assert z.grad[0, 1].item() > 0.0
+
+
+def test_asl_eps_clamp_bounds_each_element():
+    z = torch.tensor([[-200.0, 200.0]], dtype=torch.float64)
+    y = torch.tensor([[1, 0]])
+    got = LF.asymmetric_loss(z, y, gamma_neg=0.0, clip=0.0, reduction="none")
+    torch.testing.assert_close(got, torch.full((1, 2), -math.log(1e-8), dtype=torch.float64))
+
+
+def test_asl_defaults_are_the_papers():
+    loss = AsymmetricLoss()
+    assert (loss.gamma_pos, loss.gamma_neg, loss.clip, loss.eps) == (0.0, 4.0, 0.05, 1e-8)
+    assert loss.detach_focal_weight is False
+    assert loss.reduction == "mean"
+    assert "gamma_neg=4.0" in repr(loss)
+    assert "unknown='ignore'" in repr(loss)
+
+
+# --- MFM --------------------------------------------------------------------------------------
+
+TRAIN = torch.tensor(
+    [[1, 1, 0, 0], [1, 0, 0, 0], [1, 0, 1, 0], [0, 1, 0, 0], [1, 1, 0, 1], [1, 0, -1, 0]]
+)
+MFM_SETTINGS = {
+    "paper_defaults": {"boost": 1.0, "detach": False, "power": 1 / 3, "co": True},
+    "released_code": {"boost": 1.2, "detach": True, "power": 1 / 3, "co": True},
+    "no_cooccurrence": {"boost": 1.0, "detach": False, "power": 0.5, "co": False},
+}
+
+
+def _mfm_batch() -> tuple[Tensor, Tensor]:
+    z, y = _batch(6, 4, seed=7)
+    y[:, 3] = torch.tensor([0, 1, 0, 0, 1, -1])
+    y[y.clamp(min=0).sum(dim=1) == 0, 0] = 1  # the code's attention needs a positive per image
+    z[5, :] = torch.tensor([100.0, -100.0, 60.0, -60.0], dtype=torch.float64)
+    return z, y
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("setting", list(MFM_SETTINGS))
+def test_mfm_matches_released_code_forward_and_gradient(setting, reduction):
+    s = MFM_SETTINGS[setting]
+    z, y = _mfm_batch()
+    counts = class_counts(TRAIN)
+    co = cooccurrence(TRAIN) if s["co"] else None
+    z_ref = z.clone().requires_grad_(True)
+    elements = ref_mfm(
+        z_ref, y, counts.tolist(), co, gamma_pos=0.0, gamma_neg=3.0, boost=s["boost"],
+        clip=0.05, eps=1e-8, power=s["power"], detach=s["detach"],
+    )  # fmt: skip
+    expected = _reduce(elements, y, reduction)
+    (g_ref,) = torch.autograd.grad(expected.sum(), z_ref)
+    kw = {"neg_boost": s["boost"], "weight_power": s["power"], "reduction": reduction}
+    functional = lambda a: LF.multi_focal_modifier_loss(  # noqa: E731
+        a, y, counts, co, detach_focal_weight=s["detach"], **kw
+    )
+    module = MultiFocalModifierLoss(counts, co, detach_focal_weight=s["detach"], **kw).double()
+    for fn in (functional, lambda a: module(a, y)):
+        zz = z.clone().requires_grad_(True)
+        got = fn(zz)
+        (g,) = torch.autograd.grad(got.sum(), zz)
+        # The module's statistics are float32 buffers; the functional computes them in float64.
+        tol = TIGHT if fn is functional else {"rtol": 1e-6, "atol": 1e-8}
+        torch.testing.assert_close(got, expected, **tol)
+        torch.testing.assert_close(g, g_ref, **tol)
+
+
+def test_mfm_gradcheck():
+    z, y = _mfm_batch()
+    z = (z.clamp(-4, 4) + 0.01).requires_grad_(True)
+    counts, co = class_counts(TRAIN), cooccurrence(TRAIN)
+    assert torch.autograd.gradcheck(
+        lambda a: LF.multi_focal_modifier_loss(a, y, counts, co, neg_boost=1.2), (z,)
+    )
+
+
+def test_mfm_image_without_positive_is_finite_where_the_code_is_nan():
+    counts, co = class_counts(TRAIN), cooccurrence(TRAIN)
+    z = torch.tensor([[0.5, -1.0, 2.0, 0.1], [1.0, 0.0, -2.0, 0.3]], dtype=torch.float64)
+    y = torch.tensor([[0, 0, 0, -1], [1, 0, 1, 0]])
+    kw = {"gamma_pos": 0.0, "gamma_neg": 3.0, "boost": 1.0, "clip": 0.05, "eps": 1e-8}
+    code = ref_mfm(z, y, counts.tolist(), co, power=1 / 3, detach=False, **kw)
+    assert bool(torch.isnan(code[0]).any())
+    got = LF.multi_focal_modifier_loss(z, y, counts, co, reduction="none")
+    assert bool(torch.isfinite(got).all())
+    # That image is left unmodified: its row equals the loss without co-occurrence.
+    plain = LF.multi_focal_modifier_loss(z, y, counts, None, reduction="none")
+    torch.testing.assert_close(got[0], plain[0], **TIGHT)
+    torch.testing.assert_close(got[1], code[1], **TIGHT)
+
+
+def test_mfm_from_labels_and_weights():
+    loss = MultiFocalModifierLoss.from_labels(TRAIN.numpy())
+    torch.testing.assert_close(loss.weight, ref_mfm_weight([5, 3, 1, 1], 1 / 3).float())
+    assert torch.equal(loss.cooccurrence, cooccurrence(TRAIN).float())
+    assert loss.weight[0].item() == 1.0  # the most frequent class
+    assert bool((loss.weight[1:] > 1).all())
+
+
+def test_cooccurrence_literal():
+    got = cooccurrence(TRAIN)
+    expected = torch.zeros(4, 4, dtype=torch.int64)
+    for row in TRAIN.tolist():
+        for j in range(4):
+            for k in range(4):
+                expected[j, k] += int(row[j] == 1 and row[k] == 1)
+    assert torch.equal(got, expected)
+    assert torch.equal(got.diagonal(), class_counts(TRAIN))
+
+
+# --- the label corrector -----------------------------------------------------------------------
+
+
+def test_correction_functional_candidates_and_per_class_threshold():
+    z = torch.tensor([[2.0, 2.0, 2.0], [-2.0, 2.0, 0.1]])
+    y = torch.tensor([[-1, 0, 1], [-1, -1, -1]])
+    t = torch.tensor([0.9, 0.5, 0.5])  # sigma(2) = 0.88: below class 0's threshold only
+    assert LF.reflective_label_correction(z, y, t).tolist() == [[-1, 0, 1], [-1, 1, 1]]
+    got = LF.reflective_label_correction(z, y, t, candidates="unobserved")
+    assert got.tolist() == [[0, 1, 1], [0, 1, 1]]
+
+
+def _corrector_batch() -> tuple[Tensor, Tensor]:
+    z, y = _batch(8, 4, seed=8)
+    y[2:6, 1] = -1
+    z[2:6, 1] = torch.tensor([3.0, 0.2, 2.5, -1.0], dtype=torch.float64)
+    return z, y
+
+
+def test_corrector_running_threshold_and_counts():
+    z, y = _corrector_batch()
+    rlc = ReflectiveLabelCorrector(class_counts(TRAIN), start_epoch=0, momentum=0.5).double()
+    out = rlc(z, y)
+    p = torch.sigmoid(z)
+    running = 0.5 * p.mean(dim=0)  # from 0, momentum 0.5
+    torch.testing.assert_close(rlc.running_mean, running)
+    expected = torch.where((y < 0) & (p > running.clamp(min=0.7)), 1, y)
+    assert torch.equal(out.targets, expected)
+    new = ((expected == 1) & (y != 1)).sum(dim=0)
+    assert new.sum() > 0
+    assert torch.equal(rlc.pseudo_counts, new.double())
+    # Its loss: the MFM loss without co-occurrence on the corrected targets, weights 1/6 from
+    # the training counts plus the pseudo-positives.
+    counts = class_counts(TRAIN).double() + new
+    weight = (1 - torch.log(counts / counts.max())) ** (1 / 6)
+    elements = ref_mfm(
+        z, expected, counts.tolist(), None, gamma_pos=0.0, gamma_neg=3.0, boost=1.0,
+        clip=0.05, eps=1e-8, power=1 / 6, detach=False,
+    )  # fmt: skip
+    torch.testing.assert_close(rlc.class_weight().double(), weight, rtol=1e-6, atol=0)
+    torch.testing.assert_close(out.loss, _reduce(elements, expected, "mean"), rtol=1e-6, atol=0)
+    # A new epoch forgets the pseudo-positives; evaluation mode changes no state.
+    rlc.set_epoch(1)
+    assert bool((rlc.pseudo_counts == 0).all())
+    rlc.eval()
+    before = rlc.running_mean.clone()
+    rlc(z, y)
+    assert torch.equal(rlc.running_mean, before)
+    assert bool((rlc.pseudo_counts == 0).all())
+
+
+def test_corrector_released_code_variant():
+    """``threshold="batch"``, margin 1, every unobserved entry: the released rule and loss."""
+    z, y = _corrector_batch()
+    y01 = y.clamp(min=0)  # the released code's files store a missing label as 0
+    counts = class_counts(TRAIN)
+    rlc = ReflectiveLabelCorrector(
+        counts, threshold="batch", margin=1.0, candidates="unobserved", start_epoch=1,
+        detach_focal_weight=True, reduction="sum",
+    ).double()  # fmt: skip
+    rlc.set_epoch(0)
+    assert rlc(z, y01).loss.item() == 0.0  # warm-up epoch: no correction, no loss
+    rlc.set_epoch(1)
+    zz = z.clone().requires_grad_(True)
+    out = rlc(zz, y01)
+    # The released forward, transcribed.
+    z_ref = z.clone().requires_grad_(True)
+    logits = torch.where(y01 == 1, z_ref - 1.0, z_ref)
+    prediction = torch.sigmoid(logits)
+    average = prediction.mean(dim=0).repeat(prediction.shape[0], 1)
+    targets = torch.where((prediction > 0.7) & (prediction > average), 1, y01)
+    assert torch.equal(out.targets, targets)
+    distribution = counts.double() + (targets - y01).sum(dim=0)
+    elements = ref_mfm(
+        logits, targets, distribution.tolist(), None, gamma_pos=0.0, gamma_neg=3.0,
+        boost=1.0, clip=0.05, eps=1e-8, power=1 / 6, detach=True,
+    )  # fmt: skip
+    # The released code also scales by batch size / positives; ``reduction="sum"`` does not.
+    expected = elements.sum()
+    torch.testing.assert_close(out.loss, expected, rtol=1e-6, atol=0)
+    out.loss.backward()
+    expected.backward()
+    torch.testing.assert_close(zz.grad, z_ref.grad, rtol=1e-6, atol=1e-9)
+
+
+def test_corrector_state_dict_round_trip():
+    z, y = _corrector_batch()
+    rlc = ReflectiveLabelCorrector(class_counts(TRAIN), start_epoch=0)
+    rlc(z.float(), y)
+    other = ReflectiveLabelCorrector([1, 1, 1, 1], start_epoch=0)
+    other.load_state_dict(rlc.state_dict())
+    for name in ("counts", "running_mean", "pseudo_counts"):
+        assert torch.equal(getattr(other, name), getattr(rlc, name))
+
+
+# --- the unknown-label policy, for every loss ---------------------------------------------------
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", CASE_IDS)
+def test_unknown_negative_is_the_loss_of_the_labels_with_zeros(name, reduction):
+    z, y = _batch()
+    assert bool((y < 0).any())
+    module = CASES[name].make(reduction).double()
+    module.unknown = "negative"
+    zeros = y.clamp(min=0)
+    za, zb = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    got, expected = module(za, y), CASES[name].make(reduction).double()(zb, zeros)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
+    got.sum().backward()
+    expected.sum().backward()
+    torch.testing.assert_close(za.grad, zb.grad, rtol=1e-12, atol=0)
+    ignored = CASES[name].make(reduction).double()(z, y)
+    assert not torch.equal(ignored, got)  # the unknown elements now count
+
+
+FUNCTIONALS = {
+    "bce": lambda z, y, **k: LF.bce(z, y, **k),
+    "focal_loss": lambda z, y, **k: LF.focal_loss(z, y, **k),
+    "asymmetric_loss": lambda z, y, **k: LF.asymmetric_loss(z, y, **k),
+    "distribution_balanced_loss": lambda z, y, **k: LF.distribution_balanced_loss(
+        z, y, [40, 12, 3, 1], 60, **k
+    ),
+    "logit_compensated_bce": lambda z, y, **k: LF.logit_compensated_bce(
+        z, y, [40, 12, 3, 1], 60, **k
+    ),
+    "multi_focal_modifier_loss": lambda z, y, **k: LF.multi_focal_modifier_loss(
+        z, y, [40, 12, 3, 1], cooccurrence(TRAIN), **k
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONALS))
+def test_every_functional_takes_the_policy(name):
+    z, y = _batch()
+    fn = FUNCTIONALS[name]
+    torch.testing.assert_close(
+        fn(z, y, unknown="negative"), fn(z, y.clamp(min=0)), rtol=1e-12, atol=0
+    )
+    with pytest.raises(
+        ValueError, match="`unknown` must be one of 'ignore', 'negative', got str 'positive'"
+    ):
+        fn(z, y, unknown="positive")
+
+
+# --- label-drop simulators and PLT sets -------------------------------------------------------
+
+
+# --- bad inputs -------------------------------------------------------------------------------
+
+Z, Y = _batch(dtype=torch.float32)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: AsymmetricLoss(gamma_neg=-1), "`gamma_neg` must be a finite real number >= 0"),
+        (
+            lambda: AsymmetricLoss(gamma_pos=math.nan),
+            "`gamma_pos` must be a finite real number >= 0",
+        ),
+        (lambda: AsymmetricLoss(clip=1.0), r"`clip` must be a finite real number in \[0, 1\)"),
+        (lambda: AsymmetricLoss(eps=0.0), "`eps` must be a finite real number > 0"),
+        (lambda: AsymmetricLoss(unknown="zero"), "`unknown` must be one of"),
+        (lambda: ltml.BCE(unknown="skip"), "`unknown` must be one of"),
+        (lambda: LF.asymmetric_loss(Z, Y, reduction="avg"), "`reduction` must be one of"),
+        (lambda: LF.asymmetric_loss(Z, Y, weight=torch.ones(3)), r"`weight` must have 4 entries"),
+        (
+            lambda: MultiFocalModifierLoss([1, 2, 3, 4], torch.ones(3, 3)),
+            r"`cooccurrence` must have shape \(4, 4\)",
+        ),
+        (
+            lambda: LF.multi_focal_modifier_loss(Z, Y, [1, 2, 3, 4], torch.ones(4, 3)),
+            r"`cooccurrence` must have shape \(4, 4\)",
+        ),
+        (
+            lambda: MultiFocalModifierLoss([1, 2, 3, 4], neg_boost=0.5),
+            "`neg_boost` must be a finite real number >= 1",
+        ),
+        (lambda: MultiFocalModifierLoss([1, 2, 3])(Z, Y), "`logits` must have 3 columns"),
+        (
+            lambda: ReflectiveLabelCorrector([1, 2], tau=1.0),
+            r"`tau` must be a finite real number in \(0, 1\)",
+        ),
+        (lambda: ReflectiveLabelCorrector([1, 2], threshold="max"), "`threshold` must be"),
+        (
+            lambda: ReflectiveLabelCorrector([1, 2], momentum=1.0),
+            r"`momentum` must be a finite real number in \[0, 1\)",
+        ),
+        (lambda: ReflectiveLabelCorrector([1, 2], candidates="all"), "`candidates` must be"),
+        (
+            lambda: ReflectiveLabelCorrector([1, 2], margin=-1),
+            "`margin` must be a finite real number >= 0",
+        ),
+        (lambda: LF.reflective_label_correction(Z, Y, 0.5, candidates="x"), "`candidates`"),
+        (
+            lambda: LF.reflective_label_correction(Z, Y, torch.ones(3)),
+            r"`threshold` must have 4 entries \(one per class\)",
+        ),
+        (lambda: LF.reflective_label_correction(Z, Y[:2], 0.5), "must have the same shape"),
+    ],
+)
+def test_bad_inputs(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_public_exports():
+    for name in ("AsymmetricLoss", "MultiFocalModifierLoss", "ReflectiveLabelCorrector"):
+        assert getattr(ltml, name) is getattr(ltml.losses, name)
+    assert np.array_equal(ltml.data.cooccurrence(TRAIN.numpy()).numpy(), cooccurrence(TRAIN))
