@@ -211,9 +211,17 @@ def _signature_defaults(obj: Any) -> dict[str, Any]:
 
 
 def _shown_value(text: str) -> Any:
+    """The value a default shown as a literal, or as arithmetic on literals (``1 / 3``), is."""
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return text
+    arithmetic = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop, ast.Constant)
+    if all(isinstance(node, arithmetic) for node in ast.walk(tree)):
+        return eval(compile(tree, "<default>", "eval"), {"__builtins__": {}})
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except ValueError:
         return text
 
 
