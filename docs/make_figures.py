@@ -4,8 +4,9 @@
                                 [--crt-results RESULTS.json]
 
 - ``class_profile.png``: training images per class, sorted, of the demo dataset and (when the
-  shared data folder is there) of VOC-LT and COCO-LT, with the head / medium / tail thresholds.
-- ``sampler_effect.png``: how often each VOC-LT class (or the demo's, without the shared data) is
+  VOC-LT / COCO-LT label matrices are in ``--shared-data``) of VOC-LT and COCO-LT, with the
+  head / medium / tail thresholds.
+- ``sampler_effect.png``: how often each VOC-LT class (or the demo's, without VOC-LT) is
   present in the images of one epoch, under uniform sampling and each ClassAwareSampler mode.
 - ``demo_ap.png``: per-class AP against training count, from the ``results.json`` files that
   ``examples/train.py`` writes for demo runs (``--demo-results run1/results.json ...``, e.g. the
@@ -25,12 +26,24 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import torch
 
 import ltml
 
 OUT = Path(__file__).resolve().parent / "img"
+# Sized for the page column (about 900 px wide on a 1280-px screen) at 1:1, so that the text of a
+# figure reads at the size of the page's own: 7.5 x 120 = 900 px, fonts of 9 points and more.
+WIDTH, DPI = 7.5, 120
+plt.rcParams.update({"font.size": 10, "legend.fontsize": 9, "xtick.labelsize": 9})
+# Legends in words: what each row of examples/train.py trains.
+ROW_NAMES = {
+    "u-only": "uniform sampling only (one branch)",
+    "ltml": "LTML: both samplings, consistency, compensation",
+    "erm": "ERM (uniform sampling, BCE)",
+    "rs": "class-aware re-sampling, BCE",
+}
 
 
 def _load_split(shared: Path, name: str) -> tuple[np.ndarray, list[str]] | None:
@@ -43,13 +56,13 @@ def _load_split(shared: Path, name: str) -> tuple[np.ndarray, list[str]] | None:
 
 
 def class_profile(datasets: dict[str, np.ndarray]) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4))
     for name, labels in datasets.items():
         counts = np.sort(ltml.class_counts(labels).numpy())[::-1]
         ax.plot(np.linspace(0, 1, counts.size), counts, marker="o", ms=3, label=name)
     for threshold, text in ((100, "head >= 100"), (20, "tail < 20")):
         ax.axhline(threshold, color="grey", lw=0.8, ls="--")
-        ax.text(1.0, threshold * 1.08, text, ha="right", fontsize=8, color="grey")
+        ax.text(1.0, threshold * 1.08, text, ha="right", fontsize=9, color="grey")
     ax.set(
         yscale="log",
         xlabel="classes, most to least frequent (fraction of classes)",
@@ -58,7 +71,7 @@ def class_profile(datasets: dict[str, np.ndarray]) -> None:
     )
     ax.legend()
     fig.tight_layout()
-    fig.savefig(OUT / "class_profile.png", dpi=120)
+    fig.savefig(OUT / "class_profile.png", dpi=DPI)
 
 
 def sampler_effect(labels: np.ndarray, classes: list[str], title: str) -> None:
@@ -71,45 +84,41 @@ def sampler_effect(labels: np.ndarray, classes: list[str], title: str) -> None:
         "class-balanced (power 0)": list(ltml.ClassAwareSampler(labels)),
         "DB cycle": list(ltml.ClassAwareSampler(labels, n, mode="cycle")),
     }
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.8))
     width = 0.8 / len(samplers)
     for i, (name, indices) in enumerate(samplers.items()):
         # Fraction of the epoch's draws that carry each class (an image brings all its labels).
         share = (labels[np.asarray(indices)] == 1).mean(axis=0)[order]
         ax.bar(np.arange(order.size) + (i - 1.5) * width, share, width, label=name)
-    ax.set_xticks(np.arange(order.size), [classes[k] for k in order], rotation=70, fontsize=7)
-    ax.set(ylabel="share of drawn images with the class", title=title)
-    ax.legend(fontsize=8)
+    ax.set_xticks(np.arange(order.size), [classes[k] for k in order], rotation=60, ha="right")
+    ax.set(ylabel="share of drawn images with the class", title=title, xlim=(-0.6, order.size))
+    ax.legend()
     fig.tight_layout()
-    fig.savefig(OUT / "sampler_effect.png", dpi=120)
+    fig.savefig(OUT / "sampler_effect.png", dpi=DPI)
 
 
 def demo_ap(results_paths: list[Path]) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.2))
     for path in results_paths:
         run = json.loads(path.read_text())  # what examples/train.py writes
         ap = np.array([np.nan if a is None else a for a in run["test_per_class"]["ap"]])
-        ax.plot(run["train_counts"], 100 * ap, marker="o", ls="", label=run["row"])
-    for name, count in zip(run["classes"], run["train_counts"], strict=True):
-        ax.annotate(
-            name,
-            (count, 0),
-            textcoords="offset points",
-            xytext=(0, 4),
-            ha="center",
-            fontsize=7,
-            color="grey",
-        )
+        label = ROW_NAMES.get(run["row"], run["row"])
+        ax.plot(run["train_counts"], 100 * ap, marker="o", ls="", ms=6, label=label)
     ax.set(
         xscale="log",
         ylim=(0, 100),
-        xlabel="training images of the class",
+        xlabel="training images of the digit (log scale)",
         ylabel="test AP (%)",
-        title="Demo: per-class AP against training frequency",
+        title="Demo: per-digit test AP against training images",
     )
-    ax.legend(fontsize=8)
+    # Which digit each column of points is, on the top axis.
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(run["train_counts"], run["classes"], minor=False)
+    top.set_xlabel("digit")
+    top.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(OUT / "demo_ap.png", dpi=120)
+    fig.savefig(OUT / "demo_ap.png", dpi=DPI)
 
 
 def crt_ap(path: Path) -> None:

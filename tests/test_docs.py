@@ -124,3 +124,8 @@ def test_rst_markup_becomes_markdown_for_the_site():
         "\n"
         "Parameters"
     )
+    # A formula written on the directive line itself is kept, and a resolved role is a link.
+    assert to_markdown(".. math:: P(k) = n_k\n", lambda target: None) == "$$\nP(k) = n_k\n$$"
+    assert to_markdown(":func:`~ltml.functional.bce`", lambda target: target) == (
+        '<autoref identifier="ltml.functional.bce" optional>`bce`</autoref>'
+    )

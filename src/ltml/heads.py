@@ -46,6 +46,9 @@ _ONE_ARGUMENT: Any = object()
 class DualBranchOutput(NamedTuple):
     """The four logits of a two-branch forward pass, each of shape ``(N, C)``.
 
+    An entry is ``None`` when :meth:`DualBranchHead.forward` was asked not to compute it (a batch
+    given as ``None``, or ``cross=False``).
+
     Attributes
     ----------
     u : Tensor or None
@@ -56,9 +59,6 @@ class DualBranchOutput(NamedTuple):
         ``g(x_r)``: branch R on the re-balanced batch (its classification loss).
     r_hat : Tensor or None
         ``f(x_r)``: branch U on the re-balanced batch (consistency partner of ``r``).
-
-    An entry is ``None`` when :meth:`DualBranchHead.forward` was asked not to compute it (a batch
-    given as ``None``, or ``cross=False``).
     """
 
     u: Tensor | None
@@ -69,11 +69,11 @@ class DualBranchOutput(NamedTuple):
 
 @overload
 def paired_forward(
-    module: nn.Module, x_u: Tensor, x_r: Tensor, *, concat: bool = ...
+    module: nn.Module, x_u: Tensor, x_r: Tensor, *, concat: bool = True
 ) -> tuple[Tensor, Tensor]: ...
 @overload
 def paired_forward(
-    module: nn.Module, x_u: Tensor | None, x_r: Tensor | None, *, concat: bool = ...
+    module: nn.Module, x_u: Tensor | None, x_r: Tensor | None, *, concat: bool = True
 ) -> tuple[Tensor | None, Tensor | None]: ...
 def paired_forward(
     module: nn.Module, x_u: Tensor | None, x_r: Tensor | None, *, concat: bool = True
@@ -244,7 +244,7 @@ class DualBranchHead(nn.Module):
     def forward(self, feat_u: Tensor) -> Tensor: ...
     @overload
     def forward(
-        self, feat_u: Tensor | None, feat_r: Tensor | None, *, cross: bool = ...
+        self, feat_u: Tensor | None, feat_r: Tensor | None, *, cross: bool = True
     ) -> DualBranchOutput: ...
     def forward(
         self, feat_u: Tensor | None, feat_r: Tensor | None = _ONE_ARGUMENT, *, cross: bool = True

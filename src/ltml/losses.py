@@ -451,9 +451,9 @@ class LogitCompensatedBCE(_FromLabels, _LabelLoss):
     Left free, the compensation can lower the loss without better logits (:math:`\mu^p` up,
     :math:`\mu^n` down, :math:`\sigma^p` through 0). ``guard="tied"`` removes that direction:
     one per-class map :math:`\sigma_k u + \mu_k` for positives and negatives alike, with
-    :math:`\sigma_k = \exp(c \tanh((s_k - 1) / c))`, :math:`c = \log(\text{max\_scale})`,
-    kept in :math:`(1/\text{max\_scale}, \text{max\_scale})`. The paper's free form stays the
-    default; the docs' concepts page ("The compensation's degenerate direction") explains both.
+    :math:`\sigma_k = \exp(c \tanh((s_k - 1) / c))` and :math:`c = \log m`, :math:`m` =
+    ``max_scale``, kept in :math:`(1/m, m)`. The paper's free form stays the default; the docs'
+    concepts page ("The compensation's degenerate direction") explains both.
 
     The ``state_dict`` has the same keys whatever ``learnable`` and ``guard``: ``weight`` and
     ``sigma_pos``, ``mu_pos``, ``sigma_neg``, ``mu_neg``. With the guard, ``sigma_pos`` holds

@@ -302,10 +302,11 @@ class ClassAwareSampler(Sampler[int]):
 
     .. math:: P(k) = n_k^{\,q} \,/\, \textstyle\sum_j n_j^{\,q}
 
-    (``n_k`` = known positives of class ``k``, ``q`` = ``power``), then an image uniformly among the
-    positives of ``k`` (Shen et al., ECCV 2016; the multi-label form of Wu et al., ECCV 2020, and
-    the re-balanced branch of Guo & Wang, CVPR 2021). An image with several labels can be reached
-    through each of its classes, so image ``i`` is drawn with probability
+    (:math:`n_k` the known positives of class :math:`k`, :math:`q` = ``power``), then an image
+    uniformly among the positives of :math:`k` (Shen et al., ECCV 2016; the multi-label form of
+    Wu et al., ECCV 2020, and the re-balanced branch of Guo & Wang, CVPR 2021). An image with
+    several labels can be reached through each of its classes, so image ``i`` is drawn with
+    probability
     :math:`\sum_{k \ni i} P(k) / n_k`.
 
     - ``power=0`` (default): class-balanced, every class equally often.

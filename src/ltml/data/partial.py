@@ -31,17 +31,17 @@ __all__ = ["PLT_PROFILES", "PLTSubset", "drop_labels", "make_plt"]
 
 Scheme = Literal["random", "per-class", "positives"]
 SCHEMES = ("random", "per-class", "positives")
-_Labels = TypeVar("_Labels", Tensor, np.ndarray)
+LabelMatrix = TypeVar("LabelMatrix", Tensor, np.ndarray)
 
 
 def drop_labels(
-    labels: _Labels,
+    labels: LabelMatrix,
     rate: float,
     *,
     scheme: Scheme = "random",
     seed: int = 0,
     unknown_value: Literal[-1, 0] = -1,
-) -> _Labels:
+) -> LabelMatrix:
     """Hide a fraction of the known labels of a label matrix: simulated partial labels.
 
     Schemes (every one deterministic given ``seed``):

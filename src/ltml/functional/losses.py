@@ -641,8 +641,8 @@ def cross_branch_consistency(
     r"""Consistency between two branches' outputs for the same images (Guo & Wang, Eq. 1).
 
     .. math::
-        \ell_{ik} = (\varsigma(a_{ik}) - \varsigma(b_{ik}))^2 \quad (\text{space="prob"}), \qquad
-        \ell_{ik} = (a_{ik} - b_{ik})^2 \quad (\text{space="logit"}).
+        \ell_{ik} = (\varsigma(a_{ik}) - \varsigma(b_{ik}))^2 \quad (\texttt{space="prob"}), \qquad
+        \ell_{ik} = (a_{ik} - b_{ik})^2 \quad (\texttt{space="logit"}).
 
     The paper calls this term "logit consistency" without giving its form; the default, a mean
     squared error between sigmoid probabilities, is the one a published reproduction used. It is
