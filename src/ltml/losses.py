@@ -905,7 +905,9 @@ class MultiFocalModifierLoss(_LabelLoss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
-        z, t, mask = LFL._prepare(logits, targets, self.weight.numel(), self.unknown)
+        z, t, mask = LFL._prepare(
+            logits, targets, self.weight.numel(), self.unknown, hard="the Multi-Focal Modifier loss"
+        )
         return LFL._multi_focal(
             z, t, mask, self.weight.to(z), self.cooccurrence, self.gamma_pos, self.gamma_neg,
             self.clip, self.eps, self.neg_boost, self.detach_focal_weight, self.reduction,
@@ -1054,7 +1056,13 @@ class ReflectiveLabelCorrector(_LabelLoss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> CorrectorOutput:
         """Correct ``(N, C)`` targets by ``(N, C)`` logits; return the loss and the targets."""
-        z, _, _ = LFL._prepare(logits, targets, self.counts.numel(), self.unknown)
+        z, _, _ = LFL._prepare(
+            logits,
+            targets,
+            self.counts.numel(),
+            self.unknown,
+            hard="the Reflective Label Corrector",
+        )
         y = as_tensor(targets, "targets").to(z)  # -1 kept: unknown entries are the candidates
         if self.epoch < self.start_epoch:
             return CorrectorOutput(z.new_zeros(()), targets)
