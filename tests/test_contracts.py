@@ -202,7 +202,7 @@ BAD_LABEL_VALUES = st.one_of(
     st.just(torch.from_numpy(_with(2)).to(torch.int8)),
 )
 BAD_LABELS = st.one_of(NOT_AN_ARRAY, BAD_ARRAY_FORMS, BAD_LABEL_VALUES)
-# Targets of the losses that accept soft targets: 0.5 is valid, values outside [0, 1] and -1 are not.
+# Targets of the losses that accept soft ones: 0.5 is valid; values outside {-1} ∪ [0, 1] are not.
 BAD_SOFT_TARGETS = st.one_of(
     NOT_AN_ARRAY,
     BAD_ARRAY_FORMS,

@@ -207,7 +207,8 @@ def test_ltml_loss_soft_targets() -> None:
     z, y = _batch()
     z_r, y_r = _batch(seed=3)
     terms = LTMLLoss(BCE(), weight=0.5)((z, z.detach() + 1, z_r, z_r.detach() - 1), y, y_r)
-    assert terms.cls_u is not None and terms.cls_r is not None
+    assert terms.cls_u is not None
+    assert terms.cls_r is not None
     torch.testing.assert_close(terms.cls_u, _reference(z, y, _bce()), rtol=1e-12, atol=0)
     torch.testing.assert_close(terms.cls_r, _reference(z_r, y_r, _bce()), rtol=1e-12, atol=0)
 
@@ -222,7 +223,8 @@ def test_mixed_batch_feeds_the_losses() -> None:
     labels[2, 1] = labels[5, 0] = -1
     mixed = ltml.mix_batch(images, labels, 0.4, generator=g)
     lam, j = mixed.lam, mixed.permutation
-    assert 0 < lam < 1 and ((mixed.targets > 0) & (mixed.targets < 1)).any()
+    assert 0 < lam < 1
+    assert ((mixed.targets > 0) & (mixed.targets < 1)).any()
     z = torch.randn(8, 4, generator=g, dtype=torch.float64)
     y = labels.double()
     got = LF.bce(z, mixed.targets, reduction="none")

@@ -6,6 +6,12 @@ one place where the unknown-label policy is applied (``unknown="ignore"`` masks 
 ``"negative"`` keeps them as the negatives they were computed as), then ``reduction``. Logits
 are computed in at least float32 (float16 / bfloat16 inputs, as under autocast, are upcast) and
 never modified in place.
+
+Targets may be soft (any value in [0, 1], as mixup or label smoothing make them) wherever a loss
+defines a soft form, given in its docstring; the losses whose definition needs 0 / 1 labels
+(Distribution-Balanced, COMIC's Multi-Focal Modifier and label correction) refuse them with a
+``ValueError`` naming ``targets``. For 0 / 1 targets every soft form gives the hard formula's
+values, to the bit.
 """
 
 from __future__ import annotations
@@ -279,12 +285,20 @@ def bce(
     with :math:`\varsigma` the sigmoid: where every target is known, the same as
     :func:`torch.nn.functional.binary_cross_entropy_with_logits`.
 
+    **Soft targets.** A target :math:`y_{ik} \in [0, 1]` enters the formula as written: the
+    cross-entropy against a label that is 1 with probability :math:`y_{ik}`. It is linear in
+    the target, so the loss of a mixup target :math:`\lambda y + (1 - \lambda) y'` is
+    :math:`\lambda` times the loss of :math:`y` plus :math:`1 - \lambda` times that of
+    :math:`y'`. With ``(2, C)`` weights a soft target's weight is interpolated,
+    :math:`y_{ik} w^+_k + (1 - y_{ik}) w^-_k`.
+
     Parameters
     ----------
     logits : Tensor, shape (N, C)
         Raw scores, any floating dtype (computed in at least float32).
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 labels; -1 marks an unknown label, which contributes nothing (and no gradient).
+        0 / 1 labels or soft targets in [0, 1] (see "Soft targets" above); -1 marks an unknown
+        label, which contributes nothing (and no gradient).
     weight : Tensor, shape (C,) or (2, C), optional
         Per-class weight :math:`w_k` (default 1), e.g. from :func:`ltml.class_weights`;
         shape ``(2, C)`` weighs the positives of each class by row 0 and its negatives by
@@ -343,12 +357,23 @@ def focal_loss(
     with :math:`\alpha_t = \alpha` for positives and :math:`1 - \alpha` for negatives (1 when
     ``alpha`` is None). Computed from log-sigmoids only, so it is finite for any finite logit.
 
+    **Soft targets** :math:`y \in [0, 1]`: :math:`p_t = y\,\varsigma(z) + (1 - y)(1 -
+    \varsigma(z))`, :math:`\alpha_t = y \alpha + (1 - y)(1 - \alpha)`, and :math:`-\log p_t` is
+    read as the soft cross-entropy of :func:`bce`:
+
+    .. math::
+        \ell_{ik} = -w_k \, \alpha_t \, (1 - p_t)^\gamma \,
+                    [\, y \log \varsigma(z) + (1 - y) \log (1 - \varsigma(z)) \,],
+
+    the form of ``torchvision.ops.sigmoid_focal_loss``; for 0 / 1 targets the formula above.
+    :math:`1 - p_t` stays above 0 for a soft target, so every ``gamma`` has a finite gradient.
+
     Parameters
     ----------
     logits : Tensor, shape (N, C)
         Raw scores.
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 labels; -1 = unknown, ignored.
+        0 / 1 labels or soft targets in [0, 1]; -1 = unknown, ignored.
     gamma : float
         Focusing parameter :math:`\gamma \ge 0`; 0 gives the (alpha-weighted) BCE.
     alpha : float, optional
@@ -447,6 +472,12 @@ def logit_compensated_bce(
 
     the weights of ``ltml.class_weights(class_counts, num_images, method="omega")``.
 
+    **Soft targets** :math:`y \in [0, 1]`: each of the two terms keeps its weight,
+    :math:`y\, e^{1 - p_k}` and :math:`(1 - y)\, e^{p_k}`, and both use the compensated logit
+    :math:`u (\sigma^n_k + y(\sigma^p_k - \sigma^n_k)) + \mu^n_k + y(\mu^p_k - \mu^n_k)`: the
+    positives' map where :math:`y = 1`, the negatives' where :math:`y = 0`, one map for every
+    target when the two are tied (``guard="tied"`` of the module, or the defaults).
+
     The stateless form: pass the compensation parameters yourself (defaults: identity, which
     gives the :math:`\omega`-weighted BCE). :class:`ltml.losses.LogitCompensatedBCE` holds them
     as learnable parameters and offers a guard against their degenerate direction.
@@ -456,7 +487,7 @@ def logit_compensated_bce(
     logits : Tensor, shape (N, C)
         Raw scores :math:`u`.
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 labels; -1 = unknown, ignored.
+        0 / 1 labels or soft targets in [0, 1]; -1 = unknown, ignored.
     class_counts : sequence or Tensor, shape (C,)
         :math:`n_k`, training images positive for each class (0 is allowed).
     num_images : int
@@ -603,12 +634,16 @@ def distribution_balanced_loss(
     infinite weight (or shift). Unknown (-1) targets are ignored, also in :math:`r_{ik}`. The
     logits are not modified (the authors' code adds :math:`b` to them in place).
 
+    **Hard labels only.** :math:`r_{ik}` and the negative-tolerant term are defined by which
+    labels of the image are positive; soft targets (values strictly between 0 and 1) raise a
+    ``ValueError``. Train with mixup under another loss.
+
     Parameters
     ----------
     logits : Tensor, shape (N, C)
         Raw scores :math:`z`.
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 labels; -1 = unknown, ignored.
+        0 / 1 labels (no soft targets); -1 = unknown, ignored.
     class_counts : sequence or Tensor, shape (C,)
         :math:`n_k`, training images positive for each class.
     num_images : int
@@ -686,7 +721,8 @@ def cross_branch_consistency(
     The paper calls this term "logit consistency" without giving its form; the default, a mean
     squared error between sigmoid probabilities, is the one a published reproduction used. It is
     bounded and ignores disagreements between logits that are both saturated; ``"logit"`` keeps
-    them but is unbounded.
+    them but is unbounded. It takes no targets, so soft (mixed) targets leave it unchanged: with
+    mixup, both branches see the same mixed images.
 
     Parameters
     ----------
@@ -811,12 +847,21 @@ def asymmetric_loss(
     script. The class of their code defaults to :math:`\gamma_+ = 1` and detaches the focusing
     weight.
 
+    **Soft targets** :math:`y \in [0, 1]` are read as the authors' code reads them:
+    :math:`p_t = y p + (1 - y)(1 - p_m)` and :math:`\gamma_t = y \gamma_+ + (1 - y) \gamma_-`,
+
+    .. math::
+        \ell_{ik} = -w_k \,(1 - p_t)^{\gamma_t}\,[\, y \log p + (1 - y) \log (1 - p_m) \,],
+
+    which for 0 / 1 targets is the formula above. With ``(2, C)`` weights a soft target's weight
+    is interpolated, as in :func:`bce`.
+
     Parameters
     ----------
     logits : Tensor, shape (N, C)
         Raw scores :math:`z`.
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 labels; -1 = unknown (see ``unknown``).
+        0 / 1 labels or soft targets in [0, 1]; -1 = unknown (see ``unknown``).
     gamma_pos, gamma_neg : float
         Focusing exponents :math:`\gamma_+, \gamma_- \ge 0` of positives and negatives.
     clip : float
@@ -941,7 +986,8 @@ def multi_focal_modifier_loss(
     logits : Tensor, shape (N, C)
         Raw scores :math:`z`.
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 labels; -1 = unknown (see ``unknown``). Only known positives enter the attention.
+        0 / 1 labels (no soft targets: the attention needs to know the positives); -1 = unknown
+        (see ``unknown``). Only known positives enter the attention.
     class_counts : sequence or Tensor, shape (C,)
         Training positives per class :math:`n_c` (0 is read as 1).
     cooccurrence : Tensor, shape (C, C), optional
@@ -1048,7 +1094,7 @@ def reflective_label_correction(
     logits : Tensor, shape (N, C)
         Raw scores.
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 / -1 labels.
+        0 / 1 / -1 labels (no soft targets).
     threshold : Tensor of shape (C,), or float
         Per-class probability threshold :math:`t_c`.
     candidates : {"unknown", "unobserved"}
