@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
                 seconds.setdefault(row, []).append(took)
                 cells = "  ".join(f"{c} {measured[c]:.2f}" for c in COLUMNS)
                 print(f"{row:<12} seed {seed}: {cells}  ({took:.0f} s)", flush=True)
-                if "test_thresholded" in payload:  # a stage-2 row: the metrics it can move
+                if "stage1_test_thresholded" in payload:  # a stage-2 row: what it can move
                     after, before = payload["test_thresholded"], payload["stage1_test_thresholded"]
                     print(
                         f"{'':<12} CF1 {before['CF1']:.2f} -> {after['CF1']:.2f}, OF1 "
