@@ -284,3 +284,27 @@ def test_soft_targets_sync_free(monkeypatch: pytest.MonkeyPatch) -> None:
         LF.bce(z, y)
     with pytest.raises(RuntimeError, match=r"\{0, 1, -1\}"):
         LF.distribution_balanced_loss(z, _batch()[1], COUNTS, NUM_IMAGES)
+
+
+def test_hard_targets_give_the_hard_formula_to_the_bit() -> None:
+    """The soft forms reduce, for 0 / 1 targets, to the hard formulas written with the target's
+    sign (``sigmoid(-s)``, a selection by label), bit for bit, saturated logits included."""
+    g = torch.Generator().manual_seed(0)
+    z = 8 * torch.randn(16, 5, generator=g)
+    z[0] = torch.tensor([60.0, -60.0, 200.0, -200.0, 0.0])
+    t = (torch.rand(16, 5, generator=g) < 0.4).float()
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(z, t, reduction="none")
+    minus_s = z * (1 - 2 * t)
+    for gamma in (0.5, 2.0):
+        focus = (
+            torch.exp(gamma * torch.nn.functional.logsigmoid(minus_s))
+            if gamma < 1
+            else torch.sigmoid(minus_s).pow(gamma)
+        )
+        got = LF.focal_loss(z, t, gamma=gamma, reduction="none")
+        assert torch.equal(got, ce * focus)
+    p = torch.sigmoid(z)
+    pos = t > 0
+    p_t = torch.where(pos, p, 1 - (p - 0.05).clamp(min=0))
+    asl = -(1 - p_t).pow(torch.where(pos, 1.0, 4.0)) * torch.log(p_t.clamp(min=1e-8))
+    assert torch.equal(LF.asymmetric_loss(z, t, gamma_pos=1.0, reduction="none"), asl)
