@@ -202,6 +202,13 @@ BAD_LABEL_VALUES = st.one_of(
     st.just(torch.from_numpy(_with(2)).to(torch.int8)),
 )
 BAD_LABELS = st.one_of(NOT_AN_ARRAY, BAD_ARRAY_FORMS, BAD_LABEL_VALUES)
+# Targets of the losses that accept soft ones: 0.5 is valid; values outside {-1} ∪ [0, 1] are not.
+BAD_SOFT_TARGETS = st.one_of(
+    NOT_AN_ARRAY,
+    BAD_ARRAY_FORMS,
+    BAD_LABEL_VALUES.filter(lambda v: not (isinstance(v, np.ndarray) and v[0, 1] == 0.5)),
+    st.sampled_from([1.5, -0.5, -1e-3]).map(_with),
+)
 
 BAD_SCORES = st.one_of(
     NOT_AN_ARRAY,
@@ -326,10 +333,12 @@ LOSSES = {
     ltml.AsymmetricLoss: lambda **kw: ltml.AsymmetricLoss(**kw),
     ltml.MultiFocalModifierLoss: lambda **kw: ltml.MultiFocalModifierLoss([3, 1, 2], **kw),
 }
+HARD_ONLY = (ltml.DistributionBalancedLoss, ltml.MultiFocalModifierLoss)
 for loss, make in LOSSES.items():
     case(loss, "reduction", bad_choice("mean", "sum", "none"), lambda v, m=make: m(reduction=v))
     case(loss, "logits", BAD_LOGITS, lambda v, m=make: m()(v, torch.from_numpy(LABELS)))
-    case(loss, "targets", BAD_LABELS, lambda v, m=make: m()(LOGITS, v))
+    bad_targets = BAD_LABELS if loss in HARD_ONLY else BAD_SOFT_TARGETS
+    case(loss, "targets", bad_targets, lambda v, m=make: m()(LOGITS, v))
 for loss in (ltml.WeightedBCE, ltml.ClassBalancedFocalLoss):
     case(loss, "class_counts", bad_counts(), lambda v, loss=loss: loss(v))
     case(loss, "labels", BAD_LABELS, lambda v, loss=loss: loss.from_labels(v))
@@ -349,7 +358,7 @@ for arg in ("gamma_pos", "gamma_neg"):
     )
 case(ltml.AsymmetricLoss, "eps", BAD_POSITIVE, lambda v: ltml.AsymmetricLoss(eps=v))
 case(LF.asymmetric_loss, "logits", BAD_LOGITS, lambda v: LF.asymmetric_loss(v, LABELS))
-case(LF.asymmetric_loss, "targets", BAD_LABELS, lambda v: LF.asymmetric_loss(LOGITS, v))
+case(LF.asymmetric_loss, "targets", BAD_SOFT_TARGETS, lambda v: LF.asymmetric_loss(LOGITS, v))
 case(ltml.MultiFocalModifierLoss, "class_counts", bad_counts(), ltml.MultiFocalModifierLoss)
 case(ltml.MultiFocalModifierLoss, "labels", BAD_LABELS, ltml.MultiFocalModifierLoss.from_labels)
 case(
@@ -507,7 +516,7 @@ def _positive_negative_weights(v: Any) -> bool:
     return isinstance(v, torch.Tensor) and tuple(v.shape) == (2, C) and v.is_floating_point()
 
 
-case(LF.bce, "targets", BAD_LABELS, lambda v: LF.bce(LOGITS, v))
+case(LF.bce, "targets", BAD_SOFT_TARGETS, lambda v: LF.bce(LOGITS, v))
 case(
     LF.bce,
     "weight",
@@ -521,7 +530,7 @@ case(
     lambda v: LF.bce(LOGITS, LABELS, reduction=v),
 )
 case(LF.focal_loss, "logits", BAD_LOGITS, lambda v: LF.focal_loss(v, LABELS))
-case(LF.focal_loss, "targets", BAD_LABELS, lambda v: LF.focal_loss(LOGITS, v))
+case(LF.focal_loss, "targets", BAD_SOFT_TARGETS, lambda v: LF.focal_loss(LOGITS, v))
 case(LF.focal_loss, "gamma", BAD_NON_NEGATIVE, lambda v: LF.focal_loss(LOGITS, LABELS, gamma=v))
 case(
     LF.focal_loss,
@@ -1391,6 +1400,12 @@ case(
     "metric",
     st.sampled_from([None, 3, "f1"]),
     lambda v: ltml.search_tau(lambda t: LOGITS, KNOWN, v),
+)
+case(
+    ltml.DeferredReweightedBCE,
+    "targets",
+    BAD_SOFT_TARGETS,
+    lambda v: ltml.DeferredReweightedBCE([1.0, 2.0, 3.0], 0)(LOGITS, v),
 )
 case(
     ltml.DeferredReweightedBCE,

@@ -819,7 +819,11 @@ Z, Y = _batch(dtype=torch.float32, unknown=True)
         (lambda: BCE()(Z.numpy(), Y), TypeError, "`logits` must be a torch.Tensor"),
         (lambda: BCE()(Z, [[1]]), TypeError, "`targets` must be a torch.Tensor or numpy"),
         (lambda: BCE()(Z, Y * 2), ValueError, r"`targets` must contain only values in"),
-        (lambda: BCE()(Z, Y.float() / 2), ValueError, r"`targets` must contain only values in"),
+        (
+            lambda: DistributionBalancedLoss(COUNTS, 60)(Z, Y.float() / 2),
+            ValueError,
+            r"\{0, 1, -1\}, got -0.5, 0.5 \(the Distribution-Balanced loss needs 0 / 1 labels",
+        ),
         (lambda: BCE()(Z, Y.float() * math.nan), ValueError, r"`targets` must contain only values"),
         (lambda: BCE()(Z.clone().fill_(math.nan), Y), ValueError, "`logits` must be finite"),
         (lambda: BCE()(Z + math.inf, Y), ValueError, "`logits` must be finite, got 0 NaN and 24"),

@@ -271,7 +271,7 @@ def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True, soft: bool
         lo, hi = torch.aminmax(y)
         if lo >= low and hi <= 1:
             return
-    bad = ((y < 0) | (y > 1)) if soft else ((y != 0) & (y != 1))
+    bad = ~((y >= 0) & (y <= 1)) if soft else ((y != 0) & (y != 1))  # NaN is bad too
     if low == -1:
         bad &= y != -1
     if bool(bad.any()):

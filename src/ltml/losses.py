@@ -13,9 +13,13 @@ counts or read from the training label matrix (``from_labels``); per-class weigh
 :func:`ltml.class_weights`. Class statistics are buffers, so they follow ``.to(device)`` and are
 saved in the ``state_dict``. The functional forms are in :mod:`ltml.functional`.
 
-On CPU tensors the values of the inputs (finite logits, targets in {-1, 0, 1}) are checked
-eagerly and a bad value raises a ``ValueError``; on GPU tensors (and under ``torch.compile``)
-the same checks are device-side assertions, so that no loss makes the host wait for the device.
+Targets may be soft, any value in [0, 1] (mixup, label smoothing), for every loss but
+:class:`DistributionBalancedLoss`, :class:`MultiFocalModifierLoss` and
+:class:`ReflectiveLabelCorrector`, whose definitions need 0 / 1 labels; each functional form's
+docstring gives its soft form. On CPU tensors the values of the inputs (finite logits, targets in
+{-1, 0, 1}, or {-1} ∪ [0, 1] where soft targets are accepted) are checked eagerly and a bad
+value raises a ``ValueError``; on GPU tensors (and under ``torch.compile``) the same checks are
+device-side assertions, so that no loss makes the host wait for the device.
 """
 
 from __future__ import annotations
@@ -346,7 +350,8 @@ class DistributionBalancedLoss(_FromLabels, _LabelLoss):
     :math:`\mu` = 0.2, :math:`\lambda` = 2); an explicit ``mu`` or ``neg_scale`` overrides it.
     Shared values: :math:`\alpha` = 0.1, :math:`\beta` = 10, :math:`\kappa` = 0.05,
     :math:`\gamma` = 2, loss scale 2. Counts are clamped to ``[1, N - 1]`` (never an infinite
-    weight or shift).
+    weight or shift). Targets must be 0 / 1 (-1 = unknown): the re-balanced weights are defined
+    by the image's positive labels, so soft targets raise a ``ValueError``.
 
     Parameters
     ----------
@@ -690,8 +695,10 @@ class LTMLLoss(nn.Module):
             otherwise unpacked in that order. An entry may be ``None`` (a branch or a batch not
             run, as in the single-branch ablations): the terms that need it are skipped.
         y_u, y_r : Tensor, shape (N, C), or None
-            Targets of the uniform and the re-balanced batch (-1 = unknown); None only where
-            the matching ``u`` / ``r`` is None.
+            Targets of the uniform and the re-balanced batch (-1 = unknown; soft targets in
+            [0, 1] where the classification losses accept them, e.g. from
+            :func:`ltml.mix_batch` on each batch); None only where the matching ``u`` / ``r``
+            is None.
 
         Returns
         -------
@@ -816,6 +823,8 @@ class MultiFocalModifierLoss(_LabelLoss):
     buffers. Build it with :meth:`from_labels` (class counts and co-occurrence of the training
     label matrix, known positives only). The formula, and every difference between the paper,
     the released code and this implementation, are listed in the functional's documentation.
+    Targets must be 0 / 1 (-1 = unknown): the co-occurrence attention is defined by the image's
+    positive labels, so soft targets raise a ``ValueError``.
 
     Parameters
     ----------
@@ -905,7 +914,9 @@ class MultiFocalModifierLoss(_LabelLoss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""
-        z, t, mask = LFL._prepare(logits, targets, self.weight.numel(), self.unknown)
+        z, t, mask = LFL._prepare(
+            logits, targets, self.weight.numel(), self.unknown, hard="the Multi-Focal Modifier loss"
+        )
         return LFL._multi_focal(
             z, t, mask, self.weight.to(z), self.cooccurrence, self.gamma_pos, self.gamma_neg,
             self.clip, self.eps, self.neg_boost, self.detach_focal_weight, self.reduction,
@@ -948,6 +959,7 @@ class ReflectiveLabelCorrector(_LabelLoss):
     the number of positives of the corrected batch (``reduction="sum"`` gives the sum), and
     weights it by 0.2 in the total (the caller's choice). It cannot tell a missing label from
     a negative (``candidates="unobserved"``). In DDP each process keeps its own pseudo-counts.
+    Targets must be 0 / 1 (-1 = unknown): soft targets raise a ``ValueError``.
 
     Parameters
     ----------
@@ -1054,7 +1066,13 @@ class ReflectiveLabelCorrector(_LabelLoss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> CorrectorOutput:
         """Correct ``(N, C)`` targets by ``(N, C)`` logits; return the loss and the targets."""
-        z, _, _ = LFL._prepare(logits, targets, self.counts.numel(), self.unknown)
+        z, _, _ = LFL._prepare(
+            logits,
+            targets,
+            self.counts.numel(),
+            self.unknown,
+            hard="the Reflective Label Corrector",
+        )
         y = as_tensor(targets, "targets").to(z)  # -1 kept: unknown entries are the candidates
         if self.epoch < self.start_epoch:
             return CorrectorOutput(z.new_zeros(()), targets)

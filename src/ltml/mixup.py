@@ -90,7 +90,10 @@ def mix_batch(
     and :math:`\tilde y_{ik} = -1` (unknown) when either label is -1. With ``method="cutmix"`` a
     box of area about :math:`(1 - \lambda) H W` of :math:`x_{j(i)}` replaces the same box of
     :math:`x_i`, and :math:`\lambda` becomes the exact share of the image left unchanged. Call it
-    once per stream of a paired batch; the losses of :mod:`ltml.losses` accept the soft targets.
+    once per stream of a paired batch. Every loss of :mod:`ltml.losses` accepts the soft targets
+    (each docstring gives its soft form) except :class:`ltml.DistributionBalancedLoss`,
+    :class:`ltml.MultiFocalModifierLoss` and :class:`ltml.ReflectiveLabelCorrector`, whose
+    definitions need 0 / 1 labels and which raise a ``ValueError``.
 
     Parameters
     ----------

@@ -48,7 +48,7 @@ class DeferredReweightedBCE(nn.Module):
     training) with class-balanced weights :math:`\propto (1 - \beta) / (1 - \beta^{n_k})`,
     :math:`\beta` = 0.9999, normalised to sum to :math:`C`; e.g.
     ``ltml.ClassBalancedFocalLoss(counts, beta=0.9999).weight`` holds those. Unknown (-1)
-    targets are ignored.
+    targets are ignored; soft targets in [0, 1] (mixup) are accepted, as by :class:`ltml.BCE`.
 
     Call :meth:`set_epoch` at the start of every epoch. The epoch is saved in the
     ``state_dict`` (extra state), so a checkpoint restores the phase too.

@@ -6,6 +6,12 @@ one place where the unknown-label policy is applied (``unknown="ignore"`` masks 
 ``"negative"`` keeps them as the negatives they were computed as), then ``reduction``. Logits
 are computed in at least float32 (float16 / bfloat16 inputs, as under autocast, are upcast) and
 never modified in place.
+
+Targets may be soft (any value in [0, 1], as mixup or label smoothing make them) wherever a loss
+defines a soft form, given in its docstring; the losses whose definition needs 0 / 1 labels
+(Distribution-Balanced, COMIC's Multi-Focal Modifier and label correction) refuse them with a
+``ValueError`` naming ``targets``. For 0 / 1 targets every soft form gives the hard formula's
+values, to the bit.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ Reduction = Literal["mean", "sum", "none"]
 Unknown = Literal["ignore", "negative"]
 
 _LABELS = "`targets` must contain only values in {0, 1, -1}"
+_SOFT_LABELS = "`targets` must contain only values in {-1} ∪ [0, 1]"
 
 
 def _as_logits(x: Any, name: str, num_classes: int | None = None) -> Tensor:
@@ -64,30 +71,41 @@ def _as_logits(x: Any, name: str, num_classes: int | None = None) -> Tensor:
     return z.to(torch.promote_types(z.dtype, torch.float32))
 
 
-def _labels_valid(y: Tensor) -> Tensor:
-    """Bool scalar tensor: every value of ``y`` is -1, 0 or 1 (no host sync)."""
+def _labels_valid(y: Tensor, soft: bool = False) -> Tensor:
+    """Bool scalar tensor: every value of ``y`` is -1, 0 or 1 (with ``soft``: -1 or in [0, 1]).
+
+    No host sync.
+    """
     if y.dtype == torch.bool or y.numel() == 0:
         return torch.ones((), dtype=torch.bool, device=y.device)
     low, high = torch.aminmax(y)
     valid = (low >= -1) & (high <= 1)
-    return valid & (y.frac() == 0).all() if y.is_floating_point() else valid
+    if not y.is_floating_point():
+        return valid
+    if soft:
+        return valid & ((y >= 0) | (y == -1)).all()
+    return valid & (y.frac() == 0).all()
 
 
-def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> bool:
+def _check_values(
+    logits: dict[str, Tensor], targets: Tensor | None = None, hard: str | None = None
+) -> bool:
     """Check for finite logits and targets in {-1, 0, 1}; return whether a target may be -1.
 
-    CPU tensors (eager): checked at once and exactly, raising a ``ValueError`` that counts the
-    bad values. Accelerator tensors, and anything while ``torch.compile`` traces: device-side
-    assertions with the same wording, which never make the host wait for the device; a target
-    may then be -1 as far as the host knows.
+    Targets may be soft (any value in [0, 1], or -1) unless ``hard`` names the loss that needs
+    0 / 1 labels; its name then completes the error. CPU tensors (eager): checked at once and
+    exactly, raising a ``ValueError`` that counts the bad values. Accelerator tensors, and
+    anything while ``torch.compile`` traces: device-side assertions with the same wording, which
+    never make the host wait for the device; a target may then be -1 as far as the host knows.
     """
+    soft = hard is None
     first = next(iter(logits.values()))
     if sync_free(first):
         for name, x in logits.items():
             # x * 0 is 0 where x is finite and NaN elsewhere: its sum cannot overflow.
             assert_on_device(torch.isfinite((x * 0).sum()), f"`{name}` must be finite")
         if targets is not None:
-            assert_on_device(_labels_valid(targets), _LABELS)
+            assert_on_device(_labels_valid(targets, soft), _SOFT_LABELS if soft else _LABELS)
         return True
     # Cheap sufficient tests first: a NaN or infinity makes the sum non-finite, the targets'
     # range and whole values cover the labels. Only when one fails do the exact checks run and
@@ -97,28 +115,43 @@ def _check_values(logits: dict[str, Tensor], targets: Tensor | None = None) -> b
     if targets is not None and targets.dtype != torch.bool and targets.numel():
         low, high = (v.item() for v in torch.aminmax(targets))
         ok &= low >= -1 and high <= 1
-        if ok and targets.is_floating_point():
-            ok &= targets.frac().abs().sum().item() == 0
+        if ok and targets.is_floating_point() and (low < 0 or not soft):
+            ok &= bool(_labels_valid(targets, soft))
     if not ok:
         for name, x in logits.items():
             check_finite(x, name)
         if targets is not None:
-            check_labels(targets, "targets")
+            try:
+                check_labels(targets, "targets", soft=soft)
+            except ValueError as error:
+                if soft or not bool(((targets > 0) & (targets < 1)).any()):
+                    raise
+                raise ValueError(
+                    f"{error} ({hard} needs 0 / 1 labels: it is not defined for soft targets)"
+                ) from None
     return low < 0
 
 
 def _prepare(
-    logits: Any, targets: Any, num_classes: int | None = None, unknown: str = "ignore"
+    logits: Any,
+    targets: Any,
+    num_classes: int | None = None,
+    unknown: str = "ignore",
+    *,
+    hard: str | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Validate a ``(logits, targets)`` pair: the first step of every supervised loss.
+
+    Targets may be soft (in [0, 1]) unless ``hard`` names the loss, whose definition then needs
+    0 / 1 labels.
 
     Returns
     -------
     z : Tensor, (N, C)
         The logits in the compute dtype (at least float32).
     t : Tensor, (N, C)
-        The targets as 0 / 1 in that dtype, unknown (-1) read as 0 so that every element's loss
-        is finite.
+        The targets in [0, 1] in that dtype, unknown (-1) read as 0 so that every element's
+        loss is finite.
     mask : Tensor of bool, (N, C), or None
         Where the target is unknown, for :func:`_reduce` to mask; None with the policy
         ``unknown="negative"`` (an unknown target is then a negative, as ``t`` reads it), or when
@@ -129,7 +162,7 @@ def _prepare(
     z = _as_logits(logits, "logits", num_classes)
     y = as_tensor(targets, "targets").to(z.device)
     check_same_shape(z, y, "logits", "targets")
-    if not _check_values({"logits": logits}, y) or y.dtype == torch.bool:
+    if not _check_values({"logits": logits}, y, hard) or y.dtype == torch.bool:
         return z, y.to(z.dtype), None
     return z, y.clamp(min=0).to(z.dtype), y < 0 if unknown == "ignore" else None
 
@@ -208,15 +241,25 @@ def _with_alpha(weight: Tensor | None, alpha: float, t: Tensor) -> Tensor:
     return torch.stack([alpha * pos, (1.0 - alpha) * neg])
 
 
-def _modulated(loss: Tensor, x: Tensor, t: Tensor, gamma: float) -> Tensor:
+def _modulated(loss: Tensor, x: Tensor, t: Tensor, gamma: float, *, soft: bool = False) -> Tensor:
     """Focal modulation of a per-element BCE of logits ``x``: ``loss * (1 - p_t)^gamma``.
 
-    ``1 - p_t = sigmoid(-s)`` with ``s`` the logit signed by the target, exact where ``p_t`` is
-    close to 1. Below ``gamma = 1`` the power's derivative at 0 (a saturated element) is
-    infinite, so there the factor is computed as ``exp(gamma * logsigmoid(-s))``.
+    ``1 - p_t = sigmoid(-s)`` with ``s`` the logit signed by the 0 / 1 target ``t``, exact where
+    ``p_t`` is close to 1. With ``soft`` the target may be any value in [0, 1]:
+    ``1 - p_t = t sigmoid(-x) + (1 - t) sigmoid(x)``, the same values (to the bit) for 0 / 1.
+    Below ``gamma = 1`` the power's derivative at 0 (a saturated element) is infinite, so there
+    the factor is computed as ``exp(gamma * log(1 - p_t))``.
     """
     if gamma == 0:
         return loss
+    if soft:
+        if gamma < 1:
+            # log(t e^a + (1 - t) e^b), exactly a where t = 1 and b where t = 0
+            log_q = torch.logaddexp(
+                torch.log(t) + F.logsigmoid(-x), torch.log1p(-t) + F.logsigmoid(x)
+            )
+            return loss * torch.exp(gamma * log_q)
+        return loss * (t * torch.sigmoid(-x) + (1.0 - t) * torch.sigmoid(x)).pow(gamma)
     minus_s = x * (1.0 - 2.0 * t)
     if gamma < 1:
         return loss * torch.exp(gamma * F.logsigmoid(minus_s))
@@ -242,12 +285,20 @@ def bce(
     with :math:`\varsigma` the sigmoid: where every target is known, the same as
     :func:`torch.nn.functional.binary_cross_entropy_with_logits`.
 
+    **Soft targets.** A target :math:`y_{ik} \in [0, 1]` enters the formula as written: the
+    cross-entropy against a label that is 1 with probability :math:`y_{ik}`. It is linear in
+    the target, so the loss of a mixup target :math:`\lambda y + (1 - \lambda) y'` is
+    :math:`\lambda` times the loss of :math:`y` plus :math:`1 - \lambda` times that of
+    :math:`y'`. With ``(2, C)`` weights a soft target's weight is interpolated,
+    :math:`y_{ik} w^+_k + (1 - y_{ik}) w^-_k`.
+
     Parameters
     ----------
     logits : Tensor, shape (N, C)
         Raw scores, any floating dtype (computed in at least float32).
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 labels; -1 marks an unknown label, which contributes nothing (and no gradient).
+        0 / 1 labels or soft targets in [0, 1] (see "Soft targets" above); -1 marks an unknown
+        label, which contributes nothing (and no gradient).
     weight : Tensor, shape (C,) or (2, C), optional
         Per-class weight :math:`w_k` (default 1), e.g. from :func:`ltml.class_weights`;
         shape ``(2, C)`` weighs the positives of each class by row 0 and its negatives by
@@ -306,12 +357,23 @@ def focal_loss(
     with :math:`\alpha_t = \alpha` for positives and :math:`1 - \alpha` for negatives (1 when
     ``alpha`` is None). Computed from log-sigmoids only, so it is finite for any finite logit.
 
+    **Soft targets** :math:`y \in [0, 1]`: :math:`p_t = y\,\varsigma(z) + (1 - y)(1 -
+    \varsigma(z))`, :math:`\alpha_t = y \alpha + (1 - y)(1 - \alpha)`, and :math:`-\log p_t` is
+    read as the soft cross-entropy of :func:`bce`:
+
+    .. math::
+        \ell_{ik} = -w_k \, \alpha_t \, (1 - p_t)^\gamma \,
+                    [\, y \log \varsigma(z) + (1 - y) \log (1 - \varsigma(z)) \,],
+
+    the form of ``torchvision.ops.sigmoid_focal_loss``; for 0 / 1 targets the formula above.
+    :math:`1 - p_t` stays above 0 for a soft target, so every ``gamma`` has a finite gradient.
+
     Parameters
     ----------
     logits : Tensor, shape (N, C)
         Raw scores.
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 labels; -1 = unknown, ignored.
+        0 / 1 labels or soft targets in [0, 1]; -1 = unknown, ignored.
     gamma : float
         Focusing parameter :math:`\gamma \ge 0`; 0 gives the (alpha-weighted) BCE.
     alpha : float, optional
@@ -345,7 +407,7 @@ def focal_loss(
     if alpha is not None:
         weight = _with_alpha(weight, alpha, t)
     loss = F.binary_cross_entropy_with_logits(z, t, _element_weight(weight, t), reduction="none")
-    return _reduce(_modulated(loss, z, t, gamma), mask, reduction)
+    return _reduce(_modulated(loss, z, t, gamma, soft=True), mask, reduction)
 
 
 def _logit_compensated_bce(
@@ -410,6 +472,12 @@ def logit_compensated_bce(
 
     the weights of ``ltml.class_weights(class_counts, num_images, method="omega")``.
 
+    **Soft targets** :math:`y \in [0, 1]`: each of the two terms keeps its weight,
+    :math:`y\, e^{1 - p_k}` and :math:`(1 - y)\, e^{p_k}`, and both use the compensated logit
+    :math:`u (\sigma^n_k + y(\sigma^p_k - \sigma^n_k)) + \mu^n_k + y(\mu^p_k - \mu^n_k)`: the
+    positives' map where :math:`y = 1`, the negatives' where :math:`y = 0`, one map for every
+    target when the two are tied (``guard="tied"`` of the module, or the defaults).
+
     The stateless form: pass the compensation parameters yourself (defaults: identity, which
     gives the :math:`\omega`-weighted BCE). :class:`ltml.losses.LogitCompensatedBCE` holds them
     as learnable parameters and offers a guard against their degenerate direction.
@@ -419,7 +487,7 @@ def logit_compensated_bce(
     logits : Tensor, shape (N, C)
         Raw scores :math:`u`.
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 labels; -1 = unknown, ignored.
+        0 / 1 labels or soft targets in [0, 1]; -1 = unknown, ignored.
     class_counts : sequence or Tensor, shape (C,)
         :math:`n_k`, training images positive for each class (0 is allowed).
     num_images : int
@@ -509,7 +577,9 @@ def _distribution_balanced_loss(
     unknown: str = "ignore",
 ) -> Tensor:
     """DB loss for validated class statistics (inverse frequency, ``b_k``)."""
-    z, t, mask = _prepare(logits, targets, inv_freq.numel(), unknown)
+    z, t, mask = _prepare(
+        logits, targets, inv_freq.numel(), unknown, hard="the Distribution-Balanced loss"
+    )
     inv = inv_freq.to(z)
     # Re-balanced weight: r_ik = (1/n_k) / sum_k' y_ik'/n_k', for positives and negatives alike.
     # An image with no known positive has r = +inf, hence the largest weight alpha + 1. (A sum,
@@ -564,12 +634,16 @@ def distribution_balanced_loss(
     infinite weight (or shift). Unknown (-1) targets are ignored, also in :math:`r_{ik}`. The
     logits are not modified (the authors' code adds :math:`b` to them in place).
 
+    **Hard labels only.** :math:`r_{ik}` and the negative-tolerant term are defined by which
+    labels of the image are positive; soft targets (values strictly between 0 and 1) raise a
+    ``ValueError``. Train with mixup under another loss.
+
     Parameters
     ----------
     logits : Tensor, shape (N, C)
         Raw scores :math:`z`.
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 labels; -1 = unknown, ignored.
+        0 / 1 labels (no soft targets); -1 = unknown, ignored.
     class_counts : sequence or Tensor, shape (C,)
         :math:`n_k`, training images positive for each class.
     num_images : int
@@ -647,7 +721,8 @@ def cross_branch_consistency(
     The paper calls this term "logit consistency" without giving its form; the default, a mean
     squared error between sigmoid probabilities, is the one a published reproduction used. It is
     bounded and ignores disagreements between logits that are both saturated; ``"logit"`` keeps
-    them but is unbounded.
+    them but is unbounded. It takes no targets, so soft (mixed) targets leave it unchanged: with
+    mixup, both branches see the same mixed images.
 
     Parameters
     ----------
@@ -704,23 +779,26 @@ def _check_asymmetric(gamma_pos: float, gamma_neg: float, clip: float, eps: floa
 def _asymmetric_terms(
     p_pos: Tensor,
     p_neg: Tensor,
-    pos: Tensor,
+    t: Tensor,
     gamma_pos: Tensor | float,
     gamma_neg: Tensor | float,
     eps: float,
     detach_focal_weight: bool,
 ) -> Tensor:
-    """``-(1 - p_t)^γ log max(p_t, eps)`` with ``p_t`` = ``p_pos`` / ``p_neg`` by the label.
+    """``-(1 - p_t)^γ [t log max(p_pos, eps) + (1 - t) log max(p_neg, eps)]``.
 
-    ``γ`` is ``gamma_pos`` for positives and ``gamma_neg`` for the others (scalars or per-class
-    vectors). ASL and COMIC's losses differ only in what they pass as ``p_pos`` and ``p_neg``.
+    ``p_t = t p_pos + (1 - t) p_neg`` and ``γ = t γ_pos + (1 - t) γ_neg`` (scalars or per-class
+    vectors) for a target ``t`` in [0, 1]: for a 0 / 1 target, the focal term of ``p_pos`` or
+    ``p_neg`` alone, exactly. ASL and COMIC's losses differ only in what they pass as ``p_pos``
+    and ``p_neg``.
     """
-    p_t = torch.where(pos, p_pos, p_neg)
-    gamma = torch.where(pos, torch.as_tensor(gamma_pos).to(p_t), torch.as_tensor(gamma_neg).to(p_t))
+    p_t = t * p_pos + (1.0 - t) * p_neg
+    gamma = t * torch.as_tensor(gamma_pos).to(t) + (1.0 - t) * torch.as_tensor(gamma_neg).to(t)
     focus = (1.0 - p_t).pow(gamma)  # pow's gradient is 0 where the exponent is 0
     if detach_focal_weight:
         focus = focus.detach()
-    return -focus * torch.log(p_t.clamp(min=eps))
+    log_p = t * torch.log(p_pos.clamp(min=eps)) + (1.0 - t) * torch.log(p_neg.clamp(min=eps))
+    return -focus * log_p
 
 
 def _shifted_negative(p: Tensor, clip: float) -> Tensor:
@@ -769,12 +847,21 @@ def asymmetric_loss(
     script. The class of their code defaults to :math:`\gamma_+ = 1` and detaches the focusing
     weight.
 
+    **Soft targets** :math:`y \in [0, 1]` are read as the authors' code reads them:
+    :math:`p_t = y p + (1 - y)(1 - p_m)` and :math:`\gamma_t = y \gamma_+ + (1 - y) \gamma_-`,
+
+    .. math::
+        \ell_{ik} = -w_k \,(1 - p_t)^{\gamma_t}\,[\, y \log p + (1 - y) \log (1 - p_m) \,],
+
+    which for 0 / 1 targets is the formula above. With ``(2, C)`` weights a soft target's weight
+    is interpolated, as in :func:`bce`.
+
     Parameters
     ----------
     logits : Tensor, shape (N, C)
         Raw scores :math:`z`.
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 labels; -1 = unknown (see ``unknown``).
+        0 / 1 labels or soft targets in [0, 1]; -1 = unknown (see ``unknown``).
     gamma_pos, gamma_neg : float
         Focusing exponents :math:`\gamma_+, \gamma_- \ge 0` of positives and negatives.
     clip : float
@@ -813,7 +900,7 @@ def asymmetric_loss(
     weight = _element_weight(_check_weight(weight, z.shape[1]), t)
     p = torch.sigmoid(z)
     loss = _asymmetric_terms(
-        p, _shifted_negative(p, clip), t > 0, gamma_pos, gamma_neg, eps, detach_focal_weight
+        p, _shifted_negative(p, clip), t, gamma_pos, gamma_neg, eps, detach_focal_weight
     )
     if weight is not None:
         loss = loss * weight
@@ -899,7 +986,8 @@ def multi_focal_modifier_loss(
     logits : Tensor, shape (N, C)
         Raw scores :math:`z`.
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 labels; -1 = unknown (see ``unknown``). Only known positives enter the attention.
+        0 / 1 labels (no soft targets: the attention needs to know the positives); -1 = unknown
+        (see ``unknown``). Only known positives enter the attention.
     class_counts : sequence or Tensor, shape (C,)
         Training positives per class :math:`n_c` (0 is read as 1).
     cooccurrence : Tensor, shape (C, C), optional
@@ -943,7 +1031,7 @@ def multi_focal_modifier_loss(
     _check_asymmetric(gamma_pos, gamma_neg, clip, eps)
     check_scalar(neg_boost, "neg_boost", low=1.0)
     w = _frequency_weights(class_counts, weight_power)
-    z, t, mask = _prepare(logits, targets, w.numel(), unknown)
+    z, t, mask = _prepare(logits, targets, w.numel(), unknown, hard="the Multi-Focal Modifier loss")
     if cooccurrence is not None and tuple(cooccurrence.shape) != (w.numel(), w.numel()):
         raise ValueError(
             f"`cooccurrence` must have shape ({w.numel()}, {w.numel()}), "
@@ -981,7 +1069,7 @@ def _multi_focal(
         if neg_boost != 1.0:
             p_neg = torch.where(a != 0, p_neg * neg_boost, p_neg).clamp(max=1.0)
     loss = w * _asymmetric_terms(
-        p_pos, p_neg, t > 0, gamma_pos, gamma_neg + w, eps, detach_focal_weight
+        p_pos, p_neg, t, gamma_pos, gamma_neg + w, eps, detach_focal_weight
     )
     return _reduce(loss, mask, reduction)
 
@@ -1006,7 +1094,7 @@ def reflective_label_correction(
     logits : Tensor, shape (N, C)
         Raw scores.
     targets : Tensor or ndarray, shape (N, C)
-        0 / 1 / -1 labels.
+        0 / 1 / -1 labels (no soft targets).
     threshold : Tensor of shape (C,), or float
         Per-class probability threshold :math:`t_c`.
     candidates : {"unknown", "unobserved"}
@@ -1035,7 +1123,7 @@ def reflective_label_correction(
     z = _as_logits(logits, "logits")
     y = as_tensor(targets, "targets").to(z.device)
     check_same_shape(z, y, "logits", "targets")
-    _check_values({"logits": logits}, y)
+    _check_values({"logits": logits}, y, hard="the Reflective Label Corrector")
     t = torch.as_tensor(_per_class(threshold, "threshold", z.shape[1])).to(z)
     with torch.no_grad():
         candidate = y < 0 if candidates == "unknown" else y <= 0
