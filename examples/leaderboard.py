@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from ltml_example.config import PAPER, ROWS
 from ltml_example.decoupled import KEEPS_AP
 from ltml_example.report import COLUMNS, write_json
@@ -47,10 +48,11 @@ def default_jobs() -> int:
 
 
 def machine() -> str:
-    """The machine in words: system, CPU cores, GPU if any, torch version."""
+    """Describe the machine: system, CPU cores, GPU if any, torch version."""
     cores = default_jobs() if not torch.cuda.is_available() else os.cpu_count()
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{platform.system()} {platform.machine()}, {cores} CPU cores{gpu}, torch {torch.__version__}"
+    system = f"{platform.system()} {platform.machine()}"
+    return f"{system}, {cores} CPU cores{gpu}, torch {torch.__version__}"
 
 
 def _number(value: Any) -> float:
@@ -68,7 +70,7 @@ def measured(payload: dict[str, Any]) -> dict[str, float]:
 
 
 def describe(name: str) -> str:
-    """A row's description; ``<row>-stage1`` is the stage-1 model of decoupled rows."""
+    """Return a row's description; ``<row>-stage1`` is the stage-1 model of decoupled rows."""
     if name in ROWS:
         return ROWS[name][0]
     return f"stage 1 of the decoupled rows ({name.removesuffix('-stage1')}, 90 % of train)"
@@ -80,7 +82,9 @@ def summarise(runs: list[Run]) -> list[dict[str, Any]]:
     for name in dict.fromkeys(r.name for r in runs):
         mine = [r for r in runs if r.name == name]
         ok = [r for r in mine if r.status == "ok"]
-        mean, spread = mean_std([measured(r.payload or {}) for r in ok], METRICS) if ok else ({}, None)
+        mean, spread = (
+            mean_std([measured(r.payload or {}) for r in ok], METRICS) if ok else ({}, None)
+        )
         timed = [r.seconds for r in ok if r.seconds is not None]
         lines.append(
             {
@@ -111,7 +115,7 @@ def _cell(line: dict[str, Any], metric: str) -> str:
 
 
 def table(lines: list[dict[str, Any]]) -> str:
-    """The Markdown table: one line per row, best total mAP first."""
+    """Format the Markdown table: one line per row, best total mAP first."""
     head = ["#", "row", "stage", *COLUMNS, "CF1", "OF1", "s / run", "seeds", "VOC-LT", "COCO-LT"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rank, line in enumerate(lines, 1):
@@ -136,7 +140,7 @@ def table(lines: list[dict[str, Any]]) -> str:
 
 
 def header(info: dict[str, Any], runs: list[Run]) -> str:
-    """What the table is: command, dataset, seeds, selection, machine, time, what to mind."""
+    """Say what the table is: command, dataset, seeds, selection, machine, time, caveats."""
     controls = [row for row in info["rows"] if ROWS[row][0].startswith("control")]
     keeps = [row for row in info["rows"] if row in KEEPS_AP]
     failed = [f"`{r.name}` seed {r.seed}: {r.error}" for r in runs if r.status != "ok"]
@@ -144,7 +148,9 @@ def header(info: dict[str, Any], runs: list[Run]) -> str:
     cfg = runs[0].config
     data = cfg.dataset
     if cfg.missing_rate:
-        data += f", {100 * cfg.missing_rate:g} % of the training labels hidden ({cfg.missing_scheme})"
+        data += (
+            f", {100 * cfg.missing_rate:g} % of the training labels hidden ({cfg.missing_scheme})"
+        )
     compute = sum(r.seconds or 0.0 for r in runs)
     lines = [
         f"Generated {info['date']} by `{info['command']}`.",
@@ -168,7 +174,8 @@ def header(info: dict[str, Any], runs: list[Run]) -> str:
         ),
         "- **controls**: " + (", ".join(f"`{r}`" for r in controls) or "none of these rows"),
         "- **stage**: 2 = a classifier re-fitted on the frozen features of the stage-1 model "
-        "of the same seed (trained once, shared by the stage-2 rows)",
+        "of the same seed (trained once, shared by the stage-2 rows; the stage-2 rows' "
+        "seconds leave it out)",
         "- **VOC-LT / COCO-LT**: published total mAP of the same row, where there is one",
         "- **failed runs**: " + ("; ".join(failed) if failed else "none"),
     ]
@@ -176,7 +183,7 @@ def header(info: dict[str, Any], runs: list[Run]) -> str:
 
 
 def figure(path: Path, lines: list[dict[str, Any]], title: str) -> None:
-    """mAP per group per row, mean ± std as error bars, best total on top; failed rows empty."""
+    """Plot mAP per group per row, mean ± std as error bars, best total on top."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,16 +200,17 @@ def figure(path: Path, lines: list[dict[str, Any]], title: str) -> None:
             positions, means, height, xerr=spread, color=colours[column], label=column, capsize=2
         )
     labels = [
-        line["row"] + (" (failed)" if len(line["failed_seeds"]) == len(line["seeds"]) else "")
+        line["row"]
+        + (" †" if line["row"] in KEEPS_AP else "")
+        + (" (failed)" if len(line["failed_seeds"]) == len(line["seeds"]) else "")
         for line in lines
     ]
     ax.set_yticks(range(len(lines)), labels)
     ax.invert_yaxis()  # best first
     ax.set_xlim(0, 100)
-    ax.set_xlabel("test mAP %, mean ± std over seeds")
+    ax.set_xlabel(f"test mAP %, {title} († cannot change mAP)")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="lower right", ncols=4, fontsize="small")
-    ax.set_title(title)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -235,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         print(progress_line(r), flush=True)
     info = {
         "command": shlex.join(["python", "examples/leaderboard.py", *argv]),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "rows": args.rows,
         "seeds": args.seeds,
         "flags": train_flags,
@@ -265,7 +273,8 @@ def main(argv: list[str] | None = None) -> None:
     ]
     write_json(args.output / "leaderboard.json", {**info, "table": lines, "runs": records})
     dataset = runs[0].config.dataset
-    figure(args.output / "leaderboard.png", lines, f"{dataset}: seeds {args.seeds}")
+    seeds = " ".join(map(str, args.seeds))
+    figure(args.output / "leaderboard.png", lines, f"{dataset}, mean ± std over seeds {seeds}")
     print("\n" + text)
     print(f"wrote {args.output / 'leaderboard.md'}, leaderboard.json, leaderboard.png")
 

@@ -102,7 +102,7 @@ def _attempt(cfg: Config) -> tuple[dict[str, Any] | None, float, str | None]:
 
 
 def _record(cfg: Config) -> Any:
-    """The configuration as ``results.json`` stores it (JSON: tuples as lists)."""
+    """Return the configuration as ``results.json`` stores it (JSON: tuples as lists)."""
     return json.loads(json.dumps(_config_record(cfg), default=str))
 
 
@@ -112,7 +112,9 @@ def _read_back(r: Run, retry_failed: bool) -> bool:
     results, outcome = out / "results.json", out / "outcome.json"
     saved = json.loads(outcome.read_text()) if outcome.is_file() else {}
     same = saved.get("config") == _record(r.config)
-    if same and saved.get("status") == "failed" and not retry_failed:
+    if same and saved.get("status") == "failed":
+        if retry_failed:
+            return False
         r.status, r.error, r.seconds = "failed", saved["error"], saved["seconds"]
     elif results.is_file() and json.loads(results.read_text())["config"] == _record(r.config):
         r.status, r.payload = "ok", json.loads(results.read_text())
@@ -175,7 +177,8 @@ def progress_line(r: Run) -> str:
         return f"{r.name:<12} seed {r.seed}: FAILED {r.error}"
     measured = r.payload["test"]  # type: ignore[index]
     # a group with no class is NaN in memory, null once read back from results.json
-    cells = "  ".join(f"{c} {math.nan if measured[c] is None else measured[c]:.2f}" for c in report.COLUMNS)
+    cells = "  ".join(
+        f"{c} {math.nan if measured[c] is None else measured[c]:.2f}" for c in report.COLUMNS
+    )
     took = "read back" if r.resumed else f"{r.seconds:.0f} s"
     return f"{r.name:<12} seed {r.seed}: {cells}  ({took})"
-
