@@ -620,3 +620,29 @@ def test_demo_script_runs_through_its_flags(
             line.startswith(row) and f"{total:.2f}" in line for line in out.splitlines()[-3:]
         )
     assert "demo test mAP %, last epoch, seed 3" in out
+
+
+def test_loss_args_reach_the_loss(tmp_path: Path) -> None:
+    from ltml_example.model import build_criterion
+
+    labels = torch.tensor([[1, 0], [0, 1], [1, 1]])
+    db = build_criterion(
+        resolve(["--row", "db-focal", "--loss-args", "gamma=0", "neg_scale=1"]), labels
+    )
+    assert (db.gamma, db.neg_scale) == (0.0, 1.0)
+    asl = build_criterion(resolve(["--cls-loss", "asl", "--loss-args", "clip=0"]), labels)
+    assert asl.clip == 0.0
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--row", "erm", "--loss-args", "gamma=0"], "applies to --cls-loss db-focal or asl"),
+        (["--row", "db-focal", "--loss-args", "gamma"], "KEY=VALUE pairs of numbers, got 'gamma'"),
+        (["--row", "db-focal", "--loss-args", "gamma=two"], "got 'gamma=two'"),
+    ],
+)  # fmt: skip
+def test_bad_loss_args(flags: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        resolve(flags)
+    assert message in capsys.readouterr().err

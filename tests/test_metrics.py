@@ -289,7 +289,8 @@ def test_meter_repr():
     meter = mAPMeter(3, groups={"head": [0], "tail": [1, 2]}, empty_class="zero")
     meter.update(torch.zeros(2, 3), torch.ones(2, 3))
     assert repr(meter) == (
-        "mAPMeter(num_classes=3, groups={'head': 1, 'tail': 2}, empty_class='zero', num_samples=2)"
+        "mAPMeter(num_classes=3, groups={'head': 1, 'tail': 2}, empty_class='zero', "
+        "scores=None, top_k=None, num_stored=2)"
     )
 
 

@@ -18,15 +18,17 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import ltml.functional.losses as LFL
-from ltml import DualBranchHead, paired_forward
+from ltml import DeferredReweightedBCE, DualBranchHead, paired_forward
 from ltml.losses import (
     BCE,
+    AsymmetricLoss,
     ClassBalancedFocalLoss,
     CrossBranchConsistency,
     DistributionBalancedLoss,
     FocalLoss,
     LogitCompensatedBCE,
     LTMLLoss,
+    MultiFocalModifierLoss,
     WeightedBCE,
 )
 
@@ -71,7 +73,18 @@ LOSSES: dict[str, Callable[[], nn.Module]] = {
     "db": lambda: DistributionBalancedLoss(COUNTS, 60),
     "lcbce": lambda: LogitCompensatedBCE(COUNTS, 60),
     "lcbce_tied": lambda: LogitCompensatedBCE(COUNTS, 60, guard="tied"),
+    "bce_negative": lambda: BCE(unknown="negative"),
+    "asl": AsymmetricLoss,
+    "asl_detached": lambda: AsymmetricLoss(gamma_pos=1.0, detach_focal_weight=True),
+    "mfm": lambda: MultiFocalModifierLoss(COUNTS, torch.ones(4, 4)),
+    "drw": lambda: _drw_active(),
 }
+
+
+def _drw_active() -> DeferredReweightedBCE:
+    loss = DeferredReweightedBCE(torch.tensor([1.0, 2.0, 3.0, 4.0]), start_epoch=0)
+    loss.set_epoch(1)
+    return loss
 
 
 def _loss_step(make: Callable[[], nn.Module], reduction: str) -> Callable[[], None]:

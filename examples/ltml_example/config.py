@@ -54,6 +54,7 @@ class Config:
     cls_loss: str = "compensated"  # bce | weighted | compensated | db-focal | asl | comic
     unknown: str = "ignore"  # unknown-label policy of the loss: ignore | negative
     rlc_weight: float = 0.2  # comic: weight of the Reflective Label Corrector's loss
+    loss_args: tuple[str, ...] = ()  # KEY=VALUE hyper-parameters of the db-focal / asl loss
     guard: str = "none"  # none | tied (LogitCompensatedBCE guard)
     consistency: bool = True
     consistency_weight: float = 0.1  # lambda of Eq. 1
@@ -347,6 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("ignore", "negative"),
     )
     add(g, "--rlc-weight", "comic: weight of the label corrector's loss", type=float)
+    add(
+        g,
+        "--loss-args",
+        "hyper-parameters of the db-focal / asl loss, e.g. gamma=0 neg_scale=1",
+        nargs="+",
+        metavar="KEY=VALUE",
+    )
     add(g, "--guard", "LogitCompensatedBCE guard", choices=("none", "tied"))
     add(g, "--consistency", "cross-branch consistency term", action=argparse.BooleanOptionalAction)
     add(g, "--consistency-weight", "lambda of Eq. 1", type=float)
@@ -479,8 +487,25 @@ def resolve(argv: list[str] | None = None, **overrides: Any) -> Config:
     return cfg
 
 
+def loss_args(cfg: Config) -> dict[str, float]:
+    """``--loss-args`` as keyword arguments: ``KEY=VALUE`` pairs with numeric values."""
+    pairs = [arg.partition("=") for arg in cfg.loss_args]
+    return {key: float(value) for key, _, value in pairs}
+
+
 def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
     """Reject inconsistent settings with a message that names the flag."""
+    if cfg.loss_args:
+        if cfg.cls_loss not in ("db-focal", "asl") or cfg.deferred != "none":
+            parser.error("--loss-args applies to --cls-loss db-focal or asl")
+        for arg in cfg.loss_args:
+            key, eq, value = arg.partition("=")
+            try:
+                float(value)
+            except ValueError:
+                parser.error(f"--loss-args takes KEY=VALUE pairs of numbers, got {arg!r}")
+            if not (key.isidentifier() and eq):
+                parser.error(f"--loss-args takes KEY=VALUE pairs of numbers, got {arg!r}")
     if cfg.dataset == "csv":
         _check_csv(cfg, parser)
     elif cfg.test_fraction:

@@ -58,27 +58,9 @@ def stage1_config(cfg: Config, output: Path | None = None) -> Config:
 
 
 def thresholded(scores: Tensor, targets: Tensor) -> dict[str, float]:
-    """CP, CR, CF1, OP, OR, OF1 in % at logit >= 0, as the ML-GCN evaluation computes them.
-
-    Per class: ``Nc`` correct positives, ``Np`` predicted positives (0 read as 1), ``Ng``
-    positives; classes with no positive are left out of the per-class means.
-    """
-    known = targets != -1
-    pred = (scores >= 0) & known
-    pos = (targets == 1).to(torch.float64)
-    nc = (pred.to(torch.float64) * pos).sum(0)
-    np_, ng = pred.sum(0).to(torch.float64), pos.sum(0)
-    has = ng > 0
-    cp = (nc / np_.clamp(min=1))[has].mean().item()
-    cr = (nc / ng.clamp(min=1))[has].mean().item()
-    op = nc.sum().item() / max(np_.sum().item(), 1.0)
-    o_r = nc.sum().item() / max(ng.sum().item(), 1.0)
-
-    def f1(p: float, r: float) -> float:
-        return 2 * p * r / (p + r) if p + r > 0 else 0.0
-
-    values = {"CP": cp, "CR": cr, "CF1": f1(cp, cr), "OP": op, "OR": o_r, "OF1": f1(op, o_r)}
-    return {k: 100 * v for k, v in values.items()}
+    """CP, CR, CF1, OP, OR, OF1 in % at logit >= 0 (:func:`ltml.thresholded_metrics`)."""
+    metrics = ltml.thresholded_metrics(scores, targets, threshold=0.0)
+    return {k: 100 * getattr(metrics, k) for k in ("CP", "CR", "CF1", "OP", "OR", "OF1")}
 
 
 def _cf1(scores: Tensor, targets: Tensor) -> float:

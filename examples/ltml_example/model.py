@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 import ltml
 
-from .config import Config, switch_epoch
+from .config import Config, loss_args, switch_epoch
 
 
 def build_resnet(cfg: Config) -> nn.Module:
@@ -54,15 +54,18 @@ def build_criterion(cfg: Config, labels: Tensor) -> nn.Module:
     """Build the classification loss of ``--cls-loss`` (one instance, shared by both branches)."""
     unknown: Any = cfg.unknown
     if cfg.deferred == "reweight":  # DRW with Cao et al.'s class-balanced weights, beta 0.9999
-        weight = ltml.ClassBalancedFocalLoss(ltml.class_counts(labels), beta=0.9999).weight
+        counts = ltml.class_counts(labels)
+        weight = ltml.class_weights(counts, method="effective_number", beta=0.9999)
         return ltml.DeferredReweightedBCE(weight, switch_epoch(cfg), unknown=unknown)
     if cfg.cls_loss == "bce":
         return ltml.BCE(unknown=unknown)
     if cfg.cls_loss == "db-focal":
         preset = "coco" if cfg.dataset == "coco-lt" else "voc"
-        return ltml.DistributionBalancedLoss.from_labels(labels, preset=preset, unknown=unknown)
+        return ltml.DistributionBalancedLoss.from_labels(
+            labels, preset=preset, unknown=unknown, **loss_args(cfg)
+        )
     if cfg.cls_loss == "asl":
-        return ltml.AsymmetricLoss(unknown=unknown)
+        return ltml.AsymmetricLoss(unknown=unknown, **loss_args(cfg))
     if cfg.cls_loss == "comic":
         return ComicLoss(labels, cfg.rlc_weight, unknown)
     return ltml.LogitCompensatedBCE.from_labels(

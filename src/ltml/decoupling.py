@@ -661,14 +661,11 @@ def logit_adjust(logits: Tensor, class_counts: Any, num_images: int, tau: float 
     return logits - (tau * log_odds).to(logits)
 
 
-_TAUS = tuple(i / 10 for i in range(21))  # 0, 0.1, ..., 2: the range of Kang et al.
-
-
 def search_tau(
     scores_at: Callable[[float], Tensor],
     targets: Any,
     metric: Callable[[Tensor, Tensor], float],
-    taus: Sequence[float] = _TAUS,
+    taus: Sequence[float] | None = None,
 ) -> tuple[float, list[float]]:
     """Choose ``tau`` by a metric on a **validation** split (never the test set).
 
@@ -682,7 +679,7 @@ def search_tau(
     metric : callable
         ``metric(scores, targets) -> float``, higher is better; a thresholded metric such as a
         macro F1 at logit 0 (AP cannot choose: it does not change with tau).
-    taus : sequence of float
+    taus : sequence of float, optional
         Candidates, default 0, 0.1, ..., 2 (the range of Kang et al.).
 
     Returns
@@ -710,6 +707,8 @@ def search_tau(
     y = as_tensor(targets, "targets")
     check_matrix(y, "targets")
     check_labels(y, "targets")
+    if taus is None:
+        taus = [i / 10 for i in range(21)]  # 0, 0.1, ..., 2: the range of Kang et al.
     if not isinstance(taus, Sequence) or isinstance(taus, str):
         raise TypeError(f"`taus` must be a sequence of numbers, got {type(taus).__name__}")
     if len(taus) == 0:

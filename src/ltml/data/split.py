@@ -153,8 +153,8 @@ def split_deviation(
 ) -> Tensor:
     """How far each class's share of positives in each part is from the part's target share.
 
-    ``deviation[k, j] = (positives of class k in part j) / (positives of class k in all parts)
-    - fractions[j]``: 0 is a perfect split; a class absent from a part reads ``-fractions[j]``.
+    ``deviation[k, j]`` is the share of class ``k``'s positives that part ``j`` holds, minus
+    ``fractions[j]``: 0 is a perfect split; a class absent from a part reads ``-fractions[j]``.
 
     Parameters
     ----------
