@@ -102,7 +102,7 @@ def summarise(runs: list[Run]) -> list[dict[str, Any]]:
                 },
             }
         )
-    return sorted(lines, key=lambda line: -line["mean"].get("total", -math.inf))
+    return sorted(lines, key=lambda line: (not line["mean"], -line["mean"].get("total", 0.0)))
 
 
 def _cell(line: dict[str, Any], metric: str) -> str:

@@ -96,14 +96,18 @@ def test_failed_and_diverged_runs_are_listed_not_dropped(
         if cfg.out_dir().name == "erm-stage1-seed0":
             raise FloatingPointError("loss is NaN at epoch 1, step 0")
         payload = real(cfg)
-        payload["test"]["total"] = math.nan  # diverged
+        if cfg.row == "erm":
+            payload["test"]["total"] = math.nan  # diverged
         return payload
 
     monkeypatch.setattr(sweep, "run", flaky)
-    board = _leaderboard(tmp_path, ["erm", "tau-norm"], monkeypatch, "--jobs", "1")
+    rows = ["erm", "u-only", "tau-norm"]
+    board = _leaderboard(tmp_path, rows, monkeypatch, "--jobs", "1")
     runs = {r["row"]: r for r in board["runs"]}
-    assert calls == ["erm-stage1-seed0", "erm-seed0"]  # tau-norm never started
+    assert calls == ["erm-stage1-seed0", "erm-seed0", "u-only-seed0"]  # tau-norm never started
+    assert runs.pop("u-only")["status"] == "ok"
     assert {row: r["status"] for row, r in runs.items()} == dict.fromkeys(runs, "failed")
+    assert board["table"][0]["row"] == "u-only"  # the failed rows come last
     assert runs["erm-stage1"]["error"].startswith("FloatingPointError: loss is NaN")
     assert runs["erm"]["error"] == "diverged: test mAP is NaN"
     assert runs["tau-norm"]["error"] == "its stage-1 model erm-stage1 failed"
@@ -113,9 +117,11 @@ def test_failed_and_diverged_runs_are_listed_not_dropped(
 
     # read back as failed; --retry-failed runs them again
     calls.clear()
-    board = _leaderboard(tmp_path, ["erm", "tau-norm"], monkeypatch, "--jobs", "1")
+    again = _leaderboard(tmp_path, rows, monkeypatch, "--jobs", "1")
     assert calls == []
-    assert all(r["status"] == "failed" for r in board["runs"])
+    assert again["runs"] == [{**r, "read_back": True} for r in board["runs"]]
     monkeypatch.setattr(sweep, "run", real)
-    board = _leaderboard(tmp_path, ["erm", "tau-norm"], monkeypatch, "--retry-failed")
-    assert all(r["status"] == "ok" and not r["read_back"] for r in board["runs"])
+    board = _leaderboard(tmp_path, rows, monkeypatch, "--retry-failed")
+    status = {r["row"]: (r["status"], r["read_back"]) for r in board["runs"]}
+    assert status == {"erm-stage1": ("ok", False), "erm": ("ok", False),
+                      "u-only": ("ok", True), "tau-norm": ("ok", False)}  # fmt: skip
