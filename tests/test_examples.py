@@ -646,3 +646,16 @@ def test_bad_loss_args(flags: list[str], message: str, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         resolve(flags)
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_training_beats_chance_by_fifteen_points(tmp_path: Path) -> None:
+    # The demo's default schedule (about a minute on 2 cores), ERM: the README's numbers are
+    # 44 +- 1 total mAP over seeds. A random ranking has an AP of about the class's prevalence in
+    # the test set, so chance is the mean prevalence (about 20 here), computed from the labels.
+    result = run(resolve(["--dataset", "demo", "--row", "erm", "--no-plot", "--threads", "2",
+                          "--output", str(tmp_path)]))  # fmt: skip
+    test_labels = torch.as_tensor(make_demo("test", seed=0).labels, dtype=torch.float64)
+    chance = 100 * test_labels.clamp(min=0).mean(dim=0).mean().item()
+    assert 15 < chance < 25
+    assert result["test"]["total"] > chance + 15

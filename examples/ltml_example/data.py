@@ -256,27 +256,20 @@ def train_loader(
     """
     batch = cfg.batch_size * cfg.batch_multiplier
     uniform = DistributedSampler(data.train, num_replicas=world, rank=rank, seed=cfg.seed)
-    balanced = ltml.ClassAwareSampler(
-        data.train_labels,
-        num_samples=iters * batch * world,
-        mode=cfg.sampler_mode,  # type: ignore[arg-type]
-        power=cfg.sampler_power,
-        seed=cfg.seed,
-        num_replicas=world,
-        rank=rank,
-    )
+    class_aware: dict[str, Any] = {
+        "num_samples": iters * batch * world,
+        "mode": cfg.sampler_mode,
+        "power": cfg.sampler_power,
+        "seed": cfg.seed,
+        "num_replicas": world,
+        "rank": rank,
+    }
+    balanced = ltml.ClassAwareSampler(data.train_labels, **class_aware)
     paired = ltml.PairedSampler(uniform, balanced, length="balanced")
     sampler: _OneStream | ltml.PairedSampler | ltml.DeferredClassAwareSampler
     if cfg.deferred == "resample":  # DRS: uniform order, then class-aware draws
         sampler = ltml.DeferredClassAwareSampler(
-            data.train_labels,
-            switch_epoch(cfg),
-            num_samples=iters * batch * world,
-            mode=cfg.sampler_mode,  # type: ignore[arg-type]
-            power=cfg.sampler_power,
-            seed=cfg.seed,
-            num_replicas=world,
-            rank=rank,
+            data.train_labels, switch_epoch(cfg), **class_aware
         )
         dataset = data.train
     elif cfg.branches in ("u", "r"):

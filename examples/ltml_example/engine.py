@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import random
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -95,7 +94,9 @@ def _runtime(cfg: Config) -> _Runtime:
 
 
 def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    # Only torch's generators drive training (model init, augmentation, loader seeds); Python's
+    # `random` is consumed by library imports (sklearn -> rich), so it is neither seeded nor saved.
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -103,7 +104,6 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -220,7 +220,6 @@ def run(cfg: Config) -> dict[str, Any]:
     out = cfg.out_dir()
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
 
     data: Data = build_data(cfg)
     counts = ltml.class_counts(data.train_labels)
