@@ -17,20 +17,13 @@ before the stage-2 rows, which load it with ``--stage1``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
-import time
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
 
-from ltml_example import Config, resolve, run
-from ltml_example.config import ROWS, STAGE1_ROW
-from ltml_example.decoupled import stage1_config
+from ltml_example.config import ROWS
 from ltml_example.report import COLUMNS, table
+from ltml_example.sweep import execute, mean_std, plan, progress_line
 
 MAIN_ROWS = ("u-only", "ltml")
 ABLATION_ROWS = (
@@ -47,36 +40,6 @@ ABLATION_ROWS = (
     "mixed",
 )
 DECOUPLED_ROWS = ("crt", "ncm", "tau-norm", "lws", "logit-adjust", "ltml-crt", "drw", "drs")
-
-
-def _timed_run(cfg: Config) -> tuple[dict[str, Any], float]:
-    t0 = time.perf_counter()
-    payload = run(cfg)
-    return payload, time.perf_counter() - t0
-
-
-def _stage1_first(
-    runs: list[tuple[str, int]], configs: list[Config], output: Path
-) -> list[tuple[list[tuple[str, int]], list[Config]]]:
-    """Split the runs in two phases: stage 1 and one-stage rows, then the stage-2 rows.
-
-    A stage-1 model is trained once per stage-1 row and seed; its stage-2 rows load it.
-    """
-    first: dict[tuple[str, int], Config] = {}
-    later: list[tuple[tuple[str, int], Config]] = []
-    now: list[tuple[tuple[str, int], Config]] = []
-    for (row, seed), cfg in zip(runs, configs, strict=True):
-        if cfg.stage2 == "none" or cfg.stage1 is not None:
-            now.append(((row, seed), cfg))
-            continue
-        key = (STAGE1_ROW[row], seed)
-        if key not in first:
-            first[key] = stage1_config(cfg, output / f"{key[0]}-stage1-seed{seed}")
-        later.append(
-            ((row, seed), dataclasses.replace(cfg, stage1=first[key].out_dir() / "last.pt"))
-        )
-    now = [((f"{r}-stage1", s), c) for (r, s), c in first.items()] + now
-    return [([k for k, _ in p], [c for _, c in p]) for p in (now, later) if p]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,56 +63,33 @@ def main(argv: list[str] | None = None) -> None:
         ABLATION_ROWS if args.ablation else DECOUPLED_ROWS if args.decoupled else tuple(args.rows)
     )
 
-    runs = [(row, seed) for seed in args.seeds for row in rows]
-    # one thread per run: parallel runs already fill the cores, and oversubscribed OpenMP
-    # threads slow every run down
-    threads = [] if "--threads" in train_flags else ["--threads", "1"]
-    configs = [
-        resolve(
-            ["--dataset", "demo", *threads, *train_flags],
-            row=row,
-            seed=seed,
-            output=args.output / f"{row}-seed{seed}",
-            quiet=True,
-            progress=False,
-        )
-        for row, seed in runs
-    ]
     results: dict[str, list[dict[str, float]]] = {}
-    seconds: dict[str, list[float]] = {}
-    parallel = args.jobs > 1
-    with (
-        ProcessPoolExecutor(args.jobs, get_context("spawn")) if parallel else nullcontext() as pool
-    ):
-        for phase_runs, phase_configs in _stage1_first(runs, configs, args.output):
-            outcomes = (pool.map if pool else map)(_timed_run, phase_configs)
-            for (row, seed), (payload, took) in zip(phase_runs, outcomes, strict=True):
-                measured = payload["test"]
-                results.setdefault(row, []).append(measured)
-                seconds.setdefault(row, []).append(took)
-                cells = "  ".join(f"{c} {measured[c]:.2f}" for c in COLUMNS)
-                print(f"{row:<12} seed {seed}: {cells}  ({took:.0f} s)", flush=True)
-                if "stage1_test_thresholded" in payload:  # a stage-2 row: what it can move
-                    after, before = payload["test_thresholded"], payload["stage1_test_thresholded"]
-                    print(
-                        f"{'':<12} CF1 {before['CF1']:.2f} -> {after['CF1']:.2f}, OF1 "
-                        f"{before['OF1']:.2f} -> {after['OF1']:.2f}; mAP of stage 1 "
-                        f"{payload['stage1_test']['total']:.2f}, per-class AP unchanged: "
-                        f"{payload['per_class_ap_unchanged']}",
-                        flush=True,
-                    )
+    seconds: list[float] = []
+    for r in execute(plan(rows, args.seeds, train_flags, args.output), args.jobs):
+        if r.status != "ok":
+            raise RuntimeError(f"{r.name} seed {r.seed} failed: {r.error}")
+        payload = r.payload or {}
+        results.setdefault(r.name, []).append(payload["test"])
+        seconds.append(r.seconds or 0.0)
+        print(progress_line(r), flush=True)
+        if "stage1_test_thresholded" in payload:  # a stage-2 row: the metrics it can move
+            after, before = payload["test_thresholded"], payload["stage1_test_thresholded"]
+            print(
+                f"{'':<12} CF1 {before['CF1']:.2f} -> {after['CF1']:.2f}, OF1 "
+                f"{before['OF1']:.2f} -> {after['OF1']:.2f}; mAP of stage 1 "
+                f"{payload['stage1_test']['total']:.2f}, per-class AP unchanged: "
+                f"{payload['per_class_ap_unchanged']}",
+                flush=True,
+            )
 
     lines = []
-    for row in results:
-        mean = {c: statistics.fmean(r[c] for r in results[row]) for c in COLUMNS}
-        spread = None
-        if len(args.seeds) > 1:
-            spread = {c: statistics.stdev(r[c] for r in results[row]) for c in COLUMNS}
+    for row, values in results.items():
+        mean, spread = mean_std(values, COLUMNS)
         text = ROWS[row][0] if row in ROWS else f"stage 1 of the decoupled rows ({row[:-7]})"
         lines.append((f"{row:<12} {text}", mean, spread))
     n = len(args.seeds)
     seeds = f"mean ± std over {n} seeds" if n > 1 else f"seed {args.seeds[0]}"
-    per_run = statistics.fmean(s for v in seconds.values() for s in v)
+    per_run = statistics.fmean(seconds)
     print(f"\ndemo test mAP %, last epoch, {seeds}; {per_run:.0f} s per run")
     print(table(lines))
 

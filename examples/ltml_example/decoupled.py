@@ -27,6 +27,10 @@ from .config import ROWS, STAGE1_ROW, Config
 from .data import build_data, eval_loader, transforms
 from .model import build_model
 
+# Stage-2 methods that map each class's scores by an increasing function: every per-class AP,
+# hence mAP, stays that of stage 1; only thresholded metrics (CF1, OF1) can move.
+KEEPS_AP = ("tau-norm", "lws", "logit-adjust")
+
 # The stage-2 settings, reset to their defaults in the stage-1 configuration.
 _STAGE2_FIELDS = (
     "stage2",
