@@ -115,28 +115,33 @@ def _cell(line: dict[str, Any], metric: str) -> str:
 
 
 def table(lines: list[dict[str, Any]]) -> str:
-    """Format the Markdown table: one line per row, best total mAP first."""
-    head = ["#", "row", "stage", *COLUMNS, "CF1", "OF1", "s / run", "seeds", "VOC-LT", "COCO-LT"]
+    """Format the Markdown table (best total mAP first), then each row's stage, time and paper."""
+    head = ["row", *COLUMNS, "CF1", "OF1"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for rank, line in enumerate(lines, 1):
+    legend = [
+        "",
+        "Rows, best first (stage; seconds per run; seeds finished; published total mAP):",
+        "",
+    ]
+    for line in lines:
         mark = " †" if line["row"] in KEEPS_AP else ""
+        out.append(
+            "| " + " | ".join([f"`{line['row']}`{mark}", *(_cell(line, m) for m in METRICS)]) + " |"
+        )
         failed = line["failed_seeds"]
-        seeds = f"{len(line['seeds']) - len(failed)} / {len(line['seeds'])}"
+        seeds = f"{len(line['seeds']) - len(failed)} / {len(line['seeds'])} seeds"
         if failed:
             seeds += " (failed: " + ", ".join(map(str, failed)) + ")"
         took = line["seconds_per_run"]
         paper = [line["paper"].get(d, {}).get("total") for d in ("voc-lt", "coco-lt")]
-        cells = [
-            str(rank),
-            f"`{line['row']}`{mark} {line['description']}",
-            str(line["stage"]),
-            *(_cell(line, m) for m in METRICS),
-            "—" if took is None else f"{took:.0f}",
+        facts = [
+            f"stage {line['stage']}",
+            "— s" if took is None else f"{took:.0f} s",
             seeds,
-            *("—" if p is None else f"{p:.2f}" for p in paper),
+            "paper VOC-LT / COCO-LT " + " / ".join("—" if p is None else f"{p:.2f}" for p in paper),
         ]
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
+        legend.append(f"- `{line['row']}`{mark}: {line['description']} ({'; '.join(facts)})")
+    return "\n".join(out + legend)
 
 
 def header(info: dict[str, Any], runs: list[Run]) -> str:

@@ -57,7 +57,13 @@ def _page_url(source: Path) -> str:
     return "./" if path == "index" else (path.removesuffix("/index") + "/")
 
 
-PAGES = sorted(_page_url(p) for p in (ROOT / "docs").rglob("*.md"))
+# Pages the site excludes (included into another page by a snippet) are not pages of their own.
+EXCLUDED = {"results/leaderboard.md"}
+PAGES = sorted(
+    _page_url(p)
+    for p in (ROOT / "docs").rglob("*.md")
+    if p.relative_to(ROOT / "docs").as_posix() not in EXCLUDED
+)
 
 
 def _chromium(*args: str, timeout: float) -> str:

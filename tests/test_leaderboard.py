@@ -60,14 +60,14 @@ def test_tiny_leaderboard_is_complete_consistent_and_resumable(
     text = (tmp_path / "leaderboard.md").read_text()
     for needed in ("demo", "seeds**: 0", "last epoch", "machine**", "wall time**", "`tau-norm`"):
         assert needed in text.split("\n\n")[1], needed
-    table = [line for line in text.splitlines() if line.startswith("| ") and "`" in line]
+    table = [line for line in text.splitlines() if line.startswith("| `")]
     order = sorted(runs, key=lambda row: -results[row]["test"]["total"])
     assert [line.split("`")[1] for line in table] == order
     for line in table:
         row = line.split("`")[1]
         assert f"{results[row]['test']['total']:.2f}" in line
-    erm = next(line for line in table if "`erm`" in line)
-    assert erm.endswith("| 1 / 1 | 70.86 | 41.27 |")  # PAPER["erm"], totals
+    erm = next(line for line in text.splitlines() if line.startswith("- `erm`"))
+    assert erm.endswith("1 / 1 seeds; paper VOC-LT / COCO-LT 70.86 / 41.27)")  # PAPER totals
     assert "`tau-norm` †" in text
     assert [line["row"] for line in board["table"]] == order
     with Image.open(tmp_path / "leaderboard.png") as figure:
@@ -113,7 +113,7 @@ def test_failed_and_diverged_runs_are_listed_not_dropped(
     assert runs["tau-norm"]["error"] == "its stage-1 model erm-stage1 failed"
     text = (tmp_path / "leaderboard.md").read_text()
     assert "FloatingPointError: loss is NaN" in text
-    assert text.count("| 0 / 1 (failed: 0) |") == 3
+    assert text.count("0 / 1 seeds (failed: 0)") == 3
 
     # read back as failed; --retry-failed runs them again
     calls.clear()
