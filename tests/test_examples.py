@@ -62,6 +62,7 @@ EXPECTED_ROWS = {
 EXPECTED_ROWS |= {row: EXPECTED_ROWS["erm"] for row in ("drw", "drs", "crt", "ncm", "tau-norm")}
 EXPECTED_ROWS |= {"lws": EXPECTED_ROWS["erm"], "logit-adjust": EXPECTED_ROWS["erm"]}
 EXPECTED_ROWS["ltml-crt"] = EXPECTED_ROWS["ltml"]
+EXPECTED_ROWS |= {"mixup": EXPECTED_ROWS["erm"], "bot": EXPECTED_ROWS["erm"]}
 
 
 @pytest.fixture(autouse=True)
@@ -468,6 +469,77 @@ def test_deferred_presets_and_switch_epoch(tmp_path: Path) -> None:
     assert _row_fields(drw) == EXPECTED_ROWS["erm"]
     assert (drw.deferred, switch_epoch(drw)) == ("reweight", 5)  # the first lr step
     assert (drs.deferred, switch_epoch(drs)) == ("resample", 3)
+
+
+def test_mixup_presets_and_schedule() -> None:
+    from ltml_example.config import mixes, switch_epoch
+
+    mixup, bot = resolve(["--row", "mixup"]), resolve(["--row", "bot"])
+    assert (mixup.mixup, mixup.mix_method, mixup.deferred) == (1.0, "mixup", "none")
+    assert [mixes(mixup, e) for e in range(8)] == [True] * 8
+    # Bag of Tricks: mixed through the class-aware epochs (from the lr step, epoch 6), then one
+    # unmixed fine-tune epoch
+    assert (bot.mixup, bot.deferred, switch_epoch(bot)) == (1.0, "resample", 6)
+    assert [mixes(bot, e) for e in range(8)] == [True] * 7 + [False]
+    assert [mixes(resolve(["--row", "bot", "--mixup-stop", "2"]), e) for e in range(4)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert not any(mixes(resolve(["--row", "erm"]), e) for e in range(8))
+
+
+def test_mixup_reaches_the_loss_as_soft_targets_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ltml_example.model import Collaborative
+
+    seen: list[torch.Tensor] = []
+    forward = Collaborative.forward
+
+    def spy(self: Collaborative, *streams: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        seen.extend(t for t in streams[1::2] if t is not None)
+        return forward(self, *streams)
+
+    monkeypatch.setattr(Collaborative, "forward", spy)
+    flags = [*TINY_DEMO, "--row", "bot", "--epochs", "2", "--switch-epoch", "1"]
+    flags += ["--mixup-stop", "1", "--no-plot"]
+    straight = run(resolve([*flags, "--output", str(tmp_path / "a")]))
+    # epoch 0 mixes (soft targets), epoch 1 is the unmixed fine-tune (0 / 1 targets)
+    assert len(seen) == 4
+    assert all(((y > 0) & (y < 1)).any() for y in seen[:2])
+    assert all(((y == 0) | (y == 1)).all() for y in seen[2:])
+    run(resolve([*flags, "--output", str(tmp_path / "b"), "--epochs", "1"]))
+    resumed = run(resolve([*flags, "--output", str(tmp_path / "b"), "--resume", "auto"]))
+    a, b = _state(tmp_path / "a" / "last.pt"), _state(tmp_path / "b" / "last.pt")
+    _assert_equal_states(a["model"], b["model"])
+    assert json.dumps(straight["test"]) == json.dumps(resumed["test"])
+    # with mixing stopped at epoch 0 the row trains exactly as DRS: the mixing draws come from
+    # their own generator, never from the global one
+    drs = [*TINY_DEMO, "--epochs", "2", "--switch-epoch", "1", "--no-plot"]
+    run(resolve([*drs, "--row", "drs", "--output", str(tmp_path / "drs")]))
+    run(resolve([*flags, "--mixup-stop", "0", "--output", str(tmp_path / "c")]))
+    c, d = _state(tmp_path / "c" / "last.pt"), _state(tmp_path / "drs" / "last.pt")
+    _assert_equal_states(c["model"], d["model"])
+    assert not all(torch.equal(a["model"][k], d["model"][k]) for k in d["model"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--mixup", "-1"], "--mixup must be >= 0 (0 = off), got -1.0"),
+        (["--row", "db-focal", "--mixup", "1"], "--cls-loss db-focal rejects"),
+        (["--row", "erm", "--mixup-stop", "2"], "--mixup-stop ends mixing: set --mixup"),
+        (["--row", "bot", "--mixup-stop", "-1"], "--mixup-stop must be an epoch >= 0, got -1"),
+    ],
+)
+def test_bad_mixup_flags(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        resolve(flags)
+    assert message in capsys.readouterr().err
 
 
 def _write_table(root: Path, n: int = 40) -> Path:

@@ -95,6 +95,10 @@ class Config:
     # deferred re-balancing of a uniform single-branch row (rows drw / drs)
     deferred: str = "none"  # none | reweight (DRW) | resample (DRS)
     switch_epoch: int | None = None  # first re-balanced epoch; None: the first lr step
+    # input mixup / CutMix of every training stream (Bag of Tricks: mixup, then a fine-tune)
+    mixup: float = 0.0  # Beta(alpha, alpha) concentration; 0: off
+    mix_method: str = "mixup"  # mixup | cutmix
+    mixup_stop: int | None = None  # first unmixed epoch (0-based); None: mix every epoch
     # decoupled stage 2 (rows crt, ncm, tau-norm, lws, logit-adjust, ltml-crt): on the cached
     # features of a stage-1 model, trained first or loaded with --stage1
     stage2: str = "none"  # none | crt | ncm | tau-norm | lws | logit-adjust
@@ -176,6 +180,16 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
 _ERM = ROWS["erm"][1]
 ROWS["drw"] = ("DRW (uniform, BCE re-weighted late)", {**_ERM, "deferred": "reweight"})
 ROWS["drs"] = ("DRS (uniform, class-aware late)", {**_ERM, "deferred": "resample"})
+
+# Input mixup (Zhang et al. 2018) with lambda uniform (alpha 1), and the Bag of Tricks' best
+# long-tail recipe (Zhang et al. 2021) in multi-label form: mixup, class-aware sampling from the
+# first lr step (DRS) still mixed, and the last of the 8 epochs a fine-tune without mixup. The
+# stop is an absolute epoch, so that resuming with more --epochs keeps the schedule of the start.
+ROWS["mixup"] = ("ERM + input mixup (alpha 1)", {**_ERM, "mixup": 1.0})
+ROWS["bot"] = (
+    "Bag of Tricks: mixup, DRS with mixup, last epoch unmixed",
+    {**_ERM, "deferred": "resample", "mixup": 1.0, "mixup_stop": 7},
+)
 
 # Decoupled rows (Kang et al. 2020): stage 2 on the frozen features of a stage-1 row, with 10 %
 # of the training images held out (for both stages) to choose tau.
@@ -411,6 +425,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(g, "--switch-epoch", "first re-balanced epoch (0-based) [the first --lr-steps]", type=int)
 
+    g = p.add_argument_group("mixup (any one-stage row)")
+    add(g, "--mixup", "mix every training stream with lambda ~ Beta(a, a); 0 = off", type=float)
+    add(g, "--mix-method", "blend whole images or paste a box", choices=("mixup", "cutmix"))
+    add(
+        g,
+        "--mixup-stop",
+        "first epoch (0-based) trained without mixing [never]",
+        type=int,
+    )
+
     g = p.add_argument_group(
         "decoupled stage 2 (rows crt, ncm, tau-norm, lws, logit-adjust, ltml-crt)"
     )
@@ -537,6 +561,17 @@ def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
         parser.error("--stage1 loads the stage-1 model of a decoupled row: set --stage2")
     if cfg.deferred != "none" and (cfg.branches != "u" or cfg.cls_loss != "bce"):
         parser.error("--deferred switches a uniform BCE row: it needs --branches u --cls-loss bce")
+    if cfg.mixup < 0:
+        parser.error(f"--mixup must be >= 0 (0 = off), got {cfg.mixup}")
+    if cfg.mixup > 0 and cfg.cls_loss in ("db-focal", "comic"):
+        parser.error(
+            f"--mixup makes soft targets, which --cls-loss {cfg.cls_loss} rejects: its "
+            "definition needs 0 / 1 labels"
+        )
+    if cfg.mixup_stop is not None and cfg.mixup == 0:
+        parser.error("--mixup-stop ends mixing: set --mixup")
+    if cfg.mixup_stop is not None and cfg.mixup_stop < 0:
+        parser.error(f"--mixup-stop must be an epoch >= 0, got {cfg.mixup_stop}")
     for name in ("batch_size", "batch_multiplier", "epochs", "image_size"):
         if getattr(cfg, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
@@ -547,6 +582,11 @@ def switch_epoch(cfg: Config) -> int:
     if cfg.switch_epoch is not None:
         return cfg.switch_epoch
     return min(cfg.lr_steps) if cfg.lr_steps else cfg.epochs * 4 // 5
+
+
+def mixes(cfg: Config, epoch: int) -> bool:
+    """Whether ``epoch`` trains on mixed batches: ``--mixup`` on and before ``--mixup-stop``."""
+    return cfg.mixup > 0 and (cfg.mixup_stop is None or epoch < cfg.mixup_stop)
 
 
 def _check_csv(cfg: Config, parser: argparse.ArgumentParser) -> None:

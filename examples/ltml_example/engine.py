@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 import ltml
 
 from . import report
-from .config import ROWS, Config, describe
+from .config import ROWS, Config, describe, mixes
 from .data import Data, build_data, eval_loader, iterations_per_epoch, train_loader
 from .decoupled import run_decoupled
 from .model import Collaborative, build_model, parameter_count
@@ -146,6 +146,20 @@ def _unpack(batch: Any, branches: str, rt: _Runtime) -> tuple[Tensor | None, ...
     else:
         (x_u, y_u), (x_r, y_r) = batch
     return tuple(None if t is None else rt.to(t) for t in (x_u, y_u, x_r, y_r))
+
+
+def _mix(
+    streams: tuple[Tensor | None, ...], cfg: Config, generator: torch.Generator
+) -> tuple[Tensor | None, ...]:
+    """Mix each stream ``(x, y)`` of ``(x_u, y_u, x_r, y_r)`` with a permutation of itself."""
+    out: list[Tensor | None] = []
+    for x, y in zip(streams[::2], streams[1::2], strict=True):
+        if x is None or y is None:
+            out += [x, y]
+            continue
+        mixed = ltml.mix_batch(x, y, cfg.mixup, method=cfg.mix_method, generator=generator)  # type: ignore[arg-type]
+        out += [mixed.inputs, mixed.targets]
+    return tuple(out)
 
 
 @torch.no_grad()
@@ -277,6 +291,11 @@ def run(cfg: Config) -> dict[str, Any]:
         model.set_epoch(epoch)
         loader.generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # worker seeds
         model.set_train_mode(cfg)
+        # lambda, permutations and boxes from (seed, epoch), so a resumed run mixes the same
+        # way; the offset keeps this stream apart from the loader's
+        mixing = None
+        if mixes(cfg, epoch):
+            mixing = torch.Generator().manual_seed(2**32 + cfg.seed * 1000 + epoch)
         bar = tqdm(
             loader,
             total=iters,
@@ -286,8 +305,11 @@ def run(cfg: Config) -> dict[str, Any]:
             leave=False,
         )
         for step, batch in enumerate(bar):
+            streams = _unpack(batch, cfg.branches, rt)
+            if mixing is not None:
+                streams = _mix(streams, cfg, mixing)
             with rt.autocast():
-                terms = ddp(*_unpack(batch, cfg.branches, rt))
+                terms = ddp(*streams)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms["loss"]).backward()
             if cfg.grad_clip > 0:
