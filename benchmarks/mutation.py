@@ -34,12 +34,14 @@ ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENTS = Path(__file__).with_name("mutation_equivalents.txt")
 
 # module -> (file to mutate, its tests)
+_METRIC_TESTS = ["tests/test_metrics.py", "tests/test_metrics_thresholded.py"]
+_LOSS_TESTS = ["tests/test_losses.py", "tests/test_losses_partial.py", "tests/test_losses_soft.py"]
 MODULES = {
     "samplers": ("src/ltml/samplers.py", ["tests/test_samplers.py"]),
-    "functional.metrics": ("src/ltml/functional/metrics.py", ["tests/test_metrics.py"]),
-    "functional.losses": ("src/ltml/functional/losses.py", ["tests/test_losses.py"]),
+    "functional.metrics": ("src/ltml/functional/metrics.py", _METRIC_TESTS),
+    "functional.losses": ("src/ltml/functional/losses.py", _LOSS_TESTS),
     "heads": ("src/ltml/heads.py", ["tests/test_heads.py"]),
-    "metrics": ("src/ltml/metrics.py", ["tests/test_metrics.py"]),
+    "metrics": ("src/ltml/metrics.py", _METRIC_TESTS),
     "data.demo": ("src/ltml/data/demo.py", ["tests/test_data_demo.py"]),
 }
 
