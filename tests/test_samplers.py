@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +24,13 @@ from torch.utils.data import (
     Dataset,
     DistributedSampler,
     RandomSampler,
+    Sampler,
     SequentialSampler,
+    TensorDataset,
 )
 
 from ltml import ClassAwareSampler, PairedDataset, PairedSampler
-from ltml.samplers import _draw_cycle, _draw_random
+from ltml.samplers import _draw_cycle, _draw_random, _is_label_matrix, _narrowest
 
 P_MIN = 1e-4  # smallest chi-square p-value a correct sampler is allowed
 Z_MAX = 5.0  # largest deviation in standard deviations
@@ -100,6 +104,144 @@ def test_trailing_empty_classes_from_num_classes() -> None:
     with pytest.warns(UserWarning, match=r"2 of 5 classes have no known positive image.*\[3, 4\]"):
         sampler = ClassAwareSampler.from_class_lists([[0], [1, 2], [2]], num_classes=5)
     np.testing.assert_array_equal(sampler.counts, [1, 1, 2, 0, 0])
+
+
+# --------------------------------------------------------------- construction, exactly
+
+
+def _class_positives(sampler: ClassAwareSampler) -> dict[int, list[int]]:
+    """The sampler's per-class positive lists (class -> images), read from its CSR."""
+    return {
+        int(k): sampler._indices[start : start + count].tolist()
+        for k, start, count in zip(sampler._drawable, sampler._starts, sampler._counts, strict=True)
+    }
+
+
+def _expected_positives(num_images: int, positives: list[tuple[int, int]]) -> dict[int, list[int]]:
+    """Hand oracle: class -> increasing images, from the (image, class) positive pairs."""
+    out: dict[int, list[int]] = {}
+    for i, k in sorted(positives, key=lambda p: (p[1], p[0])):
+        out.setdefault(k, []).append(i)
+    assert all(i < num_images for i, _ in positives)
+    return out
+
+
+# (N, C, positives): odd sizes (not whole 8-byte words), one column, -1 entries, and class ids
+# beyond 255 and 65535 (the radix-sort key type must not wrap them).
+_CASES = {
+    "3x3": (3, 3, [(0, 0), (0, 2), (1, 2), (2, 0), (2, 1), (2, 2)]),
+    "one_column": (5, 1, [(0, 0), (2, 0), (3, 0)]),
+    "odd_tail": (3, 7, [(0, 6), (1, 0), (2, 3), (2, 6)]),
+    "c300": (4, 300, [(0, 299), (1, 0), (1, 256), (2, 255), (3, 43), (3, 299)]),
+    "c70000": (3, 70_000, [(0, 65_537), (1, 1), (2, 0), (2, 69_999), (0, 4_464)]),
+}
+
+
+def _dense(num_images: int, num_classes: int, positives: list[tuple[int, int]]) -> np.ndarray:
+    labels = np.zeros((num_images, num_classes), dtype=np.int8)
+    labels[tuple(np.array(positives).T)] = 1
+    return labels
+
+
+@pytest.mark.filterwarnings("ignore:ClassAwareSampler")
+@pytest.mark.parametrize("case", list(_CASES))
+@pytest.mark.parametrize(
+    "form",
+    ["bool", "int8", "uint8", "int16", "int32", "int64", "float16", "float32", "float64", "tensor",
+     "lists", "csr"],
+)  # fmt: skip
+def test_class_positive_lists_are_exact(case: str, form: str) -> None:
+    num_images, num_classes, positives = _CASES[case]
+    dense = _dense(num_images, num_classes, positives)
+    if form in ("lists", "csr"):
+        lists = _to_lists(dense)
+        arg = lists if form == "lists" else _csr_pair(dense)
+        sampler = ClassAwareSampler.from_class_lists(arg, num_classes=num_classes)
+    else:
+        if form not in ("bool", "uint8"):  # signed: every third negative becomes unknown (-1)
+            dense[dense == 0] = np.where(np.arange((dense == 0).sum()) % 3 == 0, -1, 0)
+        if form == "bool":
+            sampler = ClassAwareSampler(dense == 1)
+        elif form == "tensor":
+            sampler = ClassAwareSampler(torch.from_numpy(dense.astype(np.int64)))
+        else:
+            sampler = ClassAwareSampler(dense.astype(form))
+    assert sampler.num_images == num_images
+    assert sampler.counts.shape == (num_classes,)
+    assert sampler.counts.sum() == len(positives)
+    assert _class_positives(sampler) == _expected_positives(num_images, positives)
+
+
+def test_class_lists_of_arrays_and_tensors() -> None:
+    # A list of two arrays is two images' lists, not a CSR pair (that must be a tuple).
+    sampler = ClassAwareSampler.from_class_lists([np.array([0, 1]), np.array([1])])
+    assert sampler.num_images == 2
+    assert _class_positives(sampler) == {0: [0], 1: [0, 1]}
+    mixed = [torch.tensor([0, 2]), np.array([1], dtype=np.int32), [2], torch.tensor([], dtype=int)]
+    sampler = ClassAwareSampler.from_class_lists(mixed)
+    assert sampler.num_images == 4
+    assert _class_positives(sampler) == {0: [0], 1: [1], 2: [0, 2]}
+    # The largest class index may equal num_classes - 1.
+    sampler = ClassAwareSampler.from_class_lists([[1], [0]], num_classes=2)
+    assert _class_positives(sampler) == {0: [1], 1: [0]}
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (np.zeros((0, 3)), True),
+        (np.array([[True, False]]), True),
+        (np.array([[1, 0, -1]], dtype=np.int8), True),
+        (np.array([[1, 1]], dtype=np.int64), True),
+        (np.array([[1, -2]], dtype=np.int64), False),
+        (np.array([[2, 0]], dtype=np.int16), False),
+        (np.array([[1.0, 0.0, -1.0]]), True),
+        (np.array([[-1.0, 0.0]], dtype=np.float32), True),
+        (np.array([[0.0, 2.0]]), False),
+        (np.array([[1.0, 0.5]]), False),
+        (np.array([[1.0, -2.0]]), False),
+        (np.array([[1.0, np.nan]]), False),
+    ],
+)
+def test_is_label_matrix(values: np.ndarray, expected: bool) -> None:
+    # The fast pre-check: True exactly for -1 / 0 / 1 matrices (else the full check runs).
+    assert _is_label_matrix(values) is expected
+
+
+def test_narrowest_sort_key() -> None:
+    # Class ids 0 .. C - 1 fit the key type, which is the narrowest that holds them.
+    assert [_narrowest(c) for c in (1, 256, 257, 65_536, 65_537)] == [
+        np.uint8, np.uint8, np.uint16, np.uint16, np.int64,
+    ]  # fmt: skip
+
+
+def test_single_image() -> None:
+    sampler = ClassAwareSampler(np.array([[1]]), 5)
+    assert sampler.num_images == 1
+    assert list(sampler) == [0] * 5
+
+
+def test_defaults() -> None:
+    sampler = ClassAwareSampler(np.eye(3, dtype=np.int64))
+    assert (sampler.seed, sampler.epoch, sampler.num_replicas, sampler.rank) == (0, 0, 1, 0)
+    assert (sampler.num_samples, sampler.power, sampler.mode) == (3, 0.0, "random")
+    assert sampler.images_per_class == 3
+
+
+@pytest.mark.parametrize(
+    ("num_classes", "expected"),
+    [
+        (11, "10 of 11 classes have no known positive image and are never drawn: "
+             "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"),
+        (12, "11 of 12 classes have no known positive image and are never drawn: "
+             "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10] ..."),
+    ],
+)  # fmt: skip
+def test_empty_classes_message_shows_at_most_ten(num_classes: int, expected: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(f'`labels`: {expected}')}$"):
+        ClassAwareSampler.from_class_lists([[0]], num_classes=num_classes, empty_classes="error")
+    with pytest.warns(UserWarning, match=f"^{re.escape(f'ClassAwareSampler: {expected}')}$"):
+        ClassAwareSampler.from_class_lists([[0]], num_classes=num_classes)
 
 
 # ------------------------------------------------------------------------------ rates
@@ -239,6 +381,16 @@ def test_random_mode_draws_are_independent_in_order(power: float) -> None:
     assert longest < math.log(n * 1e5) / math.log(1 / p_class.max())
 
 
+@pytest.mark.parametrize(("power", "block"), [(400.0, 0), (-400.0, len(LONG_TAIL) - 1)])
+def test_extreme_powers_draw_one_class(power: float, block: int) -> None:
+    # n_k ** 400 overflows a float64: the weights are taken relative to the largest in log space.
+    # Class 0 (40 images) then outweighs class 1 (25) by (40 / 25) ** 400; the smallest class (3)
+    # wins at -400 by (4 / 3) ** 400.
+    labels, classes = _single_label(LONG_TAIL)
+    drawn = np.array(list(ClassAwareSampler(labels, 2000, power=power, seed=0)))
+    assert set(drawn.tolist()) == set(np.flatnonzero(classes == block).tolist())
+
+
 @pytest.mark.parametrize("per_class", [1, 2, 5])
 def test_cycle_visits_take_images_per_class_consecutive_draws(per_class: int) -> None:
     labels, classes = _single_label(LONG_TAIL)
@@ -343,6 +495,21 @@ def test_simulated_ranks_partition_the_epoch(
         assert shard == padded[r::replicas]  # positions r, r + R, ...: disjoint, cover the epoch
     interleaved = [shards[p % replicas][p // replicas] for p in range(total)]
     assert interleaved[:num_samples] == global_order
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+def test_defaults_follow_the_process_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    labels = np.eye(4, dtype=np.int64)
+    global_order = list(ClassAwareSampler(labels, 10, seed=2, num_replicas=1, rank=0))
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 3)
+    monkeypatch.setattr(dist, "get_rank", lambda: 2)
+    sampler = ClassAwareSampler(labels, 10, seed=2)
+    assert (sampler.num_replicas, sampler.rank, len(sampler)) == (3, 2, 4)
+    padded = [global_order[i % 10] for i in range(12)]
+    assert list(sampler) == padded[2::3]
+    explicit = ClassAwareSampler(labels, 10, seed=2, num_replicas=2, rank=1)
+    assert (explicit.num_replicas, explicit.rank) == (2, 1)
 
 
 def _free_port() -> int:
@@ -558,6 +725,32 @@ def test_nested_lists_are_ambiguous_and_refused() -> None:
         ([[0, 2, 2]], {}, ValueError, r"lists class 2 twice for image 0"),
         ([[0, 1.5]], {}, TypeError, r"`class_lists` must hold integers, got dtype float64"),
         ([[True]], {}, TypeError, r"`class_lists` must hold integers, got dtype bool"),
+        # A tensor in the lists is read by value (tolist), never handed to numpy as it is.
+        (
+            [torch.tensor([0.0], requires_grad=True)],
+            {},
+            TypeError,
+            r"`class_lists` must hold integers, got dtype float64",
+        ),
+        ([[1, 1]], {}, ValueError, r"lists class 1 twice for image 0"),  # class 0 has none
+        (
+            (np.array([0.0, 1.0]), np.array([0])),
+            {},
+            TypeError,
+            r"`class_lists indptr` must hold integers, got dtype float64",
+        ),
+        (
+            (torch.tensor([0.0, 1.0], requires_grad=True), torch.tensor([0])),
+            {},
+            TypeError,
+            r"`class_lists indptr` must hold integers, got dtype float32",
+        ),
+        (
+            (np.array([0, 1], dtype=object), np.array([0])),
+            {},
+            TypeError,
+            r"`class_lists indptr` must be a numeric array, got an array of dtype object",
+        ),
     ],
 )
 def test_bad_class_lists(class_lists: object, kwargs: dict, error: type, match: str) -> None:
@@ -571,11 +764,25 @@ def test_bad_class_lists(class_lists: object, kwargs: dict, error: type, match: 
         ("abc", {}, TypeError, r"`labels` must be an \(N, C\) numpy.ndarray or torch.Tensor"),
         ({0: [1]}, {}, TypeError, r"got dict"),
         ([[0, 1]], {}, TypeError, r"got list; .*from_class_lists"),
-        (np.array([[0, 255]], dtype=np.uint8), {}, ValueError, r"got 255 \(an unsigned dtype"),
+        (
+            np.array([[0, 255]], dtype=np.uint8),
+            {},
+            ValueError,
+            r"`labels` must contain only values in \{0, 1, -1\}, got 255 \(an unsigned dtype",
+        ),
         (np.ones((2, 3, 4)), {}, ValueError, r"`labels` must be 2-D of shape \(N, C\), got 3-D"),
-        (np.array([[0, 2], [1, 0]]), {}, ValueError, r"only values in \{0, 1, -1\}, got 2"),
+        (np.array([[0, 2], [1, 0]]), {}, ValueError, r"`labels` must contain only .*, got 2$"),
+        (np.array([[1, -2], [1, 0]]), {}, ValueError, r"`labels` must contain only .*, got -2$"),
+        (np.array([[0.0, 2.0]]), {}, ValueError, r"`labels` must contain only .*, got 2$"),
+        (np.array([[1.0, 0.5]]), {}, ValueError, r"`labels` must contain only .*, got 0.5$"),
+        (np.array([[1.0, -2.0]]), {}, ValueError, r"`labels` must contain only .*, got -2$"),
         (np.eye(3), {"num_classes": 4}, ValueError, r"must have 4 columns \(num_classes\)"),
-        (np.array([[1], [0]], dtype=object), {}, TypeError, r"dtype object"),
+        (
+            np.array([[1], [0]], dtype=object),
+            {},
+            TypeError,
+            r"`labels` must be a numeric array, got an array of dtype object",
+        ),
         (np.eye(3), {"power": float("nan")}, ValueError, r"`power` must be a finite real number"),
         (np.eye(3), {"power": "1"}, TypeError, r"`power` must be a real number, got str '1'"),
         (np.eye(3), {"mode": "cycle", "power": 0.5}, ValueError, r"`power` must be 0, got 0.5"),
@@ -592,7 +799,7 @@ def test_bad_class_lists(class_lists: object, kwargs: dict, error: type, match: 
             np.eye(3),
             {"empty_classes": "skip"},
             ValueError,
-            r"one of 'warn', 'error', got str 'skip'",
+            r"`empty_classes` must be one of 'warn', 'error', got str 'skip'",
         ),
         (
             np.eye(3),
@@ -614,6 +821,7 @@ def test_bad_class_lists(class_lists: object, kwargs: dict, error: type, match: 
             r"`num_samples` must be an integer, got bool",
         ),
         (np.eye(3), {"seed": -1}, ValueError, r"`seed` must be an integer >= 0, got -1"),
+        (np.eye(3), {"num_classes": 0}, ValueError, r"`num_classes` must be an integer >= 1, got"),
         (np.eye(3), {"num_replicas": 0}, ValueError, r"`num_replicas` must be an integer >= 1"),
         (np.eye(3), {"num_replicas": 2.0}, TypeError, r"`num_replicas` must be an integer, got"),
         (
@@ -664,3 +872,76 @@ def test_paired_bad_epoch() -> None:
     paired = PairedSampler(SequentialSampler(range(2)), SequentialSampler(range(2)))
     with pytest.raises(ValueError, match=r"`epoch` must be an integer >= 0, got -2"):
         paired.set_epoch(-2)
+
+
+class _Declared(Sampler[int]):
+    """A sampler whose len() and number of yielded indices are set independently."""
+
+    def __init__(self, length: int, yields: int) -> None:
+        self.length, self.yields = length, yields
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.yields))
+
+
+@pytest.mark.parametrize(
+    ("uniform", "balanced", "match"),
+    [
+        (_Declared(2, 3), SequentialSampler(range(2)), r"`uniform` yields more .* len\(\) = 2$"),
+        # the balanced side ends with the epoch: its extra index is found by the strict zip
+        (SequentialSampler(range(2)), _Declared(2, 3), r"`balanced` yields more .* len\(\) = 2$"),
+        (_Declared(3, 2), SequentialSampler(range(3)), r"`uniform` yielded 2 .* len\(\) is 3$"),
+        (SequentialSampler(range(3)), _Declared(3, 2), r"`balanced` yielded 2 .* len\(\) is 3$"),
+    ],
+)
+def test_paired_sampler_whose_length_lies(
+    uniform: Sampler[int], balanced: Sampler[int], match: str
+) -> None:
+    paired = PairedSampler(uniform, balanced)
+    with pytest.raises(ValueError, match=match):
+        list(paired)
+
+
+def test_paired_lengths_are_checked_at_use() -> None:
+    uniform, balanced = _Declared(2, 2), _Declared(2, 2)
+    paired = PairedSampler(uniform, balanced)
+    pairs = iter(paired)
+    uniform.length = -1  # broken after the pairing was built
+    bad = r"must have a __len__ giving a non-negative int"
+    with pytest.raises(TypeError, match=f"^`uniform` {bad}"):
+        next(pairs)
+    with pytest.raises(TypeError, match=f"^`uniform` {bad}"):
+        len(paired)
+    uniform.length, balanced.length = 2, -1
+    with pytest.raises(TypeError, match=f"^`balanced` {bad}"):
+        len(paired)
+
+
+def test_paired_dataset_indexing() -> None:
+    data = TensorDataset(10 * torch.arange(5.0), torch.tensor([[0], [1], [1], [0], [1]]))
+    paired = PairedDataset(data)
+    assert len(paired) == 5
+    (x_u, y_u), (x_r, y_r) = paired[(1, 3)]
+    assert (x_u.item(), y_u.tolist(), x_r.item(), y_r.tolist()) == (10.0, [1], 30.0, [0])
+    (x_u, _), (x_r, _) = paired[[4, 4]]  # type: ignore[index]
+    assert (x_u.item(), x_r.item()) == (40.0, 40.0)
+
+
+class _NoLength:
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+@pytest.mark.parametrize(("pair", "seen"), [(2, "int"), ((1, 2, 3), "tuple"), ([1], "list")])
+def test_paired_dataset_bad_input(pair: object, seen: str) -> None:
+    paired = PairedDataset(TensorDataset(torch.arange(5.0)))
+    with pytest.raises(TypeError, match=rf"^`pair` must be an index pair \(i_u, i_r\), .* {seen}$"):
+        paired[pair]  # type: ignore[index]
+    assert PairedDataset(_NoLength())[(1, 2)] == (1, 2)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^`dataset` must be a \w+ with __len__, got _NoLength"):
+        len(PairedDataset(_NoLength()))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^`dataset` must be a map-style dataset .* got int$"):
+        PairedDataset(5)  # type: ignore[arg-type]

@@ -83,15 +83,13 @@ def _dense_positives(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     allocates no ``(N, C)`` temporary.
     """
     flat = np.ascontiguousarray(values).reshape(-1)
-    per_word = 8 // flat.itemsize if 8 % flat.itemsize == 0 else 0
-    if per_word:
-        whole = flat.size - flat.size % per_word
-        words = np.flatnonzero(flat[:whole].view(np.uint64))
-        candidates = (words[:, None] * per_word + np.arange(per_word)).reshape(-1)
-        candidates = np.concatenate([candidates, np.arange(whole, flat.size)])
-        index = candidates[flat[candidates] == 1]
-    else:
-        index = np.flatnonzero(flat == 1)
+    # ``values`` comes from a tensor of a real dtype: 1, 2, 4 or 8 bytes per entry.
+    per_word = 8 // flat.itemsize
+    whole = flat.size - flat.size % per_word
+    words = np.flatnonzero(flat[:whole].view(np.uint64))
+    candidates = (words[:, None] * per_word + np.arange(per_word)).reshape(-1)
+    candidates = np.concatenate([candidates, np.arange(whole, flat.size)])
+    index = candidates[flat[candidates] == 1]
     images, classes = np.divmod(index, max(values.shape[1], 1))
     return images.astype(np.int64), classes.astype(np.int64)
 
