@@ -151,7 +151,7 @@ def header(info: dict[str, Any], runs: list[Run]) -> str:
     failed = [f"`{r.name}` seed {r.seed}: {r.error}" for r in runs if r.status != "ok"]
     resumed = sum(r.resumed for r in runs)
     cfg = runs[0].config
-    data = cfg.dataset
+    data: str = cfg.dataset  # grows into a description
     if cfg.missing_rate:
         data += (
             f", {100 * cfg.missing_rate:g} % of the training labels hidden ({cfg.missing_scheme})"

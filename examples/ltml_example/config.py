@@ -12,11 +12,33 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
-DATASETS = ("demo", "voc-lt", "coco-lt", "csv")
-ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
-WEIGHTS = ("IMAGENET1K_V1", "IMAGENET1K_V2", "none")
+# The values of the flags that take a choice: the types of their Config fields, and the flags'
+# ``choices`` (get_args keeps the order written here).
+DatasetName = Literal["demo", "voc-lt", "coco-lt", "csv"]
+Arch = Literal["resnet18", "resnet34", "resnet50", "resnet101"]
+Weights = Literal["IMAGENET1K_V1", "IMAGENET1K_V2", "none"]
+MissingScheme = Literal["random", "per-class", "positives"]
+Branches = Literal["u", "r", "both", "mixed"]
+Branch = Literal["u", "r"]
+ClsLoss = Literal["bce", "weighted", "compensated", "db-focal", "asl", "comic"]
+Unknown = Literal["ignore", "negative"]
+Guard = Literal["none", "tied"]
+ScoreSpace = Literal["prob", "logit"]
+Detach = Literal["none", "first", "second"]
+SamplerMode = Literal["cycle", "random"]
+Deferred = Literal["none", "reweight", "resample"]
+MixMethod = Literal["mixup", "cutmix"]
+Stage2 = Literal["none", "crt", "ncm", "tau-norm", "lws", "logit-adjust"]
+Device = Literal["auto", "cpu", "cuda"]
+Amp = Literal["auto", "off", "bf16", "fp16"]
+
+DATASETS, ARCHS, WEIGHTS = get_args(DatasetName), get_args(Arch), get_args(Weights)
+
+# The branch a one-branch row trains (``mixed`` trains U on both batches): the branch it
+# predicts with, and whose features stage 2 takes.
+TRAINED_BRANCH: dict[Branches, Branch] = {"u": "u", "r": "r", "mixed": "u"}
 
 
 @dataclass(frozen=True)
@@ -24,7 +46,7 @@ class Config:
     """Everything a run depends on; printed at start and stored in checkpoints and results."""
 
     # data
-    dataset: str = "demo"
+    dataset: DatasetName = "demo"
     data_root: Path | None = None
     train_list: Path | None = None
     download_lists: bool = False
@@ -41,29 +63,29 @@ class Config:
     demo_max_count: int = 800
     demo_test_size: int = 1000
     missing_rate: float = 0.0  # fraction of the training labels hidden (PLT protocol: 0.4)
-    missing_scheme: str = "random"  # random | per-class | positives (ltml.data.drop_labels)
+    missing_scheme: MissingScheme = "random"  # ltml.data.drop_labels
     # model
-    arch: str = "resnet50"
-    weights: str = "IMAGENET1K_V1"
+    arch: Arch = "resnet50"
+    weights: Weights = "IMAGENET1K_V1"
     stem_pool: bool = True  # the stem's max-pool (off for 32x32 inputs: 4x more positions)
     freeze_stem: bool = True  # conv1 + layer1 frozen (DB recipe)
     bn_eval: bool = True  # every BatchNorm in eval mode (DB recipe)
     # method: which paper row
     row: str = "ltml"
-    branches: str = "both"  # u | r | both | mixed
-    cls_loss: str = "compensated"  # bce | weighted | compensated | db-focal | asl | comic
-    unknown: str = "ignore"  # unknown-label policy of the loss: ignore | negative
+    branches: Branches = "both"
+    cls_loss: ClsLoss = "compensated"
+    unknown: Unknown = "ignore"  # unknown-label policy of the loss
     rlc_weight: float = 0.2  # comic: weight of the Reflective Label Corrector's loss
     loss_args: tuple[str, ...] = ()  # KEY=VALUE hyper-parameters of the db-focal / asl loss
-    guard: str = "none"  # none | tied (LogitCompensatedBCE guard)
+    guard: Guard = "none"  # LogitCompensatedBCE guard
     consistency: bool = True
     consistency_weight: float = 0.1  # lambda of Eq. 1
-    consistency_space: str = "prob"
-    consistency_detach: str = "none"
+    consistency_space: ScoreSpace = "prob"
+    consistency_detach: Detach = "none"
     flip_test: bool = False
-    predict: str = "prob"  # how the two branches are averaged at test time
+    predict: ScoreSpace = "prob"  # how the two branches are averaged at test time
     # sampling and schedule
-    sampler_mode: str = "cycle"  # DB-loss class cycle, or i.i.d. "random" draws
+    sampler_mode: SamplerMode = "cycle"  # DB-loss class cycle, or i.i.d. "random" draws
     sampler_power: float = 0.0
     epoch_length: str = "db"  # db | uniform | an integer number of draws per stream
     iters_per_epoch: int | None = None  # overrides the epoch-length rule
@@ -80,8 +102,8 @@ class Config:
     grad_clip: float = 35.0
     seed: int = 1
     # machinery
-    device: str = "auto"
-    amp: str = "auto"  # auto | off | bf16 | fp16
+    device: Device = "auto"
+    amp: Amp = "auto"
     channels_last: bool = True  # CUDA only
     workers: int = 4
     threads: int | None = None  # torch CPU threads (None: torch's default)
@@ -93,17 +115,17 @@ class Config:
     progress: bool = True
     quiet: bool = False  # no configuration echo nor results table (the demo prints its own)
     # deferred re-balancing of a uniform single-branch row (rows drw / drs)
-    deferred: str = "none"  # none | reweight (DRW) | resample (DRS)
+    deferred: Deferred = "none"  # none | reweight (DRW) | resample (DRS)
     switch_epoch: int | None = None  # first re-balanced epoch; None: the first lr step
     # input mixup / CutMix of every training stream (Bag of Tricks: mixup, then a fine-tune)
     mixup: float = 0.0  # Beta(alpha, alpha) concentration; 0: off
-    mix_method: str = "mixup"  # mixup | cutmix
+    mix_method: MixMethod = "mixup"
     mixup_stop: int | None = None  # first unmixed epoch (0-based); None: mix every epoch
     # decoupled stage 2 (rows crt, ncm, tau-norm, lws, logit-adjust, ltml-crt): on the cached
     # features of a stage-1 model, trained first or loaded with --stage1
-    stage2: str = "none"  # none | crt | ncm | tau-norm | lws | logit-adjust
+    stage2: Stage2 = "none"
     stage1: Path | None = None
-    stage2_branch: str = "u"  # which branch's features, for a two-branch stage 1
+    stage2_branch: Branch = "u"  # which branch's features, for a two-branch stage 1
     stage2_epochs: int = 10
     stage2_batch_size: int = 512
     stage2_lr: float = 0.2
@@ -318,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
         g,
         "--missing-scheme",
         "which labels are hidden (ltml.data.drop_labels)",
-        choices=("random", "per-class", "positives"),
+        choices=get_args(MissingScheme),
     )
 
     g = p.add_argument_group("model")
@@ -345,21 +367,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--branches",
         "branches trained: U on uniform, R on re-balanced, both, or one "
         "branch on a mixed U+R batch",
-        choices=("u", "r", "both", "mixed"),
+        choices=get_args(Branches),
     )
-    losses = ("bce", "weighted", "compensated", "db-focal", "asl", "comic")
     add(
         g,
         "--cls-loss",
         "classification loss: BCE, omega-weighted BCE, + learnable logit "
         "compensation (Eq. 2), DB-Focal, ASL, COMIC's MFM + RLC",
-        choices=losses,
+        choices=get_args(ClsLoss),
     )
     add(
         g,
         "--unknown",
         "unknown (-1) training labels: ignored by the loss, or counted as negatives",
-        choices=("ignore", "negative"),
+        choices=get_args(Unknown),
     )
     add(g, "--rlc-weight", "comic: weight of the label corrector's loss", type=float)
     add(
@@ -369,15 +390,15 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="KEY=VALUE",
     )
-    add(g, "--guard", "LogitCompensatedBCE guard", choices=("none", "tied"))
+    add(g, "--guard", "LogitCompensatedBCE guard", choices=get_args(Guard))
     add(g, "--consistency", "cross-branch consistency term", action=argparse.BooleanOptionalAction)
     add(g, "--consistency-weight", "lambda of Eq. 1", type=float)
-    add(g, "--consistency-space", "compare probabilities or logits", choices=("prob", "logit"))
+    add(g, "--consistency-space", "compare probabilities or logits", choices=get_args(ScoreSpace))
     add(
         g,
         "--consistency-detach",
         "stop the gradient through one side",
-        choices=("none", "first", "second"),
+        choices=get_args(Detach),
     )
     add(
         g,
@@ -385,14 +406,19 @@ def build_parser() -> argparse.ArgumentParser:
         "average with the horizontally flipped view at test time",
         action=argparse.BooleanOptionalAction,
     )
-    add(g, "--predict", "average the branches' probabilities or logits", choices=("prob", "logit"))
+    add(
+        g,
+        "--predict",
+        "average the branches' probabilities or logits",
+        choices=get_args(ScoreSpace),
+    )
 
     g = p.add_argument_group("sampling and schedule")
     add(
         g,
         "--sampler-mode",
         "class-aware sampler: DB-loss class cycle or i.i.d. draws",
-        choices=("cycle", "random"),
+        choices=get_args(SamplerMode),
     )
     add(g, "--sampler-power", "class probability ~ n_k ** power (mode random)", type=float)
     add(
@@ -421,13 +447,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--deferred",
         "switch a uniform BCE row to class-balanced weights (reweight) or class-aware "
         "sampling (resample) at --switch-epoch",
-        choices=("none", "reweight", "resample"),
+        choices=get_args(Deferred),
     )
     add(g, "--switch-epoch", "first re-balanced epoch (0-based) [the first --lr-steps]", type=int)
 
     g = p.add_argument_group("mixup (any one-stage row)")
     add(g, "--mixup", "mix every training stream with lambda ~ Beta(a, a); 0 = off", type=float)
-    add(g, "--mix-method", "blend whole images or paste a box", choices=("mixup", "cutmix"))
+    add(g, "--mix-method", "blend whole images or paste a box", choices=get_args(MixMethod))
     add(
         g,
         "--mixup-stop",
@@ -442,10 +468,15 @@ def build_parser() -> argparse.ArgumentParser:
         g,
         "--stage2",
         "what stage 2 fits on the frozen stage-1 features",
-        choices=("none", "crt", "ncm", "tau-norm", "lws", "logit-adjust"),
+        choices=get_args(Stage2),
     )
     add(g, "--stage1", "stage-1 checkpoint (last.pt) to load instead of training it", type=Path)
-    add(g, "--stage2-branch", "features of this branch of a two-branch stage 1", choices=("u", "r"))
+    add(
+        g,
+        "--stage2-branch",
+        "features of this branch of a two-branch stage 1",
+        choices=get_args(Branch),
+    )
     add(g, "--stage2-epochs", "cRT / LWS epochs", type=int)
     add(g, "--stage2-batch-size", "cRT / LWS batch", type=int)
     add(g, "--stage2-lr", "cRT / LWS learning rate (cosine to 0)", type=float)
@@ -455,12 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     add(g, "--lws-bias", "LWS learns a per-class offset", action=argparse.BooleanOptionalAction)
 
     g = p.add_argument_group("machinery")
-    add(g, "--device", "auto = CUDA when available", choices=("auto", "cpu", "cuda"))
+    add(g, "--device", "auto = CUDA when available", choices=get_args(Device))
     add(
         g,
         "--amp",
         "autocast: auto = bf16 (or fp16 + GradScaler) on CUDA, off on CPU",
-        choices=("auto", "off", "bf16", "fp16"),
+        choices=get_args(Amp),
     )
     add(
         g,

@@ -13,9 +13,10 @@ from __future__ import annotations
 import copy
 import math
 import urllib.request
+from collections.abc import Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -50,7 +51,7 @@ class Data:
 
     train: Dataset[Any]
     train_labels: Tensor
-    val: Dataset[Any] | None
+    val: Subset[Any] | None
     test: Dataset[Any]
     classes: tuple[str, ...]
     split_note: str = ""  # how the parts were held out, printed at the start of a run
@@ -85,6 +86,7 @@ def build_data(cfg: Config) -> Data:
     train_tf, test_tf = transforms(cfg, train=True), transforms(cfg, train=False)
     root = Path(cfg.data_root or ".")
     full: Any
+    test: Dataset[Any] | None
     if cfg.dataset == "demo":
         full = make_demo("train", seed=cfg.seed, max_count=cfg.demo_max_count, transform=train_tf)
         test = make_demo("test", seed=cfg.seed, num_test=cfg.demo_test_size, transform=test_tf)
@@ -105,11 +107,11 @@ def build_data(cfg: Config) -> Data:
         test = COCOMultiLabel(root / "val2017", ann / "instances_val2017.json", transform=test_tf)
     labels = torch.as_tensor(full.labels)
     if cfg.missing_rate > 0:  # simulated partial labels: the training set reads the -1s too
-        scheme: Any = cfg.missing_scheme  # a choice of the --missing-scheme flag
-        labels = drop_labels(labels, cfg.missing_rate, scheme=scheme, seed=cfg.seed)
+        labels = drop_labels(labels, cfg.missing_rate, scheme=cfg.missing_scheme, seed=cfg.seed)
         full = _Relabelled(full, labels)
     if cfg.dataset == "csv":
         return _stratified(cfg, full, test, test_tf)
+    test = cast("Dataset[Any]", test)  # only a table (csv) may come without a test set
     if cfg.val_fraction == 0:
         return Data(full, labels, None, test, full.classes)
     holdout = copy.copy(full)  # the same images and labels, seen through the test transform
@@ -255,7 +257,9 @@ def train_loader(
     Returns the loader and the sampler whose ``set_epoch`` must be called every epoch.
     """
     batch = cfg.batch_size * cfg.batch_multiplier
-    uniform = DistributedSampler(data.train, num_replicas=world, rank=rank, seed=cfg.seed)
+    uniform: DistributedSampler[int] = DistributedSampler(
+        data.train, num_replicas=world, rank=rank, seed=cfg.seed
+    )
     class_aware: dict[str, Any] = {
         "num_samples": iters * batch * world,
         "mode": cfg.sampler_mode,
@@ -288,11 +292,16 @@ def train_loader(
     return loader, sampler
 
 
+def dataset_len(dataset: Dataset[Any]) -> int:
+    """``len(dataset)``: every dataset here has one, though torch's ``Dataset`` declares none."""
+    return len(cast(Sized, dataset))
+
+
 def eval_loader(
     cfg: Config, dataset: Dataset[Any], world: int, rank: int, pin_memory: bool
 ) -> DataLoader[Any]:
     """Load this process's share of an evaluation set (unpadded: the meter takes uneven shares)."""
-    share = Subset(dataset, list(range(rank, len(dataset), world)))  # type: ignore[arg-type]
+    share = Subset(dataset, list(range(rank, dataset_len(dataset), world)))
     return DataLoader(
         share,
         batch_size=2 * cfg.batch_size,

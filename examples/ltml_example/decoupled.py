@@ -23,9 +23,9 @@ from torch.utils.data import Dataset, Subset
 import ltml
 
 from . import report
-from .config import ROWS, STAGE1_ROW, Config
+from .config import ROWS, STAGE1_ROW, TRAINED_BRANCH, Branch, Config
 from .data import build_data, eval_loader, transforms
-from .model import build_model
+from .model import Collaborative, build_model
 
 # Stage-2 methods that map each class's scores by an increasing function: every per-class AP,
 # hence mAP, stays that of stage 1; only thresholded metrics (CF1, OF1) can move.
@@ -99,7 +99,8 @@ def _stage2(
     if cfg.stage2 == "tau-norm":
 
         def scores_at(tau: float) -> Tensor:
-            return ltml.tau_normalize(classifier, tau, bias=cfg.tau_bias)(feats["val"][0])
+            scores: Tensor = ltml.tau_normalize(classifier, tau, bias=cfg.tau_bias)(feats["val"][0])
+            return scores
     else:
 
         def scores_at(tau: float) -> Tensor:
@@ -115,7 +116,7 @@ def _stage2(
 
 
 def _cached_features(
-    cfg: Config, model: nn.Module, branch: str, data: Any, rt: Any, path: Path, state: Any
+    cfg: Config, model: Collaborative, branch: Branch, data: Any, rt: Any, path: Path, state: Any
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """Features of the train / val / test images, computed once per stage-1 checkpoint.
 
@@ -127,7 +128,7 @@ def _cached_features(
     if cache.is_file():
         saved = torch.load(cache, map_location="cpu", weights_only=True)
         if saved["key"] == key:
-            return {k: tuple(v) for k, v in saved["features"].items()}  # type: ignore[misc]
+            return {k: tuple(v) for k, v in saved["features"].items()}
     test_tf = transforms(cfg, train=False)
     splits = {"train": _unaugmented(data.train, test_tf), "test": data.test}
     if data.val is not None:
@@ -137,7 +138,7 @@ def _cached_features(
             model.trunk,
             eval_loader(cfg, dataset, 1, 0, rt.device.type == "cuda"),
             head=model.head,
-            branch=branch,  # type: ignore[arg-type]
+            branch=branch,
             device=rt.device,
             amp=rt.amp_dtype is not None,
             progress=cfg.progress,
@@ -171,7 +172,7 @@ def run_decoupled(cfg: Config, train_stage1: Any) -> dict[str, Any]:
     model = build_model(first, data.train_labels)
     model.load_state_dict(state["model"])
     model.to(rt.device)
-    branch = {"u": "u", "r": "r", "mixed": "u"}.get(first.branches, cfg.stage2_branch)
+    branch = TRAINED_BRANCH.get(first.branches, cfg.stage2_branch)
     head_branch = model.head.branch_u if branch == "u" else model.head.branch_r
     classifier = copy.deepcopy(head_branch.classifier).cpu()
 
@@ -195,14 +196,14 @@ def run_decoupled(cfg: Config, train_stage1: Any) -> dict[str, Any]:
         meter.update(scores, test_y)
         results[name] = meter.compute()
     measured = report.summary(results["test"])
-    payload = {
+    payload: dict[str, Any] = {
         "row": cfg.row,
         "description": ROWS[cfg.row][0],
         "config": _config_record(cfg),
         "stage1_checkpoint": str(path),
         "stage1_branch": branch,
         "train_images": len(data.train_labels),
-        "val_images": 0 if data.val is None else len(data.val),  # type: ignore[arg-type]
+        "val_images": 0 if data.val is None else len(data.val),
         "feature_seconds": features_s,
         "stage2_seconds": stage2_s,
         "chosen": chosen,

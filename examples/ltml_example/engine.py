@@ -19,7 +19,7 @@ import ltml
 
 from . import report
 from .config import ROWS, Config, describe, mixes
-from .data import Data, build_data, eval_loader, iterations_per_epoch, train_loader
+from .data import Data, build_data, dataset_len, eval_loader, iterations_per_epoch, train_loader
 from .decoupled import run_decoupled
 from .model import Collaborative, build_model, parameter_count
 
@@ -128,7 +128,7 @@ def _optimizer(cfg: Config, model: Collaborative) -> torch.optim.SGD:
     """SGD; the loss's compensation parameters get no weight decay (it would pull sigma to 0)."""
     net = [p for n, p in model.named_parameters() if p.requires_grad and "criterion" not in n]
     loss = [p for p in model.criterion.parameters() if p.requires_grad]
-    groups = [{"params": net}, {"params": loss, "weight_decay": 0.0}]
+    groups: list[dict[str, Any]] = [{"params": net}, {"params": loss, "weight_decay": 0.0}]
     return torch.optim.SGD(
         [g for g in groups if g["params"]],
         lr=cfg.lr,
@@ -157,7 +157,7 @@ def _mix(
         if x is None or y is None:
             out += [x, y]
             continue
-        mixed = ltml.mix_batch(x, y, cfg.mixup, method=cfg.mix_method, generator=generator)  # type: ignore[arg-type]
+        mixed = ltml.mix_batch(x, y, cfg.mixup, method=cfg.mix_method, generator=generator)
         out += [mixed.inputs, mixed.targets]
     return tuple(out)
 
@@ -272,7 +272,7 @@ def run(cfg: Config) -> dict[str, Any]:
     )
     log(
         f"  train: {len(data.train_labels)} images, {len(counts)} classes, counts "
-        f"{counts.max().item()} .. {counts.min().item()}; test: {len(data.test)} images"
+        f"{counts.max().item()} .. {counts.min().item()}; test: {dataset_len(data.test)} images"
     )
     log(
         f"  epoch = {draws} draws per stream (rule '{cfg.epoch_length}') -> {iters} iterations "
@@ -359,7 +359,7 @@ def run(cfg: Config) -> dict[str, Any]:
         "description": ROWS[cfg.row][0],
         "config": _config_record(cfg),
         "train_images": len(data.train_labels),
-        "val_images": 0 if data.val is None else len(data.val),  # type: ignore[arg-type]
+        "val_images": 0 if data.val is None else len(data.val),
         "iterations_per_epoch": iters,
         "draws_per_epoch": draws,
         "train_seconds": train_s,

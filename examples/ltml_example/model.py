@@ -15,7 +15,15 @@ from torch import Tensor, nn
 
 import ltml
 
-from .config import Config, loss_args, switch_epoch
+from .config import (
+    TRAINED_BRANCH,
+    Branch,
+    Config,
+    ScoreSpace,
+    Unknown,
+    loss_args,
+    switch_epoch,
+)
 
 
 def build_resnet(cfg: Config) -> nn.Module:
@@ -23,7 +31,7 @@ def build_resnet(cfg: Config) -> nn.Module:
     weights = None
     if cfg.weights != "none":
         weights = torchvision.models.get_model_weights(cfg.arch)[cfg.weights]
-    resnet = torchvision.models.get_model(cfg.arch, weights=weights)
+    resnet: nn.Module = torchvision.models.get_model(cfg.arch, weights=weights)
     if not cfg.stem_pool:
         resnet.maxpool = nn.Identity()
     return resnet
@@ -38,7 +46,7 @@ class ComicLoss(nn.Module):
     (:meth:`Collaborative.set_epoch`).
     """
 
-    def __init__(self, labels: Tensor, weight: float, unknown: Any) -> None:
+    def __init__(self, labels: Tensor, weight: float, unknown: Unknown) -> None:
         super().__init__()
         self.mfm = ltml.MultiFocalModifierLoss.from_labels(labels, unknown=unknown)
         self.rlc = ltml.ReflectiveLabelCorrector(ltml.class_counts(labels), unknown=unknown)
@@ -52,27 +60,28 @@ class ComicLoss(nn.Module):
 
 def build_criterion(cfg: Config, labels: Tensor) -> nn.Module:
     """Build the classification loss of ``--cls-loss`` (one instance, shared by both branches)."""
-    unknown: Any = cfg.unknown
     if cfg.deferred == "reweight":  # DRW with Cao et al.'s class-balanced weights, beta 0.9999
         counts = ltml.class_counts(labels)
         weight = ltml.class_weights(counts, method="effective_number", beta=0.9999)
-        return ltml.DeferredReweightedBCE(weight, switch_epoch(cfg), unknown=unknown)
+        return ltml.DeferredReweightedBCE(weight, switch_epoch(cfg), unknown=cfg.unknown)
     if cfg.cls_loss == "bce":
-        return ltml.BCE(unknown=unknown)
+        return ltml.BCE(unknown=cfg.unknown)
     if cfg.cls_loss == "db-focal":
         preset = "coco" if cfg.dataset == "coco-lt" else "voc"
         return ltml.DistributionBalancedLoss.from_labels(
-            labels, preset=preset, unknown=unknown, **loss_args(cfg)
+            labels, preset=preset, unknown=cfg.unknown, **loss_args(cfg)
         )
     if cfg.cls_loss == "asl":
-        return ltml.AsymmetricLoss(unknown=unknown, **loss_args(cfg))
+        # --loss-args names the parameters it sets: which ones is known only at run time
+        hyper: dict[str, Any] = loss_args(cfg)
+        return ltml.AsymmetricLoss(unknown=cfg.unknown, **hyper)
     if cfg.cls_loss == "comic":
-        return ComicLoss(labels, cfg.rlc_weight, unknown)
+        return ComicLoss(labels, cfg.rlc_weight, cfg.unknown)
     return ltml.LogitCompensatedBCE.from_labels(
         labels,
         learnable=cfg.cls_loss == "compensated",
         guard=None if cfg.guard == "none" else cfg.guard,
-        unknown=unknown,
+        unknown=cfg.unknown,
     )
 
 
@@ -89,12 +98,12 @@ class Collaborative(nn.Module):
         self.trunk, self.head = ltml.resnet_dual_branch(build_resnet(cfg), labels.shape[1])
         cls = build_criterion(cfg, labels)
         consistency = ltml.CrossBranchConsistency(
-            space=cfg.consistency_space,  # type: ignore[arg-type]
-            detach=None if cfg.consistency_detach == "none" else cfg.consistency_detach,  # type: ignore[arg-type]
+            space=cfg.consistency_space,
+            detach=None if cfg.consistency_detach == "none" else cfg.consistency_detach,
         )
         self.criterion = ltml.LTMLLoss(cls, consistency=consistency, weight=cfg.consistency_weight)
         self.branches, self.consistency = cfg.branches, cfg.consistency
-        self.predict_mode = {"u": "u", "r": "r", "mixed": "u"}.get(cfg.branches, cfg.predict)
+        self.predict_mode: Branch | ScoreSpace = TRAINED_BRANCH.get(cfg.branches, cfg.predict)
 
     def forward(
         self, x_u: Tensor | None, y_u: Tensor | None, x_r: Tensor | None, y_r: Tensor | None
