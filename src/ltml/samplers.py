@@ -519,10 +519,10 @@ class ClassAwareSampler(Sampler[int]):
         return iter(_shard(order, self.num_replicas, self.rank).tolist())
 
 
-def _length(sampler: Any, name: str) -> int:
+def _length(sampler: Any, name: str, kind: str = "sampler") -> int:
     """``len(sampler)``, with an error naming the argument when it has no valid length."""
     if not isinstance(sampler, Sized):
-        raise TypeError(f"`{name}` must be a sampler with __len__, got {type(sampler).__name__}")
+        raise TypeError(f"`{name}` must be a {kind} with __len__, got {type(sampler).__name__}")
     try:
         return len(sampler)
     except (TypeError, ValueError) as err:
@@ -675,7 +675,7 @@ class PairedDataset(Dataset[tuple[T_co, T_co]]):
 
     def __len__(self) -> int:
         """Return the length of the wrapped dataset."""
-        return _length(self.dataset, "dataset")
+        return _length(self.dataset, "dataset", kind="dataset")
 
     def __getitem__(self, pair: tuple[int, int]) -> tuple[T_co, T_co]:
         """Return ``(dataset[i_u], dataset[i_r])``."""
