@@ -3,6 +3,7 @@
     python benchmarks/mutation.py                    # every module, one after the other
     python benchmarks/mutation.py samplers heads     # some modules
     python benchmarks/mutation.py --max-children 1   # parallel mutants (default 2)
+    python benchmarks/mutation.py functional.metrics --resume   # go on with an interrupted run
 
 Each module is mutated in its own scratch copy of the repository (``build/mutation/<module>``,
 kept so that ``mutmut show NAME`` / ``mutmut browse`` can be run there afterwards), and each
@@ -70,9 +71,15 @@ def _mutmut(workdir: Path, *args: str) -> str:
     return done.stdout
 
 
-def _prepare(name: str, target: str, tests: list[str]) -> Path:
-    """Copy src/, tests/ and pyproject.toml to a scratch folder set to mutate ``target`` only."""
+def _prepare(name: str, target: str, tests: list[str], resume: bool = False) -> Path:
+    """Copy src/, tests/ and pyproject.toml to a scratch folder set to mutate ``target`` only.
+
+    With ``resume``, an existing folder is kept as it is: mutmut then runs only the mutants
+    that have no result yet (the code and tests are those of the interrupted run).
+    """
     workdir = ROOT / "build" / "mutation" / name
+    if resume and (workdir / "mutants").is_dir():
+        return workdir
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     shutil.copytree(ROOT / "src", workdir / "src", ignore=shutil.ignore_patterns("__pycache__"))
@@ -132,10 +139,12 @@ def load_equivalents(path: Path = EQUIVALENTS) -> dict[tuple[str, str], str]:
     return entries
 
 
-def mutate(name: str, max_children: int, equivalents: dict[tuple[str, str], str]) -> list[str]:
+def mutate(
+    name: str, max_children: int, equivalents: dict[tuple[str, str], str], resume: bool = False
+) -> list[str]:
     """Run one module's mutants; print its score; return its unexplained survivors."""
     target, tests = MODULES[name]
-    workdir = _prepare(name, target, tests)
+    workdir = _prepare(name, target, tests, resume)
     print(f"{name}: mutating {target} against {', '.join(tests)} in {workdir} ...", flush=True)
     start = time.perf_counter()
     _mutmut(workdir, "run", "--max-children", str(max_children))
@@ -168,6 +177,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
     parser.add_argument("--max-children", type=int, default=2, help="mutants run in parallel")
+    parser.add_argument(
+        "--resume", action="store_true", help="go on with the mutants of an interrupted run"
+    )
     args = parser.parse_args()
     unknown = set(args.modules) - set(MODULES)
     if unknown:
@@ -177,7 +189,7 @@ def main() -> None:
     equivalents = load_equivalents()
     unexplained = []
     for name in args.modules or MODULES:
-        unexplained += mutate(name, args.max_children, equivalents)
+        unexplained += mutate(name, args.max_children, equivalents, args.resume)
     if unexplained:
         print("\nSurvivors (kill them with a test, or list them as equivalent):")
         print("\n".join(unexplained))
