@@ -220,7 +220,7 @@ STAGE1_ROW["ltml-crt"] = "ltml"
 _DECOUPLED = {
     "crt": "cRT: ERM features, classifier re-trained class-aware",
     "ncm": "NCM: ERM features, nearest class mean",
-    "tau-norm": "tau-norm: ERM classifier, weights / norm^tau",
+    "tau-norm": "tau-norm: ERM classifier, each weight row divided by its norm to the power tau",
     "lws": "LWS: ERM classifier, learnt per-class scale",
     "logit-adjust": "logit adjustment: ERM logits - tau log-odds prior",
     "ltml-crt": "cRT on LTML's uniform-branch features",
