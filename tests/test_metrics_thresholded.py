@@ -499,3 +499,69 @@ def test_scores_that_require_grad_are_accepted():
     assert torch.equal(fit_thresholds(logits, targets), fit_thresholds(plain, targets))
     got = thresholded_metrics(logits, targets, threshold=0.0, top_k=1).as_dict()
     assert got == thresholded_metrics(plain, targets, threshold=0.0, top_k=1).as_dict()
+
+
+# --- exact contracts: warning text, JSON form, empty inputs, precision ---------------------------
+
+
+def _empty_class_call(fn, num_empty, empty_class):
+    """Call ``fn`` on 12 classes of which the first ``num_empty`` have no positive target."""
+    scores = torch.tensor([[0.9] * 12, [0.1] * 12, [0.5] * 12])
+    targets = torch.zeros((3, 12), dtype=torch.int64)
+    targets[0, num_empty:] = 1
+    if fn is fit_thresholds:
+        return fit_thresholds(scores, targets)
+    if fn is average_precision:
+        return average_precision(scores, targets, empty_class=empty_class)
+    return thresholded_metrics(scores, targets, threshold=0.5, empty_class=empty_class)
+
+
+@pytest.mark.parametrize(
+    ("fn", "what"),
+    [
+        (average_precision, "AP is"),
+        (thresholded_metrics, "per-class metrics are"),
+        (fit_thresholds, "threshold is"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("num_empty", "shown"),
+    [(10, "0, 1, 2, 3, 4, 5, 6, 7, 8, 9"), (11, "0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ...")],
+)
+@pytest.mark.parametrize("empty_class", ["nan", "zero"])
+def test_empty_class_warning_text_and_origin(fn, what, num_empty, shown, empty_class):
+    if fn is fit_thresholds:
+        empty_class = "nan"  # a class with no positive gets an infinite threshold
+    value = "NaN and left out of means" if empty_class == "nan" else "0"
+    expected = (
+        f"{num_empty} class(es) have no positive target (classes {shown}): their {what} "
+        f"undefined and reported as {value} (empty_class='{empty_class}')"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _empty_class_call(fn, num_empty, empty_class)
+    assert [str(w.message) for w in caught] == [expected]
+    assert [w.category for w in caught] == [UserWarning]
+    assert caught[0].filename == __file__  # the warning points at the caller's line
+
+
+def test_as_dict_keys_and_values_exactly():
+    scores = torch.tensor([[0.9, 0.2, 0.7, 0.4], [0.1, 0.8, 0.3, 0.6], [0.6, 0.5, 0.2, 0.1]])
+    targets = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0], [1, 1, 0, 0]])
+    threshold = [0.5, math.inf, 0.25, -math.inf]
+    m = quiet(thresholded_metrics, scores, targets, threshold=threshold, top_k=3)
+    d = json.loads(json.dumps(m.as_dict(), allow_nan=False))
+    assert list(d) == [*SUMMARY, "groups", "precision", "recall", "f1", "threshold", "top_k", "num_empty"]
+    assert d["groups"] == {}
+    # scikit-learn on the same decisions (threshold and top 3, ties kept), written by hand here
+    y = targets.numpy()
+    pred = (scores.numpy() >= np.array(threshold)) & (
+        scores.numpy() >= np.sort(scores.numpy(), axis=1)[:, -3:-2]
+    )
+    p, r, f, _ = precision_recall_fscore_support(y, pred.astype(int), average=None, zero_division=0)
+    assert d["precision"] == [p[0], p[1], None, p[3]]  # class 2: no positive, NaN -> None
+    assert d["recall"] == [r[0], r[1], None, r[3]]
+    assert d["f1"] == [f[0], f[1], None, f[3]]
+    assert d["threshold"] == [0.5, "inf", 0.25, "-inf"]
+    assert d["top_k"] == 3
+    assert d["num_empty"] == 1
