@@ -305,7 +305,7 @@ def test_meter_repr():
             torch.zeros(4, 3),
             torch.zeros(4, 2),
             ValueError,
-            r"same shape, got \(4, 3\) and \(4, 2\)",
+            r"`scores` and `targets` must have the same shape, got \(4, 3\) and \(4, 2\)",
         ),
         (torch.zeros(2, 2), torch.tensor([[0, 2], [1, 0]]), ValueError, r"`targets` .* got 2"),
         (torch.zeros(2, 2), torch.tensor([[0, 0.5], [1, 0]]), ValueError, r"`targets` .*0.5"),
@@ -439,6 +439,8 @@ def test_no_rows_gives_float64_nan_ap_and_infinite_thresholds():
         thr = F.fit_thresholds(scores, targets)
     assert ap.dtype == torch.float64 and ap.shape == (3,) and torch.isnan(ap).all()
     assert thr.dtype == torch.float64 and thr.tolist() == [math.inf] * 3
+    ap = quiet_ap(torch.ones((2, 3)), torch.zeros((2, 3)))  # rows, but no positive anywhere
+    assert ap.dtype == torch.float64 and torch.isnan(ap).all()
 
 
 def test_float64_scores_keep_differences_float32_would_merge():
@@ -450,6 +452,7 @@ def test_float64_scores_keep_differences_float32_would_merge():
     thr = F.fit_thresholds(scores, targets)
     assert thr.dtype == torch.float64
     assert thr.tolist() == [scores[1, 0].item(), scores[2, 1].item()]  # the lowest positive
+    assert F.fit_thresholds(scores.float(), targets).dtype == torch.float64
 
 
 def test_meter_ranks_batches_of_different_dtypes_exactly():

@@ -369,6 +369,7 @@ def test_meter_needs_to_be_told_what_the_scores_are():
         ({"threshold": math.nan}, ValueError, "`threshold` must not be NaN"),
         ({"threshold": np.zeros((3, 1))}, TypeError, r"`threshold` must be .* got \(3, 1\)"),
         ({"threshold": "0.5"}, TypeError, "`threshold` must be a number .* got str"),
+        ({"threshold": [0.5, "a", 0.0]}, TypeError, "`threshold` must be a number .* got list"),
         ({"threshold": True}, TypeError, "`threshold` must be a number .* got booleans"),
         ({"threshold": 0.0, "top_k": 0}, ValueError, r"`top_k` must be an integer .*, got 0"),
         ({"threshold": 0.0, "top_k": 4}, ValueError, r"`top_k` .* got 4"),
@@ -548,7 +549,7 @@ def test_empty_class_warning_text_and_origin(fn, what, num_empty, shown, empty_c
 def test_as_dict_keys_and_values_exactly():
     scores = torch.tensor([[0.9, 0.2, 0.7, 0.4], [0.1, 0.8, 0.3, 0.6], [0.6, 0.5, 0.2, 0.1]])
     targets = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0], [1, 1, 0, 0]])
-    threshold = [0.5, math.inf, 0.25, -math.inf]
+    threshold = [0.5, math.inf, 0.3, -math.inf]
     m = quiet(thresholded_metrics, scores, targets, threshold=threshold, top_k=3)
     d = json.loads(json.dumps(m.as_dict(), allow_nan=False))
     assert list(d) == [*SUMMARY, "groups", "precision", "recall", "f1", "threshold", "top_k", "num_empty"]
@@ -562,6 +563,6 @@ def test_as_dict_keys_and_values_exactly():
     assert d["precision"] == [p[0], p[1], None, p[3]]  # class 2: no positive, NaN -> None
     assert d["recall"] == [r[0], r[1], None, r[3]]
     assert d["f1"] == [f[0], f[1], None, f[3]]
-    assert d["threshold"] == [0.5, "inf", 0.25, "-inf"]
+    assert d["threshold"] == [0.5, "inf", 0.3, "-inf"]  # 0.3 kept in float64
     assert d["top_k"] == 3
     assert d["num_empty"] == 1
