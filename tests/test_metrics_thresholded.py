@@ -566,3 +566,35 @@ def test_as_dict_keys_and_values_exactly():
     assert d["threshold"] == [0.5, "inf", 0.3, "-inf"]  # 0.3 kept in float64
     assert d["top_k"] == 3
     assert d["num_empty"] == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.int64, torch.float32])
+def test_row_chunks_and_score_dtypes_match_sklearn(monkeypatch, dtype):
+    import ltml.functional.metrics as F
+
+    monkeypatch.setattr(F, "_CHUNK_ELEMENTS", 4)  # 3 classes: rows counted one at a time
+    rng = np.random.default_rng(5)
+    scores = rng.integers(-3, 4, (11, 3))  # exact in every dtype, with ties
+    targets = rng.integers(0, 2, (11, 3))
+    targets[0] = 1
+    k = 2
+    # Brute force: at least 0.5, and fewer than k classes of the row score strictly higher.
+    higher = (scores[:, None, :] > scores[:, :, None]).sum(2)
+    pred = ((scores >= 0.5) & (higher < k)).astype(int)
+    p, r, f, _ = precision_recall_fscore_support(targets, pred, average=None, zero_division=0)
+    m = thresholded_metrics(torch.from_numpy(scores).to(dtype), targets, threshold=0.5, top_k=k)
+    np.testing.assert_allclose(m.precision.numpy(), p, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(m.recall.numpy(), r, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(m.f1.numpy(), f, rtol=0, atol=1e-12)
+
+
+def test_cf1_is_nan_when_no_class_has_a_positive():
+    m = quiet(thresholded_metrics, torch.ones(2, 2), torch.zeros(2, 2), threshold=0.0)
+    assert math.isnan(m.CP) and math.isnan(m.CR) and math.isnan(m.CF1)
+
+
+def test_summary_str_lists_percentages_in_table_order():
+    from ltml.functional.metrics import ThresholdedSummary
+
+    s = ThresholdedSummary(OP=0.1, OR=0.2, OF1=0.3, CP=0.4, CR=0.5, CF1=0.123456, mean_f1=0.7)
+    assert str(s) == "CP 40.00  CR 50.00  CF1 12.35  OP 10.00  OR 20.00  OF1 30.00"
