@@ -437,15 +437,21 @@ def test_no_rows_gives_float64_nan_ap_and_infinite_thresholds():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         thr = F.fit_thresholds(scores, targets)
-    assert ap.dtype == torch.float64 and ap.shape == (3,) and torch.isnan(ap).all()
-    assert thr.dtype == torch.float64 and thr.tolist() == [math.inf] * 3
+    assert ap.dtype == torch.float64
+    assert ap.shape == (3,)
+    assert torch.isnan(ap).all()
+    assert thr.dtype == torch.float64
+    assert thr.tolist() == [math.inf] * 3
     ap = quiet_ap(torch.ones((2, 3)), torch.zeros((2, 3)))  # rows, but no positive anywhere
-    assert ap.dtype == torch.float64 and torch.isnan(ap).all()
+    assert ap.dtype == torch.float64
+    assert torch.isnan(ap).all()
 
 
 def test_float64_scores_keep_differences_float32_would_merge():
     # 1 + 1e-12 * k are distinct in float64 and all 1.0 in float32.
-    scores = 1 + 1e-12 * torch.tensor([[3.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 3.0]], dtype=torch.float64)
+    scores = 1 + 1e-12 * torch.tensor(
+        [[3.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 3.0]], dtype=torch.float64
+    )
     targets = torch.tensor([[1, 0], [1, 0], [0, 1], [0, 1]])
     assert_matches_oracle(scores.numpy(), targets.numpy())
     assert quiet_ap(scores, targets).tolist() == [1.0, 1.0]  # by hand: positives ranked first
@@ -464,7 +470,8 @@ def test_meter_ranks_batches_of_different_dtypes_exactly():
 
     big = 2**24 + 1  # not a float32; by hand, AP is 1.0 when the positive ranks first, else 0.5
     assert meter_ap((torch.tensor([[big]]), 1), (torch.tensor([[2.0**24]]), 0)) == 1.0
-    assert meter_ap((torch.tensor([[0.5]]), 0), (torch.tensor([[0.25]], dtype=torch.float64), 1)) == 0.5
-    assert meter_ap((torch.tensor([[0.5]]), 1), (torch.tensor([[0.25]], dtype=torch.float64), 0)) == 1.0
+    low = torch.tensor([[0.25]], dtype=torch.float64)  # beside a float32 batch
+    assert meter_ap((torch.tensor([[0.5]]), 0), (low, 1)) == 0.5
+    assert meter_ap((torch.tensor([[0.5]]), 1), (low, 0)) == 1.0
     huge = 2**53 + 1  # not a float64
     assert meter_ap((torch.tensor([[huge]]), 1), (torch.tensor([[2**53]]), 0)) == 1.0

@@ -552,7 +552,16 @@ def test_as_dict_keys_and_values_exactly():
     threshold = [0.5, math.inf, 0.3, -math.inf]
     m = quiet(thresholded_metrics, scores, targets, threshold=threshold, top_k=3)
     d = json.loads(json.dumps(m.as_dict(), allow_nan=False))
-    assert list(d) == [*SUMMARY, "groups", "precision", "recall", "f1", "threshold", "top_k", "num_empty"]
+    assert list(d) == [
+        *SUMMARY,
+        "groups",
+        "precision",
+        "recall",
+        "f1",
+        "threshold",
+        "top_k",
+        "num_empty",
+    ]
     assert d["groups"] == {}
     # scikit-learn on the same decisions (threshold and top 3, ties kept), written by hand here
     y = targets.numpy()
@@ -590,7 +599,9 @@ def test_row_chunks_and_score_dtypes_match_sklearn(monkeypatch, dtype):
 
 def test_cf1_is_nan_when_no_class_has_a_positive():
     m = quiet(thresholded_metrics, torch.ones(2, 2), torch.zeros(2, 2), threshold=0.0)
-    assert math.isnan(m.CP) and math.isnan(m.CR) and math.isnan(m.CF1)
+    assert math.isnan(m.CP)
+    assert math.isnan(m.CR)
+    assert math.isnan(m.CF1)
 
 
 def test_summary_str_lists_percentages_in_table_order():
