@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import socket
@@ -475,3 +476,17 @@ def test_meter_ranks_batches_of_different_dtypes_exactly():
     assert meter_ap((torch.tensor([[0.5]]), 1), (low, 0)) == 1.0
     huge = 2**53 + 1  # not a float64
     assert meter_ap((torch.tensor([[huge]]), 1), (torch.tensor([[2**53]]), 0)) == 1.0
+
+
+def test_meter_warning_points_at_the_compute_call():
+    meter = mAPMeter(2)
+    meter.update(torch.ones(2, 2), torch.tensor([[1, 0], [0, 0]]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        meter.compute()
+    assert [str(w.message) for w in caught] == [
+        "1 class(es) have no positive target (classes 1): their AP is undefined and reported "
+        "as NaN and left out of means (empty_class='nan')"
+    ]
+    assert (caught[0].filename, caught[0].lineno) == (__file__, line)

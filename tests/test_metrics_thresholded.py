@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -505,16 +506,16 @@ def test_scores_that_require_grad_are_accepted():
 # --- exact contracts: warning text, JSON form, empty inputs, precision ---------------------------
 
 
-def _empty_class_call(fn, num_empty, empty_class):
-    """Call ``fn`` on 12 classes of which the first ``num_empty`` have no positive target."""
+def _empty_class_problem(fn, num_empty, empty_class):
+    """12 classes of which the first ``num_empty`` have no positive target, and ``fn``'s options."""
     scores = torch.tensor([[0.9] * 12, [0.1] * 12, [0.5] * 12])
     targets = torch.zeros((3, 12), dtype=torch.int64)
     targets[0, num_empty:] = 1
     if fn is fit_thresholds:
-        return fit_thresholds(scores, targets)
+        return scores, targets, {}
     if fn is average_precision:
-        return average_precision(scores, targets, empty_class=empty_class)
-    return thresholded_metrics(scores, targets, threshold=0.5, empty_class=empty_class)
+        return scores, targets, {"empty_class": empty_class}
+    return scores, targets, {"threshold": 0.5, "empty_class": empty_class}
 
 
 @pytest.mark.parametrize(
@@ -538,12 +539,14 @@ def test_empty_class_warning_text_and_origin(fn, what, num_empty, shown, empty_c
         f"{num_empty} class(es) have no positive target (classes {shown}): their {what} "
         f"undefined and reported as {value} (empty_class='{empty_class}')"
     )
+    scores, targets, kwargs = _empty_class_problem(fn, num_empty, empty_class)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _empty_class_call(fn, num_empty, empty_class)
+        line = inspect.currentframe().f_lineno + 1
+        fn(scores, targets, **kwargs)
     assert [str(w.message) for w in caught] == [expected]
     assert [w.category for w in caught] == [UserWarning]
-    assert caught[0].filename == __file__  # the warning points at the caller's line
+    assert (caught[0].filename, caught[0].lineno) == (__file__, line)  # the caller's line
 
 
 def test_as_dict_keys_and_values_exactly():
