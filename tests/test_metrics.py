@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import socket
@@ -305,7 +306,7 @@ def test_meter_repr():
             torch.zeros(4, 3),
             torch.zeros(4, 2),
             ValueError,
-            r"same shape, got \(4, 3\) and \(4, 2\)",
+            r"`scores` and `targets` must have the same shape, got \(4, 3\) and \(4, 2\)",
         ),
         (torch.zeros(2, 2), torch.tensor([[0, 2], [1, 0]]), ValueError, r"`targets` .* got 2"),
         (torch.zeros(2, 2), torch.tensor([[0, 0.5], [1, 0]]), ValueError, r"`targets` .*0.5"),
@@ -429,3 +430,63 @@ def test_num_samples_is_a_deprecated_name_of_num_stored():
     meter.update(torch.tensor([[0.5, 0.1]]), torch.tensor([[1, 0]]))
     with pytest.warns(FutureWarning, match="`num_samples` is deprecated .* use `num_stored`"):
         assert meter.num_samples == 1
+
+
+def test_no_rows_gives_float64_nan_ap_and_infinite_thresholds():
+    scores, targets = torch.empty((0, 3)), torch.empty((0, 3), dtype=torch.int64)
+    ap = quiet_ap(scores, targets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        thr = F.fit_thresholds(scores, targets)
+    assert ap.dtype == torch.float64
+    assert ap.shape == (3,)
+    assert torch.isnan(ap).all()
+    assert thr.dtype == torch.float64
+    assert thr.tolist() == [math.inf] * 3
+    ap = quiet_ap(torch.ones((2, 3)), torch.zeros((2, 3)))  # rows, but no positive anywhere
+    assert ap.dtype == torch.float64
+    assert torch.isnan(ap).all()
+
+
+def test_float64_scores_keep_differences_float32_would_merge():
+    # 1 + 1e-12 * k are distinct in float64 and all 1.0 in float32.
+    scores = 1 + 1e-12 * torch.tensor(
+        [[3.0, 0.0], [2.0, 1.0], [1.0, 2.0], [0.0, 3.0]], dtype=torch.float64
+    )
+    targets = torch.tensor([[1, 0], [1, 0], [0, 1], [0, 1]])
+    assert_matches_oracle(scores.numpy(), targets.numpy())
+    assert quiet_ap(scores, targets).tolist() == [1.0, 1.0]  # by hand: positives ranked first
+    thr = F.fit_thresholds(scores, targets)
+    assert thr.dtype == torch.float64
+    assert thr.tolist() == [scores[1, 0].item(), scores[2, 1].item()]  # the lowest positive
+    assert F.fit_thresholds(scores.float(), targets).dtype == torch.float64
+
+
+def test_meter_ranks_batches_of_different_dtypes_exactly():
+    def meter_ap(*batches):
+        meter = mAPMeter(1)
+        for s, y in batches:
+            meter.update(s, torch.tensor([[y]]))
+        return meter.compute().ap.item()
+
+    big = 2**24 + 1  # not a float32; by hand, AP is 1.0 when the positive ranks first, else 0.5
+    assert meter_ap((torch.tensor([[big]]), 1), (torch.tensor([[2.0**24]]), 0)) == 1.0
+    low = torch.tensor([[0.25]], dtype=torch.float64)  # beside a float32 batch
+    assert meter_ap((torch.tensor([[0.5]]), 0), (low, 1)) == 0.5
+    assert meter_ap((torch.tensor([[0.5]]), 1), (low, 0)) == 1.0
+    huge = 2**53 + 1  # not a float64
+    assert meter_ap((torch.tensor([[huge]]), 1), (torch.tensor([[2**53]]), 0)) == 1.0
+
+
+def test_meter_warning_points_at_the_compute_call():
+    meter = mAPMeter(2)
+    meter.update(torch.ones(2, 2), torch.tensor([[1, 0], [0, 0]]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        meter.compute()
+    assert [str(w.message) for w in caught] == [
+        "1 class(es) have no positive target (classes 1): their AP is undefined and reported "
+        "as NaN and left out of means (empty_class='nan')"
+    ]
+    assert (caught[0].filename, caught[0].lineno) == (__file__, line)

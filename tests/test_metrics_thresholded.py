@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -369,6 +370,7 @@ def test_meter_needs_to_be_told_what_the_scores_are():
         ({"threshold": math.nan}, ValueError, "`threshold` must not be NaN"),
         ({"threshold": np.zeros((3, 1))}, TypeError, r"`threshold` must be .* got \(3, 1\)"),
         ({"threshold": "0.5"}, TypeError, "`threshold` must be a number .* got str"),
+        ({"threshold": [0.5, "a", 0.0]}, TypeError, "`threshold` must be a number .* got list"),
         ({"threshold": True}, TypeError, "`threshold` must be a number .* got booleans"),
         ({"threshold": 0.0, "top_k": 0}, ValueError, r"`top_k` must be an integer .*, got 0"),
         ({"threshold": 0.0, "top_k": 4}, ValueError, r"`top_k` .* got 4"),
@@ -499,3 +501,114 @@ def test_scores_that_require_grad_are_accepted():
     assert torch.equal(fit_thresholds(logits, targets), fit_thresholds(plain, targets))
     got = thresholded_metrics(logits, targets, threshold=0.0, top_k=1).as_dict()
     assert got == thresholded_metrics(plain, targets, threshold=0.0, top_k=1).as_dict()
+
+
+# --- exact contracts: warning text, JSON form, empty inputs, precision ---------------------------
+
+
+def _empty_class_problem(fn, num_empty, empty_class):
+    """12 classes of which the first ``num_empty`` have no positive target, and ``fn``'s options."""
+    scores = torch.tensor([[0.9] * 12, [0.1] * 12, [0.5] * 12])
+    targets = torch.zeros((3, 12), dtype=torch.int64)
+    targets[0, num_empty:] = 1
+    if fn is fit_thresholds:
+        return scores, targets, {}
+    if fn is average_precision:
+        return scores, targets, {"empty_class": empty_class}
+    return scores, targets, {"threshold": 0.5, "empty_class": empty_class}
+
+
+@pytest.mark.parametrize(
+    ("fn", "what"),
+    [
+        (average_precision, "AP is"),
+        (thresholded_metrics, "per-class metrics are"),
+        (fit_thresholds, "threshold is"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("num_empty", "shown"),
+    [(10, "0, 1, 2, 3, 4, 5, 6, 7, 8, 9"), (11, "0, 1, 2, 3, 4, 5, 6, 7, 8, 9, ...")],
+)
+@pytest.mark.parametrize("empty_class", ["nan", "zero"])
+def test_empty_class_warning_text_and_origin(fn, what, num_empty, shown, empty_class):
+    if fn is fit_thresholds:
+        empty_class = "nan"  # a class with no positive gets an infinite threshold
+    value = "NaN and left out of means" if empty_class == "nan" else "0"
+    expected = (
+        f"{num_empty} class(es) have no positive target (classes {shown}): their {what} "
+        f"undefined and reported as {value} (empty_class='{empty_class}')"
+    )
+    scores, targets, kwargs = _empty_class_problem(fn, num_empty, empty_class)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        fn(scores, targets, **kwargs)
+    assert [str(w.message) for w in caught] == [expected]
+    assert [w.category for w in caught] == [UserWarning]
+    assert (caught[0].filename, caught[0].lineno) == (__file__, line)  # the caller's line
+
+
+def test_as_dict_keys_and_values_exactly():
+    scores = torch.tensor([[0.9, 0.2, 0.7, 0.4], [0.1, 0.8, 0.3, 0.6], [0.6, 0.5, 0.2, 0.1]])
+    targets = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0], [1, 1, 0, 0]])
+    threshold = [0.5, math.inf, 0.3, -math.inf]
+    m = quiet(thresholded_metrics, scores, targets, threshold=threshold, top_k=3)
+    d = json.loads(json.dumps(m.as_dict(), allow_nan=False))
+    assert list(d) == [
+        *SUMMARY,
+        "groups",
+        "precision",
+        "recall",
+        "f1",
+        "threshold",
+        "top_k",
+        "num_empty",
+    ]
+    assert d["groups"] == {}
+    # scikit-learn on the same decisions (threshold and top 3, ties kept), written by hand here
+    y = targets.numpy()
+    pred = (scores.numpy() >= np.array(threshold)) & (
+        scores.numpy() >= np.sort(scores.numpy(), axis=1)[:, -3:-2]
+    )
+    p, r, f, _ = precision_recall_fscore_support(y, pred.astype(int), average=None, zero_division=0)
+    assert d["precision"] == [p[0], p[1], None, p[3]]  # class 2: no positive, NaN -> None
+    assert d["recall"] == [r[0], r[1], None, r[3]]
+    assert d["f1"] == [f[0], f[1], None, f[3]]
+    assert d["threshold"] == [0.5, "inf", 0.3, "-inf"]  # 0.3 kept in float64
+    assert d["top_k"] == 3
+    assert d["num_empty"] == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.int64, torch.float32])
+def test_row_chunks_and_score_dtypes_match_sklearn(monkeypatch, dtype):
+    import ltml.functional.metrics as F
+
+    monkeypatch.setattr(F, "_CHUNK_ELEMENTS", 4)  # 3 classes: rows counted one at a time
+    rng = np.random.default_rng(5)
+    scores = rng.integers(-3, 4, (11, 3))  # exact in every dtype, with ties
+    targets = rng.integers(0, 2, (11, 3))
+    targets[0] = 1
+    k = 2
+    # Brute force: at least 0.5, and fewer than k classes of the row score strictly higher.
+    higher = (scores[:, None, :] > scores[:, :, None]).sum(2)
+    pred = ((scores >= 0.5) & (higher < k)).astype(int)
+    p, r, f, _ = precision_recall_fscore_support(targets, pred, average=None, zero_division=0)
+    m = thresholded_metrics(torch.from_numpy(scores).to(dtype), targets, threshold=0.5, top_k=k)
+    np.testing.assert_allclose(m.precision.numpy(), p, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(m.recall.numpy(), r, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(m.f1.numpy(), f, rtol=0, atol=1e-12)
+
+
+def test_cf1_is_nan_when_no_class_has_a_positive():
+    m = quiet(thresholded_metrics, torch.ones(2, 2), torch.zeros(2, 2), threshold=0.0)
+    assert math.isnan(m.CP)
+    assert math.isnan(m.CR)
+    assert math.isnan(m.CF1)
+
+
+def test_summary_str_lists_percentages_in_table_order():
+    from ltml.functional.metrics import ThresholdedSummary
+
+    s = ThresholdedSummary(OP=0.1, OR=0.2, OF1=0.3, CP=0.4, CR=0.5, CF1=0.123456, mean_f1=0.7)
+    assert str(s) == "CP 40.00  CR 50.00  CF1 12.35  OP 10.00  OR 20.00  OF1 30.00"

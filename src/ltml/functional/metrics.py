@@ -186,7 +186,7 @@ def _check_empty_class(empty_class: Any) -> None:
 
 
 def _warn_empty_classes(
-    empty: Tensor, what: str, empty_class: EmptyClass, stacklevel: int = 3
+    empty: Tensor, what: str, empty_class: EmptyClass, stacklevel: int = 2
 ) -> None:
     """One warning listing the classes with no known positive (``empty``, a bool mask)."""
     if bool(empty.any()):
@@ -201,7 +201,7 @@ def _warn_empty_classes(
         )
 
 
-def _resolve_empty_classes(ap: Tensor, empty_class: EmptyClass, stacklevel: int = 3) -> Tensor:
+def _resolve_empty_classes(ap: Tensor, empty_class: EmptyClass, stacklevel: int = 2) -> Tensor:
     """Warn once about classes with no known positive, and give their AP the chosen value."""
     empty = torch.isnan(ap)
     _warn_empty_classes(empty, "AP is", empty_class, stacklevel + 1)
