@@ -941,7 +941,9 @@ def test_paired_dataset_bad_input(pair: object, seen: str) -> None:
     with pytest.raises(TypeError, match=rf"^`pair` must be an index pair \(i_u, i_r\), .* {seen}$"):
         paired[pair]  # type: ignore[index]
     assert PairedDataset(_NoLength())[(1, 2)] == (1, 2)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"^`dataset` must be a dataset with __len__, got _NoLength"):
+    with pytest.raises(
+        TypeError, match=r"^`dataset` must be a dataset with __len__, got _NoLength"
+    ):
         len(PairedDataset(_NoLength()))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^`dataset` must be a map-style dataset .* got int$"):
         PairedDataset(5)  # type: ignore[arg-type]
