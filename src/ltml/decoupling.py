@@ -582,6 +582,7 @@ def learn_weight_scaling(
     >>> import torch
     >>> from torch import nn
     >>> from ltml import learn_weight_scaling
+    >>> _ = torch.manual_seed(0)
     >>> features, labels = torch.randn(40, 4), torch.randint(0, 2, (40, 3))
     >>> lws = learn_weight_scaling(nn.Linear(4, 3), features, labels, batch_size=8, lr=0.05)
     >>> lws.scale.shape
