@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +49,20 @@ def voc_pool() -> np.ndarray:
     if not path.is_file():
         pytest.skip(f"VOC2012 trainval label pool not found at {path}")
     return np.loadtxt(path, delimiter="\t", skiprows=1, dtype=str)[:, 1:].astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The documentation site, built once with ``mkdocs build --strict`` (a warning fails)."""
+    pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e .[docs]")
+    pytest.importorskip("mkdocstrings", reason="the docs extra is not installed")
+    site_dir = tmp_path_factory.mktemp("site")
+    build = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    return site_dir

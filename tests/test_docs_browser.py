@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -79,23 +78,14 @@ def _chromium(*args: str, timeout: float) -> str:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(request):
     """The built site, served on 127.0.0.1 with the probe page; yields its base address."""
     if CHROMIUM is None:
         reason = "Chromium is not installed (Debian: apt-get install chromium)"
         if os.environ.get("CI"):
             pytest.fail(f"{reason}; CI must run the browser check")
         pytest.skip(reason)
-    pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e .[docs]")
-    site_dir = tmp_path_factory.mktemp("site")
-    build = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-    )
-    assert build.returncode == 0, build.stderr[-3000:]
+    site_dir = request.getfixturevalue("built_site")
     probe = (ROOT / "tests" / "docs_probe.js").read_text()
     (site_dir / "__probe__.html").write_text(
         f"<!doctype html><body><script>const PAGES = {json.dumps(PAGES)};\n{probe}</script>"

@@ -11,22 +11,14 @@ from pathlib import Path
 import pytest
 
 import ltml
+from markdown_blocks import fenced_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "guides" / "own-data.md"
 
 
 def _blocks(language: str) -> list[str]:
-    blocks, current = [], None
-    for line in GUIDE.read_text().splitlines():
-        if current is None and line.strip() == f"```{language}":
-            current = []
-        elif current is not None and line.strip() == "```":
-            blocks.append("\n".join(current))
-            current = None
-        elif current is not None:
-            current.append(line)
-    return blocks
+    return fenced_blocks(GUIDE, language)
 
 
 def test_the_guide_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
