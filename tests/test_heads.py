@@ -529,7 +529,7 @@ def test_paired_forward_rejects_bad_arguments(
 def test_forward_rejects_a_non_bool_cross() -> None:
     head = DualBranchHead(nn.Identity(), 4, 3)
     with pytest.raises(TypeError, match=r"`cross` must be True or False, got str 'yes'"):
-        head(_randn(2, 4), _randn(2, 4), cross="yes")  # type: ignore[call-overload]
+        head(_randn(2, 4), _randn(2, 4), cross="yes")
 
 
 def test_predict_rejects_unknown_mode() -> None:
