@@ -238,6 +238,11 @@ def test_documented_defaults():
     assert torch.equal(default.labels, explicit.labels)
 
 
+def test_make_demo_passes_its_transform_on():
+    data = make_demo("test", num_test=2, transform=lambda x: x[:1])
+    assert data[1][0].shape == (1, 32, 32)
+
+
 def test_noise_covers_the_glyphs_too():
     # Same (split, seed) with and without noise: same draws otherwise, so where neither image is
     # clipped the difference is the Gaussian noise itself, inside the glyphs as in the background.
