@@ -166,7 +166,6 @@ def make_demo(
     check_int(grid, "grid", low=2)
     check_int(cell, "cell")
     check_scalar(noise, "noise", low=0.0)
-    check_callable(transform, "transform", optional=True)
     digits, targets = _load_digits(cell)
     sources = _source_split(targets)[0 if split == "train" else 1]
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
