@@ -23,6 +23,7 @@ from torch import Tensor, nn
 import ltml
 from ltml import functional as LF
 from ltml.data import cooccurrence
+from ltml.functional import losses as LFL
 from ltml.losses import (
     BCE,
     AsymmetricLoss,
@@ -115,7 +116,8 @@ def ref_db(z, y, counts, n, *, alpha, beta, mu, kappa, lam, gamma, scale) -> Ten
             if y[i, k] < 0:
                 continue
             r = (1 / counts[k]) / repeat if repeat > 0 else math.inf
-            w = alpha + 1 / (1 + math.exp(-beta * (r - mu)))
+            # beta = 0: the sigmoid is 1/2 whatever r, infinite (no known positive) or not
+            w = alpha + (1 / (1 + math.exp(-beta * (r - mu))) if beta else 0.5)
             b = -(kappa / lam) * math.log(n / counts[k] - 1)
             if y[i, k] == 1:
                 p = _sig(z[i, k] + b)
@@ -944,3 +946,206 @@ def test_torch_compile_matches_eager():
 def test_public_exports():
     for name in ("LogitCompensatedBCE", "LTMLLoss", "DistributionBalancedLoss", "BCE"):
         assert getattr(ltml, name) is getattr(ltml.losses, name)
+
+
+# --- input checks and class statistics at their edges --------------------------------------------
+# Each bound refused just past it and accepted on it; the targets' fast checks on the host and
+# their device-side twins (accelerators, torch.compile); class statistics' dtype and clamping.
+
+DB_PAST_BOUND = [
+    ({"alpha": -0.1}, ValueError, r"`alpha` must be a finite real number >= 0, got -0.1$"),
+    ({"beta": -0.1}, ValueError, r"`beta` must be a finite real number >= 0, got -0.1$"),
+    ({"mu": math.nan}, ValueError, r"`mu` must be a finite real number, got nan$"),
+    ({"mu": "0.3"}, TypeError, r"`mu` must be a real number, got str '0.3'$"),
+    ({"gamma": -0.5}, ValueError, r"`gamma` must be a finite real number >= 0, got -0.5$"),
+    ({"scale": 0.0}, ValueError, r"`scale` must be a finite real number > 0, got 0.0$"),
+    ({"kappa": -0.01}, ValueError, r"`kappa` must be a finite real number >= 0, got -0.01$"),
+]
+
+
+@pytest.mark.parametrize(("bad", "error", "match"), DB_PAST_BOUND)
+def test_db_hyperparameters_past_their_bound_are_refused(bad, error, match):
+    z, y = _batch(dtype=torch.float32)
+    with pytest.raises(error, match=match):
+        LF.distribution_balanced_loss(z, y, COUNTS, N_TRAIN, **bad)
+    with pytest.raises(error, match=match):
+        DistributionBalancedLoss(COUNTS, N_TRAIN, **bad)
+
+
+@pytest.mark.parametrize(
+    "edge",
+    [{"alpha": 0.0}, {"beta": 0.0}, {"beta": 0.5}, {"gamma": 0.0}, {"kappa": 0.0}, {"scale": 0.5}],
+)
+def test_db_hyperparameters_on_their_bound_match_transcription(edge):
+    z, y = _batch()
+    kw = {**DB_KW, **edge}
+    expected = ref_reduce(ref_db(z, y, COUNTS, N_TRAIN, lam=5.0, **kw), y, "mean")
+    got = LF.distribution_balanced_loss(z, y, COUNTS, N_TRAIN, **kw)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-9)
+    module = DistributionBalancedLoss(COUNTS, N_TRAIN, **kw).to(torch.float64)
+    torch.testing.assert_close(module(z, y), expected, rtol=1e-6, atol=1e-9)
+
+
+def test_db_counts_are_checked_against_num_images_and_need_no_clamp_below_it():
+    z, y = _batch()
+    match = r"`class_counts` cannot exceed num_images=60, got 61$"
+    with pytest.raises(ValueError, match=match):
+        LF.distribution_balanced_loss(z, y, [61, 12, 3, 1], N_TRAIN)
+    with pytest.raises(ValueError, match=match):
+        DistributionBalancedLoss([61, 12, 3, 1], N_TRAIN)
+    counts = [N_TRAIN - 1, 12, 3, 1]  # the largest count kept as it is
+    expected = ref_reduce(ref_db(z, y, counts, N_TRAIN, lam=5.0, **DB_KW), y, "mean")
+    got = LF.distribution_balanced_loss(z, y, counts, N_TRAIN)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_db_logits_need_one_column_per_class_count():
+    z, y = _batch(dtype=torch.float32)
+    match = r"`logits` must have 4 columns \(num_classes\), got shape \(6, 3\)$"
+    with pytest.raises(ValueError, match=match):
+        LF.distribution_balanced_loss(z[:, :3], y[:, :3], COUNTS, N_TRAIN)
+    with pytest.raises(ValueError, match=match):
+        DistributionBalancedLoss(COUNTS, N_TRAIN)(z[:, :3], y[:, :3])
+
+
+def test_db_statistics_are_float32_buffers_read_in_the_logits_dtype():
+    module = DistributionBalancedLoss(COUNTS, N_TRAIN)
+    assert {k: v.dtype for k, v in module.state_dict().items()} == {
+        "inv_freq": torch.float32,
+        "bias": torch.float32,
+    }
+    # A float64 copy of the module holds the same values: float32 logits, the same losses.
+    z, y = _batch(dtype=torch.float32)
+    module = DistributionBalancedLoss(COUNTS, N_TRAIN, reduction="none")
+    got = DistributionBalancedLoss(COUNTS, N_TRAIN, reduction="none").to(torch.float64)(z, y)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, module(z, y))
+
+
+def _labels_with(value: int | float, *, dtype=torch.long) -> Tensor:
+    """0 / 1 labels (both present, no -1) with one entry set to ``value``."""
+    y = _batch(unknown=False)[1].to(dtype)
+    y[0, 0], y[0, 1], y[2, 1] = 1, 0, value
+    return y
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(2, "2"), (-2, "-2"), (1.5, "1.5"), (-0.5, "-0.5")], ids=str
+)
+def test_targets_outside_the_labels_are_refused_without_a_soft_hint(value, shown):
+    """A value that is no soft target either gets the plain message, from every loss."""
+    z, _ = _batch(dtype=torch.float32)
+    y = _labels_with(value, dtype=torch.long if isinstance(value, int) else torch.float32)
+    with pytest.raises(ValueError, match=rf"only values in \{{-1\}} ∪ \[0, 1\], got {shown}$"):
+        LF.bce(z, y)
+    with pytest.raises(ValueError, match=rf"only values in \{{0, 1, -1\}}, got {shown}$"):
+        LF.distribution_balanced_loss(z, y, COUNTS, N_TRAIN)
+
+
+def test_soft_targets_without_unknown_are_refused_by_hard_label_losses():
+    z, _ = _batch(dtype=torch.float32)
+    y = _labels_with(0.5, dtype=torch.float32)  # no -1: the smallest value is 0
+    match = r"\{0, 1, -1\}, got 0.5 \(the Distribution-Balanced loss needs 0 / 1 labels"
+    with pytest.raises(ValueError, match=match):
+        LF.distribution_balanced_loss(z, y, COUNTS, N_TRAIN)
+    LF.bce(z, y)  # a soft target for the losses that define them
+
+
+def test_device_side_checks_accept_and_refuse_what_the_host_checks_do(monkeypatch):
+    """The checks without a host sync (accelerators, torch.compile), run here on the CPU."""
+    z, y = _batch(dtype=torch.float32)
+    huge = torch.full((2, 4), 3e38)  # finite, though its sum overflows
+    accepted = [
+        (LF.bce, z, y.clamp(min=0).bool()),
+        (LF.bce, z[:0], y[:0]),  # an empty batch
+        (LF.bce, huge, torch.ones(2, 4)),
+        (
+            lambda a, b: LF.distribution_balanced_loss(a, b, COUNTS, N_TRAIN),
+            z,
+            y.clamp(min=0).bool(),
+        ),
+        (lambda a, b: LF.distribution_balanced_loss(a, b, COUNTS, N_TRAIN), z, y.float()),
+        (lambda a, b: LF.distribution_balanced_loss(a, b, COUNTS, N_TRAIN), z, y.double()),
+    ]
+    on_host = [fn(a, b) for fn, a, b in accepted]
+    monkeypatch.setattr(LFL, "sync_free", lambda x: True)
+    for (fn, a, b), expected in zip(accepted, on_host, strict=True):
+        torch.testing.assert_close(fn(a, b), expected)
+    for dtype in (torch.long, torch.float32):
+        bad = _labels_with(-2, dtype=dtype)
+        with pytest.raises(RuntimeError, match=r"\{-1\} ∪ \[0, 1\]"):
+            LF.bce(z, bad)
+        with pytest.raises(RuntimeError, match=r"\{0, 1, -1\}"):
+            LF.distribution_balanced_loss(z, bad, COUNTS, N_TRAIN)
+
+
+def test_mean_over_a_single_known_element_is_its_loss():
+    z = torch.tensor([[0.7, -2.0, 3.0]], dtype=torch.float64)
+    y = torch.tensor([[1, -1, -1]])
+    expected = math.log1p(math.exp(-0.7))  # -log(sigmoid(0.7))
+    assert LF.bce(z, y).item() == pytest.approx(expected, rel=1e-12)
+    assert LF.focal_loss(z, y, gamma=0.0).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_compensation_as_a_number_a_0d_tensor_a_sequence_or_a_vector():
+    z, y = _batch()
+    values = (1.3, 0.2, 0.8, -0.3)
+    expected = ref_reduce(ref_lcbce(z, y, COUNTS, N_TRAIN, *([v] * 4 for v in values)), y, "mean")
+    forms = [
+        float,
+        torch.tensor,  # 0-d
+        lambda v: [v] * 4,
+        lambda v: np.full(4, v),
+        lambda v: torch.full((4,), v),
+    ]
+    for form in forms:
+        got = LF.logit_compensated_bce(z, y, COUNTS, N_TRAIN, *(form(v) for v in values))
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "match"),
+    [
+        ({"sigma_pos": "1"}, TypeError, r"`sigma_pos` must be a real number, got str '1'$"),
+        ({"mu_neg": math.inf}, ValueError, r"`mu_neg` must be a finite real number, got inf$"),
+        (
+            {"sigma_neg": torch.tensor(1 + 1j)},
+            TypeError,
+            r"`sigma_neg` must hold real numbers \(bool, int or float\), got dtype torch.complex64",
+        ),
+    ],
+)
+def test_compensation_refused_values(bad, error, match):
+    z, y = _batch()
+    with pytest.raises(error, match=match):
+        LF.logit_compensated_bce(z, y, COUNTS, N_TRAIN, **bad)
+
+
+def test_focal_alpha_keeps_float64_precision_with_any_weight():
+    z, y = _batch()
+    w = [0.5, 2.0, 1.0, 3.0]  # exact in float32
+    for weight in (None, torch.tensor(w, dtype=torch.float64), torch.tensor(w)):
+        expected = ref_focal(z, y, 2.0, 0.3, None if weight is None else w).sum()
+        got = LF.focal_loss(z, y, gamma=2.0, alpha=0.3, weight=weight, reduction="sum")
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
+
+
+def test_weight_is_read_in_the_logits_dtype():
+    """A float64 weight (numpy's default) gives float32 logits the loss of its float32 values."""
+    z, y = _batch(dtype=torch.float32)
+    w = torch.tensor([0.3, 1.7, 2.9, 0.1], dtype=torch.float64)
+    for weight in (w, torch.stack([w, 1 / w])):
+        got = LF.bce(z, y, weight, reduction="none")
+        assert got.dtype == torch.float32
+        assert torch.equal(got, LF.bce(z, y, weight.float(), reduction="none"))
+
+
+def test_mfm_weight_power_is_checked_by_its_name():
+    z, y = _batch(dtype=torch.float32)
+    match = r"`weight_power` must be a finite real number >= 0, got -0.5$"
+    with pytest.raises(ValueError, match=match):
+        MultiFocalModifierLoss(COUNTS, weight_power=-0.5)
+    with pytest.raises(ValueError, match=match):
+        LF.multi_focal_modifier_loss(z, y, COUNTS, weight_power=-0.5)
+    # q = 0, the bound: every class weighs 1
+    assert torch.equal(MultiFocalModifierLoss(COUNTS, weight_power=0.0).weight, torch.ones(4))

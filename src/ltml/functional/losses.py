@@ -135,8 +135,8 @@ def _check_values(
 def _prepare(
     logits: Any,
     targets: Any,
-    num_classes: int | None = None,
-    unknown: str = "ignore",
+    num_classes: int | None,
+    unknown: str,
     *,
     hard: str | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -574,7 +574,7 @@ def _distribution_balanced_loss(
     gamma: float,
     scale: float,
     reduction: str,
-    unknown: str = "ignore",
+    unknown: str,
 ) -> Tensor:
     """DB loss for validated class statistics (inverse frequency, ``b_k``)."""
     z, t, mask = _prepare(
@@ -585,7 +585,8 @@ def _distribution_balanced_loss(
     # An image with no known positive has r = +inf, hence the largest weight alpha + 1. (A sum,
     # not a matmul, which autocast would run in low precision.)
     r = inv / (t * inv).sum(dim=1, keepdim=True)
-    weight = alpha + torch.sigmoid(beta * (r - mu))
+    # beta = 0 flattens the weight to alpha + 1/2, also where r = inf (0 * inf would be NaN)
+    weight = alpha + torch.sigmoid(beta * (r - mu)) if beta else torch.full_like(r, alpha + 0.5)
     # Negative-tolerant regularisation: shift by b_k, then negatives' logits x λ, weights / λ.
     lam = _by_label(t, 1.0, neg_scale)
     x = (z + bias.to(z)) * lam
@@ -912,7 +913,7 @@ def _frequency_weights(class_counts: Any, power: float) -> Tensor:
 
     1 for the most frequent class, growing slowly towards the rarest. A count of 0 is read as 1.
     """
-    check_scalar(power, "power", low=0.0)
+    check_scalar(power, "weight_power", low=0.0)
     counts = counts_tensor(class_counts).clamp(min=1)
     return (1.0 - torch.log(counts / counts.max())).pow(power)
 
