@@ -474,29 +474,33 @@ def test_asl_and_mfm_exponents_below_one_have_finite_gradients(dtype):
     z, y = _logits_with_extremes()
     z[3, :] = torch.tensor([-6.0, 25.0, -30.0, 1.0, 0.0], dtype=torch.float64)
     y[3, :] = torch.tensor([0, 1, 0, 1, 0])
-    kw = {"gamma_pos": 0.5, "gamma_neg": 0.7, "clip": 0.05}
-    z_ref = z.clone().requires_grad_(True)
-    (g_ref,) = torch.autograd.grad(ref_asl(z_ref, y, eps=1e-8, detach=False, **kw).sum(), z_ref)
-    zz = z.to(dtype).requires_grad_(True)
-    (g,) = torch.autograd.grad(LF.asymmetric_loss(zz, y, reduction="sum", **kw), zz)
     tol = TIGHT if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-7}
-    flat = torch.isnan(g_ref)
-    assert bool(flat.any())
-    assert bool((g[flat] == 0).all())
-    torch.testing.assert_close(g.double()[~flat], g_ref[~flat], **tol)
-    # MFM (without co-occurrence: p+ = p), the same elements
-    z, y, counts = z[:, :4], y[:, :4], class_counts(TRAIN)
-    z_ref = z.clone().requires_grad_(True)
+
+    def check(loss, reference, z, y):
+        z_ref, zz = z.clone().requires_grad_(True), z.to(dtype).requires_grad_(True)
+        (g_ref,) = torch.autograd.grad(reference(z_ref, y).sum(), z_ref)
+        (g,) = torch.autograd.grad(loss(zz, y), zz)
+        flat = torch.isnan(g_ref)
+        assert bool(flat.any())
+        assert bool((g[flat] == 0).all())
+        torch.testing.assert_close(g.double()[~flat], g_ref[~flat], **tol)
+
+    kw = {"gamma_pos": 0.5, "gamma_neg": 0.7, "clip": 0.05}
+    check(
+        lambda a, t: LF.asymmetric_loss(a, t, reduction="sum", **kw),
+        lambda a, t: ref_asl(a, t, eps=1e-8, detach=False, **kw),
+        z,
+        y,
+    )
+    # MFM without co-occurrence (p+ = p), on the same elements
+    counts = class_counts(TRAIN)
     mfm_kw = {"gamma_pos": 0.5, "gamma_neg": 3.0, "boost": 1.0, "clip": 0.05, "eps": 1e-8}
-    elements = ref_mfm(z_ref, y, counts.tolist(), None, power=1 / 3, detach=False, **mfm_kw)
-    (g_ref,) = torch.autograd.grad(elements.sum(), z_ref)
-    zz = z.to(dtype).requires_grad_(True)
-    loss = LF.multi_focal_modifier_loss(zz, y, counts, gamma_pos=0.5, reduction="sum")
-    (g,) = torch.autograd.grad(loss, zz)
-    flat = torch.isnan(g_ref)
-    assert bool(flat.any())
-    assert bool((g[flat] == 0).all())
-    torch.testing.assert_close(g.double()[~flat], g_ref[~flat], **tol)
+    check(
+        lambda a, t: LF.multi_focal_modifier_loss(a, t, counts, gamma_pos=0.5, reduction="sum"),
+        lambda a, t: ref_mfm(a, t, counts.tolist(), None, power=1 / 3, detach=False, **mfm_kw),
+        z[:, :4],
+        y[:, :4],
+    )
 
 
 def _mfm_reference(z, y, **kw):
