@@ -814,10 +814,10 @@ def test_focal_functional_checks_alpha():
         LF.focal_loss(z, y, alpha=1.5)
 
 
-@pytest.mark.parametrize("gamma", [0.5, 1.0, 1.5])
-def test_db_any_gamma_matches_transcription(gamma):
+@pytest.mark.parametrize(("gamma", "beta"), [(0.5, 10.0), (1.0, 0.5), (1.5, 1.0)])
+def test_db_any_gamma_and_beta_match_transcription(gamma, beta):
     z, y = _batch()
-    kw = {**DB_KW, "gamma": gamma}
+    kw = {**DB_KW, "gamma": gamma, "beta": beta}
     zz, zr = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
     got = LF.distribution_balanced_loss(zz, y, COUNTS, N_TRAIN, **kw)
     expected = ref_reduce(ref_db(zr, y, COUNTS, N_TRAIN, lam=5.0, **kw), y, "mean")

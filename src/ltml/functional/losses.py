@@ -428,7 +428,7 @@ def _logit_compensated_bce(
     # negatives share their compensation (the tied guard). A float becomes a tensor filled on
     # the device (a tensor made from a Python number would be a host-to-device copy).
     sp, mp, sn, mn = (
-        v.to(z) if isinstance(v, Tensor) else torch.full((), v, dtype=z.dtype, device=z.device)
+        v.to(z) if isinstance(v, Tensor) else z.new_full((), v)
         for v in (sigma_pos, mu_pos, sigma_neg, mu_neg)
     )
     if sigma_pos is sigma_neg and mu_pos is mu_neg:
@@ -795,10 +795,11 @@ def _asymmetric_terms(
     """
     p_t = t * p_pos + (1.0 - t) * p_neg
     gamma = _by_label(t, gamma_pos, gamma_neg)
+    q = 1.0 - p_t
     # pow's gradient is 0 where the exponent is 0, but infinite at a base of 0 for an exponent
     # below 1: where p_t = 1 (saturated, or a negative below the margin) the loss is flat, and
-    # the selection passes it no gradient (not inf * 0 = NaN).
-    focus = torch.where(p_t < 1, 1.0 - p_t, 0.0).pow(gamma)
+    # q passes it no gradient (not inf * 0 = NaN).
+    focus = torch.where(q > 0, q, q.detach()).pow(gamma)
     if detach_focal_weight:
         focus = focus.detach()
     log_p = t * torch.log(p_pos.clamp(min=eps)) + (1.0 - t) * torch.log(p_neg.clamp(min=eps))
