@@ -215,3 +215,63 @@ def test_each_glyph_has_its_own_colour():
     ratios = peaks[:, 0] / peaks[:, 1]
     assert bool(((ratios >= 0.5 - 1e-6) & (ratios <= 2 + 1e-6)).all())
     assert float(ratios.std()) > 0.1
+
+
+def test_the_demo_data_are_pinned(train):
+    """The demo's recorded results (examples/README.md) hold only while the same (split, seed)
+    gives the same data: the label rows and the tiles used must not move between releases."""
+    assert len(train) == 1104
+    rows = [[0, 0], [0, 1], [1, 0], [1, 2], [2, 1], [3, 0], [3, 5]]
+    assert train.labels[:4].nonzero().tolist() == rows
+    assert train.source_indices[:6].tolist() == [0, 1, 2, 3, 10, 11]
+    test = make_demo("test", seed=0, num_test=50)
+    assert test.labels[:6].nonzero().tolist() == [
+        [0, 1], [0, 2], [1, 0], [1, 3], [1, 6], [2, 0], [2, 6], [2, 9], [3, 3], [3, 5], [4, 1],
+        [5, 0], [5, 4], [5, 5],
+    ]  # fmt: skip
+
+
+def test_documented_defaults():
+    explicit = make_demo("test", 0, num_test=4, grid=2, cell=16, noise=0.05)
+    default = make_demo("test", num_test=4)
+    assert torch.equal(default.images, explicit.images)
+    assert torch.equal(default.labels, explicit.labels)
+
+
+def test_make_demo_passes_its_transform_on():
+    data = make_demo("test", num_test=2, transform=lambda x: x[:1])
+    assert data[1][0].shape == (1, 32, 32)
+
+
+def test_noise_covers_the_glyphs_too():
+    # Same (split, seed) with and without noise: same draws otherwise, so where neither image is
+    # clipped the difference is the Gaussian noise itself, inside the glyphs as in the background.
+    clean = make_demo("test", num_test=16, noise=0.0)
+    noisy = make_demo("test", num_test=16, noise=0.05)
+    assert torch.equal(clean.labels, noisy.labels)
+    glyph = (clean.images > 0) & (clean.images < 0.9) & (noisy.images > 0) & (noisy.images < 1)
+    assert int(glyph.sum()) > 1000
+    assert float((noisy.images - clean.images)[glyph].std()) == pytest.approx(0.05, rel=0.1)
+
+
+def test_strokes_reach_full_brightness():
+    # load_digits' 0..16 grey levels map to [0, 1]; with a colour near 1 a stroke nears 1.0
+    images = make_demo("test", num_test=100, noise=0.0, cell=8).images
+    assert float(images.max()) > 0.99
+
+
+def test_mosaics_reject_bad_arguments(test_set):
+    images, labels, used = test_set.images[:4], test_set.labels[:4], test_set.source_indices
+    for args, error, match in [
+        ((images.numpy(), labels), TypeError, r"`images` must be a torch.Tensor, got ndarray"),
+        ((images.long(), labels), TypeError, r"`images` must be a floating-point tensor"),
+        ((images, labels[:, :9]), ValueError, r"`labels` must .*10"),
+        ((images[:, 0], labels), ValueError, r"`images` must be \(N, channels, height, width\)"),
+        ((images[:3], labels), ValueError, r"one image per row of `labels`, got shapes"),
+    ]:
+        with pytest.raises(error, match=match):
+            DemoMosaics(*args, used)
+    with pytest.raises(TypeError, match=r"`transform` must be a callable or None, got int"):
+        DemoMosaics(images, labels, used, transform=5)
+    with pytest.raises(TypeError, match=r"`transform` must be a callable or None, got int"):
+        make_demo("test", num_test=2, transform=5)
