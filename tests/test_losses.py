@@ -807,6 +807,157 @@ def test_tied_guard_keeps_scale_positive_and_bounded(lr):
     assert end >= _best_affine_calibration() - 1e-4
 
 
+# --- the losses away from their defaults: hyper-parameters, reductions, dtypes, edge shapes ---
+
+
+def test_focal_functional_checks_alpha():
+    z, y = _batch()
+    with pytest.raises(ValueError, match=r"`alpha` must be a finite real number in \[0, 1\]"):
+        LF.focal_loss(z, y, alpha=1.5)
+
+
+@pytest.mark.parametrize(("gamma", "beta"), [(0.5, 10.0), (1.0, 0.5), (1.5, 1.0)])
+def test_db_any_gamma_and_beta_match_transcription(gamma, beta):
+    z, y = _batch()
+    kw = {**DB_KW, "gamma": gamma, "beta": beta}
+    zz, zr = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    got = LF.distribution_balanced_loss(zz, y, COUNTS, N_TRAIN, **kw)
+    expected = ref_reduce(ref_db(zr, y, COUNTS, N_TRAIN, lam=5.0, **kw), y, "mean")
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(
+        *(torch.autograd.grad(v, a)[0] for v, a in ((got, zz), (expected, zr))),
+        rtol=1e-6,
+        atol=1e-9,
+    )
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 1.5, 2.0])
+def test_db_without_rebalancing_or_tolerance_is_the_focal_loss_to_the_bit(gamma):
+    """alpha = 1/2, beta = 0 make every weight 1; kappa = 0 and lambda = 1 leave the logits as
+    they are: DB is then the focal loss, value and gradient, bit for bit (a hard and a soft form
+    of the same focal factor)."""
+    z, y = _batch(dtype=torch.float32)
+    neutral = {"alpha": 0.5, "beta": 0.0, "kappa": 0.0, "neg_scale": 1.0, "scale": 1.0}
+    za, zb = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    db = LF.distribution_balanced_loss(
+        za, y, COUNTS, N_TRAIN, gamma=gamma, reduction="none", **neutral
+    )
+    focal = LF.focal_loss(zb, y, gamma=gamma, reduction="none")
+    assert torch.equal(db, focal)
+    db.sum().backward()
+    focal.sum().backward()
+    assert torch.equal(za.grad, zb.grad)
+
+
+def test_db_beta_zero_weighs_an_image_without_positive_as_any_other():
+    """beta = 0 switches the re-balancing off: every weight is alpha + sigmoid(0) = alpha + 1/2,
+    also where r is infinite (an image with no known positive), not NaN."""
+    z = torch.tensor([[0.5, -1.0, 2.0, 0.0], [1.0, 0.0, -2.0, 0.3]], dtype=torch.float64)
+    y = torch.tensor([[0, 0, -1, 0], [1, 0, 0, 1]])
+    kw = {**DB_KW, "beta": 0.0, "gamma": 0.0}
+    got = LF.distribution_balanced_loss(z, y, COUNTS, N_TRAIN, reduction="none", **kw)
+    b = -(0.05 / 5) * torch.log(N_TRAIN / torch.tensor(COUNTS, dtype=torch.float64) - 1)
+    w = (0.1 + 0.5) * 2.0  # (alpha + 1/2) * scale
+    expected = torch.where(
+        y == 1, w * F.softplus(-(z + b)), torch.where(y == 0, w / 5 * F.softplus(5 * (z + b)), 0.0)
+    )
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=0)
+
+
+def _omega32(counts: list[int], n: int) -> list[tuple[float, float]]:
+    """Eq. 2's (positive, negative) weights as the float32 statistics the losses hold."""
+    return [
+        (float(np.float32(math.exp(1 - c / n))), float(np.float32(math.exp(c / n)))) for c in counts
+    ]
+
+
+@pytest.mark.parametrize(
+    "given", [{"sigma_pos": 1.3}, {"mu_pos": 0.4}, {"sigma_neg": 0.7}, {"mu_neg": -0.6}]
+)
+def test_lcbce_partial_compensation_matches_transcription(given):
+    """One compensation parameter given as a number, the others at their identity defaults:
+    positives and negatives then have different maps (float64 throughout)."""
+    z, y = _batch()
+    params = {"sigma_pos": 1.0, "mu_pos": 0.0, "sigma_neg": 1.0, "mu_neg": 0.0, **given}
+    omega = _omega32(COUNTS, N_TRAIN)
+    expected = torch.zeros_like(z)
+    for i in range(z.shape[0]):
+        for k in range(z.shape[1]):
+            if y[i, k] == 1:
+                u = z[i, k] * params["sigma_pos"] + params["mu_pos"]
+                expected[i, k] = -omega[k][0] * torch.log(_sig(u))
+            elif y[i, k] == 0:
+                u = z[i, k] * params["sigma_neg"] + params["mu_neg"]
+                expected[i, k] = -omega[k][1] * torch.log(1 - _sig(u))
+    for reduction in REDUCTIONS:
+        got = LF.logit_compensated_bce(z, y, COUNTS, N_TRAIN, **given, reduction=reduction)
+        assert got.dtype == torch.float64
+        torch.testing.assert_close(got, ref_reduce(expected, y, reduction), rtol=1e-10, atol=0)
+
+
+def test_consistency_functional_defaults_are_prob_and_mean():
+    a, _ = _batch(seed=4)
+    b, _ = _batch(seed=5)
+    expected = ref_consistency(a, b, "prob").mean()
+    torch.testing.assert_close(LF.cross_branch_consistency(a, b), expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("space", ["prob", "logit"])
+def test_consistency_of_a_single_element(space):
+    a = torch.tensor([[1.5]], dtype=torch.float64)
+    b = torch.tensor([[-0.5]], dtype=torch.float64)
+    expected = ref_consistency(a, b, space)
+    for reduction in REDUCTIONS:
+        got = LF.cross_branch_consistency(a, b, space=space, reduction=reduction)
+        torch.testing.assert_close(got, ref_reduce(expected, a, reduction), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("space", ["prob", "logit"])
+def test_consistency_of_an_empty_batch(space):
+    a = torch.zeros(0, 3, requires_grad=True)
+    b = torch.zeros(0, 3, requires_grad=True)
+    none = LF.cross_branch_consistency(a, b, space=space, reduction="none")
+    assert none.shape == (0, 3)
+    for reduction in ("mean", "sum"):
+        got = LF.cross_branch_consistency(a, b, space=space, reduction=reduction)
+        assert got.shape == ()
+        assert got.item() == 0.0  # not NaN, as the mean of no element would be
+        got.backward()
+    assert a.grad.shape == (0, 3)
+    assert b.grad.shape == (0, 3)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (
+            lambda z: LF.cross_branch_consistency(z, z, detach="both"),
+            ValueError,
+            "`detach` must be one of None, 'first', 'second'",
+        ),
+        (
+            lambda z: LF.cross_branch_consistency(z.long(), z),
+            TypeError,
+            "`first` must be a floating-point",
+        ),
+        (
+            lambda z: LF.cross_branch_consistency(z, z.long()),
+            TypeError,
+            "`second` must be a floating-point",
+        ),
+        (
+            lambda z: LF.cross_branch_consistency(z * math.nan, z),
+            ValueError,
+            "`first` must be finite",
+        ),
+    ],
+)
+def test_consistency_functional_names_the_bad_argument(call, error, match):
+    z, _ = _batch(dtype=torch.float32)
+    with pytest.raises(error, match=match):
+        call(z)
+
+
 # --- bad inputs ----------------------------------------------------------------------------------
 
 Z, Y = _batch(dtype=torch.float32, unknown=True)

@@ -444,6 +444,177 @@ def test_every_functional_takes_the_policy(name):
 # --- label-drop simulators and PLT sets -------------------------------------------------------
 
 
+# --- the losses away from their defaults: hyper-parameters, weights, dtypes, edge cases -------
+
+
+def test_asl_positive_negative_weights_and_any_exponent():
+    """A (2, C) weight (row 0 on positives, row 1 on negatives) and focusing exponents that no
+    float32 holds exactly, against the authors' forward in float64."""
+    z, y = _logits_with_extremes()
+    w = torch.tensor([[2.0, 0.5, 1.0, 3.0, 1.5], [0.1, 1.0, 0.0, 2.0, 0.7]], dtype=torch.float64)
+    kw = {"gamma_pos": 1.3, "gamma_neg": 3.7, "clip": 0.1}
+    element_weight = torch.where(y == 1, w[0], w[1])
+    z_ref = z.clone().requires_grad_(True)
+    elements = element_weight * ref_asl(z_ref, y, eps=1e-8, detach=False, **kw)
+    for reduction in ("mean", "sum", "none"):
+        zz = z.clone().requires_grad_(True)
+        got = LF.asymmetric_loss(zz, y, weight=w, reduction=reduction, **kw)
+        expected = _reduce(elements, y, reduction)
+        torch.testing.assert_close(got, expected, **TIGHT)
+        (g,) = torch.autograd.grad(got.sum(), zz)
+        (g_ref,) = torch.autograd.grad(expected.sum(), z_ref, retain_graph=True)
+        torch.testing.assert_close(g, g_ref, **TIGHT)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_asl_and_mfm_exponents_below_one_have_finite_gradients(dtype):
+    """(1 - p_t)^gamma with gamma < 1 has an infinite derivative where p_t = 1: a saturated
+    positive, or a negative below the margin, where the loss is flat. The authors' code gives
+    NaN there; the gradient is 0, and the reference's elsewhere."""
+    z, y = _logits_with_extremes()
+    z[3, :] = torch.tensor([-6.0, 25.0, -30.0, 1.0, 0.0], dtype=torch.float64)
+    y[3, :] = torch.tensor([0, 1, 0, 1, 0])
+    tol = TIGHT if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-7}
+
+    def check(loss, reference, z, y):
+        z_ref, zz = z.clone().requires_grad_(True), z.to(dtype).requires_grad_(True)
+        (g_ref,) = torch.autograd.grad(reference(z_ref, y).sum(), z_ref)
+        (g,) = torch.autograd.grad(loss(zz, y), zz)
+        flat = torch.isnan(g_ref)
+        assert bool(flat.any())
+        assert bool((g[flat] == 0).all())
+        torch.testing.assert_close(g.double()[~flat], g_ref[~flat], **tol)
+
+    kw = {"gamma_pos": 0.5, "gamma_neg": 0.7, "clip": 0.05}
+    check(
+        lambda a, t: LF.asymmetric_loss(a, t, reduction="sum", **kw),
+        lambda a, t: ref_asl(a, t, eps=1e-8, detach=False, **kw),
+        z,
+        y,
+    )
+    # MFM without co-occurrence (p+ = p), on the same elements
+    counts = class_counts(TRAIN)
+    mfm_kw = {"gamma_pos": 0.5, "gamma_neg": 3.0, "boost": 1.0, "clip": 0.05, "eps": 1e-8}
+    check(
+        lambda a, t: LF.multi_focal_modifier_loss(a, t, counts, gamma_pos=0.5, reduction="sum"),
+        lambda a, t: ref_mfm(a, t, counts.tolist(), None, power=1 / 3, detach=False, **mfm_kw),
+        z[:, :4],
+        y[:, :4],
+    )
+
+
+def _mfm_reference(z, y, **kw):
+    base = {"gamma_pos": 0.0, "gamma_neg": 3.0, "boost": 1.0, "clip": 0.05, "eps": 1e-8}
+    base.update(kw)
+    co = cooccurrence(TRAIN)
+    return ref_mfm(z, y, class_counts(TRAIN).tolist(), co, power=1 / 3, detach=False, **base)
+
+
+@pytest.mark.parametrize("boost", [1.2, 2.0])
+def test_mfm_boost_only_where_the_attention_is_not_zero(boost):
+    """Classes 1 and 2 never co-occur in TRAIN: in an image whose only positive is class 1,
+    class 2 has attention 0 and its negative is not boosted, however confident the logit."""
+    z = torch.tensor(
+        [[0.5, 1.0, 2.0, 1.5], [2.0, -1.0, 1.0, 2.5], [1.0, 0.5, -0.5, 3.0]], dtype=torch.float64
+    )
+    y = torch.tensor([[0, 1, 0, 0], [1, 0, 0, 0], [1, 0, 1, 0]])
+    counts, co = class_counts(TRAIN), cooccurrence(TRAIN)
+    zz, z_ref = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    got = LF.multi_focal_modifier_loss(zz, y, counts, co, neg_boost=boost, reduction="none")
+    expected = _mfm_reference(z_ref, y, boost=boost)
+    torch.testing.assert_close(got, expected, **TIGHT)
+    (g,) = torch.autograd.grad(got.sum(), zz)
+    (g_ref,) = torch.autograd.grad(expected.sum(), z_ref)
+    torch.testing.assert_close(g, g_ref, **TIGHT)
+
+
+def test_mfm_image_without_positive_is_not_boosted():
+    counts, co = class_counts(TRAIN), cooccurrence(TRAIN)
+    z = torch.tensor([[0.5, -1.0, 2.0, 0.1], [1.0, 0.0, -2.0, 0.3]], dtype=torch.float64)
+    y = torch.tensor([[0, 0, 0, -1], [1, 0, 1, 0]])
+    got = LF.multi_focal_modifier_loss(z, y, counts, co, neg_boost=1.2, reduction="none")
+    plain = LF.multi_focal_modifier_loss(z, y, counts, None, reduction="none")
+    torch.testing.assert_close(got[0], plain[0], **TIGHT)
+    torch.testing.assert_close(got[1], _mfm_reference(z, y, boost=1.2)[1], **TIGHT)
+
+
+def test_mfm_float32_logits_give_a_float32_loss_at_float32_precision():
+    """Computed in the logits' float32, the co-occurrence attention included: the float64
+    reference agrees to float32 rounding (an attention in bfloat16 would be ~1e-3 off)."""
+    z, y = _mfm_batch()
+    z = z.clamp(-8, 8).float()
+    counts, co = class_counts(TRAIN), cooccurrence(TRAIN)
+    got = LF.multi_focal_modifier_loss(z, y, counts, co, neg_boost=1.2, reduction="none")
+    assert got.dtype == torch.float32
+    expected = _mfm_reference(z.double(), y, boost=1.2)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_correction_is_strictly_above_the_threshold():
+    z = torch.tensor([[0.0, 1e-6, -1e-6]], dtype=torch.float64)  # sigmoid(0) = 1/2 exactly
+    y = torch.tensor([[-1, -1, -1]])
+    assert LF.reflective_label_correction(z, y, 0.5).tolist() == [[-1, 1, -1]]
+
+
+def test_correction_threshold_at_the_logits_precision():
+    """A float threshold is compared in float64 with float64 logits (0.7 is not a float32)."""
+    eps = 1e-9
+    z = torch.logit(torch.tensor([[0.7 - eps, 0.7 + eps]], dtype=torch.float64))
+    y = torch.tensor([[-1, -1]])
+    assert LF.reflective_label_correction(z, y, 0.7).tolist() == [[-1, 1]]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (
+            lambda z, y: LF.multi_focal_modifier_loss(z, y, [1, 2, 3, 4], neg_boost=0.5),
+            ValueError,
+            "`neg_boost` must be a finite real number >= 1",
+        ),
+        (
+            lambda z, y: LF.multi_focal_modifier_loss(z, y, [1, 2, 3]),
+            ValueError,
+            "`logits` must have 3 columns",
+        ),
+        (
+            lambda z, y: LF.multi_focal_modifier_loss(z, y / 2, [1, 2, 3, 4]),
+            ValueError,
+            "the Multi-Focal Modifier loss needs 0 / 1 labels",
+        ),
+        (
+            lambda z, y: LF.reflective_label_correction(z.long(), y, 0.5),
+            TypeError,
+            "`logits` must be a floating-point",
+        ),
+        (
+            lambda z, y: LF.reflective_label_correction(z, y.tolist(), 0.5),
+            TypeError,
+            "`targets` must be a torch.Tensor or numpy",
+        ),
+        (
+            lambda z, y: LF.reflective_label_correction(z, y[:2], 0.5),
+            ValueError,
+            "`logits` and `targets` must have the same shape",
+        ),
+        (
+            lambda z, y: LF.reflective_label_correction(z * math.nan, y, 0.5),
+            ValueError,
+            "`logits` must be finite",
+        ),
+        (
+            lambda z, y: LF.reflective_label_correction(z, y / 2, 0.5),
+            ValueError,
+            "the Reflective Label Corrector needs 0 / 1 labels",
+        ),
+    ],
+)
+def test_functional_forms_name_the_bad_argument(call, error, match):
+    z, y = _batch(dtype=torch.float32)
+    with pytest.raises(error, match=match):
+        call(z, y.float())
+
+
 # --- bad inputs -------------------------------------------------------------------------------
 
 Z, Y = _batch(dtype=torch.float32)

@@ -419,7 +419,7 @@ def _logit_compensated_bce(
     sigma_neg: Tensor | float,
     mu_neg: Tensor | float,
     reduction: str,
-    unknown: str = "ignore",
+    unknown: str,
 ) -> Tensor:
     """Eq. 2 of Guo & Wang for validated ``(2, C)`` weights ``omega`` (positives, negatives)."""
     z, t, mask = _prepare(logits, targets, omega.shape[1], unknown)
@@ -428,7 +428,7 @@ def _logit_compensated_bce(
     # negatives share their compensation (the tied guard). A float becomes a tensor filled on
     # the device (a tensor made from a Python number would be a host-to-device copy).
     sp, mp, sn, mn = (
-        v.to(z) if isinstance(v, Tensor) else torch.full((), v, dtype=z.dtype, device=z.device)
+        v.to(z) if isinstance(v, Tensor) else z.new_full((), v)
         for v in (sigma_pos, mu_pos, sigma_neg, mu_neg)
     )
     if sigma_pos is sigma_neg and mu_pos is mu_neg:
@@ -582,11 +582,11 @@ def _distribution_balanced_loss(
     )
     inv = inv_freq.to(z)
     # Re-balanced weight: r_ik = (1/n_k) / sum_k' y_ik'/n_k', for positives and negatives alike.
-    # An image with no known positive has r = +inf, hence the largest weight alpha + 1. (A sum,
-    # not a matmul, which autocast would run in low precision.)
+    # An image with no known positive has r = +inf, hence the largest weight alpha + 1; beta = 0
+    # makes the weight alpha + 1/2 everywhere, there too (not 0 * inf = NaN). (A sum, not a
+    # matmul, which autocast would run in low precision.)
     r = inv / (t * inv).sum(dim=1, keepdim=True)
-    # beta = 0 flattens the weight to alpha + 1/2, also where r = inf (0 * inf would be NaN)
-    weight = alpha + torch.sigmoid(beta * (r - mu)) if beta else torch.full_like(r, alpha + 0.5)
+    weight = alpha + (torch.sigmoid(beta * (r - mu)) if beta > 0 else 0.5)
     # Negative-tolerant regularisation: shift by b_k, then negatives' logits x λ, weights / λ.
     lam = _by_label(t, 1.0, neg_scale)
     x = (z + bias.to(z)) * lam
@@ -794,8 +794,12 @@ def _asymmetric_terms(
     and ``p_neg``.
     """
     p_t = t * p_pos + (1.0 - t) * p_neg
-    gamma = t * torch.as_tensor(gamma_pos).to(t) + (1.0 - t) * torch.as_tensor(gamma_neg).to(t)
-    focus = (1.0 - p_t).pow(gamma)  # pow's gradient is 0 where the exponent is 0
+    gamma = _by_label(t, gamma_pos, gamma_neg)
+    q = 1.0 - p_t
+    # pow's gradient is 0 where the exponent is 0, but infinite at a base of 0 for an exponent
+    # below 1: where p_t = 1 (saturated, or a negative below the margin) the loss is flat, and
+    # q passes it no gradient (not inf * 0 = NaN).
+    focus = torch.where(q > 0, q, q.detach()).pow(gamma)
     if detach_focal_weight:
         focus = focus.detach()
     log_p = t * torch.log(p_pos.clamp(min=eps)) + (1.0 - t) * torch.log(p_neg.clamp(min=eps))
@@ -1065,7 +1069,7 @@ def _multi_focal(
     p = torch.sigmoid(z)
     p_pos, p_neg = p, _shifted_negative(p, clip)
     if cooccurrence is not None:
-        a = _cooccurrence_attention(t, cooccurrence).to(z)
+        a = _cooccurrence_attention(t, cooccurrence)
         p_pos = p * (1.0 - a)
         if neg_boost != 1.0:
             p_neg = torch.where(a != 0, p_neg * neg_boost, p_neg).clamp(max=1.0)
@@ -1125,7 +1129,9 @@ def reflective_label_correction(
     y = as_tensor(targets, "targets").to(z.device)
     check_same_shape(z, y, "logits", "targets")
     _check_values({"logits": logits}, y, hard="the Reflective Label Corrector")
-    t = torch.as_tensor(_per_class(threshold, "threshold", z.shape[1])).to(z)
+    t = torch.as_tensor(
+        _per_class(threshold, "threshold", z.shape[1]), dtype=z.dtype, device=z.device
+    )
     with torch.no_grad():
         candidate = y < 0 if candidates == "unknown" else y <= 0
         if candidates == "unobserved":
