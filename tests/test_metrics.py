@@ -107,12 +107,14 @@ def test_large_inputs(monkeypatch, n, c, labelled, chunk):
     assert_matches_oracle(scores, targets)
 
 
-def test_device_sort_path_matches(monkeypatch):
-    # The path taken on CUDA sorts with torch.sort; run it on the CPU tensors.
-    monkeypatch.setattr(F, "_sort_rows", lambda keys: torch.sort(keys, dim=1).values)
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_torch_sort_path_of_other_devices_matches(monkeypatch, dtype):
+    # Off the CPU the negatives are sorted with torch.sort: force that path on the CPU.
+    monkeypatch.setattr(F, "_numpy_sorts", lambda x: False)
     rng = np.random.default_rng(2)
-    scores = rng.integers(-5, 5, (500, 9)).astype(np.float32)
+    scores = rng.integers(-5, 5, (500, 9)).astype(dtype)  # many ties
     targets = rng.integers(-1, 2, (500, 9))
+    targets[:, 0] = np.where(targets[:, 0] == 1, 0, targets[:, 0])  # a class with no positive
     assert_matches_oracle(scores, targets)
 
 

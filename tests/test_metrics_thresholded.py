@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.metrics import precision_recall_fscore_support
 
+import ltml.functional.metrics as F
 from ltml import average_precision, fit_thresholds, mAPMeter, thresholded_metrics
 from test_metrics import _free_port, oracle
 
@@ -582,7 +583,6 @@ def test_as_dict_keys_and_values_exactly():
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.int64, torch.float32])
 def test_row_chunks_and_score_dtypes_match_sklearn(monkeypatch, dtype):
-    import ltml.functional.metrics as F
 
     monkeypatch.setattr(F, "_CHUNK_ELEMENTS", 4)  # 3 classes: rows counted one at a time
     rng = np.random.default_rng(5)
@@ -612,3 +612,42 @@ def test_summary_str_lists_percentages_in_table_order():
 
     s = ThresholdedSummary(OP=0.1, OR=0.2, OF1=0.3, CP=0.4, CR=0.5, CF1=0.123456, mean_f1=0.7)
     assert str(s) == "CP 40.00  CR 50.00  CF1 12.35  OP 10.00  OR 20.00  OF1 30.00"
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_top_k_torch_path_of_other_devices_matches_sklearn(monkeypatch, k):
+    # Off the CPU the k-th largest score comes from torch.topk: force that path on the CPU.
+    monkeypatch.setattr(F, "_numpy_sorts", lambda x: False)
+    rng = np.random.default_rng(6)
+    scores = rng.integers(-3, 4, (40, 6)).astype(np.float32)  # ties at the k-th place
+    targets = rng.integers(-1, 2, (40, 6))
+    m = quiet(thresholded_metrics, scores, targets, threshold=-1.0, top_k=k, empty_class="zero")
+    p, r, f = quiet(sklearn_per_class, scores, targets, -1.0, k, 0.0)
+    np.testing.assert_allclose(m.precision.numpy(), p, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(m.recall.numpy(), r, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(m.f1.numpy(), f, atol=1e-12, rtol=0)
+
+
+def test_counts_stay_exact_beyond_what_float32_holds():
+    # A meter's stored batches are counted one block at a time: 16 blocks of 2**20 rows and one
+    # of 3 make 2**24 + 3 predictions of one class, which float32 would round to 2**24 + 4.
+    block, labels = torch.ones(1 << 20, 1), torch.ones(1 << 20, 1, dtype=torch.int64)
+    counts = F._threshold_counts(
+        [block] * 16 + [block[:3]], [labels] * 16 + [labels[:3]], torch.zeros(1), None
+    )
+    assert counts.dtype == torch.int64
+    assert counts.flatten().tolist() == [2**24 + 3] * 3
+
+
+def test_results_stay_on_the_device_of_the_scores():
+    # Meta tensors have a device and no data: a tensor made on the CPU on the way would fail
+    # the computation, as it would on CUDA. (The AP itself needs data-dependent shapes.)
+    s = torch.empty(5, 4, device="meta")
+    y = torch.empty(5, 4, dtype=torch.int64, device="meta")
+    counts = F._threshold_counts([s], [y], torch.zeros(4, dtype=torch.float64), 3)
+    thresholds = F._fit_thresholds([s], [y])
+    no_rows = [F._average_precision([s[:0]], [y[:0]]), F._fit_thresholds([s[:0]], [y[:0]])]
+    for result, dtype, shape in [(counts, torch.int64, (3, 4)), (thresholds, torch.float64, (4,))]:
+        assert (result.device.type, result.dtype, result.shape) == ("meta", dtype, shape)
+    for result in no_rows:
+        assert (result.device.type, result.dtype, result.shape) == ("meta", torch.float64, (4,))
