@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
+from types import FrameType
 from typing import Any, Literal
 
 import numpy as np
@@ -189,26 +191,34 @@ def _check_empty_class(empty_class: Any) -> None:
     check_choice(empty_class, "empty_class", ("nan", "zero"))
 
 
-def _warn_empty_classes(
-    empty: Tensor, what: str, empty_class: EmptyClass, stacklevel: int = 2
-) -> None:
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _warn_user(message: str) -> None:
+    """Warn (``UserWarning``) at the first caller outside ltml, however deep in it the cause is."""
+    frame: FrameType | None = sys._getframe()
+    level = 1  # warnings.warn's stacklevel of ``frame``
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=level)
+
+
+def _warn_empty_classes(empty: Tensor, what: str, empty_class: EmptyClass) -> None:
     """One warning listing the classes with no known positive (``empty``, a bool mask)."""
     if bool(empty.any()):
         idx = torch.nonzero(empty).flatten().tolist()
         shown = ", ".join(map(str, idx[:10])) + (", ..." if len(idx) > 10 else "")
         value = "NaN and left out of means" if empty_class == "nan" else "0"
-        warnings.warn(
+        _warn_user(
             f"{len(idx)} class(es) have no positive target (classes {shown}): their {what} "
-            f"undefined and reported as {value} (empty_class={empty_class!r})",
-            UserWarning,
-            stacklevel=stacklevel + 1,
+            f"undefined and reported as {value} (empty_class={empty_class!r})"
         )
 
 
-def _resolve_empty_classes(ap: Tensor, empty_class: EmptyClass, stacklevel: int = 2) -> Tensor:
+def _resolve_empty_classes(ap: Tensor, empty_class: EmptyClass) -> Tensor:
     """Warn once about classes with no known positive, and give their AP the chosen value."""
     empty = torch.isnan(ap)
-    _warn_empty_classes(empty, "AP is", empty_class, stacklevel + 1)
+    _warn_empty_classes(empty, "AP is", empty_class)
     return ap.masked_fill(empty, 0.0) if empty_class == "zero" else ap
 
 
