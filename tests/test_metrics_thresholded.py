@@ -6,6 +6,7 @@ import inspect
 import json
 import math
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -451,17 +452,50 @@ def _batches(rng, n, dtype):
     return [(scores[i : i + 5], targets[i : i + 5]) for i in range(0, n, 5)]
 
 
-def test_ddp_gathers_whatever_each_process_stored():
+def _evaluate_share(share):
+    meter = _meter()
+    for scores, targets in share:
+        meter.update(scores, targets)
+    return _evaluate(meter)
+
+
+_DDP_DTYPES = {
+    "different dtypes": (torch.float16, torch.float64),
+    "bfloat16 and an empty process": (torch.bfloat16, None),
+    "all empty": (None, None),
+}
+
+
+def _ddp_cases(dtypes):
     rng = np.random.default_rng(6)
-    dtypes = {
-        "different dtypes": (torch.float16, torch.float64),
-        "bfloat16 and an empty process": (torch.bfloat16, None),
-        "all empty": (None, None),
+    return {
+        case: [_batches(rng, 17 + 9 * r, d) for r, d in enumerate(ranks)]
+        for case, ranks in dtypes.items()
     }
-    cases = {
-        case: [_batches(rng, 17 + 9 * r, d) for r, d in enumerate(pair)]
-        for case, pair in dtypes.items()
-    }
+
+
+def _check_gathered(cases, results):
+    """Every rank's (case, rank, result, thresholds) equals one meter over every share."""
+    assert len(results) == sum(len(shares) for shares in cases.values())
+    for case, shares in cases.items():
+        expected, expected_thresholds = _evaluate_share([b for share in shares for b in share])
+        for got_case, _, got, thresholds in results:
+            if got_case == case:
+                assert got == expected, case
+                assert thresholds == expected_thresholds, case
+        if all(not share for share in shares):
+            assert expected["map"] is None
+            assert expected["thresholded"]["OR"] is None
+        else:
+            scores = torch.cat([s.double() for share in shares for s, _ in share])
+            targets = torch.cat([t for share in shares for _, t in share])
+            assert expected["ap"] == pytest.approx(
+                oracle(scores.numpy(), targets.numpy()), nan_ok=True
+            )
+
+
+def test_ddp_gathers_whatever_each_process_stored():
+    cases = _ddp_cases(_DDP_DTYPES)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = _free_port()
@@ -472,26 +506,91 @@ def test_ddp_gathers_whatever_each_process_stored():
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    assert len(results) == 2 * len(cases)
-    for case, shares in cases.items():
-        single = _meter()
-        for share in shares:
-            for scores, targets in share:
-                single.update(scores, targets)
-        expected, expected_thresholds = _evaluate(single)
-        for got_case, _, got, thresholds in results:
-            if got_case == case:
-                assert got == expected, case
-                assert thresholds == expected_thresholds, case
-        if case == "all empty":
-            assert expected["map"] is None
-            assert expected["thresholded"]["OR"] is None
-        else:
-            scores = torch.cat([s.double() for share in shares for s, _ in share])
-            targets = torch.cat([t for share in shares for _, t in share])
-            assert expected["ap"] == pytest.approx(
-                oracle(scores.numpy(), targets.numpy()), nan_ok=True
-            )
+    _check_gathered(cases, results)
+
+
+class _ThreadGroup:
+    """The calls of ``torch.distributed`` the meter makes, for ranks that are threads.
+
+    ``all_gather`` gives every rank what every rank sent and, as gloo, refuses tensors of
+    another shape or dtype than the outputs. The meter runs in-process, where mutation
+    testing follows it (it cannot follow spawned processes).
+    """
+
+    def __init__(self, world):
+        self.world = world
+        self._sent = [None] * world
+        self._barrier = threading.Barrier(world, timeout=60)
+        self._local = threading.local()
+
+    def is_available(self):
+        return True
+
+    def is_initialized(self):
+        return True
+
+    def get_world_size(self):
+        return self.world
+
+    def get_backend(self):
+        return "gloo"
+
+    def all_gather(self, outputs, tensor):
+        assert len(outputs) == self.world
+        self._sent[self._local.rank] = tensor.clone()
+        self._barrier.wait()
+        for out, sent in zip(outputs, self._sent, strict=True):
+            if (out.shape, out.dtype) != (sent.shape, sent.dtype):
+                raise RuntimeError(f"all_gather: {sent.shape} {sent.dtype} into {out.shape}")
+            out.copy_(sent)
+        self._barrier.wait()
+
+    def run(self, fn):
+        """``fn(rank)`` on every rank at once; the results by rank."""
+        results, errors = [None] * self.world, []
+
+        def rank_main(rank):
+            self._local.rank = rank
+            try:
+                results[rank] = fn(rank)
+            except BaseException as e:  # re-raised below, in the test's thread
+                errors.append(e)
+                self._barrier.abort()  # the other ranks would wait for this one forever
+
+        threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(self.world)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return results
+
+
+@pytest.mark.parametrize(
+    "dtypes",
+    [
+        _DDP_DTYPES,
+        {
+            "three ranks, one empty": (torch.float16, None, torch.float32),
+            "integers and floats": (torch.int64, torch.bfloat16, torch.float64),
+            "integers": (None, torch.int64, torch.int64),
+        },
+    ],
+    ids=["two ranks", "three ranks"],
+)
+def test_gather_with_ranks_as_threads(monkeypatch, dtypes):
+    import ltml.metrics
+
+    cases = _ddp_cases(dtypes)
+    group = _ThreadGroup(len(next(iter(dtypes.values()))))
+    results = []
+    with monkeypatch.context() as patch:
+        patch.setattr(ltml.metrics, "dist", group)
+        for case, shares in cases.items():
+            evaluated = group.run(lambda rank, shares=shares: _evaluate_share(shares[rank]))
+            results += [(case, rank, *r) for rank, r in enumerate(evaluated)]
+    _check_gathered(cases, results)  # against one meter over everything, in one process
 
 
 def test_scores_that_require_grad_are_accepted():

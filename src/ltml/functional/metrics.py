@@ -195,12 +195,18 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.
 
 
 def _warn_user(message: str) -> None:
-    """Warn (``UserWarning``) at the first caller outside ltml, however deep in it the cause is."""
+    """Warn (``UserWarning``) at the line that called into ltml: the outermost ltml frame's caller.
+
+    (Not the first frame outside ltml: a wrapper of another package, such as a profiler or a
+    mutation-testing trampoline, may sit between two ltml frames.)
+    """
     frame: FrameType | None = sys._getframe()
-    level = 1  # warnings.warn's stacklevel of ``frame``
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    level, caller = 1, 1  # warnings.warn's stacklevel of ``frame``, and of the caller found
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            caller = level + 1
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, UserWarning, stacklevel=level)
+    warnings.warn(message, UserWarning, stacklevel=caller)
 
 
 def _warn_empty_classes(empty: Tensor, what: str, empty_class: EmptyClass) -> None:
