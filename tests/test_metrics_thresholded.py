@@ -21,7 +21,7 @@ from sklearn.metrics import precision_recall_fscore_support
 
 import ltml.functional.metrics as F
 from ltml import average_precision, fit_thresholds, mAPMeter, thresholded_metrics
-from test_metrics import _free_port, oracle
+from test_metrics import _free_port, assert_points_at, oracle
 
 SUMMARY = ("OP", "OR", "OF1", "CP", "CR", "CF1", "mean_f1")
 
@@ -646,7 +646,7 @@ def test_empty_class_warning_text_and_origin(fn, what, num_empty, shown, empty_c
         fn(scores, targets, **kwargs)
     assert [str(w.message) for w in caught] == [expected]
     assert [w.category for w in caught] == [UserWarning]
-    assert (caught[0].filename, caught[0].lineno) == (__file__, line)  # the caller's line
+    assert_points_at(caught[0], fn, __file__, line)  # the caller's line
 
 
 def test_as_dict_keys_and_values_exactly():
