@@ -573,8 +573,8 @@ class _ThreadGroup:
         _DDP_DTYPES,
         {
             "three ranks, one empty": (torch.float16, None, torch.float32),
-            "integers and floats": (torch.int64, torch.bfloat16, torch.float64),
-            "integers": (None, torch.int64, torch.int64),
+            "integers and floats": (torch.int16, torch.bfloat16, torch.float64),
+            "integers": (None, torch.int32, torch.int64),  # int32 is stored as int64
         },
     ],
     ids=["two ranks", "three ranks"],
