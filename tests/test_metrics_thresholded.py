@@ -297,6 +297,16 @@ def test_fit_thresholds_matches_brute_force(problem):
     np.testing.assert_allclose(m.f1.numpy(), best_f1, atol=1e-12)
 
 
+def test_fit_thresholds_counts_a_tie_group_whole():
+    # Six images tie at 2.0, one of them positive; one positive more at 1.0. F1 is 2/8 at 2.0
+    # and 4/9 at 1.0: the best threshold is 1.0 wherever the sort puts the positive in the tie
+    # (counted alone it would give 2/3 at 2.0). Column j puts the positive at row j of the tie.
+    scores = torch.tensor([[2.0] * 6] * 6 + [[1.0] * 6])
+    targets = torch.cat([torch.eye(6, dtype=torch.int64), torch.ones(1, 6, dtype=torch.int64)])
+    assert fit_thresholds(scores, targets).tolist() == [1.0] * 6
+    assert brute_force_thresholds(scores.numpy(), targets.numpy())[0].tolist() == [1.0] * 6
+
+
 def test_fit_thresholds_warns_for_classes_without_positive():
     with pytest.warns(UserWarning, match=r"1 class\(es\) have no positive target \(classes 1\)"):
         thr = fit_thresholds(torch.tensor([[0.3, 0.2]]), torch.tensor([[1, 0]]))
