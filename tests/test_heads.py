@@ -312,9 +312,10 @@ def test_concat_in_training_mode_pools_batch_statistics() -> None:
     with torch.no_grad():
         torch.testing.assert_close(out_sep.u, copy.deepcopy(reference)(feat_u))
     assert not torch.allclose(out_cat.u, out_sep.u, atol=1e-3)
-    bn_cat = head_cat.branch_u.features[0].bn1
-    bn_sep = head_sep.branch_u.features[0].bn1
-    assert (int(bn_cat.num_batches_tracked), int(bn_sep.num_batches_tracked)) == (1, 2)
+    for branch in ("branch_u", "branch_r"):  # both branches honour the head's `concat`
+        bn_cat = getattr(head_cat, branch).features[0].bn1
+        bn_sep = getattr(head_sep, branch).features[0].bn1
+        assert (int(bn_cat.num_batches_tracked), int(bn_sep.num_batches_tracked)) == (1, 2)
 
 
 def test_paired_forward_splits_in_order() -> None:
@@ -381,6 +382,8 @@ def test_builder_on_torchvision_resnets(
     assert head.in_channels == channels
     assert head.branch_u.classifier.in_features == features
     assert head.branch_r.classifier.out_features == NUM_CLASSES
+    assert head.concat  # one call over both batches unless asked otherwise
+    assert not resnet_dual_branch(resnet, NUM_CLASSES, concat=False)[1].concat
     resnet.eval(), trunk.eval(), head.eval()
     x = _randn(2, 3, 32, 32, seed=1)
     with torch.no_grad():
@@ -398,6 +401,30 @@ def test_features_only_head_on_vectors() -> None:
     assert out.u.shape == (3, NUM_CLASSES)
     assert out.r.shape == (2, NUM_CLASSES)
     assert head.in_channels == 6
+
+
+def test_branch_pools_every_spatial_dimension() -> None:
+    """A branch may output (N, D) or (N, D, *spatial) of any rank, e.g. 1-D sequences."""
+    head = DualBranchHead(nn.Identity(), 4, NUM_CLASSES)
+    for shape in ((2, 4), (2, 4, 5), (2, 4, 3, 2), (2, 4, 2, 2, 2)):
+        feat = _randn(*shape, seed=len(shape))
+        pooled = feat.flatten(2).mean(dim=2) if feat.ndim > 2 else feat
+        with torch.no_grad():
+            expected = head.branch_r.classifier(pooled)
+            torch.testing.assert_close(head.predict(feat, mode="r"), expected, msg=str(shape))
+
+
+def test_head_owns_its_copies_of_the_branch() -> None:
+    """The caller's module is copied, not shared: training the head leaves it untouched."""
+    branch = nn.Sequential(nn.Linear(4, 4))
+    head = DualBranchHead(branch, 4, NUM_CLASSES)
+    ptr_given = {p.data_ptr() for p in branch.parameters()}
+    for copy_ in (head.branch_u, head.branch_r):
+        assert ptr_given.isdisjoint(p.data_ptr() for p in copy_.features.parameters())
+    assert head.num_classes == NUM_CLASSES
+    assert repr(head).startswith(
+        f"DualBranchHead(\n  num_classes={NUM_CLASSES}, in_channels=None, concat=True\n"
+    )
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -432,6 +459,7 @@ def test_builder_rejects_replaced_fc() -> None:
         ({"num_classes": True}, TypeError, r"`num_classes` must be an integer, got bool"),
         ({"in_channels": 0}, ValueError, r"`in_channels` must be an integer >= 1, got 0"),
         ({"branch": "layer4"}, TypeError, r"`branch` must be an nn.Module, got str"),
+        ({"concat": "no"}, TypeError, r"`concat` must be True or False, got str 'no'"),
     ],
 )
 def test_constructor_rejects_bad_arguments(
@@ -480,6 +508,28 @@ def test_forward_rejects_branch_output_not_matching_in_features() -> None:
 def test_paired_forward_rejects_mismatched_batches() -> None:
     with pytest.raises(ValueError, match=r"`x_u` and `x_r` must have the same shape except"):
         paired_forward(nn.Identity(), _randn(2, 3), _randn(2, 4))
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "match"),
+    [
+        (("layer4", _randn(2, 3), _randn(2, 3)), {}, TypeError, r"`module` must be a callable"),
+        ((nn.Identity(), _randn(2, 3), _randn(2, 3)), {"concat": 1}, TypeError, r"`concat` must"),
+        ((nn.Identity(), [1.0], _randn(2, 3)), {}, TypeError, r"`x_u` must be a torch.Tensor"),
+        ((nn.Identity(), _randn(2, 3), [1.0]), {}, TypeError, r"`x_r` must be a torch.Tensor"),
+    ],
+)
+def test_paired_forward_rejects_bad_arguments(
+    args: tuple[object, ...], kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        paired_forward(*args, **kwargs)  # type: ignore[call-overload]
+
+
+def test_forward_rejects_a_non_bool_cross() -> None:
+    head = DualBranchHead(nn.Identity(), 4, 3)
+    with pytest.raises(TypeError, match=r"`cross` must be True or False, got str 'yes'"):
+        head(_randn(2, 4), _randn(2, 4), cross="yes")
 
 
 def test_predict_rejects_unknown_mode() -> None:
