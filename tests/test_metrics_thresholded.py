@@ -476,10 +476,11 @@ _DDP_DTYPES = {
 }
 
 
-def _ddp_cases(dtypes):
+def _ddp_cases(dtypes, first=17):
+    """Rank r stores ``first + 9 r`` rows in batches of 5."""
     rng = np.random.default_rng(6)
     return {
-        case: [_batches(rng, 17 + 9 * r, d) for r, d in enumerate(ranks)]
+        case: [_batches(rng, first + 9 * r, d) for r, d in enumerate(ranks)]
         for case, ranks in dtypes.items()
     }
 
@@ -578,21 +579,24 @@ class _ThreadGroup:
 
 
 @pytest.mark.parametrize(
-    "dtypes",
+    ("dtypes", "first"),
     [
-        _DDP_DTYPES,
-        {
-            "three ranks, one empty": (torch.float16, None, torch.float32),
-            "integers and floats": (torch.int16, torch.bfloat16, torch.float64),
-            "integers": (None, torch.int32, torch.int64),  # int32 is stored as int64
-        },
+        (_DDP_DTYPES, 17),
+        (
+            {
+                "three ranks, one empty": (torch.float16, None, torch.float32),
+                "integers and floats": (torch.int16, torch.bfloat16, torch.float64),
+                "integers": (None, torch.int32, torch.int64),  # int32 is stored as int64
+            },
+            3,  # rank 0 stores a single batch
+        ),
     ],
     ids=["two ranks", "three ranks"],
 )
-def test_gather_with_ranks_as_threads(monkeypatch, dtypes):
+def test_gather_with_ranks_as_threads(monkeypatch, dtypes, first):
     import ltml.metrics
 
-    cases = _ddp_cases(dtypes)
+    cases = _ddp_cases(dtypes, first)
     group = _ThreadGroup(len(next(iter(dtypes.values()))))
     results = []
     with monkeypatch.context() as patch:
