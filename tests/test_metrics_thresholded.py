@@ -421,6 +421,15 @@ def test_probs_meter_rejects_logits_and_stores_nothing():
     assert meter.num_stored == 0
 
 
+def test_probs_meter_accepts_zero_and_one_and_refuses_either_side_alone():
+    meter = mAPMeter(2, scores="probs")
+    meter.update(torch.tensor([[0.0, 1.0]]), torch.tensor([[0, 1]]))
+    for bad, seen in [([[-0.5, 0.5]], r"\[-0.5, 0.5\]"), ([[0.5, 1.5]], r"\[0.5, 1.5\]")]:
+        with pytest.raises(ValueError, match=rf"probabilities in \[0, 1\] .* got values in {seen}"):
+            meter.update(torch.tensor(bad), torch.tensor([[0, 1]]))
+    assert meter.num_stored == 1
+
+
 def test_fit_thresholds_rejects_bad_input():
     with pytest.raises(ValueError, match="`metric` must be one of 'f1', got str 'ap'"):
         fit_thresholds(torch.zeros(2, 2), torch.zeros(2, 2), metric="ap")
