@@ -6,6 +6,7 @@ import inspect
 import json
 import math
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -18,8 +19,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.metrics import precision_recall_fscore_support
 
+import ltml.functional.metrics as F
 from ltml import average_precision, fit_thresholds, mAPMeter, thresholded_metrics
-from test_metrics import _free_port, oracle
+from test_metrics import _free_port, assert_points_at, oracle
 
 SUMMARY = ("OP", "OR", "OF1", "CP", "CR", "CF1", "mean_f1")
 
@@ -295,6 +297,16 @@ def test_fit_thresholds_matches_brute_force(problem):
     np.testing.assert_allclose(m.f1.numpy(), best_f1, atol=1e-12)
 
 
+def test_fit_thresholds_counts_a_tie_group_whole():
+    # Six images tie at 2.0, one of them positive; one positive more at 1.0. F1 is 2/8 at 2.0
+    # and 4/9 at 1.0: the best threshold is 1.0 wherever the sort puts the positive in the tie
+    # (counted alone it would give 2/3 at 2.0). Column j puts the positive at row j of the tie.
+    scores = torch.tensor([[2.0] * 6] * 6 + [[1.0] * 6])
+    targets = torch.cat([torch.eye(6, dtype=torch.int64), torch.ones(1, 6, dtype=torch.int64)])
+    assert fit_thresholds(scores, targets).tolist() == [1.0] * 6
+    assert brute_force_thresholds(scores.numpy(), targets.numpy())[0].tolist() == [1.0] * 6
+
+
 def test_fit_thresholds_warns_for_classes_without_positive():
     with pytest.warns(UserWarning, match=r"1 class\(es\) have no positive target \(classes 1\)"):
         thr = fit_thresholds(torch.tensor([[0.3, 0.2]]), torch.tensor([[1, 0]]))
@@ -409,6 +421,15 @@ def test_probs_meter_rejects_logits_and_stores_nothing():
     assert meter.num_stored == 0
 
 
+def test_probs_meter_accepts_zero_and_one_and_refuses_either_side_alone():
+    meter = mAPMeter(2, scores="probs")
+    meter.update(torch.tensor([[0.0, 1.0]]), torch.tensor([[0, 1]]))
+    for bad, seen in [([[-0.5, 0.5]], r"\[-0.5, 0.5\]"), ([[0.5, 1.5]], r"\[0.5, 1.5\]")]:
+        with pytest.raises(ValueError, match=rf"probabilities in \[0, 1\] .* got values in {seen}"):
+            meter.update(torch.tensor(bad), torch.tensor([[0, 1]]))
+    assert meter.num_stored == 1
+
+
 def test_fit_thresholds_rejects_bad_input():
     with pytest.raises(ValueError, match="`metric` must be one of 'f1', got str 'ap'"):
         fit_thresholds(torch.zeros(2, 2), torch.zeros(2, 2), metric="ap")
@@ -450,17 +471,51 @@ def _batches(rng, n, dtype):
     return [(scores[i : i + 5], targets[i : i + 5]) for i in range(0, n, 5)]
 
 
-def test_ddp_gathers_whatever_each_process_stored():
+def _evaluate_share(share):
+    meter = _meter()
+    for scores, targets in share:
+        meter.update(scores, targets)
+    return _evaluate(meter)
+
+
+_DDP_DTYPES = {
+    "different dtypes": (torch.float16, torch.float64),
+    "bfloat16 and an empty process": (torch.bfloat16, None),
+    "all empty": (None, None),
+}
+
+
+def _ddp_cases(dtypes, first=17):
+    """Rank r stores ``first + 9 r`` rows in batches of 5."""
     rng = np.random.default_rng(6)
-    dtypes = {
-        "different dtypes": (torch.float16, torch.float64),
-        "bfloat16 and an empty process": (torch.bfloat16, None),
-        "all empty": (None, None),
+    return {
+        case: [_batches(rng, first + 9 * r, d) for r, d in enumerate(ranks)]
+        for case, ranks in dtypes.items()
     }
-    cases = {
-        case: [_batches(rng, 17 + 9 * r, d) for r, d in enumerate(pair)]
-        for case, pair in dtypes.items()
-    }
+
+
+def _check_gathered(cases, results):
+    """Every rank's (case, rank, result, thresholds) equals one meter over every share."""
+    assert len(results) == sum(len(shares) for shares in cases.values())
+    for case, shares in cases.items():
+        expected, expected_thresholds = _evaluate_share([b for share in shares for b in share])
+        for got_case, _, got, thresholds in results:
+            if got_case == case:
+                assert got == expected, case
+                assert thresholds == expected_thresholds, case
+        if all(not share for share in shares):
+            assert expected["map"] is None
+            assert expected["thresholded"]["OR"] is None
+        else:
+            scores = torch.cat([s.double() for share in shares for s, _ in share])
+            targets = torch.cat([t for share in shares for _, t in share])
+            assert expected["ap"] == pytest.approx(
+                oracle(scores.numpy(), targets.numpy()), nan_ok=True
+            )
+
+
+def test_ddp_gathers_whatever_each_process_stored():
+    cases = _ddp_cases(_DDP_DTYPES)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = _free_port()
@@ -471,26 +526,94 @@ def test_ddp_gathers_whatever_each_process_stored():
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    assert len(results) == 2 * len(cases)
-    for case, shares in cases.items():
-        single = _meter()
-        for share in shares:
-            for scores, targets in share:
-                single.update(scores, targets)
-        expected, expected_thresholds = _evaluate(single)
-        for got_case, _, got, thresholds in results:
-            if got_case == case:
-                assert got == expected, case
-                assert thresholds == expected_thresholds, case
-        if case == "all empty":
-            assert expected["map"] is None
-            assert expected["thresholded"]["OR"] is None
-        else:
-            scores = torch.cat([s.double() for share in shares for s, _ in share])
-            targets = torch.cat([t for share in shares for _, t in share])
-            assert expected["ap"] == pytest.approx(
-                oracle(scores.numpy(), targets.numpy()), nan_ok=True
-            )
+    _check_gathered(cases, results)
+
+
+class _ThreadGroup:
+    """The calls of ``torch.distributed`` the meter makes, for ranks that are threads.
+
+    ``all_gather`` gives every rank what every rank sent and, as gloo, refuses tensors of
+    another shape or dtype than the outputs. The meter runs in-process, where mutation
+    testing follows it (it cannot follow spawned processes).
+    """
+
+    def __init__(self, world):
+        self.world = world
+        self._sent = [None] * world
+        self._barrier = threading.Barrier(world, timeout=60)
+        self._local = threading.local()
+
+    def is_available(self):
+        return True
+
+    def is_initialized(self):
+        return True
+
+    def get_world_size(self):
+        return self.world
+
+    def get_backend(self):
+        return "gloo"
+
+    def all_gather(self, outputs, tensor):
+        assert len(outputs) == self.world
+        self._sent[self._local.rank] = tensor.clone()
+        self._barrier.wait()
+        for out, sent in zip(outputs, self._sent, strict=True):
+            if (out.shape, out.dtype) != (sent.shape, sent.dtype):
+                raise RuntimeError(f"all_gather: {sent.shape} {sent.dtype} into {out.shape}")
+            out.copy_(sent)
+        self._barrier.wait()
+
+    def run(self, fn):
+        """``fn(rank)`` on every rank at once; the results by rank."""
+        results, errors = [None] * self.world, []
+
+        def rank_main(rank):
+            self._local.rank = rank
+            try:
+                results[rank] = fn(rank)
+            except BaseException as e:  # re-raised below, in the test's thread
+                errors.append(e)
+                self._barrier.abort()  # the other ranks would wait for this one forever
+
+        threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(self.world)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return results
+
+
+@pytest.mark.parametrize(
+    ("dtypes", "first"),
+    [
+        (_DDP_DTYPES, 17),
+        (
+            {
+                "three ranks, one empty": (torch.float16, None, torch.float32),
+                "integers and floats": (torch.int16, torch.bfloat16, torch.float64),
+                "integers": (None, torch.int32, torch.int64),  # int32 is stored as int64
+            },
+            3,  # rank 0 stores a single batch
+        ),
+    ],
+    ids=["two ranks", "three ranks"],
+)
+def test_gather_with_ranks_as_threads(monkeypatch, dtypes, first):
+    import ltml.metrics
+
+    cases = _ddp_cases(dtypes, first)
+    group = _ThreadGroup(len(next(iter(dtypes.values()))))
+    results = []
+    with monkeypatch.context() as patch:
+        patch.setattr(ltml.metrics, "dist", group)
+        for case, shares in cases.items():
+            evaluated = group.run(lambda rank, shares=shares: _evaluate_share(shares[rank]))
+            results += [(case, rank, *r) for rank, r in enumerate(evaluated)]
+    _check_gathered(cases, results)  # against one meter over everything, in one process
 
 
 def test_scores_that_require_grad_are_accepted():
@@ -546,7 +669,7 @@ def test_empty_class_warning_text_and_origin(fn, what, num_empty, shown, empty_c
         fn(scores, targets, **kwargs)
     assert [str(w.message) for w in caught] == [expected]
     assert [w.category for w in caught] == [UserWarning]
-    assert (caught[0].filename, caught[0].lineno) == (__file__, line)  # the caller's line
+    assert_points_at(caught[0], fn, __file__, line)  # the caller's line
 
 
 def test_as_dict_keys_and_values_exactly():
@@ -582,7 +705,6 @@ def test_as_dict_keys_and_values_exactly():
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.int64, torch.float32])
 def test_row_chunks_and_score_dtypes_match_sklearn(monkeypatch, dtype):
-    import ltml.functional.metrics as F
 
     monkeypatch.setattr(F, "_CHUNK_ELEMENTS", 4)  # 3 classes: rows counted one at a time
     rng = np.random.default_rng(5)
@@ -612,3 +734,42 @@ def test_summary_str_lists_percentages_in_table_order():
 
     s = ThresholdedSummary(OP=0.1, OR=0.2, OF1=0.3, CP=0.4, CR=0.5, CF1=0.123456, mean_f1=0.7)
     assert str(s) == "CP 40.00  CR 50.00  CF1 12.35  OP 10.00  OR 20.00  OF1 30.00"
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_top_k_torch_path_of_other_devices_matches_sklearn(monkeypatch, k):
+    # Off the CPU the k-th largest score comes from torch.topk: force that path on the CPU.
+    monkeypatch.setattr(F, "_numpy_sorts", lambda x: False)
+    rng = np.random.default_rng(6)
+    scores = rng.integers(-3, 4, (40, 6)).astype(np.float32)  # ties at the k-th place
+    targets = rng.integers(-1, 2, (40, 6))
+    m = quiet(thresholded_metrics, scores, targets, threshold=-1.0, top_k=k, empty_class="zero")
+    p, r, f = quiet(sklearn_per_class, scores, targets, -1.0, k, 0.0)
+    np.testing.assert_allclose(m.precision.numpy(), p, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(m.recall.numpy(), r, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(m.f1.numpy(), f, atol=1e-12, rtol=0)
+
+
+def test_counts_stay_exact_beyond_what_float32_holds():
+    # A meter's stored batches are counted one block at a time: 16 blocks of 2**20 rows and one
+    # of 3 make 2**24 + 3 predictions of one class, which float32 would round to 2**24 + 4.
+    block, labels = torch.ones(1 << 20, 1), torch.ones(1 << 20, 1, dtype=torch.int64)
+    counts = F._threshold_counts(
+        [block] * 16 + [block[:3]], [labels] * 16 + [labels[:3]], torch.zeros(1), None
+    )
+    assert counts.dtype == torch.int64
+    assert counts.flatten().tolist() == [2**24 + 3] * 3
+
+
+def test_results_stay_on_the_device_of_the_scores():
+    # Meta tensors have a device and no data: a tensor made on the CPU on the way would fail
+    # the computation, as it would on CUDA. (The AP itself needs data-dependent shapes.)
+    s = torch.empty(5, 4, device="meta")
+    y = torch.empty(5, 4, dtype=torch.int64, device="meta")
+    counts = F._threshold_counts([s], [y], torch.zeros(4, dtype=torch.float64), 3)
+    thresholds = F._fit_thresholds([s], [y])
+    no_rows = [F._average_precision([s[:0]], [y[:0]]), F._fit_thresholds([s[:0]], [y[:0]])]
+    for result, dtype, shape in [(counts, torch.int64, (3, 4)), (thresholds, torch.float64, (4,))]:
+        assert (result.device.type, result.dtype, result.shape) == ("meta", dtype, shape)
+    for result in no_rows:
+        assert (result.device.type, result.dtype, result.shape) == ("meta", torch.float64, (4,))

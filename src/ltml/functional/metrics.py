@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
+from types import FrameType
 from typing import Any, Literal
 
 import numpy as np
@@ -51,13 +53,19 @@ ZeroDivision = Literal["zero", "one", "nan"]
 _CHUNK_ELEMENTS = 1 << 20  # classes are processed in chunks of ~1M elements
 
 
-def _sort_rows(x: Tensor) -> Tensor:
-    """Sort each row of a matrix (which the caller owns) in increasing order.
+def _numpy_sorts(x: Tensor) -> bool:
+    """Whether to sort ``x`` with numpy rather than torch.
 
-    On the CPU in place with numpy, whose SIMD sort is several times faster than ``torch.sort``
-    there; on other devices with ``torch.sort``, so the data stays on the device.
+    On the CPU numpy's SIMD sort is several times faster than ``torch.sort`` / ``torch.topk``;
+    on other devices torch keeps the data on the device. (The tests force the torch paths on
+    the CPU through this function, to check them against scikit-learn.)
     """
-    if x.device.type == "cpu":
+    return x.device.type == "cpu"
+
+
+def _sort_rows(x: Tensor) -> Tensor:
+    """Sort each row of a matrix (which the caller owns) in increasing order, in place on CPU."""
+    if _numpy_sorts(x):
         x.numpy().sort(axis=1)
         return x
     return torch.sort(x, dim=1).values
@@ -79,7 +87,7 @@ def _chunk_ap(scores: Tensor, codes: Tensor) -> Tensor:
     row, value = row[order], value[order]
     num_pos = torch.bincount(row, minlength=num_rows)
     if row.numel() == 0:
-        return torch.full((num_rows,), torch.nan, dtype=torch.float64, device=scores.device)
+        return scores.new_full((num_rows,), torch.nan, dtype=torch.float64)
     start = torch.cumsum(num_pos, 0) - num_pos
     rank = torch.arange(row.numel(), device=row.device) - start[row]
 
@@ -90,8 +98,7 @@ def _chunk_ap(scores: Tensor, codes: Tensor) -> Tensor:
     true_pos = ends[torch.cumsum(last, 0) - last.long()] - start[row] + 1
 
     # FP_j: negatives not below the positive's score, by binary search in its class's row.
-    queries = torch.zeros((num_rows, int(num_pos.max())), dtype=value.dtype)  # padding unread
-    queries = queries.to(scores.device)
+    queries = value.new_zeros((num_rows, int(num_pos.max())))  # padding unread
     queries[row, rank] = value
     below = torch.searchsorted(negatives, queries)  # entries < the score, fillers included
     # The n - num_neg fillers are below every score but the lowest value itself.
@@ -176,8 +183,7 @@ def _map_class_chunks(
 def _average_precision(scores: Sequence[Tensor], targets: Sequence[Tensor]) -> Tensor:
     """AP per class of validated row blocks of ``(N, C)``, float64 ``(C,)``; NaN if no positive."""
     if sum(s.shape[0] for s in scores) == 0:
-        num_classes, device = scores[0].shape[1], scores[0].device
-        return torch.full((num_classes,), torch.nan, dtype=torch.float64, device=device)
+        return scores[0].new_full(scores[0].shape[1:], torch.nan, dtype=torch.float64)
     return _map_class_chunks(_chunk_ap, scores, targets)
 
 
@@ -185,26 +191,40 @@ def _check_empty_class(empty_class: Any) -> None:
     check_choice(empty_class, "empty_class", ("nan", "zero"))
 
 
-def _warn_empty_classes(
-    empty: Tensor, what: str, empty_class: EmptyClass, stacklevel: int = 2
-) -> None:
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _warn_user(message: str) -> None:
+    """Warn (``UserWarning``) at the line that called into ltml: the outermost ltml frame's caller.
+
+    (Not the first frame outside ltml: a wrapper of another package, such as a profiler or a
+    mutation-testing trampoline, may sit between two ltml frames.)
+    """
+    frame: FrameType | None = sys._getframe()
+    level, caller = 1, 1  # warnings.warn's stacklevel of ``frame``, and of the caller found
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            caller = level + 1
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, UserWarning, stacklevel=caller)
+
+
+def _warn_empty_classes(empty: Tensor, what: str, empty_class: EmptyClass) -> None:
     """One warning listing the classes with no known positive (``empty``, a bool mask)."""
     if bool(empty.any()):
         idx = torch.nonzero(empty).flatten().tolist()
         shown = ", ".join(map(str, idx[:10])) + (", ..." if len(idx) > 10 else "")
         value = "NaN and left out of means" if empty_class == "nan" else "0"
-        warnings.warn(
+        _warn_user(
             f"{len(idx)} class(es) have no positive target (classes {shown}): their {what} "
-            f"undefined and reported as {value} (empty_class={empty_class!r})",
-            UserWarning,
-            stacklevel=stacklevel + 1,
+            f"undefined and reported as {value} (empty_class={empty_class!r})"
         )
 
 
-def _resolve_empty_classes(ap: Tensor, empty_class: EmptyClass, stacklevel: int = 2) -> Tensor:
+def _resolve_empty_classes(ap: Tensor, empty_class: EmptyClass) -> Tensor:
     """Warn once about classes with no known positive, and give their AP the chosen value."""
     empty = torch.isnan(ap)
-    _warn_empty_classes(empty, "AP is", empty_class, stacklevel + 1)
+    _warn_empty_classes(empty, "AP is", empty_class)
     return ap.masked_fill(empty, 0.0) if empty_class == "zero" else ap
 
 
@@ -402,7 +422,7 @@ def _round_up(threshold: Tensor, dtype: torch.dtype) -> Tensor:
 
 def _kth_largest(scores: Tensor, k: int) -> Tensor:
     """Return the k-th largest score of each row, ties counted, as a ``(B, 1)`` column."""
-    if scores.device.type == "cpu":  # numpy's SIMD sort of short rows beats torch.topk there
+    if _numpy_sorts(scores):
         c = scores.shape[1]
         return torch.from_numpy(np.sort(scores.numpy(), axis=1)[:, c - k : c - k + 1])
     return torch.topk(scores, k, dim=1).values[:, -1:]
@@ -603,8 +623,7 @@ def _chunk_fit_f1(scores: Tensor, codes: Tensor) -> Tensor:
 def _fit_thresholds(scores: Sequence[Tensor], targets: Sequence[Tensor]) -> Tensor:
     """Per-class F1-maximising thresholds of validated row blocks, float64 ``(C,)``."""
     if sum(s.shape[0] for s in scores) == 0:
-        num_classes, device = scores[0].shape[1], scores[0].device
-        return torch.full((num_classes,), math.inf, dtype=torch.float64, device=device)
+        return scores[0].new_full(scores[0].shape[1:], math.inf, dtype=torch.float64)
     return _map_class_chunks(_chunk_fit_f1, scores, targets)
 
 
