@@ -17,13 +17,14 @@ mutmut runs for each mutant only the tests it saw reach the mutated function, wh
 that reaches it through a fixture another test built first; so each survivor is run once more
 against all of the module's tests, and one that fails them is caught after all.
 
-A surviving mutant is either a gap in the tests (write the test that kills it) or equivalent:
-no input can tell it from the original. Equivalent mutants are listed, each with one line of why,
-in ``mutation_equivalents.txt`` beside this script, by function and mutated line (not by mutmut's
-number, which moves as the code changes). The script prints the score per module and every
-survivor not in that list, and exits with status 1 if there is one. It is slow (minutes per
-module on two cores), so it is not part of the test suite or CI: run it after changing a module
-or its tests.
+A surviving mutant is either a gap in the tests (write the test that kills it) or equivalent: no
+input can tell it from the original. Equivalent mutants are listed, each with one line of why, in
+``mutation_equivalents.txt`` beside this script, by function and mutated line (not by mutmut's
+number, which moves as the code changes). The same list names the mutants that only an accelerator
+can tell apart (a device argument that a CPU-only run cannot check): they are counted apart, out of
+the score,. The script prints the score per module and every survivor not in that list, and exits
+with status 1 if there is one. It is slow (minutes per module on two cores), so it is not part of
+the test suite or CI: run it after changing a module or its tests.
 """
 
 from __future__ import annotations
@@ -151,10 +152,13 @@ def _mutated_lines(workdir: Path, mutant: str) -> str:
 
 
 def load_equivalents(path: Path = EQUIVALENTS) -> dict[tuple[str, str], str]:
-    """Read the list of equivalent mutants as ``(function, mutated lines) -> why``.
+    """Read the list of explained survivors as ``(function, mutated lines) -> kind``.
 
     An entry is a function's name on its own line, the mutated line(s) as mutmut shows them,
-    each indented and starting with ``+``, then an indented ``why:`` line; ``#`` starts a comment.
+    each indented and starting with ``+``, then one indented line: ``why:`` for an equivalent
+    mutant, or ``accelerator:`` for one that only an accelerator could tell apart (a CPU-only
+    run cannot judge it, so it is counted apart); ``#`` starts a comment. The kind is ``"why"``
+    or ``"accelerator"``.
     """
     entries: dict[tuple[str, str], str] = {}
     function, lines = "", []
@@ -162,12 +166,13 @@ def load_equivalents(path: Path = EQUIVALENTS) -> dict[tuple[str, str], str]:
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
+        kind = text.partition(":")[0]
         if not raw[0].isspace():
             function, lines = text, []
         elif text.startswith("+"):
             lines.append(text[1:].strip())
-        elif text.startswith("why:"):
-            entries[(function, "\n".join(lines))] = text[4:].strip()
+        elif kind in ("why", "accelerator") and lines:
+            entries[(function, "\n".join(lines))] = kind
             lines = []
         else:
             raise ValueError(f"{path}: cannot read the line {raw!r}")
@@ -190,22 +195,23 @@ def mutate(
             status[match[1]] = match[2]
     # A mutant that makes the tests hang (timeout) is caught too.
     survivors = [m for m, s in status.items() if s not in ("killed", "timeout")]
-    equivalent, rechecked, unexplained = 0, 0, []
+    explained = {"why": 0, "accelerator": 0}
+    rechecked, unexplained = 0, []
     for mutant in survivors:
         key = (_function(mutant), _mutated_lines(workdir, mutant))
         if status[mutant] == "survived" and key in equivalents:
-            equivalent += 1
+            explained[equivalents[key]] += 1
         elif _caught_by_all_tests(workdir, mutant, tests):
             rechecked += 1
         else:
             unexplained.append(f"{mutant} ({status[mutant]}) {key[0]}:\n    + {key[1]}")
     killed = len(status) - len(survivors) + rechecked
-    score = killed / max(len(status) - equivalent, 1)
+    score = killed / max(len(status) - sum(explained.values()), 1)
     took = time.perf_counter() - start
     print(
         f"{name:<20} {len(status):5d} mutants {killed:5d} killed ({rechecked} on the recheck) "
-        f"{equivalent:4d} equivalent {len(unexplained):4d} other   score {100 * score:5.1f}%   "
-        f"{took / 60:4.1f} min",
+        f"{explained['why']:4d} equivalent {explained['accelerator']:3d} accelerator-only "
+        f"{len(unexplained):4d} other   score {100 * score:5.1f}%   {took / 60:4.1f} min",
         flush=True,
     )
     return unexplained
