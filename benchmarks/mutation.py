@@ -21,8 +21,8 @@ A surviving mutant is either a gap in the tests (write the test that kills it) o
 input can tell it from the original. Equivalent mutants are listed, each with one line of why, in
 ``mutation_equivalents.txt`` beside this script, by function and mutated line (not by mutmut's
 number, which moves as the code changes). The same list names the mutants that only an accelerator
-can tell apart (a device argument that a CPU-only run cannot check): they are counted apart, out of
-the score,. The script prints the score per module and every survivor not in that list, and exits
+can tell apart (a device argument that a CPU-only run cannot check), counted apart, out of the
+score. The script prints the score per module and every survivor not in that list, and exits
 with status 1 if there is one. It is slow (minutes per module on two cores), so it is not part of
 the test suite or CI: run it after changing a module or its tests.
 """
