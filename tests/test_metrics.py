@@ -316,6 +316,7 @@ def test_meter_keeps_its_own_copy_of_int8_targets():
         torch.int32,
         torch.int64,
     ],
+    ids=str,
 )
 def test_meter_memory_per_sample_is_as_documented(dtype):
     # The class docstring: a sample costs C * (s + 1) bytes, s the byte size of the score dtype

@@ -99,7 +99,7 @@ class MAPResult:
 
 
 # Every dtype stored scores are ranked in (see ``_common_dtype``), by a code processes can exchange.
-_RANKED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int64)
+_RANKED_DTYPES = (torch.float32, torch.float64, torch.int64)
 
 
 def _gather_blocks(
