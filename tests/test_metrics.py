@@ -303,6 +303,40 @@ def test_meter_keeps_its_own_copy_of_int8_targets():
     assert meter.compute().map == 1.0
 
 
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        torch.float16,
+        torch.bfloat16,
+        torch.float32,
+        torch.float64,
+        torch.uint8,
+        torch.int8,
+        torch.int16,
+        torch.int32,
+        torch.int64,
+    ],
+    ids=str,
+)
+def test_meter_memory_per_sample_is_as_documented(dtype):
+    # The class docstring: a sample costs C * (s + 1) bytes, s the byte size of the score dtype
+    # (scores kept as given), targets kept as int8; and the ranking stays exact.
+    rng = np.random.default_rng(4)
+    scores = torch.from_numpy(rng.integers(0, 9, (7, 5))).to(dtype)
+    targets = torch.from_numpy(rng.integers(0, 2, (7, 5)))  # int64: 8 bytes each as given
+    meter = mAPMeter(5)
+    meter.update(scores[:3], targets[:3])
+    meter.update(scores[3:], targets[3:])
+    bits = (torch.finfo if dtype.is_floating_point else torch.iinfo)(dtype).bits
+    stored = [*meter._scores, *meter._targets]
+    assert sum(t.numel() * t.element_size() for t in stored) == 7 * 5 * (bits // 8 + 1)
+    assert {t.dtype for t in meter._targets} == {torch.int8}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a class may lack positives
+        ap = meter.compute().ap
+    np.testing.assert_allclose(ap.numpy(), oracle(scores.double().numpy(), targets.numpy()))
+
+
 def test_meter_repr():
     meter = mAPMeter(3, groups={"head": [0], "tail": [1, 2]}, empty_class="zero")
     meter.update(torch.zeros(2, 3), torch.ones(2, 3))

@@ -509,9 +509,8 @@ def _check_gathered(cases, results):
         else:
             scores = torch.cat([s.double() for share in shares for s, _ in share])
             targets = torch.cat([t for share in shares for _, t in share])
-            assert expected["ap"] == pytest.approx(
-                oracle(scores.numpy(), targets.numpy()), nan_ok=True
-            )
+            ap = [math.nan if v is None else v for v in expected["ap"]]  # JSON has no NaN
+            assert ap == pytest.approx(oracle(scores.numpy(), targets.numpy()), nan_ok=True)
 
 
 def test_ddp_gathers_whatever_each_process_stored():
@@ -599,8 +598,15 @@ class _ThreadGroup:
             },
             3,  # rank 0 stores a single batch
         ),
+        (
+            {
+                "a single row beside an empty rank": (torch.float32, None),
+                "float16 after an empty rank": (None, torch.float16),
+            },
+            1,  # rank 0 stores one row, rank 1 ten
+        ),
     ],
-    ids=["two ranks", "three ranks"],
+    ids=["two ranks", "three ranks", "one row"],
 )
 def test_gather_with_ranks_as_threads(monkeypatch, dtypes, first):
     import ltml.metrics
@@ -614,6 +620,47 @@ def test_gather_with_ranks_as_threads(monkeypatch, dtypes, first):
             evaluated = group.run(lambda rank, shares=shares: _evaluate_share(shares[rank]))
             results += [(case, rank, *r) for rank, r in enumerate(evaluated)]
     _check_gathered(cases, results)  # against one meter over everything, in one process
+
+
+@pytest.mark.parametrize(
+    ("ranks", "widest"),
+    [
+        (((None, 0), (torch.float16, 7)), torch.float32),  # an empty rank widens nothing
+        (((torch.float32, 1), (None, 0)), torch.float32),
+        (((torch.bfloat16, 6), (torch.float16, 2)), torch.float32),
+        (((torch.float16, 3), (torch.float64, 8)), torch.float64),
+        (((torch.int8, 2), (None, 0), (torch.int32, 4)), torch.int64),
+        (((torch.int16, 5), (torch.bfloat16, 3)), torch.float64),
+    ],
+)
+def test_gather_gives_every_rank_all_rows_in_the_widest_dtype(monkeypatch, ranks, widest):
+    # The class docstring: the gather holds every process's samples in one dtype that ranks
+    # them all exactly, the widest of float32, float64 and int64 (float64 where integers meet
+    # floats), whatever a process with nothing stored would have sent; targets stay int8.
+    import ltml.metrics
+
+    rng = np.random.default_rng(8)
+    shares = [_batches(rng, n, dtype) for dtype, n in ranks]
+    group = _ThreadGroup(len(ranks))
+
+    def blocks(rank):
+        meter = _meter()
+        for scores, targets in shares[rank]:
+            meter.update(scores, targets)
+        scores, targets = meter._blocks()
+        return [(b.dtype, b.tolist()) for b in scores], [(b.dtype, b.tolist()) for b in targets]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ltml.metrics, "dist", group)
+        gathered = group.run(blocks)
+    rows = [
+        [torch.cat(columns) for columns in zip(*share, strict=True)] for share in shares if share
+    ]
+    expected = (
+        [(widest, s.to(widest).tolist()) for s, _ in rows],
+        [(torch.int8, y.tolist()) for _, y in rows],
+    )
+    assert gathered == [expected] * len(ranks)  # one block per rank with rows, on every rank
 
 
 def test_scores_that_require_grad_are_accepted():

@@ -23,7 +23,6 @@ from .functional.metrics import (
     EmptyClass,
     ThresholdedMetrics,
     ZeroDivision,
-    _ap_dtype,
     _ap_inputs,
     _as_thresholds,
     _average_precision,
@@ -99,8 +98,8 @@ class MAPResult:
         return "  ".join(f"{name} {100 * value:.2f}" for name, value in cells)
 
 
-# Every dtype a meter stores (see ``update``), by a code that processes can exchange.
-_STORED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int64)
+# Every dtype stored scores are ranked in (see ``_common_dtype``), by a code processes can exchange.
+_RANKED_DTYPES = (torch.float32, torch.float64, torch.int64)
 
 
 def _gather_blocks(
@@ -122,7 +121,7 @@ def _gather_blocks(
     rows = sum(s.shape[0] for s in scores)
     code = -1
     if rows:
-        code = _STORED_DTYPES.index(_common_dtype(s.dtype for s in scores))
+        code = _RANKED_DTYPES.index(_common_dtype(s.dtype for s in scores))
     info = torch.tensor([rows, code], device=device)
     infos = [torch.zeros_like(info) for _ in range(world)]
     dist.all_gather(infos, info)
@@ -130,7 +129,7 @@ def _gather_blocks(
     codes = [int(i[1]) for i in infos if int(i[0]) > 0]
     if not codes:
         return [], []
-    dtype = _common_dtype(_STORED_DTYPES[c] for c in codes)
+    dtype = _common_dtype(_RANKED_DTYPES[c] for c in codes)
 
     def gather(blocks: list[Tensor], dtype: torch.dtype) -> list[Tensor]:
         padded = torch.zeros((max(counts), num_classes), dtype=dtype, device=device)
@@ -162,16 +161,17 @@ class mAPMeter:  # noqa: N801 - the name users search for
     only the AP is computed.
 
     Memory: each sample costs ``C * (s + 1)`` bytes on the device of its scores, where ``s`` is
-    the byte size of the score dtype (2 for float16 / bfloat16, 4 for float32, 8 for float64 or
-    integer scores) and targets are kept as int8. COCO-LT's 5,000 test images x 80 classes in
-    float32 take 2 MB. :meth:`compute` adds no copy of what is stored: it reads the stored batches
-    a class chunk at a time (a few chunks of ~1M elements at any size).
+    the byte size of the score dtype, kept as given (2 for float16 / bfloat16, 4 for float32, 8
+    for float64 or int64, 1 for int8), and targets are kept as int8. COCO-LT's 5,000 test images
+    x 80 classes in float32 take 2 MB. :meth:`compute` adds no copy of what is stored: it reads
+    the stored batches a class chunk at a time (a few chunks of ~1M elements at any size).
 
     Under DDP (``torch.distributed`` initialised with more than one process), :meth:`compute`
     gathers the stored samples of every process (uneven counts, processes with nothing stored
     and different score dtypes included) and every process gets the same result. The gather
-    holds every process's samples plus one padded copy of this process's own, in the widest
-    score dtype stored by any process. With the NCCL backend the scores must be on the GPU.
+    holds every process's samples plus one padded copy of this process's own, in one dtype that
+    ranks all of them exactly: the widest of float32 (for half types too), float64 and int64
+    (float64 where integers meet floats). With the NCCL backend the scores must be on the GPU.
 
     Parameters
     ----------
@@ -290,9 +290,8 @@ class mAPMeter:  # noqa: N801 - the name users search for
                     f"scores='probs'), got values in [{low:g}, {high:g}]"
                 )
         device = self._scores[0].device if self._scores else s.device
-        keep = s.dtype if s.dtype in _STORED_DTYPES else _ap_dtype(s.dtype)
         # Copies: a caller may reuse or modify its buffers after update().
-        self._scores.append(s.detach().to(device=device, dtype=keep, copy=True))
+        self._scores.append(s.detach().to(device=device, copy=True))
         self._targets.append(y.detach().to(device=device, dtype=torch.int8, copy=True))
 
     def _blocks(self) -> tuple[list[Tensor], list[Tensor]]:
