@@ -71,7 +71,7 @@ def _as_logits(x: Any, name: str, num_classes: int | None = None) -> Tensor:
     return z.to(torch.promote_types(z.dtype, torch.float32))
 
 
-def _labels_valid(y: Tensor, soft: bool = False) -> Tensor:
+def _labels_valid(y: Tensor, soft: bool) -> Tensor:
     """Bool scalar tensor: every value of ``y`` is -1, 0 or 1 (with ``soft``: -1 or in [0, 1]).
 
     No host sync.
