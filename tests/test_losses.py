@@ -91,8 +91,9 @@ def ref_focal(z, y, gamma=2.0, alpha=None, w=None) -> Tensor:
     return out
 
 
-def ref_lcbce(z, y, counts, n, sp, mp, sn, mn) -> Tensor:
-    """Guo & Wang, Eq. 2 (per element, before the 1/K sum)."""
+def ref_lcbce(z, y, counts, n, sp, mp, sn, mn, *, omega32=False) -> Tensor:
+    """Guo & Wang, Eq. 2 (per element, before the 1/K sum); ``omega32``: the weights rounded to
+    float32, as the losses hold them."""
     out = torch.zeros_like(z)
     for i in range(z.shape[0]):
         for k in range(z.shape[1]):
@@ -101,6 +102,8 @@ def ref_lcbce(z, y, counts, n, sp, mp, sn, mn) -> Tensor:
             p = counts[k] / n
             yk = float(y[i, k])
             omega = yk * math.exp(1 - p) + (1 - yk) * math.exp(p)
+            if omega32:
+                omega = float(np.float32(omega))
             pos = yk * torch.log(_sig(z[i, k] * sp[k] + mp[k]))
             neg = (1 - yk) * torch.log(1 - _sig(z[i, k] * sn[k] + mn[k]))
             out[i, k] = -omega * (pos + neg)
@@ -864,13 +867,6 @@ def test_db_beta_zero_weighs_an_image_without_positive_as_any_other():
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=0)
 
 
-def _omega32(counts: list[int], n: int) -> list[tuple[float, float]]:
-    """Eq. 2's (positive, negative) weights as the float32 statistics the losses hold."""
-    return [
-        (float(np.float32(math.exp(1 - c / n))), float(np.float32(math.exp(c / n)))) for c in counts
-    ]
-
-
 @pytest.mark.parametrize(
     "given", [{"sigma_pos": 1.3}, {"mu_pos": 0.4}, {"sigma_neg": 0.7}, {"mu_neg": -0.6}]
 )
@@ -879,16 +875,10 @@ def test_lcbce_partial_compensation_matches_transcription(given):
     positives and negatives then have different maps (float64 throughout)."""
     z, y = _batch()
     params = {"sigma_pos": 1.0, "mu_pos": 0.0, "sigma_neg": 1.0, "mu_neg": 0.0, **given}
-    omega = _omega32(COUNTS, N_TRAIN)
-    expected = torch.zeros_like(z)
-    for i in range(z.shape[0]):
-        for k in range(z.shape[1]):
-            if y[i, k] == 1:
-                u = z[i, k] * params["sigma_pos"] + params["mu_pos"]
-                expected[i, k] = -omega[k][0] * torch.log(_sig(u))
-            elif y[i, k] == 0:
-                u = z[i, k] * params["sigma_neg"] + params["mu_neg"]
-                expected[i, k] = -omega[k][1] * torch.log(1 - _sig(u))
+    per_class = [
+        [params[name]] * z.shape[1] for name in ("sigma_pos", "mu_pos", "sigma_neg", "mu_neg")
+    ]
+    expected = ref_lcbce(z, y, COUNTS, N_TRAIN, *per_class, omega32=True)
     for reduction in REDUCTIONS:
         got = LF.logit_compensated_bce(z, y, COUNTS, N_TRAIN, **given, reduction=reduction)
         assert got.dtype == torch.float64
