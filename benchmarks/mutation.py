@@ -22,7 +22,9 @@ input can tell it from the original. Equivalent mutants are listed, each with on
 ``mutation_equivalents.txt`` beside this script, by function and mutated line (not by mutmut's
 number, which moves as the code changes). The same list names the mutants that only an accelerator
 can tell apart (a device argument that a CPU-only run cannot check), counted apart, out of the
-score. The script prints the score per module and every survivor not in that list, and exits
+score. A move or rename cannot drop entries silently: ``tests/test_mutation_list.py`` checks in
+the test suite that every entry names a function of today's code and a line one edit from it,
+and a run reports an entry of its module that matched no survivor as stale. The script prints the score per module and every survivor not in that list, and exits
 with status 1 if there is one. It is slow (minutes per module on two cores), so it is not part of
 the test suite or CI: run it after changing a module or its tests.
 """
@@ -196,11 +198,12 @@ def mutate(
     # A mutant that makes the tests hang (timeout) is caught too.
     survivors = [m for m, s in status.items() if s not in ("killed", "timeout")]
     explained = {"why": 0, "accelerator": 0}
-    rechecked, unexplained = 0, []
+    rechecked, unexplained, matched = 0, [], set()
     for mutant in survivors:
         key = (_function(mutant), _mutated_lines(workdir, mutant))
         if status[mutant] == "survived" and key in equivalents:
             explained[equivalents[key]] += 1
+            matched.add(key)
         elif _caught_by_all_tests(workdir, mutant, tests):
             rechecked += 1
         else:
@@ -214,7 +217,19 @@ def mutate(
         f"{len(unexplained):4d} other   score {100 * score:5.1f}%   {took / 60:4.1f} min",
         flush=True,
     )
+    # An entry of this module that matched no survivor is stale: its code moved or changed, or
+    # a test now kills its mutant. Either way the list must be mended, not silently kept.
+    prefix = _module_prefix(target)
+    for function, lines in sorted(set(equivalents) - matched):
+        if function.startswith(prefix):
+            unexplained.append(f"stale entry (no such survivor) {function}:\n    + {lines}")
     return unexplained
+
+
+def _module_prefix(target: str) -> str:
+    """``src/ltml/losses/*`` -> ``ltml.losses.``; ``src/ltml/heads.py`` -> ``ltml.heads.``."""
+    dotted = target.removeprefix("src/").removesuffix("*").removesuffix(".py").replace("/", ".")
+    return dotted if dotted.endswith(".") else dotted + "."
 
 
 def main() -> None:
@@ -235,7 +250,7 @@ def main() -> None:
     for name in args.modules or MODULES:
         unexplained += mutate(name, args.max_children, equivalents, args.resume)
     if unexplained:
-        print("\nSurvivors (kill them with a test, or list them as equivalent):")
+        print("\nSurvivors (kill them with a test, or list them as equivalent) and stale entries:")
         print("\n".join(unexplained))
         sys.exit(1)
 
