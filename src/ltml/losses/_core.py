@@ -125,10 +125,10 @@ def may_be_unknown(targets: Tensor) -> bool:
 def check_pair(
     logits: Any, targets: Any, num_classes: int | None = None, *, soft: bool = True, loss: str = ""
 ) -> tuple[Tensor, Tensor]:
-    """Check a ``(logits, targets)`` pair: types, shapes and values (as :func:`prepare` says).
+    """Check a ``(logits, targets)`` pair: forms, shapes, finite logits, targets' values.
 
     Returns the logits in the compute dtype (at least float32) and the targets as given, on
-    the logits' device.
+    the logits' device. ``soft`` and ``loss`` as in :func:`prepare`.
     """
     z = as_compute_logits(logits, "logits", num_classes)
     y = as_tensor(targets, "targets").to(z.device)
@@ -228,13 +228,13 @@ def weight_buffer(weight: Any) -> Tensor | None:
     return w.to(torch.float32)
 
 
-def check_classes(logits: Any, per_class: Tensor | None) -> None:
-    """Check a module's logits against the classes of its per-class tensor (its last dimension).
+def check_classes(logits: Any, values: Tensor | None) -> None:
+    """Check a module's logits against its per-class ``values`` (C in their last dimension).
 
     A mismatch is then an error about the logits, not about what the module was built with.
     """
-    if per_class is not None:
-        as_logits(logits, "logits", per_class.shape[-1])
+    if values is not None:
+        as_logits(logits, "logits", values.shape[-1])
 
 
 def per_class(value: Any, name: str, num_classes: int | None = None) -> Tensor | float:

@@ -79,7 +79,7 @@ def asymmetric_loss(
         \ell_{ik} = -w_k \,(1 - p_t)^{\gamma_t}\,[\, y \log p + (1 - y) \log (1 - p_m) \,],
 
     which for 0 / 1 targets is the formula above. With ``(2, C)`` weights a soft target's weight
-    is interpolated, as in :func:`bce`.
+    is interpolated, as in :func:`~ltml.functional.bce`.
 
     Parameters
     ----------

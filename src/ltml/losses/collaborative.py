@@ -172,7 +172,7 @@ class LTMLLoss(nn.Module):
     ----------
     cls_u : nn.Module
         Classification loss of the uniform branch, ``(logits, targets) -> Tensor``, e.g.
-        :class:`LogitCompensatedBCE`.
+        :class:`~ltml.losses.LogitCompensatedBCE`.
     cls_r : nn.Module, optional
         That of the re-balanced branch. None (default) shares ``cls_u``, as the paper appears
         to: one set of compensation parameters then learns from both batches. Pass a second

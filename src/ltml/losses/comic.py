@@ -73,8 +73,8 @@ def multi_focal_modifier_loss(
 ) -> Tensor:
     r"""COMIC's Multi-Focal Modifier loss (Zhang et al., ICCV 2023), single-branch form.
 
-    An asymmetric loss (:func:`asymmetric_loss`) with a class weight, a class-dependent
-    focusing of the negatives and a co-occurrence modifier of the positives. With
+    An asymmetric loss (:func:`~ltml.functional.asymmetric_loss`) with a class weight, a
+    class-dependent focusing of the negatives and a co-occurrence modifier of the positives. With
     :math:`p = \varsigma(z)`, :math:`w_c = (1 - \log(n_c / n_{max}))^{q}` and the image's
     co-occurrence attention :math:`a_{ic}`: the mean, over the image's known positives
     :math:`j`, of the rows :math:`A_{jc} / \sum_{j'} A_{j'c}` of the column-normalised
@@ -127,7 +127,7 @@ def multi_focal_modifier_loss(
     detach_focal_weight : bool
         Compute the focusing weight without gradient (the released code).
     reduction : {"mean", "sum", "none"}
-        As in :func:`asymmetric_loss`.
+        As in :func:`~ltml.functional.asymmetric_loss`.
     unknown : {"ignore", "negative"}
         Policy for unknown (-1) targets: left out of the loss (default) or counted as negatives.
 
@@ -186,9 +186,8 @@ def _multi_focal(
 ) -> Tensor:
     """Compute the MFM loss for validated class weights and co-occurrence counts.
 
-    The loss of both forms: the module holds the weights
-    of counts checked once, where the functional's check of the counts, a host read, would
-    stall an accelerator at every step.
+    The loss of both forms: the module holds the weights of counts checked once, where the
+    functional's check of the counts, a host read, would stall an accelerator at every step.
     """
     z, t, mask = prepare(
         logits, targets, weight.numel(), unknown, soft=False, loss="the Multi-Focal Modifier loss"

@@ -106,8 +106,8 @@ class ReflectiveLabelCorrector(LabelLoss):
        over the training batches (momentum ``momentum``), as in the paper.
        ``threshold="batch"`` uses the released code's rule instead: above :math:`\tau` and
        above the class's mean confidence in the current batch.
-    2. **Loss.** The asymmetric loss of :class:`MultiFocalModifierLoss` without the
-       co-occurrence modifier, on the corrected targets, with class weights
+    2. **Loss.** The asymmetric loss of :class:`~ltml.losses.MultiFocalModifierLoss` without
+       the co-occurrence modifier, on the corrected targets, with class weights
        :math:`w_c = (1 - \log(n'_c / n'_{max}))^{q}` from the training counts plus the
        pseudo-positives found since the last :meth:`reset` (call it at each epoch start, as the
        released code does), and negatives focused by :math:`\gamma_- + w_c`.
@@ -146,7 +146,7 @@ class ReflectiveLabelCorrector(LabelLoss):
     detach_focal_weight : bool
         Focusing weight without gradient (the released code).
     reduction : {"mean", "sum", "none"}
-        Of the loss, as in :class:`MultiFocalModifierLoss`.
+        Of the loss, as in :class:`~ltml.losses.MultiFocalModifierLoss`.
     unknown : {"ignore", "negative"}
         Policy for the entries still unknown after the correction.
 
@@ -200,7 +200,7 @@ class ReflectiveLabelCorrector(LabelLoss):
         check_scalar(tau, "tau", low=0.0, high=1.0, low_open=True, high_open=True)
         check_choice(threshold, "threshold", ("running", "batch"))
         check_scalar(momentum, "momentum", low=0.0, high=1.0, high_open=True)
-        check_choice(candidates, "candidates", ("unknown", "unobserved"))
+        check_choice(candidates, "candidates", _CANDIDATES)
         check_int(start_epoch, "start_epoch", low=0)
         check_scalar(margin, "margin", low=0.0)
         check_scalar(weight_power, "weight_power", low=0.0)

@@ -175,9 +175,11 @@ def distribution_balanced_loss(
     (``balance_param=2``). Defaults are their VOC-LT setting; COCO-LT uses ``mu=0.2``,
     ``neg_scale=2`` (see :class:`ltml.losses.DistributionBalancedLoss`'s ``preset``).
 
-    Counts are clamped to ``[1, N - 1]``: a class with 0 (or N) training positives would have an
-    infinite weight (or shift). Unknown (-1) targets are ignored, also in :math:`r_{ik}`. The
-    logits are not modified (the authors' code adds :math:`b` to them in place).
+    The class statistics (:math:`1 / n_k` and :math:`b_k`) are those of :func:`db_statistics`,
+    whose counts are clamped to ``[1, N - 1]``: a class with 0 (or N) training positives would
+    have an infinite weight (or shift). Unknown (-1) targets are ignored, also in
+    :math:`r_{ik}`. The logits are not modified (the authors' code adds :math:`b` to them in
+    place).
 
     **Hard labels only.** :math:`r_{ik}` and the negative-tolerant term are defined by which
     labels of the image are positive; soft targets (values strictly between 0 and 1) raise a
@@ -206,7 +208,7 @@ def distribution_balanced_loss(
     scale : float
         Constant factor :math:`s` of the whole loss.
     reduction : {"mean", "sum", "none"}
-        As in :func:`bce`.
+        As in :func:`~ltml.functional.bce`.
     unknown : {"ignore", "negative"}
         Policy for unknown (-1) targets: left out of the loss (default) or counted as negatives
         (the "assume negative" baseline of partial-label learning).
@@ -271,9 +273,14 @@ class DistributionBalancedLoss(FromLabels, LabelLoss):
     alpha, beta, mu, kappa, neg_scale, gamma, scale : float
         As in :func:`ltml.functional.distribution_balanced_loss`.
     reduction : {"mean", "sum", "none"}
-        As in :class:`BCE`.
+        As in :class:`~ltml.losses.BCE`.
     unknown : {"ignore", "negative"}
         Unknown (-1) targets left out of the loss (default) or counted as negatives.
+
+    Attributes
+    ----------
+    inv_freq, bias : Tensor, shape (C,)
+        The class statistics, :func:`db_statistics` of the counts (buffers).
 
     Examples
     --------
