@@ -69,6 +69,7 @@ ORACLES: dict[Any, list[Oracle]] = defaultdict(list)
 
 # Public classes that only carry results: nothing to validate.
 RESULT_TYPES = {
+    ltml.losses.CorrectorOutput,
     ltml.DualBranchOutput,
     ltml.LTMLLossOutput,
     ltml.MAPResult,
@@ -1419,6 +1420,44 @@ case(
     st.sampled_from([None, "w", [[1.0]], [], [1.0, -1.0], [math.nan]]),
     lambda v: ltml.DeferredReweightedBCE(v, 0),
 )
+for loss, make in {
+    ltml.BCE: lambda v: ltml.BCE(weight=v),
+    ltml.FocalLoss: lambda v: ltml.FocalLoss(weight=v),
+    ltml.AsymmetricLoss: lambda v: ltml.AsymmetricLoss(weight=v),
+}.items():
+    case(
+        loss,
+        "weight",
+        st.one_of(
+            bad_vector(None).filter(lambda v: v is not None and not _positive_negative_weights(v)),
+            st.sampled_from([torch.ones(3, C), [1.0, -1.0], [math.nan, 1.0]]),
+        ),
+        make,
+    )
+case(
+    ltml.losses.db_statistics,
+    "class_counts",
+    bad_counts(4),
+    lambda v: ltml.losses.db_statistics(v, 4),
+)
+case(
+    ltml.losses.db_statistics,
+    "num_images",
+    bad_int(2),
+    lambda v: ltml.losses.db_statistics([1, 1], v),
+)
+case(
+    ltml.losses.db_statistics,
+    "kappa",
+    BAD_NON_NEGATIVE,
+    lambda v: ltml.losses.db_statistics([3, 1, 2], 4, kappa=v),
+)
+case(
+    ltml.losses.db_statistics,
+    "neg_scale",
+    BAD_POSITIVE,
+    lambda v: ltml.losses.db_statistics([3, 1, 2], 4, neg_scale=v),
+)
 case(
     ltml.DeferredClassAwareSampler,
     "start_epoch",
@@ -1435,7 +1474,13 @@ case(
 
 def _public_callables() -> dict[str, Any]:
     found = {}
-    for module, prefix in ((ltml, "ltml."), (D, "ltml.data."), (LF, "ltml.functional.")):
+    modules = (
+        (ltml, "ltml."),
+        (D, "ltml.data."),
+        (LF, "ltml.functional."),
+        (ltml.losses, "ltml.losses."),
+    )
+    for module, prefix in modules:
         for name in module.__all__:
             obj = getattr(module, name)
             if inspect.isclass(obj) or inspect.isfunction(obj):

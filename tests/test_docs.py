@@ -40,7 +40,7 @@ def _public_objects():
 
     import ltml
 
-    for module in (ltml, ltml.data, ltml.functional):
+    for module in (ltml, ltml.data, ltml.functional, ltml.losses):
         for name in module.__all__:
             obj = getattr(module, name)
             if inspect.isclass(obj) or inspect.isfunction(obj):
@@ -49,6 +49,7 @@ def _public_objects():
 
 # Result containers are shown by the examples of the functions that return them.
 RESULT_TYPES = {
+    "CorrectorOutput",
     "MAPResult",
     "LTMLLossOutput",
     "DualBranchOutput",

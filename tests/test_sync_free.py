@@ -17,7 +17,6 @@ import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import ltml.functional.losses as LFL
 from ltml import DeferredReweightedBCE, DualBranchHead, paired_forward
 from ltml.losses import (
     BCE,
@@ -31,6 +30,7 @@ from ltml.losses import (
     MultiFocalModifierLoss,
     WeightedBCE,
 )
+from ltml.losses import _core as loss_core
 
 # What .item() / bool(tensor) / torch.equal / boolean indexing reach on the host.
 HOST_READS = {"aten._local_scalar_dense", "aten.nonzero", "aten.equal"}
@@ -52,7 +52,7 @@ class OpRecorder(TorchDispatchMode):
 @pytest.fixture
 def accelerator_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     """CPU tensors take the path that accelerator tensors take by default."""
-    monkeypatch.setattr(LFL, "sync_free", lambda x: True)
+    monkeypatch.setattr(loss_core, "sync_free", lambda x: True)
 
 
 def _batch(unknown: bool = True) -> tuple[Tensor, Tensor]:
@@ -169,7 +169,7 @@ def test_sync_free_path_gives_the_eager_values(name: str) -> None:
             got = module(a, targets)
             (grad,) = torch.autograd.grad(got.sum(), a)
             with pytest.MonkeyPatch.context() as mp:
-                mp.setattr(LFL, "sync_free", lambda x: False)
+                mp.setattr(loss_core, "sync_free", lambda x: False)
                 b = z.clone().requires_grad_(True)
                 expected = module(b, targets)
                 (grad_expected,) = torch.autograd.grad(expected.sum(), b)

@@ -139,11 +139,14 @@ def _agree_with_code(obj: griffe.Object) -> None:
 
 
 def _public_bases(cls: griffe.Class) -> list[str | griffe.Expr]:
-    """Return the bases of ``cls``, each private one replaced by its own (public) bases."""
+    """Return the bases of ``cls``, each private one replaced by its own (public) bases.
+
+    A base is private by its name or by its module's (``ltml.losses._core.LabelLoss``).
+    """
     bases: list[str | griffe.Expr] = []
     for base in cls.bases:
         name = base.canonical_path if isinstance(base, griffe.Expr) else base
-        if not name.rsplit(".", 1)[-1].startswith("_"):
+        if not any(part.startswith("_") for part in name.split(".")):
             bases.append(base)
         elif isinstance(base, griffe.ExprName) and isinstance(base.resolved, griffe.Class):
             bases += [b for b in _public_bases(base.resolved) if str(b) not in map(str, bases)]

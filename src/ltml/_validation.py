@@ -242,6 +242,14 @@ def check_floating(x: Tensor, name: str) -> None:
         raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {x.dtype}")
 
 
+def finite_contract(name: str) -> str:
+    """Word the finite-values contract: the start of :func:`check_finite`'s error.
+
+    Also the message of the device-side assertion that checks the same without a sync.
+    """
+    return f"`{name}` must be finite"
+
+
 def check_finite(x: Tensor, name: str) -> None:
     """Check that ``x`` holds no NaN or infinity."""
     if not x.is_floating_point() or x.numel() == 0:
@@ -253,7 +261,29 @@ def check_finite(x: Tensor, name: str) -> None:
     nan = int(torch.isnan(x).sum())
     inf = int(torch.isinf(x).sum())
     if nan or inf:
-        raise ValueError(f"`{name}` must be finite, got {nan} NaN and {inf} infinite value(s)")
+        raise ValueError(f"{finite_contract(name)}, got {nan} NaN and {inf} infinite value(s)")
+
+
+def check_non_negative(x: Tensor, name: str) -> None:
+    """Check that ``x`` holds no negative value (weights; counts: :func:`check_class_counts`)."""
+    if bool((x < 0).any()):
+        raise ValueError(f"`{name}` must be non-negative, got {x.min().item()}")
+
+
+def check_shape(x: Tensor, name: str, shape: tuple[int, ...]) -> None:
+    """Check that ``x`` has exactly the shape ``shape``."""
+    if tuple(x.shape) != shape:
+        raise ValueError(f"`{name}` must have shape {shape}, got {tuple(x.shape)}")
+
+
+def labels_contract(name: str, *, allow_unknown: bool = True, soft: bool = False) -> str:
+    """Word the label contract: the start of :func:`check_labels`'s error.
+
+    Also the message of the device-side assertion that checks the same without a sync.
+    """
+    allowed = "{0, 1, -1}" if allow_unknown else "{0, 1}"
+    expected = ("{-1} ∪ [0, 1]" if allow_unknown else "[0, 1]") if soft else allowed
+    return f"`{name}` must contain only values in {expected}"
 
 
 def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True, soft: bool = False) -> None:
@@ -282,10 +312,8 @@ def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True, soft: bool
             if y.dtype == torch.uint8
             else ""
         )
-        allowed = "{0, 1, -1}" if allow_unknown else "{0, 1}"
-        expected = ("{-1} ∪ [0, 1]" if allow_unknown else "[0, 1]") if soft else allowed
         raise ValueError(
-            f"`{name}` must contain only values in {expected}, got {shown}"
+            f"{labels_contract(name, allow_unknown=allow_unknown, soft=soft)}, got {shown}"
             + (" (and more)" if seen.numel() > 5 else "")
             + hint
         )
