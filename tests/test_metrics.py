@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import os
 import socket
+import sys
 import warnings
 
 import numpy as np
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.metrics import average_precision_score
 
+import ltml
 import ltml.functional.metrics as F
 from ltml import MAPResult, average_precision, class_counts, class_groups, mAPMeter
 from ltml.metrics import _ranking
@@ -537,3 +540,102 @@ def test_meter_warning_points_at_the_compute_call():
         "as NaN and left out of means (empty_class='nan')"
     ]
     assert_points_at(caught[0], __file__, line)
+
+
+# --- MAPResult.top_k, formerly topk ----------------------------------------------------------
+
+
+def _result_with_top_k(top_k=1):
+    meter = mAPMeter(2, scores="logits", top_k=top_k)
+    meter.update(torch.tensor([[1.0, 0.5], [-1.0, 2.0]]), torch.tensor([[1, 1], [0, 1]]))
+    return meter.compute()
+
+
+def test_top_k_field_holds_the_top_k_metrics():
+    result = _result_with_top_k()
+    assert result.top_k.top_k == 1
+    # By hand: top-1 keeps class 0 of image 0 and class 1 of image 1, so class 1's recall is 1/2.
+    assert (result.top_k.CR, result.top_k.OR, result.thresholded.CR) == (0.75, 2 / 3, 1.0)
+    assert str(result) == "mAP 100.00  CF1 100.00  OF1 100.00  CF1@1 85.71  OF1@1 80.00"
+    assert _result_with_top_k(top_k=None).top_k is None
+
+
+def test_topk_is_a_deprecated_name_of_top_k():
+    result = _result_with_top_k()
+    with pytest.warns(FutureWarning, match="`topk` is deprecated .* use `top_k`"):
+        assert result.topk is result.top_k
+    with pytest.warns(FutureWarning, match="`topk` is deprecated .* use `top_k`"):
+        rebuilt = MAPResult(ap=result.ap, map=result.map, topk=result.top_k)
+    assert rebuilt.top_k is result.top_k
+    with pytest.raises(TypeError, match=r"got both `topk` .* and `top_k`"):
+        MAPResult(ap=result.ap, map=result.map, topk=None, top_k=None)
+
+
+def test_as_dict_writes_top_k_under_both_names():
+    # A reader of the old key that found none would take it for a meter without top_k.
+    result = _result_with_top_k()
+    d = json.loads(json.dumps(result.as_dict(), allow_nan=False))
+    assert list(d) == ["map", "groups", "ap", "num_empty", "thresholded", "top_k", "topk"]
+    assert d["top_k"] == d["topk"] == result.top_k.as_dict()
+    assert d["top_k"]["top_k"] == 1
+    assert {"top_k", "topk"}.isdisjoint(_result_with_top_k(top_k=None).as_dict())
+
+
+# --- warnings point at the user's line ---------------------------------------------------------
+
+
+def _warning_calls():
+    """Each public path that warns, as a one-line call (the line the warning must point at)."""
+    scores, targets = torch.tensor([[0.9, 0.1], [0.2, 0.3]]), torch.tensor([[1, 0], [0, 0]])
+    meter = mAPMeter(2, scores="logits", top_k=1)
+    meter.update(scores, targets)  # class 1 has no positive target
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = meter.compute()
+    return {
+        "average_precision": lambda: average_precision(scores, targets),
+        "thresholded_metrics": lambda: ltml.thresholded_metrics(scores, targets, threshold=0.0),
+        "fit_thresholds": lambda: ltml.fit_thresholds(scores, targets),
+        "mAPMeter.compute": lambda: meter.compute(),
+        "mAPMeter.num_samples": lambda: meter.num_samples,
+        "MAPResult.topk": lambda: result.topk,
+        "MAPResult(topk=)": lambda: MAPResult(ap=result.ap, map=result.map, topk=None),
+    }
+
+
+WARNING_PATHS = sorted(_warning_calls())
+
+
+@pytest.mark.parametrize("path", WARNING_PATHS)
+def test_warning_points_at_the_callers_line(path):
+    call = _warning_calls()[path]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    assert len(caught) == 1
+    assert_points_at(caught[0], __file__, call.__code__.co_firstlineno)
+
+
+def _mutmut_frame(frame):
+    return frame.f_globals.get("__name__", "").split(".")[0] == "mutmut"
+
+
+@pytest.mark.parametrize("path", WARNING_PATHS)
+def test_stacklevel_reaches_the_caller_past_trampolines(monkeypatch, path):
+    # The same as above, counted on the stack as written: a mutation run (benchmarks/mutation.py)
+    # wraps each function of the mutated module in frames of mutmut's own, which are left out
+    # here, so this test keeps every stacklevel checked there.
+    call = _warning_calls()[path]
+    origins = []
+
+    def record(message, category=None, stacklevel=1, **kwargs):
+        frame, frames = sys._getframe(1), []  # from the caller of warnings.warn outwards
+        while frame is not None:
+            if not _mutmut_frame(frame):
+                frames.append(frame)
+            frame = frame.f_back
+        origins.append(frames[stacklevel - 1].f_code)
+
+    monkeypatch.setattr(warnings, "warn", record)
+    call()
+    assert origins == [call.__code__]

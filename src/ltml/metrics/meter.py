@@ -64,8 +64,8 @@ class MAPResult:
         OP / OR / OF1 / CP / CR / CF1 (overall, per class and per group) at the meter's
         threshold; None when the meter was given neither ``scores`` nor ``threshold``.
     top_k : ThresholdedMetrics or None
-        The same with the meter's ``top_k`` rule; None without ``top_k``. (Named ``topk``
-        before version 0.3: that name still reads it, with a ``FutureWarning``.)
+        The same with the meter's ``top_k`` rule; None without ``top_k``. (Formerly named
+        ``topk``: that name still reads it, with a ``FutureWarning``.)
     """
 
     ap: Tensor
@@ -110,7 +110,7 @@ class MAPResult:
         return "  ".join(f"{name} {100 * value:.2f}" for name, value in cells)
 
 
-# The keyword of the renamed field keeps working (dataclasses generate __init__).
+# `topk=`, the keyword of the field's former name, keeps working (dataclasses generate __init__).
 MAPResult.__init__ = renamed_keyword("topk", "top_k")(MAPResult.__init__)  # type: ignore[method-assign]
 
 
