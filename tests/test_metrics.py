@@ -6,6 +6,7 @@ import inspect
 import json
 import math
 import os
+import pickle
 import socket
 import sys
 import warnings
@@ -639,3 +640,15 @@ def test_stacklevel_reaches_the_caller_past_trampolines(monkeypatch, path):
     monkeypatch.setattr(warnings, "warn", record)
     call()
     assert origins == [call.__code__]
+
+
+def test_a_result_pickled_with_the_old_field_name_loads_its_top_k():
+    result = _result_with_top_k()
+    old = MAPResult.__new__(MAPResult)  # as pickled before the rename: its fields, "topk" too
+    old.__dict__.update({("topk" if k == "top_k" else k): v for k, v in vars(result).items()})
+    loaded = pickle.loads(pickle.dumps(old))
+    assert "topk" not in vars(loaded)
+    assert loaded.top_k.as_dict() == result.top_k.as_dict()
+    assert str(loaded) == str(result)
+    again = pickle.loads(pickle.dumps(result))
+    assert again.top_k.as_dict() == result.top_k.as_dict()

@@ -81,6 +81,12 @@ class MAPResult:
         warn_renamed("topk", "top_k")
         return self.top_k
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A result pickled before the rename holds the field as "topk": read it as "top_k".
+        if "topk" in state:
+            state = {("top_k" if k == "topk" else k): v for k, v in state.items()}
+        self.__dict__.update(state)
+
     def as_dict(self) -> dict[str, Any]:
         """Plain Python values, ready for ``json.dump`` (NaN becomes ``None``).
 
