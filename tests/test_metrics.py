@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import json
 import math
 import os
+import pickle
 import socket
+import sys
 import warnings
 
 import numpy as np
@@ -21,6 +24,7 @@ from sklearn.metrics import average_precision_score
 import ltml
 import ltml.functional.metrics as F
 from ltml import MAPResult, average_precision, class_counts, class_groups, mAPMeter
+from ltml.metrics import _ranking
 
 
 def oracle(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -46,18 +50,14 @@ def assert_matches_oracle(scores, targets, atol=1e-6):
     )
 
 
-def assert_points_at(warning, called, filename, line):
+def assert_points_at(warning, filename, line):
     """Check that ``warning`` points at the line that called into ltml (``filename:line``).
 
-    ``called`` is the ltml function that line called. In a mutation run (benchmarks/mutation.py)
-    the mutated module's functions are wrappers defined in mutmut's package, which is then the
-    caller of ltml's outermost frame.
+    A mutation run (benchmarks/mutation.py) deselects the tests that call this: mutmut's
+    trampolines add frames between ltml's, so a static stacklevel lands elsewhere there.
+    ``test_stacklevel_reaches_the_caller_past_trampolines`` checks the same under mutation.
     """
-    wrapper = called.__code__.co_filename
-    if wrapper.startswith(os.path.dirname(ltml.__file__) + os.sep):
-        assert (warning.filename, warning.lineno) == (filename, line)
-    else:
-        assert warning.filename == wrapper
+    assert (warning.filename, warning.lineno) == (filename, line)
 
 
 # --- agreement with scikit-learn ---------------------------------------------------------
@@ -111,9 +111,9 @@ def test_integer_scores_are_ranks():
 
 
 @pytest.mark.parametrize(("n", "c", "labelled"), [(20_000, 70, 0.05), (3_000, 700, 0.3)])
-@pytest.mark.parametrize("chunk", [F._CHUNK_ELEMENTS, 1 << 15])
+@pytest.mark.parametrize("chunk", [_ranking.CHUNK_ELEMENTS, 1 << 15])
 def test_large_inputs(monkeypatch, n, c, labelled, chunk):
-    monkeypatch.setattr(F, "_CHUNK_ELEMENTS", chunk)  # small chunks: many, on worker threads
+    monkeypatch.setattr(_ranking, "CHUNK_ELEMENTS", chunk)  # small chunks: many, on worker threads
     rng = np.random.default_rng(1)
     scores = rng.standard_normal((n, c)).astype(np.float32)
     scores[: n // 10] = np.round(scores[: n // 10], 1)  # some ties
@@ -125,7 +125,7 @@ def test_large_inputs(monkeypatch, n, c, labelled, chunk):
 @pytest.mark.parametrize("dtype", [np.float32, np.int64])
 def test_torch_sort_path_of_other_devices_matches(monkeypatch, dtype):
     # Off the CPU the negatives are sorted with torch.sort: force that path on the CPU.
-    monkeypatch.setattr(F, "_numpy_sorts", lambda x: False)
+    monkeypatch.setattr(_ranking, "numpy_sorts", lambda x: False)
     rng = np.random.default_rng(2)
     scores = rng.integers(-5, 5, (500, 9)).astype(dtype)  # many ties
     targets = rng.integers(-1, 2, (500, 9))
@@ -540,4 +540,115 @@ def test_meter_warning_points_at_the_compute_call():
         "1 class(es) have no positive target (classes 1): their AP is undefined and reported "
         "as NaN and left out of means (empty_class='nan')"
     ]
-    assert_points_at(caught[0], meter.compute, __file__, line)
+    assert_points_at(caught[0], __file__, line)
+
+
+# --- MAPResult.top_k, formerly topk ----------------------------------------------------------
+
+
+def _result_with_top_k(top_k=1):
+    meter = mAPMeter(2, scores="logits", top_k=top_k)
+    meter.update(torch.tensor([[1.0, 0.5], [-1.0, 2.0]]), torch.tensor([[1, 1], [0, 1]]))
+    return meter.compute()
+
+
+def test_top_k_field_holds_the_top_k_metrics():
+    result = _result_with_top_k()
+    assert result.top_k.top_k == 1
+    # By hand: top-1 keeps class 0 of image 0 and class 1 of image 1, so class 1's recall is 1/2.
+    assert (result.top_k.CR, result.top_k.OR, result.thresholded.CR) == (0.75, 2 / 3, 1.0)
+    assert str(result) == "mAP 100.00  CF1 100.00  OF1 100.00  CF1@1 85.71  OF1@1 80.00"
+    assert _result_with_top_k(top_k=None).top_k is None
+
+
+def test_topk_is_a_deprecated_name_of_top_k():
+    result = _result_with_top_k()
+    with pytest.warns(FutureWarning, match="`topk` is deprecated .* use `top_k`"):
+        assert result.topk is result.top_k
+    with pytest.warns(FutureWarning, match="`topk` is deprecated .* use `top_k`"):
+        rebuilt = MAPResult(ap=result.ap, map=result.map, topk=result.top_k)
+    assert rebuilt.top_k is result.top_k
+    with pytest.raises(TypeError, match=r"got both `topk` .* and `top_k`"):
+        MAPResult(ap=result.ap, map=result.map, topk=None, top_k=None)
+
+
+def test_as_dict_writes_top_k_under_both_names():
+    # A reader of the old key that found none would take it for a meter without top_k.
+    result = _result_with_top_k()
+    d = json.loads(json.dumps(result.as_dict(), allow_nan=False))
+    assert list(d) == ["map", "groups", "ap", "num_empty", "thresholded", "top_k", "topk"]
+    assert d["top_k"] == d["topk"] == result.top_k.as_dict()
+    assert d["top_k"]["top_k"] == 1
+    assert {"top_k", "topk"}.isdisjoint(_result_with_top_k(top_k=None).as_dict())
+
+
+# --- warnings point at the user's line ---------------------------------------------------------
+
+
+def _warning_calls():
+    """Each public path that warns, as a one-line call (the line the warning must point at)."""
+    scores, targets = torch.tensor([[0.9, 0.1], [0.2, 0.3]]), torch.tensor([[1, 0], [0, 0]])
+    meter = mAPMeter(2, scores="logits", top_k=1)
+    meter.update(scores, targets)  # class 1 has no positive target
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = meter.compute()
+    return {
+        "average_precision": lambda: average_precision(scores, targets),
+        "thresholded_metrics": lambda: ltml.thresholded_metrics(scores, targets, threshold=0.0),
+        "fit_thresholds": lambda: ltml.fit_thresholds(scores, targets),
+        "mAPMeter.compute": lambda: meter.compute(),
+        "mAPMeter.num_samples": lambda: meter.num_samples,
+        "MAPResult.topk": lambda: result.topk,
+        "MAPResult(topk=)": lambda: MAPResult(ap=result.ap, map=result.map, topk=None),
+    }
+
+
+WARNING_PATHS = sorted(_warning_calls())
+
+
+@pytest.mark.parametrize("path", WARNING_PATHS)
+def test_warning_points_at_the_callers_line(path):
+    call = _warning_calls()[path]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    assert len(caught) == 1
+    assert_points_at(caught[0], __file__, call.__code__.co_firstlineno)
+
+
+def _mutmut_frame(frame):
+    return frame.f_globals.get("__name__", "").split(".")[0] == "mutmut"
+
+
+@pytest.mark.parametrize("path", WARNING_PATHS)
+def test_stacklevel_reaches_the_caller_past_trampolines(monkeypatch, path):
+    # The same as above, counted on the stack as written: a mutation run (benchmarks/mutation.py)
+    # wraps each function of the mutated module in frames of mutmut's own, which are left out
+    # here, so this test keeps every stacklevel checked there.
+    call = _warning_calls()[path]
+    origins = []
+
+    def record(message, category=None, stacklevel=1, **kwargs):
+        frame, frames = sys._getframe(1), []  # from the caller of warnings.warn outwards
+        while frame is not None:
+            if not _mutmut_frame(frame):
+                frames.append(frame)
+            frame = frame.f_back
+        origins.append(frames[stacklevel - 1].f_code)
+
+    monkeypatch.setattr(warnings, "warn", record)
+    call()
+    assert origins == [call.__code__]
+
+
+def test_a_result_pickled_with_the_old_field_name_loads_its_top_k():
+    result = _result_with_top_k()
+    old = MAPResult.__new__(MAPResult)  # as pickled before the rename: its fields, "topk" too
+    old.__dict__.update({("topk" if k == "top_k" else k): v for k, v in vars(result).items()})
+    loaded = pickle.loads(pickle.dumps(old))
+    assert "topk" not in vars(loaded)
+    assert loaded.top_k.as_dict() == result.top_k.as_dict()
+    assert str(loaded) == str(result)
+    again = pickle.loads(pickle.dumps(result))
+    assert again.top_k.as_dict() == result.top_k.as_dict()

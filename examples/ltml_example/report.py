@@ -22,7 +22,7 @@ def summary(result: Any) -> dict[str, float]:
 def thresholded(result: Any) -> dict[str, dict[str, float]]:
     """CF1 / OF1 in %, ``{metric: {total, head, medium, tail}}``, at the threshold and top-3."""
     out = {}
-    for prefix, metrics in (("", result.thresholded), ("top3_", result.topk)):
+    for prefix, metrics in (("", result.thresholded), ("top3_", result.top_k)):
         for name in ("CF1", "OF1", "CP", "CR", "OP", "OR"):
             values = {"total": getattr(metrics, name)}
             values |= {g: getattr(s, name) for g, s in metrics.groups.items()}

@@ -14,29 +14,29 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
-from ._deprecation import warn_renamed
-from ._validation import check_choice, check_groups, check_int
-from .functional.metrics import (
-    EmptyClass,
-    ThresholdedMetrics,
-    ZeroDivision,
-    _ap_inputs,
-    _as_thresholds,
-    _average_precision,
-    _check_empty_class,
-    _check_top_k,
-    _check_zero_division,
-    _common_dtype,
-    _fit_thresholds,
-    _json_number,
-    _nanmean,
-    _resolve_empty_classes,
-    _threshold_counts,
-    _thresholded_metrics,
+from .._deprecation import renamed_keyword, warn_renamed
+from .._validation import (
+    as_metric_inputs,
+    as_thresholds,
+    check_choice,
+    check_groups,
+    check_int,
+    check_probabilities,
+    check_top_k,
 )
+from ._counts import ZeroDivision, check_zero_division, threshold_counts, thresholded_of_counts
+from ._distributed import blocks_of_every_process
+from ._empty_classes import (
+    EmptyClass,
+    check_empty_class,
+    json_number,
+    nanmean,
+    resolve_empty_classes,
+)
+from ._ranking import average_precision_of_blocks, fit_thresholds_of_blocks
+from .thresholded import ThresholdedMetrics
 
 __all__ = ["MAPResult", "mAPMeter"]
 
@@ -63,8 +63,9 @@ class MAPResult:
     thresholded : ThresholdedMetrics or None
         OP / OR / OF1 / CP / CR / CF1 (overall, per class and per group) at the meter's
         threshold; None when the meter was given neither ``scores`` nor ``threshold``.
-    topk : ThresholdedMetrics or None
-        The same with the meter's ``top_k`` rule; None without ``top_k``.
+    top_k : ThresholdedMetrics or None
+        The same with the meter's ``top_k`` rule; None without ``top_k``. (Formerly named
+        ``topk``: that name still reads it, with a ``FutureWarning``.)
     """
 
     ap: Tensor
@@ -72,76 +73,51 @@ class MAPResult:
     groups: dict[str, float] = field(default_factory=dict)
     num_empty: int = 0
     thresholded: ThresholdedMetrics | None = None
-    topk: ThresholdedMetrics | None = None
+    top_k: ThresholdedMetrics | None = None
+
+    @property
+    def topk(self) -> ThresholdedMetrics | None:
+        """Deprecated name of :attr:`top_k`."""
+        warn_renamed("topk", "top_k")
+        return self.top_k
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A result pickled before the rename holds the field as "topk": read it as "top_k".
+        if "topk" in state:
+            state = {("top_k" if k == "topk" else k): v for k, v in state.items()}
+        self.__dict__.update(state)
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain Python values, ready for ``json.dump`` (NaN becomes ``None``)."""
+        """Plain Python values, ready for ``json.dump`` (NaN becomes ``None``).
+
+        The ``top_k`` metrics are also written under their old key ``"topk"`` until that name
+        is removed: a reader that finds no ``"topk"`` would take it for a meter without
+        ``top_k``, silently.
+        """
         out: dict[str, Any] = {
-            "map": _json_number(self.map),
-            "groups": {k: _json_number(v) for k, v in self.groups.items()},
-            "ap": [_json_number(x) for x in self.ap.tolist()],
+            "map": json_number(self.map),
+            "groups": {k: json_number(v) for k, v in self.groups.items()},
+            "ap": [json_number(x) for x in self.ap.tolist()],
             "num_empty": self.num_empty,
         }
-        for name in ("thresholded", "topk"):
-            metrics = getattr(self, name)
-            if metrics is not None:
-                out[name] = metrics.as_dict()
+        if self.thresholded is not None:
+            out["thresholded"] = self.thresholded.as_dict()
+        if self.top_k is not None:
+            out["top_k"] = out["topk"] = self.top_k.as_dict()
         return out
 
     def __str__(self) -> str:
         cells = [("mAP", self.map), *self.groups.items()]
         if self.thresholded is not None:
             cells += [("CF1", self.thresholded.CF1), ("OF1", self.thresholded.OF1)]
-        if self.topk is not None:
-            k = self.topk.top_k
-            cells += [(f"CF1@{k}", self.topk.CF1), (f"OF1@{k}", self.topk.OF1)]
+        if self.top_k is not None:
+            k = self.top_k.top_k
+            cells += [(f"CF1@{k}", self.top_k.CF1), (f"OF1@{k}", self.top_k.OF1)]
         return "  ".join(f"{name} {100 * value:.2f}" for name, value in cells)
 
 
-# Every dtype stored scores are ranked in (see ``_common_dtype``), by a code processes can exchange.
-_RANKED_DTYPES = (torch.float32, torch.float64, torch.int64)
-
-
-def _gather_blocks(
-    scores: list[Tensor], targets: list[Tensor], num_classes: int
-) -> tuple[list[Tensor], list[Tensor]]:
-    """Every process's stored rows, one block per process, the same on every process.
-
-    Processes may hold different row counts (none at all included) and different score dtypes:
-    they first exchange both, then send their rows in the common (promoted, exact) dtype, padded
-    to the longest share because ``all_gather`` needs equal shapes.
-    """
-    world = dist.get_world_size()
-    if scores:
-        device = scores[0].device
-    elif dist.get_backend() == "nccl":
-        device = torch.device("cuda", torch.cuda.current_device())
-    else:
-        device = torch.device("cpu")
-    rows = sum(s.shape[0] for s in scores)
-    code = -1
-    if rows:
-        code = _RANKED_DTYPES.index(_common_dtype(s.dtype for s in scores))
-    info = torch.tensor([rows, code], device=device)
-    infos = [torch.zeros_like(info) for _ in range(world)]
-    dist.all_gather(infos, info)
-    counts = [int(i[0]) for i in infos]
-    codes = [int(i[1]) for i in infos if int(i[0]) > 0]
-    if not codes:
-        return [], []
-    dtype = _common_dtype(_RANKED_DTYPES[c] for c in codes)
-
-    def gather(blocks: list[Tensor], dtype: torch.dtype) -> list[Tensor]:
-        padded = torch.zeros((max(counts), num_classes), dtype=dtype, device=device)
-        row = 0
-        for block in blocks:  # filled block by block: no concatenated copy besides this one
-            padded[row : row + block.shape[0]] = block
-            row += block.shape[0]
-        parts = [torch.empty_like(padded) for _ in range(world)]
-        dist.all_gather(parts, padded)
-        return [p[:c] for p, c in zip(parts, counts, strict=True) if c]
-
-    return gather(scores, dtype), gather(targets, torch.int8)
+# `topk=`, the keyword of the field's former name, keeps working (dataclasses generate __init__).
+MAPResult.__init__ = renamed_keyword("topk", "top_k")(MAPResult.__init__)  # type: ignore[method-assign]
 
 
 class mAPMeter:  # noqa: N801 - the name users search for
@@ -228,8 +204,8 @@ class mAPMeter:  # noqa: N801 - the name users search for
         zero_division: ZeroDivision = "zero",
     ) -> None:
         self.num_classes = check_int(num_classes, "num_classes")
-        _check_empty_class(empty_class)
-        _check_zero_division(zero_division)
+        check_empty_class(empty_class)
+        check_zero_division(zero_division)
         check_choice(scores, "scores", (None, *DEFAULT_THRESHOLD))
         if threshold is None and scores is not None:
             threshold = DEFAULT_THRESHOLD[scores]
@@ -238,11 +214,11 @@ class mAPMeter:  # noqa: N801 - the name users search for
                 "`top_k` needs a threshold: say what the scores are (scores='logits' or "
                 "'probs') or give `threshold`"
             )
-        top_k = _check_top_k(top_k, num_classes)
+        top_k = check_top_k(top_k, num_classes)
         self.groups = check_groups({} if groups is None else groups, num_classes)
         self.empty_class = empty_class
         self.score_kind = scores
-        self.threshold = None if threshold is None else _as_thresholds(threshold, num_classes)
+        self.threshold = None if threshold is None else as_thresholds(threshold, num_classes)
         self.top_k = top_k
         self.zero_division = zero_division
         self._scores: list[Tensor] = []
@@ -281,14 +257,9 @@ class mAPMeter:  # noqa: N801 - the name users search for
             On a wrong shape, a label outside {-1, 0, 1}, a NaN / infinite score, or a score
             outside [0, 1] with ``scores="probs"``; nothing of the rejected batch is stored.
         """
-        s, y = _ap_inputs(scores, targets, self.num_classes)
-        if self.score_kind == "probs" and s.numel():
-            low, high = (float(v) for v in torch.aminmax(s))
-            if low < 0 or high > 1:
-                raise ValueError(
-                    "`scores` must be probabilities in [0, 1] (the meter was built with "
-                    f"scores='probs'), got values in [{low:g}, {high:g}]"
-                )
+        s, y = as_metric_inputs(scores, targets, self.num_classes)
+        if self.score_kind == "probs":
+            check_probabilities(s, "scores", " (the meter was built with scores='probs')")
         device = self._scores[0].device if self._scores else s.device
         # Copies: a caller may reuse or modify its buffers after update().
         self._scores.append(s.detach().to(device=device, copy=True))
@@ -296,9 +267,7 @@ class mAPMeter:  # noqa: N801 - the name users search for
 
     def _blocks(self) -> tuple[list[Tensor], list[Tensor]]:
         """Return the stored batches (of every process under DDP), never concatenated."""
-        scores, targets = self._scores, self._targets
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            scores, targets = _gather_blocks(scores, targets, self.num_classes)
+        scores, targets = blocks_of_every_process(self._scores, self._targets, self.num_classes)
         if not scores:
             scores = [torch.empty((0, self.num_classes))]
             targets = [torch.empty((0, self.num_classes), dtype=torch.int8)]
@@ -310,25 +279,26 @@ class mAPMeter:  # noqa: N801 - the name users search for
         Under DDP, over what every process stored; every process must call it.
         """
         scores, targets = self._blocks()
-        ap = _average_precision(scores, targets)
+        ap = average_precision_of_blocks(scores, targets)
         num_empty = int(torch.isnan(ap).sum())
-        ap = _resolve_empty_classes(ap, self.empty_class).cpu()
+        # stacklevel 2: the user's line, which called this method
+        ap = resolve_empty_classes(ap, self.empty_class, stacklevel=2).cpu()
 
         def thresholded(top_k: int | None) -> ThresholdedMetrics | None:
             if self.threshold is None:
                 return None
-            counts = _threshold_counts(scores, targets, self.threshold, top_k)
-            return _thresholded_metrics(
+            counts = threshold_counts(scores, targets, self.threshold, top_k)
+            return thresholded_of_counts(
                 counts, self.threshold, top_k, self.zero_division, self.empty_class, self.groups
             )
 
         return MAPResult(
             ap=ap,
-            map=_nanmean(ap),
-            groups={name: _nanmean(ap[idx]) for name, idx in self.groups.items()},
+            map=nanmean(ap),
+            groups={name: nanmean(ap[idx]) for name, idx in self.groups.items()},
             num_empty=num_empty,
             thresholded=thresholded(None),
-            topk=None if self.top_k is None else thresholded(self.top_k),
+            top_k=None if self.top_k is None else thresholded(self.top_k),
         )
 
     def fit_thresholds(self) -> Tensor:
@@ -353,7 +323,7 @@ class mAPMeter:  # noqa: N801 - the name users search for
         >>> val.fit_thresholds()
         tensor([ 0.5000, -0.5000], dtype=torch.float64)
         """
-        return _fit_thresholds(*self._blocks()).cpu()
+        return fit_thresholds_of_blocks(*self._blocks()).cpu()
 
     def __repr__(self) -> str:
         groups = {k: len(v) for k, v in self.groups.items()}
