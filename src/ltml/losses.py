@@ -34,7 +34,6 @@ from typing_extensions import Self
 
 from . import functional as LF
 from ._deprecation import renamed_keyword
-from ._stats import class_counts, class_weights, cooccurrence, counts_tensor
 from ._validation import (
     as_labels,
     as_logits,
@@ -46,9 +45,11 @@ from ._validation import (
     check_reduction,
     check_scalar,
     check_unknown,
+    counts_tensor,
 )
 from .functional import losses as LFL
 from .functional.losses import Reduction, Unknown
+from .stats import class_counts, class_weights, cooccurrence
 
 __all__ = [
     "BCE",

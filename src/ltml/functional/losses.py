@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._deprecation import renamed_keyword
-from .._stats import class_weights, counts_tensor
 from .._validation import (
     as_class_vector,
     as_logits,
@@ -42,8 +41,10 @@ from .._validation import (
     check_scalar,
     check_tensor,
     check_unknown,
+    counts_tensor,
     sync_free,
 )
+from ..stats import class_weights
 
 __all__ = [
     "Reduction",
