@@ -186,3 +186,11 @@ def test_drs_bad_input(kwargs, match):
         ltml.DeferredClassAwareSampler(_labels(), **kwargs)
     with pytest.raises(ValueError, match="`epoch` must be an integer"):
         ltml.DeferredClassAwareSampler(_labels(), 1).set_epoch(-1)
+
+
+def test_drs_keeps_its_former_home():
+    # Moved to ltml.samplers.deferred; ltml.schedules re-exports the same class.
+    assert ltml.schedules.DeferredClassAwareSampler is ltml.samplers.DeferredClassAwareSampler
+    assert ltml.DeferredClassAwareSampler is ltml.samplers.deferred.DeferredClassAwareSampler
+    assert "DeferredClassAwareSampler" in ltml.schedules.__all__
+    assert "DeferredClassAwareSampler" in ltml.samplers.__all__
