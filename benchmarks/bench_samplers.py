@@ -115,7 +115,7 @@ def sampler(labels: Any, c: int, n: int | str, **kwargs: Any) -> ClassAwareSampl
     """Build a ClassAwareSampler from a dense matrix, class lists or a CSR pair."""
     if isinstance(labels, np.ndarray):
         return ClassAwareSampler(labels, n, num_classes=c, **kwargs)
-    return ClassAwareSampler.from_class_lists(labels, num_classes=c, num_samples=n, **kwargs)
+    return ClassAwareSampler.from_class_lists(labels, num_classes=c, num_draws=n, **kwargs)
 
 
 def ours(labels: Any, c: int, n: int, kwargs: dict[str, Any]) -> list[int]:
@@ -160,7 +160,7 @@ def main() -> None:
     for name, labels, lists, c, form in cases:
         n_images, nnz = len(lists), sum(map(len, lists))
         ref_repeats = 1 if n_images > 100_000 else args.repeats  # the reference takes seconds
-        db_length = sampler(labels, c, "db").num_samples
+        db_length = sampler(labels, c, "db").num_draws
         # The DB epoch of the synthetic set would be 1.3e8 draws: use N there.
         cycle_n = db_length if name != "synthetic" else n_images
         runs: list[tuple[str, int, dict[str, Any]]] = [

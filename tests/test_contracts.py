@@ -680,9 +680,9 @@ case(S, "labels", BAD_LABELS, S)
 case(S, "labels", st.sampled_from([[[0, 2], [1]], ([0, 1], [2])]), S)  # class lists: explicit only
 case(
     S,
-    "num_samples",
+    "num_draws",
     bad_int(1).filter(lambda v: v is not None and v != "db"),
-    lambda v: _sampler(num_samples=v),
+    lambda v: _sampler(num_draws=v),
 )
 case(S, "power", BAD_REAL.filter(lambda v: not callable(v)), lambda v: _sampler(power=v))
 case(S, "mode", bad_choice("random", "cycle"), lambda v: _sampler(mode=v))
@@ -1469,6 +1469,12 @@ case(
     "labels",
     BAD_LABELS,
     lambda v: ltml.DeferredClassAwareSampler(v, 1),
+)
+case(
+    ltml.DeferredClassAwareSampler,
+    "num_draws",
+    bad_int(1).filter(lambda v: v is not None and v != "db"),
+    lambda v: ltml.DeferredClassAwareSampler(LABELS, 1, v),
 )
 
 

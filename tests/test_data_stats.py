@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ltml import class_weights
+import ltml
+from ltml import class_weights, stats
 from ltml.data import class_counts, class_groups
 
 
@@ -109,7 +110,11 @@ def test_class_weights_from_real_counts_rank_tail_highest(voc_lt):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"method": "median"}, ValueError, "`method` must be one of"),
+        (
+            {"method": "median"},
+            ValueError,
+            "^`method` must be one of 'inverse', 'effective_number', 'omega', got str 'median'$",
+        ),
         ({"method": "omega"}, ValueError, "`num_images` is required by method='omega'"),
         ({"power": -1.0}, ValueError, "`power` must be a finite real number >= 0"),
         ({"method": "effective_number", "beta": 1.0}, ValueError, r"`beta` must be .* in \[0, 1\)"),
@@ -119,3 +124,15 @@ def test_class_weights_from_real_counts_rank_tail_highest(voc_lt):
 def test_class_weights_rejects(kwargs, error, match):
     with pytest.raises(error, match=match):
         class_weights(WEIGHT_COUNTS, **kwargs)
+
+
+def test_stats_are_the_same_objects_from_every_import_path():
+    assert stats.__all__ == ["class_counts", "class_groups", "class_weights", "cooccurrence"]
+    exported = {
+        ltml: ("class_counts", "class_groups", "class_weights"),
+        ltml.data: ("class_counts", "class_groups", "cooccurrence"),
+    }
+    for module, names in exported.items():
+        for name in names:
+            assert name in module.__all__
+            assert getattr(module, name) is getattr(stats, name), f"{module.__name__}.{name}"

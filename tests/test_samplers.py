@@ -30,7 +30,8 @@ from torch.utils.data import (
 )
 
 from ltml import ClassAwareSampler, PairedDataset, PairedSampler
-from ltml.samplers import _draw_cycle, _draw_random, _is_label_matrix, _narrowest
+from ltml.samplers._draws import draw_cycle, draw_random
+from ltml.samplers._label_forms import is_label_matrix, narrowest
 
 P_MIN = 1e-4  # smallest chi-square p-value a correct sampler is allowed
 Z_MAX = 5.0  # largest deviation in standard deviations
@@ -205,12 +206,12 @@ def test_class_lists_of_arrays_and_tensors() -> None:
 )
 def test_is_label_matrix(values: np.ndarray, expected: bool) -> None:
     # The fast pre-check: True exactly for -1 / 0 / 1 matrices (else the full check runs).
-    assert _is_label_matrix(values) is expected
+    assert is_label_matrix(values) is expected
 
 
 def test_narrowest_sort_key() -> None:
     # Class ids 0 .. C - 1 fit the key type, which is the narrowest that holds them.
-    assert [_narrowest(c) for c in (1, 256, 257, 65_536, 65_537)] == [
+    assert [narrowest(c) for c in (1, 256, 257, 65_536, 65_537)] == [
         np.uint8, np.uint8, np.uint16, np.uint16, np.int64,
     ]  # fmt: skip
 
@@ -224,7 +225,7 @@ def test_single_image() -> None:
 def test_defaults() -> None:
     sampler = ClassAwareSampler(np.eye(3, dtype=np.int64))
     assert (sampler.seed, sampler.epoch, sampler.num_replicas, sampler.rank) == (0, 0, 1, 0)
-    assert (sampler.num_samples, sampler.power, sampler.mode) == (3, 0.0, "random")
+    assert (sampler.num_draws, sampler.power, sampler.mode) == (3, 0.0, "random")
     assert sampler.images_per_class == 3
 
 
@@ -250,7 +251,7 @@ def test_empty_classes_message_shows_at_most_ten(num_classes: int, expected: str
 def test_power0_classes_are_uniform(real_labels: np.ndarray) -> None:
     s = ClassAwareSampler(real_labels)
     n = 400_000
-    slots, images = _draw_random(np.random.default_rng(0), s._starts, s._counts, s._indices, n, 0.0)
+    slots, images = draw_random(np.random.default_rng(0), s._starts, s._counts, s._indices, n, 0.0)
     counts = np.bincount(slots, minlength=s._counts.size)
     assert _chi2_p(counts, np.ones(counts.size)) > P_MIN
     # Max deviation: every class, including the smallest tail class, at rate 1/C.
@@ -323,7 +324,7 @@ def test_db_epoch_length(request: pytest.FixtureRequest, name: str, expected: in
 def test_cycle_structure(voc_lt: tuple[np.ndarray, dict], per_class: int, n: int) -> None:
     labels = voc_lt[0]
     s = ClassAwareSampler(labels)
-    slots, images = _draw_cycle(
+    slots, images = draw_cycle(
         np.random.default_rng(1), s._starts, s._counts, s._indices, n, per_class
     )
     num_classes = s._counts.size
@@ -474,27 +475,27 @@ def test_order_is_a_function_of_seed_and_epoch(voc_lt: tuple[np.ndarray, dict], 
 
 
 @pytest.mark.parametrize("mode", ["random", "cycle"])
-@pytest.mark.parametrize(("num_samples", "replicas"), [(1142, 2), (1001, 3), (7, 4), (2, 5)])
+@pytest.mark.parametrize(("num_draws", "replicas"), [(1142, 2), (1001, 3), (7, 4), (2, 5)])
 def test_simulated_ranks_partition_the_epoch(
-    voc_lt: tuple[np.ndarray, dict], mode: str, num_samples: int, replicas: int
+    voc_lt: tuple[np.ndarray, dict], mode: str, num_draws: int, replicas: int
 ) -> None:
     labels = voc_lt[0]
 
     def order(**kw: int) -> list[int]:
-        s = ClassAwareSampler(labels, num_samples, mode=mode, seed=11, **kw)
+        s = ClassAwareSampler(labels, num_draws, mode=mode, seed=11, **kw)
         s.set_epoch(2)
         return list(s)
 
     global_order = order(num_replicas=1, rank=0)
-    assert len(global_order) == num_samples
-    total = math.ceil(num_samples / replicas) * replicas
-    padded = [global_order[i % num_samples] for i in range(total)]  # wrap, as DistributedSampler
+    assert len(global_order) == num_draws
+    total = math.ceil(num_draws / replicas) * replicas
+    padded = [global_order[i % num_draws] for i in range(total)]  # wrap, as DistributedSampler
     shards = [order(num_replicas=replicas, rank=r) for r in range(replicas)]
     assert {len(s) for s in shards} == {total // replicas}
     for r, shard in enumerate(shards):
         assert shard == padded[r::replicas]  # positions r, r + R, ...: disjoint, cover the epoch
     interleaved = [shards[p % replicas][p // replicas] for p in range(total)]
-    assert interleaved[:num_samples] == global_order
+    assert interleaved[:num_draws] == global_order
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
@@ -510,6 +511,51 @@ def test_defaults_follow_the_process_group(monkeypatch: pytest.MonkeyPatch) -> N
     assert list(sampler) == padded[2::3]
     explicit = ClassAwareSampler(labels, 10, seed=2, num_replicas=2, rank=1)
     assert (explicit.num_replicas, explicit.rank) == (2, 1)
+
+
+# ------------------------------------------------------------------ the names of an epoch's counts
+
+
+def test_counts_under_ddp_are_what_a_distributed_sampler_user_expects() -> None:
+    # Rank 1 of 3 with 1001 draws: DistributedSampler(drop_last=False) over a dataset of 1001
+    # items is the reference for the padded total and the per-rank count.
+    labels, draws = np.eye(7, dtype=np.int64), 1001
+    sampler = ClassAwareSampler(labels, draws, num_replicas=3, rank=1)
+    reference = DistributedSampler(range(draws), num_replicas=3, rank=1)
+    assert sampler.num_draws == draws  # all replicas, as RandomSampler(num_samples=...)
+    assert sampler.total_size == reference.total_size == 1002
+    assert sampler.num_draws_per_rank == reference.num_samples == len(reference) == 334
+    assert len(sampler) == sampler.num_draws_per_rank == len(list(sampler))
+
+
+def test_num_samples_keyword_is_a_deprecated_name_of_num_draws() -> None:
+    labels = np.eye(5, dtype=np.int64)
+    expected = ClassAwareSampler(labels, num_draws=11, seed=4, num_replicas=3, rank=1)
+    match = "`num_samples` is deprecated .* use `num_draws`"
+    with pytest.warns(FutureWarning, match=match) as record:
+        old = ClassAwareSampler(labels, num_samples=11, seed=4, num_replicas=3, rank=1)
+    assert record[0].filename == __file__  # points at the caller
+    with pytest.warns(FutureWarning, match=match) as record:
+        lists = ClassAwareSampler.from_class_lists([[0], [1], [2], [3], [4]], num_samples=11)
+    assert record[0].filename == __file__
+    assert (old.num_draws, old.total_size, len(old)) == (11, 12, 4)
+    assert list(old) == list(expected)
+    assert lists.num_draws == 11
+    with pytest.raises(TypeError, match=r"got both `num_samples` \(deprecated\) and `num_draws`"):
+        ClassAwareSampler(labels, num_samples=11, num_draws=11)
+
+
+def test_num_samples_attribute_is_a_deprecated_name_of_num_draws() -> None:
+    # It keeps its former value, the draws over all replicas (not len(sampler), per rank).
+    sampler = ClassAwareSampler(np.eye(5, dtype=np.int64), 11, num_replicas=3, rank=1)
+    with pytest.warns(FutureWarning, match="`num_samples` is deprecated .* use `num_draws`") as w:
+        assert sampler.num_samples == 11 != len(sampler)
+    assert w[0].filename == __file__
+    with pytest.warns(FutureWarning, match="use `num_draws`"):
+        sampler.num_samples = 5  # as before the rename: the draws of the next epochs
+    rebuilt = ClassAwareSampler(np.eye(5, dtype=np.int64), 5, num_replicas=3, rank=1)
+    assert (sampler.num_draws, sampler.total_size, len(sampler)) == (5, 6, 2)
+    assert list(sampler) == list(rebuilt)
 
 
 def _free_port() -> int:
@@ -658,6 +704,7 @@ def test_empty_class_warns_once_and_is_never_drawn() -> None:
     with pytest.warns(UserWarning, match=r"1 of 3 classes have no known positive image") as rec:
         sampler = ClassAwareSampler(labels, 1000)
     assert len([w for w in rec if issubclass(w.category, UserWarning)]) == 1
+    assert rec[0].filename == __file__  # the warning points at the caller
     drawn = set(sampler)
     assert drawn == {0, 1, 2}  # image 3 has no positive: never drawn
     assert sampler.num_images == 4  # ... but counts in N (the default epoch length)
@@ -803,22 +850,22 @@ def test_bad_class_lists(class_lists: object, kwargs: dict, error: type, match: 
         ),
         (
             np.eye(3),
-            {"num_samples": 0},
+            {"num_draws": 0},
             ValueError,
-            r"`num_samples` must be an integer >= 1, got 0",
+            r"`num_draws` must be an integer >= 1, got 0",
         ),
         (
             np.eye(3),
-            {"num_samples": 2.5},
+            {"num_draws": 2.5},
             TypeError,
-            r"`num_samples` must be an integer, got float",
+            r"`num_draws` must be an integer, got float",
         ),
-        (np.eye(3), {"num_samples": "all"}, ValueError, r"`num_samples` must be one of 'db', got"),
+        (np.eye(3), {"num_draws": "all"}, ValueError, r"`num_draws` must be one of 'db', got"),
         (
             np.eye(3),
-            {"num_samples": True},
+            {"num_draws": True},
             TypeError,
-            r"`num_samples` must be an integer, got bool",
+            r"`num_draws` must be an integer, got bool",
         ),
         (np.eye(3), {"seed": -1}, ValueError, r"`seed` must be an integer >= 0, got -1"),
         (np.eye(3), {"num_classes": 0}, ValueError, r"`num_classes` must be an integer >= 1, got"),

@@ -120,7 +120,7 @@ def test_drs_uniform_phase_is_not_label_count_weighted():
     labels = torch.zeros(40, 3, dtype=torch.int64)
     labels[:10] = 1  # 10 images with 3 labels
     labels[10:20, 0] = 1  # 10 with 1 label; 20 with none
-    drs = ltml.DeferredClassAwareSampler(labels, start_epoch=1, num_samples=4000)
+    drs = ltml.DeferredClassAwareSampler(labels, start_epoch=1, num_draws=4000)
     counts = np.bincount(_epoch(drs, 0), minlength=40)
     assert counts.min() == counts.max() == 100  # 100 independent permutations
     power1 = np.bincount(list(ltml.ClassAwareSampler(labels, 4000, power=1)), minlength=40)
@@ -145,14 +145,12 @@ def test_drs_order_is_a_function_of_seed_and_epoch_and_resumes():
 def test_drs_ranks_partition_the_epoch(epoch):
     labels = _labels()
     world = 3
-    single = ltml.DeferredClassAwareSampler(
-        labels, 2, num_samples=50, seed=1, num_replicas=1, rank=0
-    )
+    single = ltml.DeferredClassAwareSampler(labels, 2, num_draws=50, seed=1, num_replicas=1, rank=0)
     full = _epoch(single, epoch)
     shares = [
         _epoch(
             ltml.DeferredClassAwareSampler(
-                labels, 2, num_samples=50, seed=1, num_replicas=world, rank=r
+                labels, 2, num_draws=50, seed=1, num_replicas=world, rank=r
             ),
             epoch,
         )
@@ -164,11 +162,22 @@ def test_drs_ranks_partition_the_epoch(epoch):
         assert share == padded[r::world]
 
 
+def test_drs_num_samples_keyword_is_a_deprecated_name_of_num_draws():
+    labels = _labels()
+    expected = ltml.DeferredClassAwareSampler(labels, 1, num_draws=50, seed=2, num_replicas=3)
+    with pytest.warns(FutureWarning, match="`num_samples` is deprecated .* use `num_draws`") as w:
+        old = ltml.DeferredClassAwareSampler(labels, 1, num_samples=50, seed=2, num_replicas=3)
+    assert w[0].filename == __file__  # points at the caller
+    assert len(old) == len(expected) == 17
+    for epoch in (0, 1):  # both phases
+        assert _epoch(old, epoch) == _epoch(expected, epoch)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"start_epoch": -1}, r"`start_epoch` must be an integer .*got -1"),
-        ({"start_epoch": 1, "num_samples": 0}, "`num_samples` must be an integer >= 1, got 0"),
+        ({"start_epoch": 1, "num_draws": 0}, "`num_draws` must be an integer >= 1, got 0"),
         ({"start_epoch": 1, "mode": "cycle", "power": 0.5}, "mode='cycle' is class-balanced"),
     ],
 )
@@ -177,3 +186,11 @@ def test_drs_bad_input(kwargs, match):
         ltml.DeferredClassAwareSampler(_labels(), **kwargs)
     with pytest.raises(ValueError, match="`epoch` must be an integer"):
         ltml.DeferredClassAwareSampler(_labels(), 1).set_epoch(-1)
+
+
+def test_drs_keeps_its_former_home():
+    # Moved to ltml.samplers.deferred; ltml.schedules re-exports the same class.
+    assert ltml.schedules.DeferredClassAwareSampler is ltml.samplers.DeferredClassAwareSampler
+    assert ltml.DeferredClassAwareSampler is ltml.samplers.deferred.DeferredClassAwareSampler
+    assert "DeferredClassAwareSampler" in ltml.schedules.__all__
+    assert "DeferredClassAwareSampler" in ltml.samplers.__all__

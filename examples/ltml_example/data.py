@@ -240,7 +240,7 @@ class _OneStream(Sampler[int]):
 def iterations_per_epoch(cfg: Config, labels: Tensor, world: int) -> tuple[int, int]:
     """``(draws per stream per epoch, iterations per epoch)`` by the epoch-length rule."""
     if cfg.epoch_length == "db":
-        draws = ltml.ClassAwareSampler(labels, num_samples="db", num_replicas=1, rank=0).num_samples
+        draws = ltml.ClassAwareSampler(labels, num_draws="db", num_replicas=1, rank=0).num_draws
     elif cfg.epoch_length == "uniform":
         draws = len(labels)
     else:
@@ -261,7 +261,7 @@ def train_loader(
         data.train, num_replicas=world, rank=rank, seed=cfg.seed
     )
     class_aware: dict[str, Any] = {
-        "num_samples": iters * batch * world,
+        "num_draws": iters * batch * world,
         "mode": cfg.sampler_mode,
         "power": cfg.sampler_power,
         "seed": cfg.seed,

@@ -17,7 +17,6 @@ from . import (
     samplers,
     schedules,
 )
-from ._stats import class_counts, class_groups, class_weights
 from .backbones import split_dual_branch
 from .decoupling import (
     LearnableWeightScaling,
@@ -55,6 +54,7 @@ from .metrics import MAPResult, mAPMeter
 from .mixup import MixedBatch, mix_batch
 from .samplers import ClassAwareSampler, PairedDataset, PairedSampler
 from .schedules import DeferredClassAwareSampler, DeferredReweightedBCE
+from .stats import class_counts, class_groups, class_weights
 
 __all__ = [
     "BCE",

@@ -411,6 +411,11 @@ def as_counts(
     return counts.to(torch.float64)
 
 
+def counts_tensor(class_counts: Any, num_images: Any = None) -> Tensor:
+    """Apply the count contract to a ``class_counts`` argument (at most ``num_images``)."""
+    return as_counts(class_counts, "class_counts", num_images, "num_images")
+
+
 def as_indices(x: Any, name: str, size: int) -> list[int]:
     """Return distinct integer indices in ``[0, size)`` from a sequence or a 1-D integer array.
 

@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Sampler
 
-from ._stats import counts_tensor
 from ._validation import (
     as_logits,
     as_tensor,
@@ -46,6 +45,7 @@ from ._validation import (
     check_same_rows,
     check_scalar,
     check_seed,
+    counts_tensor,
 )
 from .heads import DualBranchHead
 from .losses import BCE

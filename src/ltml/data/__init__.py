@@ -1,6 +1,6 @@
 """Data: class statistics, long-tail reports, stratified splits, datasets and the demo dataset."""
 
-from .._stats import class_counts, class_groups, cooccurrence
+from ..stats import class_counts, class_groups, cooccurrence
 from .coco import COCOMultiLabel
 from .demo import DemoMosaics, make_demo
 from .image_list import read_image_list

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .._stats import GROUP_NAMES, class_groups
 from .._validation import as_labels, check_int
+from ..stats import GROUP_NAMES, class_groups
 
 _PALETTE = {"head": "tab:blue", "medium": "tab:orange", "tail": "tab:red"}
 

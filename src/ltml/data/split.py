@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .._validation import check_seed
-from ..samplers import _indptr, _to_class_csr
+from ..samplers._label_forms import indptr_from_counts, to_class_csr
 
 
 def stratified_split(
@@ -74,14 +74,14 @@ def stratified_split(
     """
     share = _check_fractions(fractions)
     rng = np.random.default_rng(check_seed(seed))
-    class_ptr, class_images, n = _to_class_csr(labels, None)
+    class_ptr, class_images, n = to_class_csr(labels, None)
     num_classes = class_ptr.size - 1
     counts = np.diff(class_ptr)
     # The same positives image by image: the classes of image i are image_classes[image_ptr[i]:].
     by_image = np.argsort(class_images, kind="stable")
     image_classes = np.repeat(np.arange(num_classes), counts)[by_image]
     image_lengths = np.bincount(class_images, minlength=n)
-    image_ptr = _indptr(image_lengths)
+    image_ptr = indptr_from_counts(image_lengths)
 
     rank = rng.permutation(n)  # the random order in which a class's images are dealt out
     class_tie = rng.random(num_classes)
@@ -179,7 +179,7 @@ def split_deviation(
     tensor([[ 0.1667, -0.1667],
             [ 0.0000,  0.0000]], dtype=torch.float64)
     """
-    class_ptr, class_images, n = _to_class_csr(labels, None)
+    class_ptr, class_images, n = to_class_csr(labels, None)
     indices = [torch.as_tensor(p, dtype=torch.int64).flatten().numpy() for p in parts]
     if not indices:
         raise ValueError("`parts` must hold at least one part, got none")

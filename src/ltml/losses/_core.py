@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from typing_extensions import Self
 
-from .._stats import class_counts, counts_tensor
 from .._validation import (
     as_class_vector,
     as_labels,
@@ -33,10 +32,12 @@ from .._validation import (
     check_scalar,
     check_tensor,
     check_unknown,
+    counts_tensor,
     finite_contract,
     labels_contract,
     sync_free,
 )
+from ..stats import class_counts
 
 Reduction = Literal["mean", "sum", "none"]
 Unknown = Literal["ignore", "negative"]

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._stats import class_weights, counts_tensor
-from .._validation import check_probability, check_reduction, check_scalar
+from .._validation import check_probability, check_reduction, check_scalar, counts_tensor
+from ..stats import class_weights
 from ._core import (
     FromLabels,
     LabelLoss,

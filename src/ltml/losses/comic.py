@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 from typing_extensions import Self
 
-from .._stats import class_counts, cooccurrence
 from .._validation import check_reduction, check_scalar, check_shape, check_tensor
+from ..stats import class_counts, cooccurrence
 from ._core import (
     LabelLoss,
     Reduction,

@@ -13,8 +13,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from .._stats import counts_tensor
-from .._validation import check_choice, check_int, check_scalar
+from .._validation import check_choice, check_int, check_scalar, counts_tensor
 from ._core import (
     LabelLoss,
     Reduction,

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._deprecation import renamed_keyword
-from .._stats import class_weights, counts_tensor
-from .._validation import check_choice, check_int, check_reduction, check_scalar
+from .._validation import check_choice, check_int, check_reduction, check_scalar, counts_tensor
+from ..stats import class_weights
 from ._core import FromLabels, LabelLoss, Reduction, Unknown, by_label, modulated, prepare, reduce
 
 __all__ = ["DistributionBalancedLoss", "db_statistics", "distribution_balanced_loss"]

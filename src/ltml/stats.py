@@ -1,21 +1,32 @@
-"""Per-class statistics of a training label matrix: counts, groups and loss weights.
+r"""Per-class statistics of a training label matrix: counts, co-occurrences, groups, loss weights.
 
-Counts, head / medium / tail groups and per-class loss weights are core to every part (losses,
-samplers, metrics, data), so this module depends on nothing but torch.
+- :func:`class_counts`: the known positives of each class, :math:`n_k`;
+- :func:`cooccurrence`: the images known positive for both classes of each pair;
+- :func:`class_groups`: head / medium / tail classes by their counts (:data:`GROUP_NAMES`);
+- :func:`class_weights`: per-class loss weights from the counts (inverse frequency, effective
+  number, or the :math:`\omega` of Guo & Wang).
+
+They are core to every part (losses, samplers, metrics, data), so this module depends on nothing
+but torch. Each is also importable from :mod:`ltml` (``class_counts``, ``class_groups``,
+``class_weights``) and :mod:`ltml.data` (``class_counts``, ``class_groups``, ``cooccurrence``):
+the same objects.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
 
-from ._validation import as_counts, as_labels, check_int, check_scalar
+from ._validation import as_counts, as_labels, check_choice, check_int, check_scalar
+
+__all__ = ["class_counts", "class_groups", "class_weights", "cooccurrence"]
 
 GROUP_NAMES = ("head", "medium", "tail")
+"""The keys of :func:`class_groups`' result, in its order."""
 
 
 def class_counts(labels: Any) -> Tensor:
@@ -34,7 +45,7 @@ def class_counts(labels: Any) -> Tensor:
     Examples
     --------
     >>> import torch
-    >>> from ltml.data import class_counts
+    >>> from ltml.stats import class_counts
     >>> class_counts(torch.tensor([[1, 0], [1, -1], [0, 1]]))
     tensor([2, 1])
     """
@@ -58,7 +69,7 @@ def cooccurrence(labels: Any) -> Tensor:
     Examples
     --------
     >>> import torch
-    >>> from ltml.data import cooccurrence
+    >>> from ltml.stats import cooccurrence
     >>> cooccurrence(torch.tensor([[1, 1, 0], [1, -1, 1], [0, 1, 0]]))
     tensor([[2, 1, 1],
             [1, 2, 0],
@@ -94,7 +105,7 @@ def class_groups(
 
     Examples
     --------
-    >>> from ltml.data import class_groups
+    >>> from ltml.stats import class_groups
     >>> class_groups([775, 4, 48, 154])
     {'head': [0, 3], 'medium': [2], 'tail': [1]}
     """
@@ -111,7 +122,6 @@ def class_groups(
 
 
 WeightMethod = Literal["inverse", "effective_number", "omega"]
-_WEIGHTINGS = ("inverse", "effective_number", "omega")
 
 
 def class_weights(
@@ -149,7 +159,7 @@ def class_weights(
     Parameters
     ----------
     counts : sequence or Tensor, shape (C,)
-        :math:`n_k`, e.g. :func:`ltml.class_counts` of the training labels.
+        :math:`n_k`, e.g. :func:`class_counts` of the training labels.
     num_images : int, optional
         :math:`N`, the number of training images; required by ``"omega"``, checked against the
         counts (every :math:`n_k \le N`) when given.
@@ -168,7 +178,7 @@ def class_weights(
 
     Examples
     --------
-    >>> from ltml import class_weights
+    >>> from ltml.stats import class_weights
     >>> class_weights([300, 100])
     tensor([0.5000, 1.5000])
     >>> class_weights([400, 100], power=0.5)
@@ -179,8 +189,7 @@ def class_weights(
     tensor([[2.0138, 2.4596],
             [1.3499, 1.1052]])
     """
-    if method not in _WEIGHTINGS:
-        raise ValueError(f"`method` must be one of {_WEIGHTINGS}, got {method!r}")
+    check_choice(method, "method", get_args(WeightMethod))
     n = as_counts(counts, "counts", num_images, "num_images")
     if method == "omega":
         if num_images is None:
@@ -196,8 +205,3 @@ def class_weights(
     # 1 - beta^n = -expm1(n log beta): accurate for beta close to 1.
     weight = -1.0 / torch.expm1(n * math.log(beta)) if beta > 0 else torch.ones_like(n)
     return (weight * (weight.numel() / weight.sum())).to(torch.float32)
-
-
-def counts_tensor(class_counts: Any, num_images: int | None = None) -> Tensor:
-    """Return validated per-class counts as a float64 tensor (on their own device)."""
-    return as_counts(class_counts, "class_counts", num_images, "num_images")

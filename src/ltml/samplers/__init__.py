@@ -1,0 +1,18 @@
+"""Re-balanced sampling for multi-label data: class-aware, paired (uniform + re-balanced), deferred.
+
+- :class:`ClassAwareSampler` (:mod:`.class_aware`): the re-balanced stream, a class then one of
+  its positive images, with class probability ``∝ n_k ** power`` or the DB-loss class cycle.
+- :class:`PairedSampler` and :class:`PairedDataset` (:mod:`.paired`): a uniform and a re-balanced
+  sampler in lockstep, for the two batches of one two-branch training step.
+- :class:`DeferredClassAwareSampler` (:mod:`.deferred`): the uniform order, then class-aware
+  sampling from a given epoch on (deferred re-sampling).
+
+All follow :class:`torch.utils.data.DistributedSampler`: ``set_epoch(epoch)``, an order that is a
+pure function of ``(seed, epoch)`` (never the global RNG), equal, disjoint rank shares.
+"""
+
+from .class_aware import ClassAwareSampler
+from .deferred import DeferredClassAwareSampler
+from .paired import PairedDataset, PairedSampler
+
+__all__ = ["ClassAwareSampler", "DeferredClassAwareSampler", "PairedDataset", "PairedSampler"]
