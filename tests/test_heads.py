@@ -1,4 +1,8 @@
-"""Tests for ltml.heads: the two-branch head, the paired forward and the ResNet split."""
+"""Tests for ltml.heads: the two-branch head and the paired forward.
+
+The ResNet split (``resnet_dual_branch``, in ltml.backbones) builds the heads of many tests; its
+own tests are in test_backbones.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import resnet18, resnet50
+from torchvision.models import resnet18
 
 from ltml import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
 
@@ -329,7 +333,7 @@ def test_paired_forward_splits_in_order() -> None:
     assert paired_forward(module, x_u, None)[1] is None
 
 
-# --- compile, serialisation, builder -------------------------------------------------------------
+# --- compile, serialisation, construction --------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -367,34 +371,6 @@ def test_state_dict_round_trip() -> None:
             torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize(
-    ("build", "channels", "features"), [(resnet18, 256, 512), (resnet50, 1024, 2048)]
-)
-def test_builder_on_torchvision_resnets(
-    build: Callable[..., nn.Module], channels: int, features: int
-) -> None:
-    resnet = _seeded(lambda: build(weights=None))
-    trunk, head = resnet_dual_branch(resnet, NUM_CLASSES)
-    assert list(dict(trunk.named_children())) == [
-        "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3"
-    ]  # fmt: skip
-    assert trunk.layer3 is resnet.layer3  # the trunk reuses the modules, no copy
-    assert head.in_channels == channels
-    assert head.branch_u.classifier.in_features == features
-    assert head.branch_r.classifier.out_features == NUM_CLASSES
-    assert head.concat  # one call over both batches unless asked otherwise
-    assert not resnet_dual_branch(resnet, NUM_CLASSES, concat=False)[1].concat
-    resnet.eval(), trunk.eval(), head.eval()
-    x = _randn(2, 3, 32, 32, seed=1)
-    with torch.no_grad():
-        feat = trunk(x)
-        # oracle: the original network up to its pooled features, then branch U's classifier
-        pooled = torch.flatten(resnet.avgpool(resnet.layer4(feat)), 1)
-        torch.testing.assert_close(head.predict(feat, mode="u"), head.branch_u.classifier(pooled))
-        assert feat.shape[1] == channels
-        assert head(feat).shape == (2, NUM_CLASSES)
-
-
 def test_features_only_head_on_vectors() -> None:
     head = DualBranchHead(nn.Identity(), 6, NUM_CLASSES)
     out = head(_randn(3, 6, seed=1), _randn(2, 6, seed=2))
@@ -428,25 +404,6 @@ def test_head_owns_its_copies_of_the_branch() -> None:
 
 
 # --- bad input -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("model", "error", "match"),
-    [
-        (nn.Linear(2, 2), TypeError, r"`resnet` must be a torchvision.models.ResNet.*got Linear"),
-        (None, TypeError, r"`resnet` must be a torchvision.models.ResNet.*got NoneType"),
-    ],
-)
-def test_builder_rejects_non_resnet(model: object, error: type[Exception], match: str) -> None:
-    with pytest.raises(error, match=match):
-        resnet_dual_branch(model, NUM_CLASSES)  # type: ignore[arg-type]
-
-
-def test_builder_rejects_replaced_fc() -> None:
-    resnet = resnet18(weights=None)
-    resnet.fc = nn.Identity()
-    with pytest.raises(ValueError, match=r"`resnet.fc` must be the nn.Linear.*got Identity"):
-        resnet_dual_branch(resnet, NUM_CLASSES)
 
 
 @pytest.mark.parametrize(

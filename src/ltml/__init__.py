@@ -18,7 +18,7 @@ from . import (
     schedules,
 )
 from ._stats import class_counts, class_groups, class_weights
-from .backbones import split_dual_branch
+from .backbones import resnet_dual_branch, split_dual_branch
 from .decoupling import (
     LearnableWeightScaling,
     NearestClassMean,
@@ -36,7 +36,7 @@ from .functional import (
     fit_thresholds,
     thresholded_metrics,
 )
-from .heads import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
+from .heads import DualBranchHead, DualBranchOutput, paired_forward
 from .losses import (
     BCE,
     AsymmetricLoss,
