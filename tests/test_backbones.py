@@ -48,7 +48,7 @@ def test_trunk_and_branch_reproduce_the_models_features(name):
         feat = trunk(x)
         for branch in (head.branch_u, head.branch_r):
             assert torch.equal(branch.features(feat), expected)
-        logits = head(feat)
+        logits = head.predict(feat)
     assert head.branch_u.classifier.in_features == width == expected.shape[1]
     assert logits.shape == (2, 7)
 

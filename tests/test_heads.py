@@ -7,6 +7,7 @@ own tests are in test_backbones.py.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -250,15 +251,37 @@ def test_predict_other_modes(mode: str) -> None:
     torch.testing.assert_close(scores, expected)
 
 
-def test_forward_with_one_argument_is_predict_prob() -> None:
+def test_one_argument_forward_is_deprecated_and_gives_predict_prob() -> None:
     trunk, head = _resnet18_split()
     _distinct_branches(head)
     head.eval()
     feat = trunk.eval()(_images(3, seed=1))
     with torch.no_grad():
-        torch.testing.assert_close(head(feat), head.predict(feat, mode="prob"), rtol=0, atol=0)
+        with pytest.warns(
+            FutureWarning, match=r"one argument is deprecated.*head\.predict\(feat\)"
+        ):
+            scores = head(feat)
+        assert torch.equal(scores, head.predict(feat, mode="prob"))
+        assert torch.equal(scores, head.predict(feat))  # "prob" is predict's default
+        assert not torch.equal(scores, head.predict(feat, mode="logit"))  # the modes differ here
         out = head(feat, feat)
-        torch.testing.assert_close(head(feat), _logit_of_mean_prob_float64(out.u, out.r).float())
+        torch.testing.assert_close(scores, _logit_of_mean_prob_float64(out.u, out.r).float())
+
+
+def test_deprecation_points_at_the_callers_line() -> None:
+    head = DualBranchHead(nn.Identity(), 4, 3)
+    with pytest.warns(FutureWarning) as record:
+        head(_randn(2, 4))
+    assert [w.filename for w in record] == [__file__]
+
+
+def test_two_argument_forward_and_predict_do_not_warn() -> None:
+    head = DualBranchHead(nn.Identity(), 4, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        head(_randn(2, 4), _randn(2, 4))
+        head(_randn(2, 4), None, cross=False)
+        head.predict(_randn(2, 4))
 
 
 def test_predict_upcasts_half_precision() -> None:
@@ -355,7 +378,8 @@ def test_torch_compile_matches_eager(backend: str) -> None:
             a, b = getattr(out_c, name), getattr(out_e, name)
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
         if backend == "aot_eager":  # the inference form too (a second graph: cheap here only)
-            torch.testing.assert_close(compiled(feat_u), head(feat_u), rtol=1e-5, atol=1e-5)
+            predict = torch.compile(head.predict, fullgraph=True, backend=backend)
+            torch.testing.assert_close(predict(feat_u), head.predict(feat_u), rtol=1e-5, atol=1e-5)
 
 
 def test_state_dict_round_trip() -> None:
@@ -444,7 +468,10 @@ def test_forward_rejects_bad_features() -> None:
         head.predict(_randn(2, 128, 4, 4))
     with pytest.raises(ValueError, match=r"at least one of `feat_u` and `feat_r`"):
         head(None, None)
-    with pytest.raises(TypeError, match=r"`feat` must be a torch.Tensor, got NoneType"):
+    with (
+        pytest.warns(FutureWarning),
+        pytest.raises(TypeError, match=r"`feat` must be a torch.Tensor, got NoneType"),
+    ):
         head(None)
     with pytest.raises(TypeError, match=r"`feat_u` must be a floating-point tensor, got dtype"):
         head(feat.long(), feat)

@@ -8,10 +8,11 @@ also sees the other batch for the cross-branch consistency term:
 
     u = f(x_u),   u_hat = g(x_u),   r = g(x_r),   r_hat = f(x_r).
 
-:class:`DualBranchHead` returns these four logits as a :class:`DualBranchOutput`; at inference it
-averages the two branches. :func:`paired_forward` runs one module over both batches in a single
-call; the trunk and each branch use it. The splitters of a backbone into a trunk and this head,
-:func:`~ltml.resnet_dual_branch` and :func:`~ltml.split_dual_branch`, are in :mod:`ltml.backbones`.
+:class:`DualBranchHead` returns these four logits as a :class:`DualBranchOutput`; at inference
+its :meth:`~DualBranchHead.predict` averages the two branches. :func:`paired_forward` runs one
+module over both batches in a single call; the trunk and each branch use it. The splitters of a
+backbone into a trunk and this head, :func:`~ltml.resnet_dual_branch` and
+:func:`~ltml.split_dual_branch`, are in :mod:`ltml.backbones`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from typing_extensions import deprecated
 
+from ._deprecation import warn_deprecated
 from ._validation import (
     check_bool,
     check_callable,
@@ -40,9 +43,13 @@ __all__ = ["DualBranchHead", "DualBranchOutput", "paired_forward", "resnet_dual_
 PredictMode = Literal["prob", "logit", "u", "r"]
 _PREDICT_MODES = ("prob", "logit", "u", "r")
 
-# Marks "forward called with one argument" (inference), which `None` cannot: `None` means
-# "this batch is absent" in the two-argument (training) form.
+# Marks "forward called with one argument" (the deprecated inference form), which `None` cannot:
+# `None` means "this batch is absent" in the two-argument form.
 _ONE_ARGUMENT: Any = object()
+_ONE_ARGUMENT_MESSAGE = (
+    "calling a DualBranchHead with one argument is deprecated and will be removed in a future "
+    "release; use `head.predict(feat)` (the same scores: mode='prob', the default)"
+)
 
 
 class DualBranchOutput(NamedTuple):
@@ -212,7 +219,7 @@ class DualBranchHead(nn.Module):
     (torch.Size([4, 5]), torch.Size([4, 5]))
     >>> torch.equal(out.u, out.u_hat)  # identical branches until trained apart
     True
-    >>> head(feat_u).shape  # inference: logit of the mean of the two probabilities
+    >>> head.predict(feat_u).shape  # inference: logit of the mean of the two probabilities
     torch.Size([4, 5])
     """
 
@@ -243,21 +250,22 @@ class DualBranchHead(nn.Module):
         self.branch_r = _Branch(copy.deepcopy(branch), classifier)
 
     @overload
-    def forward(self, feat_u: Tensor) -> Tensor: ...
-    @overload
     def forward(
         self, feat_u: Tensor | None, feat_r: Tensor | None, *, cross: bool = True
     ) -> DualBranchOutput: ...
+    @overload
+    # Type checkers flag this form (their message must be a literal); at run time forward warns.
+    @deprecated("one argument is deprecated: use `head.predict(feat)`", category=None)
+    def forward(self, feat_u: Tensor) -> Tensor: ...
     def forward(
         self, feat_u: Tensor | None, feat_r: Tensor | None = _ONE_ARGUMENT, *, cross: bool = True
-    ) -> Tensor | DualBranchOutput:
-        """Training form ``head(feat_u, feat_r)``, or inference form ``head(feat)``.
+    ) -> DualBranchOutput | Tensor:
+        """Compute the four logits of a training step: ``head(feat_u, feat_r)``.
 
         Parameters
         ----------
         feat_u : Tensor or None, shape (N_u, in_channels, ...)
-            Trunk features of the uniform batch, ``None`` to skip it. With no second argument:
-            the features to predict on, giving :meth:`predict` with ``mode="prob"``.
+            Trunk features of the uniform batch, ``None`` to skip it.
         feat_r : Tensor or None, shape (N_r, in_channels, ...)
             Trunk features of the re-balanced batch, ``None`` to skip it.
         cross : bool
@@ -268,9 +276,16 @@ class DualBranchHead(nn.Module):
         -------
         DualBranchOutput
             ``(u, u_hat, r, r_hat)``, each ``(N_u, C)`` or ``(N_r, C)``, ``None`` where not
-            computed. In the one-argument form, a Tensor ``(N, C)`` (see :meth:`predict`).
+            computed.
+
+        Notes
+        -----
+        The one-argument form ``head(feat)`` is deprecated: it warns (``FutureWarning``) and
+        returns ``head.predict(feat)``, the scores of :meth:`predict` with ``mode="prob"``.
         """
         if feat_r is _ONE_ARGUMENT:
+            # stacklevel 4: this method, Module._call_impl, Module.__call__, the caller's line
+            warn_deprecated(_ONE_ARGUMENT_MESSAGE, stacklevel=4)
             return self.predict(check_tensor(feat_u, "feat"))
         if feat_u is None and feat_r is None:
             raise ValueError("at least one of `feat_u` and `feat_r` must be a Tensor, got None")
