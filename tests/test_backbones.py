@@ -1,4 +1,4 @@
-"""Tests of ltml.backbones: any backbone split into a trunk and a two-branch head.
+"""Tests of ltml.backbones: a ResNet, or any backbone, split into a trunk and a two-branch head.
 
 The reference is the unsplit model: in eval mode, ``branch(trunk(x))`` must equal the input of
 the model's own classifier (captured with a forward hook), bit for bit.
@@ -48,7 +48,7 @@ def test_trunk_and_branch_reproduce_the_models_features(name):
         feat = trunk(x)
         for branch in (head.branch_u, head.branch_r):
             assert torch.equal(branch.features(feat), expected)
-        logits = head(feat)
+        logits = head.predict(feat)
     assert head.branch_u.classifier.in_features == width == expected.shape[1]
     assert logits.shape == (2, 7)
 
@@ -76,6 +76,65 @@ def test_training_step_reaches_trunk_and_both_branches():
         assert all(p.grad is not None for p in module.parameters())
 
 
+# --- resnet_dual_branch --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "channels", "features"), [(models.resnet18, 256, 512), (models.resnet50, 1024, 2048)]
+)
+def test_resnet_split_on_torchvision_resnets(build, channels, features):
+    torch.manual_seed(0)
+    resnet = build(weights=None)
+    trunk, head = ltml.resnet_dual_branch(resnet, 5)
+    assert list(dict(trunk.named_children())) == [
+        "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3"
+    ]  # fmt: skip
+    assert trunk.layer3 is resnet.layer3  # the trunk reuses the modules, no copy
+    assert head.in_channels == channels
+    assert head.branch_u.classifier.in_features == features
+    assert head.branch_r.classifier.out_features == 5
+    assert head.concat  # one call over both batches unless asked otherwise
+    assert not ltml.resnet_dual_branch(resnet, 5, concat=False)[1].concat
+    resnet.eval(), trunk.eval(), head.eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        feat = trunk(x)
+        # oracle: the original network up to its pooled features, then branch U's classifier
+        pooled = torch.flatten(resnet.avgpool(resnet.layer4(feat)), 1)
+        torch.testing.assert_close(head.predict(feat, mode="u"), head.branch_u.classifier(pooled))
+        assert feat.shape[1] == channels
+        assert head.predict(feat).shape == (2, 5)
+
+
+@pytest.mark.parametrize(
+    ("model", "match"),
+    [
+        (nn.Linear(2, 2), r"`resnet` must be a torchvision.models.ResNet.*got Linear"),
+        (None, r"`resnet` must be a torchvision.models.ResNet.*got NoneType"),
+    ],
+)
+def test_resnet_split_rejects_non_resnet(model, match):
+    with pytest.raises(TypeError, match=match):
+        ltml.resnet_dual_branch(model, 5)
+
+
+def test_resnet_split_rejects_replaced_fc():
+    resnet = models.resnet18(weights=None)
+    resnet.fc = nn.Identity()
+    with pytest.raises(ValueError, match=r"`resnet.fc` must be the nn.Linear.*got Identity"):
+        ltml.resnet_dual_branch(resnet, 5)
+
+
+def test_resnet_split_keeps_its_old_home_in_heads():
+    from ltml.heads import resnet_dual_branch
+
+    assert resnet_dual_branch is ltml.heads.resnet_dual_branch is ltml.backbones.resnet_dual_branch
+    assert ltml.resnet_dual_branch is ltml.backbones.resnet_dual_branch
+    assert "resnet_dual_branch" in ltml.heads.__all__
+    with pytest.raises(AttributeError, match=r"module 'ltml.heads' has no attribute 'nope'"):
+        ltml.heads.nope  # noqa: B018
+
+
 def test_same_result_as_resnet_dual_branch():
     torch.manual_seed(0)
     model = models.resnet18(weights=None).eval()
@@ -86,6 +145,9 @@ def test_same_result_as_resnet_dual_branch():
         a = head_a.branch_u.features(trunk_a(x)).mean(dim=(2, 3))
         b = head_b.branch_u.features(trunk_b(x))
     assert torch.equal(a, b)
+
+
+# --- split_dual_branch ---------------------------------------------------------------------------
 
 
 def test_model_without_classifier_measures_width_with_a_dry_run():

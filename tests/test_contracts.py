@@ -318,6 +318,12 @@ def _head() -> ltml.DualBranchHead:
     return ltml.DualBranchHead(nn.Identity(), in_features=C, num_classes=C)
 
 
+def _one_argument_forward(feat: Any) -> Any:
+    """The deprecated form ``head(feat)``: it warns, and still checks its input."""
+    with pytest.warns(FutureWarning, match="one argument is deprecated"):
+        return _head()(feat)
+
+
 def _meter_update(**kwargs: Any) -> None:
     ltml.mAPMeter(C).update(**{"scores": LOGITS, "targets": LABELS, **kwargs})
 
@@ -782,7 +788,7 @@ case(
     H,
     "feat",
     st.sampled_from([None, LOGITS.numpy(), torch.zeros(4, 5), META]),
-    lambda v: _head()(v),
+    _one_argument_forward,
 )
 case(H, "mode", bad_choice("prob", "logit", "u", "r"), lambda v: _head().predict(LOGITS, mode=v))
 case(H, "cross", BAD_BOOL, lambda v: _head()(LOGITS, LOGITS, cross=v))

@@ -1,15 +1,20 @@
-"""Tests for ltml.heads: the two-branch head, the paired forward and the ResNet split."""
+"""Tests for ltml.heads: the two-branch head and the paired forward.
+
+The ResNet split (``resnet_dual_branch``, in ltml.backbones) builds the heads of many tests; its
+own tests are in test_backbones.py.
+"""
 
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import resnet18, resnet50
+from torchvision.models import resnet18
 
 from ltml import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
 
@@ -246,15 +251,37 @@ def test_predict_other_modes(mode: str) -> None:
     torch.testing.assert_close(scores, expected)
 
 
-def test_forward_with_one_argument_is_predict_prob() -> None:
+def test_one_argument_forward_is_deprecated_and_gives_predict_prob() -> None:
     trunk, head = _resnet18_split()
     _distinct_branches(head)
     head.eval()
     feat = trunk.eval()(_images(3, seed=1))
     with torch.no_grad():
-        torch.testing.assert_close(head(feat), head.predict(feat, mode="prob"), rtol=0, atol=0)
+        with pytest.warns(
+            FutureWarning, match=r"one argument is deprecated.*head\.predict\(feat\)"
+        ):
+            scores = head(feat)
+        assert torch.equal(scores, head.predict(feat, mode="prob"))
+        assert torch.equal(scores, head.predict(feat))  # "prob" is predict's default
+        assert not torch.equal(scores, head.predict(feat, mode="logit"))  # the modes differ here
         out = head(feat, feat)
-        torch.testing.assert_close(head(feat), _logit_of_mean_prob_float64(out.u, out.r).float())
+        torch.testing.assert_close(scores, _logit_of_mean_prob_float64(out.u, out.r).float())
+
+
+def test_deprecation_points_at_the_callers_line() -> None:
+    head = DualBranchHead(nn.Identity(), 4, 3)
+    with pytest.warns(FutureWarning) as record:
+        head(_randn(2, 4))
+    assert [w.filename for w in record] == [__file__]
+
+
+def test_two_argument_forward_and_predict_do_not_warn() -> None:
+    head = DualBranchHead(nn.Identity(), 4, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        head(_randn(2, 4), _randn(2, 4))
+        head(_randn(2, 4), None, cross=False)
+        head.predict(_randn(2, 4))
 
 
 def test_predict_upcasts_half_precision() -> None:
@@ -329,7 +356,7 @@ def test_paired_forward_splits_in_order() -> None:
     assert paired_forward(module, x_u, None)[1] is None
 
 
-# --- compile, serialisation, builder -------------------------------------------------------------
+# --- compile, serialisation, construction --------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -351,7 +378,8 @@ def test_torch_compile_matches_eager(backend: str) -> None:
             a, b = getattr(out_c, name), getattr(out_e, name)
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
         if backend == "aot_eager":  # the inference form too (a second graph: cheap here only)
-            torch.testing.assert_close(compiled(feat_u), head(feat_u), rtol=1e-5, atol=1e-5)
+            predict = torch.compile(head.predict, fullgraph=True, backend=backend)
+            torch.testing.assert_close(predict(feat_u), head.predict(feat_u), rtol=1e-5, atol=1e-5)
 
 
 def test_state_dict_round_trip() -> None:
@@ -365,34 +393,6 @@ def test_state_dict_round_trip() -> None:
     with torch.no_grad():
         for a, b in zip(head(*feats), fresh(*feats), strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
-
-
-@pytest.mark.parametrize(
-    ("build", "channels", "features"), [(resnet18, 256, 512), (resnet50, 1024, 2048)]
-)
-def test_builder_on_torchvision_resnets(
-    build: Callable[..., nn.Module], channels: int, features: int
-) -> None:
-    resnet = _seeded(lambda: build(weights=None))
-    trunk, head = resnet_dual_branch(resnet, NUM_CLASSES)
-    assert list(dict(trunk.named_children())) == [
-        "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3"
-    ]  # fmt: skip
-    assert trunk.layer3 is resnet.layer3  # the trunk reuses the modules, no copy
-    assert head.in_channels == channels
-    assert head.branch_u.classifier.in_features == features
-    assert head.branch_r.classifier.out_features == NUM_CLASSES
-    assert head.concat  # one call over both batches unless asked otherwise
-    assert not resnet_dual_branch(resnet, NUM_CLASSES, concat=False)[1].concat
-    resnet.eval(), trunk.eval(), head.eval()
-    x = _randn(2, 3, 32, 32, seed=1)
-    with torch.no_grad():
-        feat = trunk(x)
-        # oracle: the original network up to its pooled features, then branch U's classifier
-        pooled = torch.flatten(resnet.avgpool(resnet.layer4(feat)), 1)
-        torch.testing.assert_close(head.predict(feat, mode="u"), head.branch_u.classifier(pooled))
-        assert feat.shape[1] == channels
-        assert head(feat).shape == (2, NUM_CLASSES)
 
 
 def test_features_only_head_on_vectors() -> None:
@@ -428,25 +428,6 @@ def test_head_owns_its_copies_of_the_branch() -> None:
 
 
 # --- bad input -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("model", "error", "match"),
-    [
-        (nn.Linear(2, 2), TypeError, r"`resnet` must be a torchvision.models.ResNet.*got Linear"),
-        (None, TypeError, r"`resnet` must be a torchvision.models.ResNet.*got NoneType"),
-    ],
-)
-def test_builder_rejects_non_resnet(model: object, error: type[Exception], match: str) -> None:
-    with pytest.raises(error, match=match):
-        resnet_dual_branch(model, NUM_CLASSES)  # type: ignore[arg-type]
-
-
-def test_builder_rejects_replaced_fc() -> None:
-    resnet = resnet18(weights=None)
-    resnet.fc = nn.Identity()
-    with pytest.raises(ValueError, match=r"`resnet.fc` must be the nn.Linear.*got Identity"):
-        resnet_dual_branch(resnet, NUM_CLASSES)
 
 
 @pytest.mark.parametrize(
@@ -487,7 +468,10 @@ def test_forward_rejects_bad_features() -> None:
         head.predict(_randn(2, 128, 4, 4))
     with pytest.raises(ValueError, match=r"at least one of `feat_u` and `feat_r`"):
         head(None, None)
-    with pytest.raises(TypeError, match=r"`feat` must be a torch.Tensor, got NoneType"):
+    with (
+        pytest.warns(FutureWarning),
+        pytest.raises(TypeError, match=r"`feat` must be a torch.Tensor, got NoneType"),
+    ):
         head(None)
     with pytest.raises(TypeError, match=r"`feat_u` must be a floating-point tensor, got dtype"):
         head(feat.long(), feat)

@@ -17,7 +17,7 @@ from . import (
     samplers,
     schedules,
 )
-from .backbones import split_dual_branch
+from .backbones import resnet_dual_branch, split_dual_branch
 from .decoupling import (
     LearnableWeightScaling,
     NearestClassMean,
@@ -35,7 +35,7 @@ from .functional import (
     fit_thresholds,
     thresholded_metrics,
 )
-from .heads import DualBranchHead, DualBranchOutput, paired_forward, resnet_dual_branch
+from .heads import DualBranchHead, DualBranchOutput, paired_forward
 from .losses import (
     BCE,
     AsymmetricLoss,

@@ -1,4 +1,4 @@
-"""Deprecation of renamed public names: the old one keeps working and warns, naming the new one."""
+"""Deprecations: an old name or form keeps working and warns, naming the new one."""
 
 from __future__ import annotations
 
@@ -33,8 +33,15 @@ def renamed_keyword(old: str, new: str) -> Callable[[Callable[P, R]], Callable[P
 
 def warn_renamed(old: str, new: str) -> None:
     """Warn that ``old`` is deprecated in favour of ``new`` (pointing at the caller's caller)."""
-    warnings.warn(
-        f"`{old}` is deprecated and will be removed in a future release; use `{new}`",
-        FutureWarning,
-        stacklevel=3,
+    warn_deprecated(
+        f"`{old}` is deprecated and will be removed in a future release; use `{new}`", stacklevel=3
     )
+
+
+def warn_deprecated(message: str, *, stacklevel: int = 2) -> None:
+    """Warn with ``message`` as a ``FutureWarning`` (a user-facing deprecation).
+
+    ``stacklevel`` counts from the caller, as if it called ``warnings.warn`` itself: 2 (the
+    default) points at the caller's caller.
+    """
+    warnings.warn(message, FutureWarning, stacklevel=stacklevel + 1)

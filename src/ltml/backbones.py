@@ -1,8 +1,11 @@
 """Any backbone as a shared trunk and a :class:`~ltml.DualBranchHead`.
 
-:func:`split_dual_branch` cuts a model at a named module: everything the model computes before
-that module becomes the trunk, and the module with everything after it up to the model's
-classifier (its own pooling included: global average pooling, a class token, Swin's
+:func:`resnet_dual_branch` splits a torchvision ResNet as Guo & Wang (CVPR 2021) do: the trunk is
+the stem to ``layer3``, and the head holds two copies of ``layer4``.
+
+:func:`split_dual_branch`, for any backbone, cuts a model at a named module: everything the model
+computes before that module becomes the trunk, and the module with everything after it up to the
+model's classifier (its own pooling included: global average pooling, a class token, Swin's
 channels-last norm and pooling) becomes the branch that the head copies twice. The cut is made
 on the model's ``torch.fx`` graph, so it works for models whose ``forward`` is more than a chain
 of modules (ViT's class token and position embedding, Swin's permutes).
@@ -10,13 +13,85 @@ of modules (ViT's class token and position embedding, Swin's permutes).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import Tensor, fx, nn
 
 from ._validation import check_bool, check_int, check_tensor
 from .heads import DualBranchHead
 
-__all__ = ["split_dual_branch"]
+__all__ = ["resnet_dual_branch", "split_dual_branch"]
+
+
+def resnet_dual_branch(
+    resnet: nn.Module, num_classes: int, *, concat: bool = True
+) -> tuple[nn.Sequential, DualBranchHead]:
+    """Split a torchvision ResNet into a shared trunk and a :class:`DualBranchHead`.
+
+    As in Guo & Wang (CVPR 2021, Fig. 2): the trunk is the stem and ``layer1`` to ``layer3``;
+    each branch is its own copy of ``layer4`` (same initial weights, no shared parameters), global
+    average pooling and a new linear classifier (both classifiers start identical, see
+    :class:`DualBranchHead`). ``resnet.fc`` is not used.
+
+    Parameters
+    ----------
+    resnet : torchvision.models.ResNet
+        Any torchvision ResNet / ResNeXt / Wide ResNet, with the weights of your choice, e.g.
+        ``resnet50(weights=ResNet50_Weights.IMAGENET1K_V1)`` for the published numbers.
+    num_classes : int
+        Number of classes ``C``.
+    concat : bool
+        Passed to :class:`DualBranchHead`.
+
+    Returns
+    -------
+    trunk : nn.Sequential
+        ``conv1, bn1, relu, maxpool, layer1, layer2, layer3``: the modules of ``resnet`` itself,
+        not copies. Run it once over both batches with :func:`~ltml.paired_forward`.
+    head : DualBranchHead
+        Two copies of ``layer4`` with their classifiers (``in_features = resnet.fc.in_features``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torchvision.models import resnet18
+    >>> from ltml import paired_forward, resnet_dual_branch
+    >>> trunk, head = resnet_dual_branch(resnet18(weights=None), num_classes=20)
+    >>> x_u, x_r = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
+    >>> out = head(*paired_forward(trunk, x_u, x_r))  # training: u, u_hat, r, r_hat
+    >>> out.u.shape
+    torch.Size([2, 20])
+    >>> head.eval().predict(trunk.eval()(x_u)).shape  # inference: the two branches averaged
+    torch.Size([2, 20])
+    """
+    from torchvision.models import ResNet  # torchvision imports slowly: only when needed
+
+    if not isinstance(resnet, ResNet):
+        raise TypeError(
+            "`resnet` must be a torchvision.models.ResNet (e.g. torchvision.models.resnet50()), "
+            f"got {type(resnet).__name__}"
+        )
+    if not isinstance(resnet.fc, nn.Linear):
+        raise ValueError(
+            "`resnet.fc` must be the nn.Linear classifier (it gives in_features), "
+            f"got {type(resnet.fc).__name__}"
+        )
+    trunk = nn.Sequential(
+        OrderedDict(
+            (name, getattr(resnet, name))
+            for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3")
+        )
+    )
+    head = DualBranchHead(
+        resnet.layer4,
+        resnet.fc.in_features,
+        num_classes,
+        in_channels=resnet.layer4[0].conv1.in_channels,
+        concat=concat,
+    )
+    return trunk, head
+
 
 # Modules that may follow the classifier without changing what it computes.
 _PASS_THROUGH = (nn.Identity, nn.Flatten, nn.Dropout)

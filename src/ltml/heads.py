@@ -8,22 +8,24 @@ also sees the other batch for the cross-branch consistency term:
 
     u = f(x_u),   u_hat = g(x_u),   r = g(x_r),   r_hat = f(x_r).
 
-:class:`DualBranchHead` returns these four logits as a :class:`DualBranchOutput`; at inference it
-averages the two branches. :func:`resnet_dual_branch` splits a torchvision ResNet into the trunk
-(stem to ``layer3``) and a head holding two copies of ``layer4``. :func:`paired_forward` runs one
-module over both batches in a single call; the trunk and each branch use it.
+:class:`DualBranchHead` returns these four logits as a :class:`DualBranchOutput`; at inference
+its :meth:`~DualBranchHead.predict` averages the two branches. :func:`paired_forward` runs one
+module over both batches in a single call; the trunk and each branch use it. The splitters of a
+backbone into a trunk and this head, :func:`~ltml.resnet_dual_branch` and
+:func:`~ltml.split_dual_branch`, are in :mod:`ltml.backbones`.
 """
 
 from __future__ import annotations
 
 import copy
-from collections import OrderedDict
-from typing import Any, Literal, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from typing_extensions import deprecated
 
+from ._deprecation import warn_deprecated
 from ._validation import (
     check_bool,
     check_callable,
@@ -33,14 +35,21 @@ from ._validation import (
     check_tensor,
 )
 
+if TYPE_CHECKING:  # what type checkers see; at run time `__getattr__` below serves it
+    from .backbones import resnet_dual_branch
+
 __all__ = ["DualBranchHead", "DualBranchOutput", "paired_forward", "resnet_dual_branch"]
 
 PredictMode = Literal["prob", "logit", "u", "r"]
 _PREDICT_MODES = ("prob", "logit", "u", "r")
 
-# Marks "forward called with one argument" (inference), which `None` cannot: `None` means
-# "this batch is absent" in the two-argument (training) form.
+# Marks "forward called with one argument" (the deprecated inference form), which `None` cannot:
+# `None` means "this batch is absent" in the two-argument form.
 _ONE_ARGUMENT: Any = object()
+_ONE_ARGUMENT_MESSAGE = (
+    "calling a DualBranchHead with one argument is deprecated and will be removed in a future "
+    "release; use `head.predict(feat)` (the same scores: mode='prob', the default)"
+)
 
 
 class DualBranchOutput(NamedTuple):
@@ -93,7 +102,7 @@ def paired_forward(
     ----------
     module : nn.Module
         Any module mapping a batch ``(N, ...)`` to ``(N, ...)``, e.g. the trunk of
-        :func:`resnet_dual_branch`.
+        :func:`~ltml.resnet_dual_branch`.
     x_u, x_r : Tensor or None, shape (N_u, ...) and (N_r, ...)
         The two batches; equal shapes except the batch dimension when concatenated. A ``None``
         batch is skipped and gives ``None``.
@@ -210,7 +219,7 @@ class DualBranchHead(nn.Module):
     (torch.Size([4, 5]), torch.Size([4, 5]))
     >>> torch.equal(out.u, out.u_hat)  # identical branches until trained apart
     True
-    >>> head(feat_u).shape  # inference: logit of the mean of the two probabilities
+    >>> head.predict(feat_u).shape  # inference: logit of the mean of the two probabilities
     torch.Size([4, 5])
     """
 
@@ -241,21 +250,22 @@ class DualBranchHead(nn.Module):
         self.branch_r = _Branch(copy.deepcopy(branch), classifier)
 
     @overload
-    def forward(self, feat_u: Tensor) -> Tensor: ...
-    @overload
     def forward(
         self, feat_u: Tensor | None, feat_r: Tensor | None, *, cross: bool = True
     ) -> DualBranchOutput: ...
+    @overload
+    # Type checkers flag this form (their message must be a literal); at run time forward warns.
+    @deprecated("one argument is deprecated: use `head.predict(feat)`", category=None)
+    def forward(self, feat_u: Tensor) -> Tensor: ...
     def forward(
         self, feat_u: Tensor | None, feat_r: Tensor | None = _ONE_ARGUMENT, *, cross: bool = True
-    ) -> Tensor | DualBranchOutput:
-        """Training form ``head(feat_u, feat_r)``, or inference form ``head(feat)``.
+    ) -> DualBranchOutput | Tensor:
+        """Compute the four logits of a training step: ``head(feat_u, feat_r)``.
 
         Parameters
         ----------
         feat_u : Tensor or None, shape (N_u, in_channels, ...)
-            Trunk features of the uniform batch, ``None`` to skip it. With no second argument:
-            the features to predict on, giving :meth:`predict` with ``mode="prob"``.
+            Trunk features of the uniform batch, ``None`` to skip it.
         feat_r : Tensor or None, shape (N_r, in_channels, ...)
             Trunk features of the re-balanced batch, ``None`` to skip it.
         cross : bool
@@ -266,9 +276,16 @@ class DualBranchHead(nn.Module):
         -------
         DualBranchOutput
             ``(u, u_hat, r, r_hat)``, each ``(N_u, C)`` or ``(N_r, C)``, ``None`` where not
-            computed. In the one-argument form, a Tensor ``(N, C)`` (see :meth:`predict`).
+            computed.
+
+        Notes
+        -----
+        The one-argument form ``head(feat)`` is deprecated: it warns (``FutureWarning``) and
+        returns ``head.predict(feat)``, the scores of :meth:`predict` with ``mode="prob"``.
         """
         if feat_r is _ONE_ARGUMENT:
+            # stacklevel 4: this method, Module._call_impl, Module.__call__, the caller's line
+            warn_deprecated(_ONE_ARGUMENT_MESSAGE, stacklevel=4)
             return self.predict(check_tensor(feat_u, "feat"))
         if feat_u is None and feat_r is None:
             raise ValueError("at least one of `feat_u` and `feat_r` must be a Tensor, got None")
@@ -365,78 +382,21 @@ class DualBranchHead(nn.Module):
             )
 
 
-def resnet_dual_branch(
-    resnet: nn.Module, num_classes: int, *, concat: bool = True
-) -> tuple[nn.Sequential, DualBranchHead]:
-    """Split a torchvision ResNet into a shared trunk and a :class:`DualBranchHead`.
-
-    As in Guo & Wang (CVPR 2021, Fig. 2): the trunk is the stem and ``layer1`` to ``layer3``;
-    each branch is its own copy of ``layer4`` (same initial weights, no shared parameters), global
-    average pooling and a new linear classifier (both classifiers start identical, see
-    :class:`DualBranchHead`). ``resnet.fc`` is not used.
-
-    Parameters
-    ----------
-    resnet : torchvision.models.ResNet
-        Any torchvision ResNet / ResNeXt / Wide ResNet, with the weights of your choice, e.g.
-        ``resnet50(weights=ResNet50_Weights.IMAGENET1K_V1)`` for the published numbers.
-    num_classes : int
-        Number of classes ``C``.
-    concat : bool
-        Passed to :class:`DualBranchHead`.
-
-    Returns
-    -------
-    trunk : nn.Sequential
-        ``conv1, bn1, relu, maxpool, layer1, layer2, layer3``: the modules of ``resnet`` itself,
-        not copies. Run it once over both batches with :func:`paired_forward`.
-    head : DualBranchHead
-        Two copies of ``layer4`` with their classifiers (``in_features = resnet.fc.in_features``).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from torchvision.models import resnet18
-    >>> from ltml import paired_forward, resnet_dual_branch
-    >>> trunk, head = resnet_dual_branch(resnet18(weights=None), num_classes=20)
-    >>> x_u, x_r = torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64)
-    >>> out = head(*paired_forward(trunk, x_u, x_r))  # training: u, u_hat, r, r_hat
-    >>> out.u.shape
-    torch.Size([2, 20])
-    >>> head.eval()(trunk.eval()(x_u)).shape  # inference: the two branches averaged
-    torch.Size([2, 20])
-    """
-    from torchvision.models import ResNet  # torchvision imports slowly: only when needed
-
-    if not isinstance(resnet, ResNet):
-        raise TypeError(
-            "`resnet` must be a torchvision.models.ResNet (e.g. torchvision.models.resnet50()), "
-            f"got {type(resnet).__name__}"
-        )
-    if not isinstance(resnet.fc, nn.Linear):
-        raise ValueError(
-            "`resnet.fc` must be the nn.Linear classifier (it gives in_features), "
-            f"got {type(resnet.fc).__name__}"
-        )
-    trunk = nn.Sequential(
-        OrderedDict(
-            (name, getattr(resnet, name))
-            for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3")
-        )
-    )
-    head = DualBranchHead(
-        resnet.layer4,
-        resnet.fc.in_features,
-        num_classes,
-        in_channels=resnet.layer4[0].conv1.in_channels,
-        concat=concat,
-    )
-    return trunk, head
-
-
 def _check_pair(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
     if a.shape[1:] != b.shape[1:]:
         raise ValueError(
             f"`{name_a}` and `{name_b}` must have the same shape except the batch dimension, "
             f"got {tuple(a.shape)} and {tuple(b.shape)}"
         )
+
+
+def __getattr__(name: str) -> object:
+    """Serve ``resnet_dual_branch``, which lives in :mod:`ltml.backbones`, from here too.
+
+    Looked up on first use rather than imported: ``ltml.backbones`` imports this module.
+    """
+    if name == "resnet_dual_branch":
+        from .backbones import resnet_dual_branch
+
+        return resnet_dual_branch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

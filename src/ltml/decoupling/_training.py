@@ -1,0 +1,91 @@
+"""What cRT, NCM and LWS share: the check of training features and labels, and the training loop."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Sampler
+
+from .._validation import (
+    as_tensor,
+    check_callable,
+    check_finite,
+    check_floating,
+    check_int,
+    check_labels,
+    check_matrix,
+    check_same_rows,
+    check_scalar,
+    check_seed,
+)
+from ..losses import BCE
+from ..samplers import ClassAwareSampler
+
+Loss = Callable[[Tensor, Tensor], Tensor]
+
+
+def as_training_data(features: Any, labels: Any) -> tuple[Tensor, Tensor]:
+    """Check training ``features`` (N, D) and ``labels`` (N, C); return them as tensors."""
+    x = as_tensor(features, "features")
+    y = as_tensor(labels, "labels")
+    check_floating(x, "features")
+    check_matrix(x, "features")
+    check_matrix(y, "labels")
+    check_same_rows(x, y, "features", "labels")
+    if x.shape[0] == 0:
+        raise ValueError("`features` must hold at least one row, got N=0")
+    check_finite(x, "features")
+    check_labels(y, "labels")
+    return x, y
+
+
+def fit_rebalanced(
+    model: nn.Module,
+    features: Tensor,
+    labels: Tensor,
+    *,
+    loss: Loss | None,
+    sampler: Sampler[int] | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    seed: int,
+) -> None:
+    """SGD on ``model``'s trainable parameters over ``sampler``'s batches, cosine schedule.
+
+    The learning rate follows a cosine from ``lr`` to 0 over all steps (per step rather than the
+    Decoupling code's per epoch: smoother when an epoch is a few steps).
+    """
+    check_int(epochs, "epochs")
+    check_int(batch_size, "batch_size")
+    check_seed(seed)
+    check_callable(loss, "loss", optional=True)
+    check_scalar(lr, "lr", low=0.0, low_open=True)
+    check_scalar(momentum, "momentum", low=0.0)
+    check_scalar(weight_decay, "weight_decay", low=0.0)
+    if sampler is None:
+        sampler = ClassAwareSampler(labels, seed=seed, num_replicas=1, rank=0)
+    criterion: Loss = BCE() if loss is None else loss
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    steps = epochs * math.ceil(len(sampler) / batch_size)  # type: ignore[arg-type]
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps))
+    )
+    y = labels.to(features.device)
+    with torch.enable_grad():  # also when called under no_grad (e.g. inside an evaluation)
+        for epoch in range(epochs):
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
+            order = torch.as_tensor(list(sampler), dtype=torch.int64, device=features.device)
+            for batch in torch.split(order, batch_size):
+                optimizer.zero_grad(set_to_none=True)
+                torch.autograd.backward(criterion(model(features[batch]), y[batch]))
+                optimizer.step()
+                schedule.step()
