@@ -1,4 +1,4 @@
-"""End-to-end tests of examples/train.py and examples/demo.py (CPU, no download, a few steps)."""
+"""End-to-end tests of the reproduction harness, examples/reproduce/ (CPU, no download)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
+HARNESS = Path(__file__).resolve().parents[1] / "examples" / "reproduce"
+sys.path.insert(0, str(HARNESS))
 
 from ltml.data import drop_labels, make_demo  # noqa: E402
 from ltml_example import resolve, run  # noqa: E402
@@ -410,7 +410,7 @@ def test_train_script_command_line(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(ltml.__file__).resolve().parents[1])}
     cmd = [
         sys.executable,
-        str(EXAMPLES / "train.py"),
+        str(HARNESS / "train.py"),
         *TINY_DEMO[:-1],
         "--epochs",
         "1",
@@ -679,7 +679,7 @@ def test_demo_script_runs_through_its_flags(
     argv = ["demo.py", "--rows", "erm", "u-only", "--seeds", "3", "--output", str(tmp_path),
             *TINY_DEMO[2:-2], "--epochs", "1", "--no-plot"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(str(EXAMPLES / "demo.py"), run_name="__main__")
+    runpy.run_path(str(HARNESS / "demo.py"), run_name="__main__")
     out = capsys.readouterr().out
     for row in ("erm", "u-only"):
         saved = json.loads((tmp_path / f"{row}-seed3" / "results.json").read_text())

@@ -1,11 +1,11 @@
-"""Train and evaluate LTML, its ablation rows or a baseline; see examples/README.md.
+"""Train and evaluate LTML, its ablation rows or a baseline; see examples/reproduce/README.md.
 
-python examples/train.py                                  # full LTML on the embedded demo
-python examples/train.py --row u-only                     # an ablation row
-python examples/train.py --dataset voc-lt --data-root data/voc --row ltml
-python examples/train.py --dataset csv --train-csv labels.csv --image-root photos \
+python examples/reproduce/train.py                      # full LTML on the embedded demo
+python examples/reproduce/train.py --row u-only         # an ablation row
+python examples/reproduce/train.py --dataset voc-lt --data-root data/voc --row ltml
+python examples/reproduce/train.py --dataset csv --train-csv labels.csv --image-root photos \
     --test-fraction 0.2
-torchrun --nproc_per_node 4 examples/train.py --dataset coco-lt --data-root data/coco
+torchrun --nproc_per_node 4 examples/reproduce/train.py --dataset coco-lt --data-root data/coco
 """
 
 import sys

@@ -245,7 +245,7 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
         "weights": "none",
         "image_size": 32,
         "hflip": 0.0,  # a mirrored digit is another glyph
-        "guard": "tied",  # the paper's free compensation collapses here (examples/README.md)
+        "guard": "tied",  # the paper's free compensation collapses here (see ../README.md)
         "freeze_stem": False,
         "bn_eval": False,
         "epochs": 8,

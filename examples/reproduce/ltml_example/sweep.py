@@ -1,10 +1,10 @@
 """Many runs at once: rows x seeds, stage-1 models shared, a process pool, mean ± std.
 
-``examples/demo.py`` and ``examples/leaderboard.py`` both plan their runs with :func:`plan`,
-run them with :func:`execute` and aggregate seeds with :func:`mean_std`. A stage-1 model is
-trained once per stage-1 row and seed, before the stage-2 rows that load it. With ``resume``, a
-run whose ``results.json`` holds the same configuration is read back instead of run again, and a
-run recorded as failed with the same configuration stays failed (``retry_failed`` runs it again).
+``demo.py`` and ``leaderboard.py`` both plan their runs with :func:`plan`, run them with
+:func:`execute` and aggregate seeds with :func:`mean_std`. A stage-1 model is trained once per
+stage-1 row and seed, before the stage-2 rows that load it. With ``resume``, a run whose
+``results.json`` holds the same configuration is read back instead of run again, and a run
+recorded as failed with the same configuration stays failed (``retry_failed`` runs it again).
 """
 
 from __future__ import annotations
