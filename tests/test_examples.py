@@ -21,9 +21,9 @@ sys.path.insert(0, str(HARNESS))
 
 from ltml.data import drop_labels, make_demo  # noqa: E402
 from ltml_example import resolve, run  # noqa: E402
-from ltml_example.config import PAPER, ROWS  # noqa: E402
 from ltml_example.data import build_data, iterations_per_epoch  # noqa: E402
 from ltml_example.model import build_model  # noqa: E402
+from ltml_example.presets import PAPER, ROWS  # noqa: E402
 
 # A demo small enough for a few CPU steps: 40 images of the top digit, 40 test images.
 TINY_DEMO = [
@@ -498,7 +498,7 @@ def test_mixup_reaches_the_loss_as_soft_targets_and_resumes(
     seen: list[torch.Tensor] = []
     forward = Collaborative.forward
 
-    def spy(self: Collaborative, *streams: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def spy(self: Collaborative, *streams: torch.Tensor | None) -> torch.Tensor:
         seen.extend(t for t in streams[1::2] if t is not None)
         return forward(self, *streams)
 

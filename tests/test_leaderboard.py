@@ -77,7 +77,7 @@ def test_tiny_leaderboard_is_complete_consistent_and_resumable(
     def no_run(cfg: Config) -> None:
         pytest.fail(f"{cfg.out_dir()} was run again")
 
-    monkeypatch.setattr(sweep, "_attempt", no_run)
+    monkeypatch.setattr(sweep, "attempt", no_run)
     capsys.readouterr()
     again = _leaderboard(tmp_path, ["erm", "tau-norm"], monkeypatch, "--jobs", "1")
     assert all(r["read_back"] and r["status"] == "ok" for r in again["runs"])

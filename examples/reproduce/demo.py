@@ -21,7 +21,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from ltml_example.config import ROWS
+from ltml_example.presets import ROWS
 from ltml_example.report import COLUMNS, table
 from ltml_example.sweep import execute, mean_std, plan, progress_line
 
@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     lines = []
     for row, values in results.items():
         mean, spread = mean_std(values, COLUMNS)
-        text = ROWS[row][0] if row in ROWS else f"stage 1 of the decoupled rows ({row[:-7]})"
+        text = (
+            ROWS[row].description if row in ROWS else f"stage 1 of the decoupled rows ({row[:-7]})"
+        )
         lines.append((f"{row:<12} {text}", mean, spread))
     n = len(args.seeds)
     seeds = f"mean ± std over {n} seeds" if n > 1 else f"seed {args.seeds[0]}"

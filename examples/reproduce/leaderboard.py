@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from ltml_example.config import PAPER, ROWS
 from ltml_example.decoupled import KEEPS_AP
+from ltml_example.presets import PAPER, ROWS
 from ltml_example.report import COLUMNS, write_json
 from ltml_example.sweep import Run, execute, mean_std, plan, progress_line
 
@@ -72,7 +72,7 @@ def measured(payload: dict[str, Any]) -> dict[str, float]:
 def describe(name: str) -> str:
     """Return a row's description; ``<row>-stage1`` is the stage-1 model of decoupled rows."""
     if name in ROWS:
-        return ROWS[name][0]
+        return ROWS[name].description
     return f"stage 1 of the decoupled rows ({name.removesuffix('-stage1')}, 90 % of train)"
 
 
@@ -146,7 +146,7 @@ def table(lines: list[dict[str, Any]]) -> str:
 
 def header(info: dict[str, Any], runs: list[Run]) -> str:
     """Say what the table is: command, dataset, seeds, selection, machine, time, caveats."""
-    controls = [row for row in info["rows"] if ROWS[row][0].startswith("control")]
+    controls = [row for row in info["rows"] if ROWS[row].description.startswith("control")]
     keeps = [row for row in info["rows"] if row in KEEPS_AP]
     failed = [f"`{r.name}` seed {r.seed}: {r.error}" for r in runs if r.status != "ok"]
     resumed = sum(r.resumed for r in runs)

@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from . import report
-from .config import STAGE1_ROW, Config, resolve
+from .config import Config
 from .decoupled import stage1_config
-from .engine import _config_record, run
+from .engine import run
+from .flags import resolve
+from .presets import STAGE1_ROW
 
 
 @dataclasses.dataclass
@@ -86,7 +88,7 @@ def plan(
     return [p for p in ([*first.values(), *now], later) if p]
 
 
-def _attempt(cfg: Config) -> tuple[dict[str, Any] | None, float, str | None]:
+def attempt(cfg: Config) -> tuple[dict[str, Any] | None, float, str | None]:
     """Run ``cfg``; return its results, seconds, and the error that stopped it (or None)."""
     t0 = time.perf_counter()
     try:
@@ -103,7 +105,7 @@ def _attempt(cfg: Config) -> tuple[dict[str, Any] | None, float, str | None]:
 
 def _record(cfg: Config) -> Any:
     """Return the configuration as ``results.json`` stores it (JSON: tuples as lists)."""
-    return json.loads(json.dumps(_config_record(cfg), default=str))
+    return json.loads(json.dumps(cfg.record(), default=str))
 
 
 def _read_back(r: Run, retry_failed: bool) -> bool:
@@ -152,7 +154,7 @@ def execute(
                     _finish(r, None, 0.0, f"its stage-1 model {r.needs.name} failed")
                     continue
                 todo.append(r)
-            outcomes = (executor.map if executor else map)(_attempt, [r.config for r in todo])
+            outcomes = (executor.map if executor else map)(attempt, [r.config for r in todo])
             done = iter(zip(todo, outcomes, strict=True))
             for r in phase:
                 if r.status == "pending":
