@@ -9,8 +9,8 @@
 - ``sampler_effect.png``: how often each VOC-LT class (or the demo's, without VOC-LT) is
   present in the images of one epoch, under uniform sampling and each ClassAwareSampler mode.
 - ``demo_ap.png``: per-class AP against training count, from the ``results.json`` files that
-  ``examples/train.py`` writes for demo runs (``--demo-results run1/results.json ...``, e.g. the
-  ``u-only`` and ``ltml`` runs of ``examples/demo.py``); skipped without them.
+  ``examples/reproduce/train.py`` writes for demo runs (``--demo-results run1/results.json ...``,
+  e.g. the ``u-only`` and ``ltml`` runs of ``examples/reproduce/demo.py``); skipped without them.
 - ``crt_ap.png``: per-class AP before (the stage-1 model) and after cRT, classes sorted by training
   count, from the ``results.json`` of a ``crt`` row (``--crt-results``); skipped without it.
 """
@@ -37,7 +37,7 @@ OUT = Path(__file__).resolve().parent / "img"
 # figure reads at the size of the page's own: 7.5 x 120 = 900 px, fonts of 9 points and more.
 WIDTH, DPI = 7.5, 120
 plt.rcParams.update({"font.size": 10, "legend.fontsize": 9, "xtick.labelsize": 9})
-# Legends in words: what each row of examples/train.py trains.
+# Legends in words: what each row of examples/reproduce/train.py trains.
 ROW_NAMES = {
     "u-only": "uniform sampling only (one branch)",
     "ltml": "LTML: both samplings, consistency, compensation",
@@ -100,7 +100,7 @@ def sampler_effect(labels: np.ndarray, classes: list[str], title: str) -> None:
 def demo_ap(results_paths: list[Path]) -> None:
     fig, ax = plt.subplots(figsize=(WIDTH, 4.2))
     for path in results_paths:
-        run = json.loads(path.read_text())  # what examples/train.py writes
+        run = json.loads(path.read_text())  # what examples/reproduce/train.py writes
         ap = np.array([np.nan if a is None else a for a in run["test_per_class"]["ap"]])
         label = ROW_NAMES.get(run["row"], run["row"])
         ax.plot(run["train_counts"], 100 * ap, marker="o", ls="", ms=6, label=label)

@@ -218,8 +218,9 @@ def test_each_glyph_has_its_own_colour():
 
 
 def test_the_demo_data_are_pinned(train):
-    """The demo's recorded results (examples/README.md) hold only while the same (split, seed)
-    gives the same data: the label rows and the tiles used must not move between releases."""
+    """The demo's recorded results (examples/reproduce/README.md) hold only while the same
+    (split, seed) gives the same data: the label rows and the tiles used must not move between
+    releases."""
     assert len(train) == 1104
     rows = [[0, 0], [0, 1], [1, 0], [1, 2], [2, 1], [3, 0], [3, 5]]
     assert train.labels[:4].nonzero().tolist() == rows

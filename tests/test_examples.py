@@ -1,4 +1,4 @@
-"""End-to-end tests of examples/train.py and examples/demo.py (CPU, no download, a few steps)."""
+"""End-to-end tests of the reproduction harness, examples/reproduce/ (CPU, no download)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ import pytest
 import torch
 from PIL import Image
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
+HARNESS = Path(__file__).resolve().parents[1] / "examples" / "reproduce"
+sys.path.insert(0, str(HARNESS))
 
 from ltml.data import drop_labels, make_demo  # noqa: E402
 from ltml_example import resolve, run  # noqa: E402
-from ltml_example.config import PAPER, ROWS  # noqa: E402
 from ltml_example.data import build_data, iterations_per_epoch  # noqa: E402
 from ltml_example.model import build_model  # noqa: E402
+from ltml_example.presets import PAPER, ROWS  # noqa: E402
 
 # A demo small enough for a few CPU steps: 40 images of the top digit, 40 test images.
 TINY_DEMO = [
@@ -410,7 +410,7 @@ def test_train_script_command_line(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(ltml.__file__).resolve().parents[1])}
     cmd = [
         sys.executable,
-        str(EXAMPLES / "train.py"),
+        str(HARNESS / "train.py"),
         *TINY_DEMO[:-1],
         "--epochs",
         "1",
@@ -498,7 +498,7 @@ def test_mixup_reaches_the_loss_as_soft_targets_and_resumes(
     seen: list[torch.Tensor] = []
     forward = Collaborative.forward
 
-    def spy(self: Collaborative, *streams: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def spy(self: Collaborative, *streams: torch.Tensor | None) -> torch.Tensor:
         seen.extend(t for t in streams[1::2] if t is not None)
         return forward(self, *streams)
 
@@ -679,7 +679,7 @@ def test_demo_script_runs_through_its_flags(
     argv = ["demo.py", "--rows", "erm", "u-only", "--seeds", "3", "--output", str(tmp_path),
             *TINY_DEMO[2:-2], "--epochs", "1", "--no-plot"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(str(EXAMPLES / "demo.py"), run_name="__main__")
+    runpy.run_path(str(HARNESS / "demo.py"), run_name="__main__")
     out = capsys.readouterr().out
     for row in ("erm", "u-only"):
         saved = json.loads((tmp_path / f"{row}-seed3" / "results.json").read_text())

@@ -1,4 +1,4 @@
-"""End to end: examples/leaderboard.py on a tiny demo (files complete, resumable, failures kept)."""
+"""examples/reproduce/leaderboard.py on a tiny demo: complete, resumable, failures kept."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
+HARNESS = Path(__file__).resolve().parents[1] / "examples" / "reproduce"
+sys.path.insert(0, str(HARNESS))
 
 import ltml_example.sweep as sweep  # noqa: E402
 from ltml_example import Config  # noqa: E402
@@ -28,7 +28,7 @@ def _leaderboard(
 ) -> dict[str, Any]:
     argv = ["leaderboard.py", "--rows", *rows, "--seeds", "0", "--output", str(out), *TINY, *extra]
     monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(str(EXAMPLES / "leaderboard.py"), run_name="__main__")
+    runpy.run_path(str(HARNESS / "leaderboard.py"), run_name="__main__")
     return json.loads((out / "leaderboard.json").read_text())  # type: ignore[no-any-return]
 
 
@@ -77,7 +77,7 @@ def test_tiny_leaderboard_is_complete_consistent_and_resumable(
     def no_run(cfg: Config) -> None:
         pytest.fail(f"{cfg.out_dir()} was run again")
 
-    monkeypatch.setattr(sweep, "_attempt", no_run)
+    monkeypatch.setattr(sweep, "attempt", no_run)
     capsys.readouterr()
     again = _leaderboard(tmp_path, ["erm", "tau-norm"], monkeypatch, "--jobs", "1")
     assert all(r["read_back"] and r["status"] == "ok" for r in again["runs"])

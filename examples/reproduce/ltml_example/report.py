@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import PAPER, ROWS
+from .presets import PAPER, ROWS
 
 COLUMNS = ("total", "head", "medium", "tail")
 
@@ -60,7 +60,7 @@ def row_table(row: str, dataset: str, measured: dict[str, float]) -> str:
     rows: list[tuple[str, dict[str, float], None]] = [(f"{row}: measured", measured, None)]
     if dataset in PAPER.get(row, {}):
         rows.append((f"{row}: paper", dict(zip(COLUMNS, PAPER[row][dataset], strict=True)), None))
-    return f"{ROWS[row][0]} ({dataset}), mAP %\n" + table(rows)
+    return f"{ROWS[row].description} ({dataset}), mAP %\n" + table(rows)
 
 
 def _json_ready(x: Any) -> Any:

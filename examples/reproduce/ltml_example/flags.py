@@ -1,268 +1,38 @@
-"""Flags, the paper's table rows as presets, and their resolution into one :class:`Config`.
+"""The command line of train.py, and its resolution into one :class:`~ltml_example.config.Config`.
 
-Resolution order (later wins): the benchmark protocol (the DB-loss recipe + the values of a
-published LTML reproduction; docs/guides/reproduce.md, "Protocol") < the dataset's defaults (the
-demo trains a small network from scratch) < the ``--row`` preset < every flag given on the
-command line.
+Resolution order (later wins): the benchmark protocol (:class:`Config`'s defaults) < the dataset's
+defaults (the demo trains a small network from scratch) < the ``--row`` preset < every flag given
+on the command line. Every flag's default is None, so that a flag given wins and one not given
+leaves the layers below it.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
-# The values of the flags that take a choice: the types of their Config fields, and the flags'
-# ``choices`` (get_args keeps the order written here).
-DatasetName = Literal["demo", "voc-lt", "coco-lt", "csv"]
-Arch = Literal["resnet18", "resnet34", "resnet50", "resnet101"]
-Weights = Literal["IMAGENET1K_V1", "IMAGENET1K_V2", "none"]
-MissingScheme = Literal["random", "per-class", "positives"]
-Branches = Literal["u", "r", "both", "mixed"]
-Branch = Literal["u", "r"]
-ClsLoss = Literal["bce", "weighted", "compensated", "db-focal", "asl", "comic"]
-Unknown = Literal["ignore", "negative"]
-Guard = Literal["none", "tied"]
-ScoreSpace = Literal["prob", "logit"]
-Detach = Literal["none", "first", "second"]
-SamplerMode = Literal["cycle", "random"]
-Deferred = Literal["none", "reweight", "resample"]
-MixMethod = Literal["mixup", "cutmix"]
-Stage2 = Literal["none", "crt", "ncm", "tau-norm", "lws", "logit-adjust"]
-Device = Literal["auto", "cpu", "cuda"]
-Amp = Literal["auto", "off", "bf16", "fp16"]
-
-DATASETS, ARCHS, WEIGHTS = get_args(DatasetName), get_args(Arch), get_args(Weights)
-
-# The branch a one-branch row trains (``mixed`` trains U on both batches): the branch it
-# predicts with, and whose features stage 2 takes.
-TRAINED_BRANCH: dict[Branches, Branch] = {"u": "u", "r": "r", "mixed": "u"}
-
-
-@dataclass(frozen=True)
-class Config:
-    """Everything a run depends on; printed at start and stored in checkpoints and results."""
-
-    # data
-    dataset: DatasetName = "demo"
-    data_root: Path | None = None
-    train_list: Path | None = None
-    download_lists: bool = False
-    image_size: int = 224
-    hflip: float = 0.5
-    val_fraction: float = 0.0
-    # your own data (--dataset csv): a table of image paths and labels, see read_label_table
-    train_csv: Path | None = None
-    test_csv: Path | None = None
-    image_root: Path | None = None
-    test_fraction: float = 0.0
-    image_column: str | None = None
-    tags_column: str | None = None
-    demo_max_count: int = 800
-    demo_test_size: int = 1000
-    missing_rate: float = 0.0  # fraction of the training labels hidden (PLT protocol: 0.4)
-    missing_scheme: MissingScheme = "random"  # ltml.data.drop_labels
-    # model
-    arch: Arch = "resnet50"
-    weights: Weights = "IMAGENET1K_V1"
-    stem_pool: bool = True  # the stem's max-pool (off for 32x32 inputs: 4x more positions)
-    freeze_stem: bool = True  # conv1 + layer1 frozen (DB recipe)
-    bn_eval: bool = True  # every BatchNorm in eval mode (DB recipe)
-    # method: which paper row
-    row: str = "ltml"
-    branches: Branches = "both"
-    cls_loss: ClsLoss = "compensated"
-    unknown: Unknown = "ignore"  # unknown-label policy of the loss
-    rlc_weight: float = 0.2  # comic: weight of the Reflective Label Corrector's loss
-    loss_args: tuple[str, ...] = ()  # KEY=VALUE hyper-parameters of the db-focal / asl loss
-    guard: Guard = "none"  # LogitCompensatedBCE guard
-    consistency: bool = True
-    consistency_weight: float = 0.1  # lambda of Eq. 1
-    consistency_space: ScoreSpace = "prob"
-    consistency_detach: Detach = "none"
-    flip_test: bool = False
-    predict: ScoreSpace = "prob"  # how the two branches are averaged at test time
-    # sampling and schedule
-    sampler_mode: SamplerMode = "cycle"  # DB-loss class cycle, or i.i.d. "random" draws
-    sampler_power: float = 0.0
-    epoch_length: str = "db"  # db | uniform | an integer number of draws per stream
-    iters_per_epoch: int | None = None  # overrides the epoch-length rule
-    batch_size: int = 32  # per stream, per process
-    batch_multiplier: int = 1  # control: a single-stream row with its batch scaled
-    epochs: int = 8
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_iters: int = 500
-    warmup_ratio: float = 1 / 3
-    lr_steps: tuple[int, ...] = (5, 7)
-    lr_gamma: float = 0.1
-    grad_clip: float = 35.0
-    seed: int = 1
-    # machinery
-    device: Device = "auto"
-    amp: Amp = "auto"
-    channels_last: bool = True  # CUDA only
-    workers: int = 4
-    threads: int | None = None  # torch CPU threads (None: torch's default)
-    output: Path | None = None
-    resume: str | None = None
-    eval_every_epoch: bool = False
-    fit_thresholds: bool = False  # per-class F1 thresholds fitted on the validation split
-    plot: bool = True
-    progress: bool = True
-    quiet: bool = False  # no configuration echo nor results table (the demo prints its own)
-    # deferred re-balancing of a uniform single-branch row (rows drw / drs)
-    deferred: Deferred = "none"  # none | reweight (DRW) | resample (DRS)
-    switch_epoch: int | None = None  # first re-balanced epoch; None: the first lr step
-    # input mixup / CutMix of every training stream (Bag of Tricks: mixup, then a fine-tune)
-    mixup: float = 0.0  # Beta(alpha, alpha) concentration; 0: off
-    mix_method: MixMethod = "mixup"
-    mixup_stop: int | None = None  # first unmixed epoch (0-based); None: mix every epoch
-    # decoupled stage 2 (rows crt, ncm, tau-norm, lws, logit-adjust, ltml-crt): on the cached
-    # features of a stage-1 model, trained first or loaded with --stage1
-    stage2: Stage2 = "none"
-    stage1: Path | None = None
-    stage2_branch: Branch = "u"  # which branch's features, for a two-branch stage 1
-    stage2_epochs: int = 10
-    stage2_batch_size: int = 512
-    stage2_lr: float = 0.2
-    stage2_weight_decay: float = 5e-4
-    tau: float | None = None  # tau-norm / logit-adjust; None: searched on the validation split
-    tau_bias: bool = False  # tau-norm keeps the bias (Bag of Tricks)
-    lws_bias: bool = False  # LWS learns a per-class offset too
-
-    def out_dir(self) -> Path:
-        """Return the output folder: ``--output`` or ``runs/<dataset>-<row>-seed<seed>``."""
-        return self.output or Path("runs") / f"{self.dataset}-{self.row}-seed{self.seed}"
-
-
-# Published mAP %, total / head / medium / tail: Guo & Wang (CVPR 2021) Table 3, and the
-# ERM / DB-Focal rows of Wu et al. (ECCV 2020); the table of docs/guides/reproduce.md. RS and
-# the two controls have no published number.
-PAPER: dict[str, dict[str, tuple[float, float, float, float]]] = {
-    "u-only": {"voc-lt": (77.15, 73.14, 83.49, 75.41), "coco-lt": (53.15, 51.61, 57.17, 49.21)},
-    "r-only": {"voc-lt": (78.36, 71.72, 83.58, 79.41), "coco-lt": (52.76, 48.67, 56.87, 50.94)},
-    "both": {"voc-lt": (79.42, 73.98, 84.67, 79.56), "coco-lt": (54.71, 51.85, 58.62, 52.06)},
-    "consistency": {
-        "voc-lt": (81.22, 75.42, 85.50, 82.37),
-        "coco-lt": (56.62, 54.30, 60.27, 53.86),
-    },
-    "ltml": {"voc-lt": (81.44, 75.68, 85.53, 82.69), "coco-lt": (56.90, 54.13, 60.59, 54.47)},
-    "ltml-flip": {
-        "voc-lt": (81.79, 76.04, 85.92, 83.01),
-        "coco-lt": (57.28, 54.54, 61.10, 54.64),
-    },
-    "erm": {"voc-lt": (70.86, 68.91, 80.20, 65.31), "coco-lt": (41.27, 48.48, 49.06, 24.25)},
-    "db-focal": {
-        "voc-lt": (78.94, 73.22, 84.18, 79.30),
-        "coco-lt": (53.55, 51.13, 57.05, 51.06),
-    },
-}
-
-# The paper's ablation rows, its baselines and two controls, each a set of flags.
-_LTML_BASE = {"branches": "both", "cls_loss": "weighted", "consistency": False, "flip_test": False}
-ROWS: dict[str, tuple[str, dict[str, Any]]] = {
-    "u-only": ("uniform branch only", {**_LTML_BASE, "branches": "u"}),
-    "r-only": ("re-balanced branch only", {**_LTML_BASE, "branches": "r"}),
-    "both": ("both branches", _LTML_BASE),
-    "consistency": ("both + logit consistency", {**_LTML_BASE, "consistency": True}),
-    "ltml": (
-        "+ logit compensation (full LTML)",
-        {**_LTML_BASE, "consistency": True, "cls_loss": "compensated"},
-    ),
-    "ltml-flip": (
-        "full LTML + flip test",
-        {**_LTML_BASE, "consistency": True, "cls_loss": "compensated", "flip_test": True},
-    ),
-    "erm": ("ERM (uniform, BCE)", {**_LTML_BASE, "branches": "u", "cls_loss": "bce"}),
-    "rs": ("RS (class-aware, BCE)", {**_LTML_BASE, "branches": "r", "cls_loss": "bce"}),
-    "db-focal": (
-        "DB-Focal (class-aware)",
-        {**_LTML_BASE, "branches": "r", "cls_loss": "db-focal"},
-    ),
-    "u-only-2x": (
-        "control: uniform only, batch x2",
-        {**_LTML_BASE, "branches": "u", "batch_multiplier": 2},
-    ),
-    "mixed": (
-        "control: one branch, mixed U+R batch",
-        {**_LTML_BASE, "branches": "mixed", "cls_loss": "compensated"},
-    ),
-    "asl": ("ASL (uniform)", {**_LTML_BASE, "branches": "u", "cls_loss": "asl"}),
-    "comic": (
-        "COMIC without the head-tail balance stage (RLC + MFM, uniform)",
-        {**_LTML_BASE, "branches": "u", "cls_loss": "comic"},
-    ),
-}
-
-# Deferred re-balancing (Cao et al. 2019; Zhang et al. 2021): ERM until the switch epoch.
-_ERM = ROWS["erm"][1]
-ROWS["drw"] = ("DRW (uniform, BCE re-weighted late)", {**_ERM, "deferred": "reweight"})
-ROWS["drs"] = ("DRS (uniform, class-aware late)", {**_ERM, "deferred": "resample"})
-
-# Input mixup (Zhang et al. 2018) with lambda uniform (alpha 1), and the Bag of Tricks' best
-# long-tail recipe (Zhang et al. 2021) in multi-label form: mixup, class-aware sampling from the
-# first lr step (DRS) still mixed, and the last of the 8 epochs a fine-tune without mixup. The
-# stop is an absolute epoch, so that resuming with more --epochs keeps the schedule of the start.
-ROWS["mixup"] = ("ERM + input mixup (alpha 1)", {**_ERM, "mixup": 1.0})
-ROWS["bot"] = (
-    "Bag of Tricks: mixup, DRS with mixup, last epoch unmixed",
-    {**_ERM, "deferred": "resample", "mixup": 1.0, "mixup_stop": 7},
+from .config import (
+    Amp,
+    Arch,
+    Branch,
+    Branches,
+    ClsLoss,
+    Config,
+    DatasetName,
+    Deferred,
+    Detach,
+    Device,
+    Guard,
+    MissingScheme,
+    MixMethod,
+    SamplerMode,
+    ScoreSpace,
+    Stage2,
+    Unknown,
+    Weights,
 )
-
-# Decoupled rows (Kang et al. 2020): stage 2 on the frozen features of a stage-1 row, with 10 %
-# of the training images held out (for both stages) to choose tau.
-STAGE1_ROW = {"crt": "erm", "ncm": "erm", "tau-norm": "erm", "lws": "erm", "logit-adjust": "erm"}
-STAGE1_ROW["ltml-crt"] = "ltml"
-_DECOUPLED = {
-    "crt": "cRT: ERM features, classifier re-trained class-aware",
-    "ncm": "NCM: ERM features, nearest class mean",
-    "tau-norm": "tau-norm: ERM classifier, each weight row divided by its norm to the power tau",
-    "lws": "LWS: ERM classifier, learnt per-class scale",
-    "logit-adjust": "logit adjustment: ERM logits - tau log-odds prior",
-    "ltml-crt": "cRT on LTML's uniform-branch features",
-}
-for _row, _text in _DECOUPLED.items():
-    _method = "crt" if _row == "ltml-crt" else _row
-    ROWS[_row] = (
-        _text,
-        {**ROWS[STAGE1_ROW[_row]][1], "stage2": _method, "val_fraction": 0.1},
-    )
-# For a sigmoid head a positive scale never changes a decision at logit 0: tau-norm without its
-# bias makes tau irrelevant to decisions, LWS without an offset changes none. The rows use the
-# forms that can move thresholded metrics (flags --no-tau-bias / --no-lws-bias for the originals).
-ROWS["tau-norm"][1]["tau_bias"] = True
-ROWS["lws"][1]["lws_bias"] = True
-
-# The demo trains a small ResNet from scratch on 32x32 mosaics, 1-2 min a row on 2 CPU cores:
-# no pretrained weights, so nothing is frozen and BatchNorm trains.
-DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "demo": {
-        "arch": "resnet18",
-        "weights": "none",
-        "image_size": 32,
-        "hflip": 0.0,  # a mirrored digit is another glyph
-        "guard": "tied",  # the paper's free compensation collapses here (examples/README.md)
-        "freeze_stem": False,
-        "bn_eval": False,
-        "epochs": 8,
-        "batch_size": 32,
-        "lr": 0.05,
-        "warmup_iters": 20,
-        "lr_steps": (6,),
-        "workers": 0,
-        "seed": 0,
-        # stage 2 on ~1,000 images: batch 128 (8 steps an epoch) with the recipe's lr scaled
-        "stage2_batch_size": 128,
-        "stage2_lr": 0.05,
-    },
-    "voc-lt": {},
-    "coco-lt": {},
-    "csv": {},
-}
+from .presets import DATASET_DEFAULTS, ROWS
 
 
 def _int_or_rule(text: str) -> str:
@@ -278,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and evaluate LTML (Guo & Wang, CVPR 2021), its ablation rows and "
         "baselines on VOC-LT, COCO-LT, the embedded demo dataset or your own table (csv). "
         "[protocol: X] is the protocol's default (docs/guides/reproduce.md); --dataset demo and "
-        "the --row presets change some (see config.py).",
+        "the --row presets change some (see presets.py).",
         argument_default=None,
     )
 
@@ -289,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         group.add_argument(flag, help=help, default=None, **kw)
 
     g = p.add_argument_group("data")
-    add(g, "--dataset", "dataset", choices=DATASETS)
+    add(g, "--dataset", "dataset", choices=get_args(DatasetName))
     add(
         g,
         "--data-root",
@@ -344,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     g = p.add_argument_group("model")
-    add(g, "--arch", "torchvision ResNet", choices=ARCHS)
-    add(g, "--weights", "ImageNet weights (V1 = the published numbers)", choices=WEIGHTS)
+    add(g, "--arch", "torchvision ResNet", choices=get_args(Arch))
+    add(g, "--weights", "ImageNet weights (V1 = the published numbers)", choices=get_args(Weights))
     add(
         g,
         "--stem-pool",
@@ -534,18 +304,12 @@ def resolve(argv: list[str] | None = None, **overrides: Any) -> Config:
     args.update(overrides)
     dataset = args.get("dataset", Config.dataset)
     row = args.get("row", Config.row)
-    values: dict[str, Any] = {**DATASET_DEFAULTS[dataset], **ROWS[row][1], **args}
+    values: dict[str, Any] = {**DATASET_DEFAULTS[dataset], **ROWS[row].settings, **args}
     if "lr_steps" in values:
         values["lr_steps"] = tuple(values["lr_steps"])
     cfg = Config(**values)
     _check(cfg, parser)
     return cfg
-
-
-def loss_args(cfg: Config) -> dict[str, float]:
-    """``--loss-args`` as keyword arguments: ``KEY=VALUE`` pairs with numeric values."""
-    pairs = [arg.partition("=") for arg in cfg.loss_args]
-    return {key: float(value) for key, _, value in pairs}
 
 
 def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
@@ -608,18 +372,6 @@ def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
 
 
-def switch_epoch(cfg: Config) -> int:
-    """First re-balanced epoch of a deferred row: ``--switch-epoch``, else the first lr step."""
-    if cfg.switch_epoch is not None:
-        return cfg.switch_epoch
-    return min(cfg.lr_steps) if cfg.lr_steps else cfg.epochs * 4 // 5
-
-
-def mixes(cfg: Config, epoch: int) -> bool:
-    """Whether ``epoch`` trains on mixed batches: ``--mixup`` on and before ``--mixup-stop``."""
-    return cfg.mixup > 0 and (cfg.mixup_stop is None or epoch < cfg.mixup_stop)
-
-
 def _check_csv(cfg: Config, parser: argparse.ArgumentParser) -> None:
     for flag, path in (("--train-csv", cfg.train_csv), ("--image-root", cfg.image_root)):
         if path is None:
@@ -631,12 +383,3 @@ def _check_csv(cfg: Config, parser: argparse.ArgumentParser) -> None:
             f"--val-fraction + --test-fraction must be below 1, got {cfg.val_fraction} + "
             f"{cfg.test_fraction}"
         )
-
-
-def describe(cfg: Config) -> str:
-    """Format the resolved configuration, one ``name = value`` per line, for the start of a run."""
-    lines = [f"row: {cfg.row} ({ROWS[cfg.row][0]})"]
-    for f in dataclasses.fields(cfg):
-        if f.name != "row":
-            lines.append(f"  {f.name:<20} = {getattr(cfg, f.name)}")
-    return "\n".join(lines)

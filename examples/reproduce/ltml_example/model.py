@@ -25,6 +25,9 @@ from .config import (
     switch_epoch,
 )
 
+# The BatchNorm layers --bn-eval freezes (torch's public classes; ResNets hold BatchNorm2d).
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
 
 def build_resnet(cfg: Config) -> nn.Module:
     """Build a torchvision ResNet with ImageNet weights (``--weights``) or none."""
@@ -107,16 +110,15 @@ class Collaborative(nn.Module):
 
     def forward(
         self, x_u: Tensor | None, y_u: Tensor | None, x_r: Tensor | None, y_r: Tensor | None
-    ) -> dict[str, Tensor]:
-        """Loss terms of one step (Eq. 1 with the terms the row uses); backpropagate ``loss``."""
+    ) -> Tensor:
+        """Return the loss of one step (Eq. 1 with the terms the row uses)."""
         if self.branches == "mixed":  # one branch on both batches, concatenated
             x_u, y_u = torch.cat([x_u, x_r]), torch.cat([y_u, y_r])  # type: ignore[list-item]
             x_r, y_r = None, None
         feat_u, feat_r = ltml.paired_forward(self.trunk, x_u, x_r)
         terms = self.criterion(self.head(feat_u, feat_r, cross=self.consistency), y_u, y_r)
-        return {"loss": terms.total} | {
-            k: v for k, v in terms._asdict().items() if k != "total" and v is not None
-        }
+        loss: Tensor = terms.total
+        return loss
 
     @torch.no_grad()
     def predict(self, x: Tensor, flip: bool = False) -> Tensor:
@@ -138,7 +140,7 @@ class Collaborative(nn.Module):
         self.train()
         if cfg.bn_eval:
             for m in self.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                if isinstance(m, BATCH_NORMS):
                     m.eval()
 
 

@@ -7,10 +7,10 @@ Every run is selected at its last epoch; the test set selects nothing. Decoupled
 stage-1 model per seed. Finished runs are read back, not run again; failed or diverged runs are
 listed as failed.
 
-    python examples/leaderboard.py                                   # every row, seeds 0 1 2
-    python examples/leaderboard.py --rows erm ltml --seeds 0         # a small one
-    python examples/leaderboard.py --missing-rate 0.4                # with 40 % labels hidden
-    python examples/leaderboard.py --dataset voc-lt --data-root data/voc --seeds 0
+    python examples/reproduce/leaderboard.py                            # every row, seeds 0 1 2
+    python examples/reproduce/leaderboard.py --rows erm ltml --seeds 0  # a small one
+    python examples/reproduce/leaderboard.py --missing-rate 0.4         # 40 % labels hidden
+    python examples/reproduce/leaderboard.py --dataset voc-lt --data-root data/voc --seeds 0
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from ltml_example.config import PAPER, ROWS
 from ltml_example.decoupled import KEEPS_AP
+from ltml_example.presets import PAPER, ROWS
 from ltml_example.report import COLUMNS, write_json
 from ltml_example.sweep import Run, execute, mean_std, plan, progress_line
 
@@ -72,7 +72,7 @@ def measured(payload: dict[str, Any]) -> dict[str, float]:
 def describe(name: str) -> str:
     """Return a row's description; ``<row>-stage1`` is the stage-1 model of decoupled rows."""
     if name in ROWS:
-        return ROWS[name][0]
+        return ROWS[name].description
     return f"stage 1 of the decoupled rows ({name.removesuffix('-stage1')}, 90 % of train)"
 
 
@@ -146,7 +146,7 @@ def table(lines: list[dict[str, Any]]) -> str:
 
 def header(info: dict[str, Any], runs: list[Run]) -> str:
     """Say what the table is: command, dataset, seeds, selection, machine, time, caveats."""
-    controls = [row for row in info["rows"] if ROWS[row][0].startswith("control")]
+    controls = [row for row in info["rows"] if ROWS[row].description.startswith("control")]
     keeps = [row for row in info["rows"] if row in KEEPS_AP]
     failed = [f"`{r.name}` seed {r.seed}: {r.error}" for r in runs if r.status != "ok"]
     resumed = sum(r.resumed for r in runs)
@@ -224,7 +224,7 @@ def figure(path: Path, lines: list[dict[str, Any]], title: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Other flags are passed to examples/train.py (see its --help).",
+        epilog="Other flags are passed to examples/reproduce/train.py (see its --help).",
     )
     parser.add_argument("--rows", nargs="+", choices=tuple(ROWS), default=list(ROWS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         runs.append(r)
         print(progress_line(r), flush=True)
     info = {
-        "command": shlex.join(["python", "examples/leaderboard.py", *argv]),
+        "command": shlex.join(["python", "examples/reproduce/leaderboard.py", *argv]),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "rows": args.rows,
         "seeds": args.seeds,

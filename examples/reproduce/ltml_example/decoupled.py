@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ from torch.utils.data import Dataset, Subset
 import ltml
 
 from . import report
-from .config import ROWS, STAGE1_ROW, TRAINED_BRANCH, Branch, Config
-from .data import build_data, eval_loader, transforms
+from .config import TRAINED_BRANCH, Branch, Config
+from .data import Data, build_data, eval_loader, transforms
 from .model import Collaborative, build_model
+from .presets import ROWS, STAGE1_ROW
+from .runtime import Runtime, load_checkpoint, set_up
 
 # Stage-2 methods that map each class's scores by an increasing function: every per-class AP,
 # hence mAP, stays that of stage 1; only thresholded metrics (CF1, OF1) can move.
@@ -116,7 +119,13 @@ def _stage2(
 
 
 def _cached_features(
-    cfg: Config, model: Collaborative, branch: Branch, data: Any, rt: Any, path: Path, state: Any
+    cfg: Config,
+    model: Collaborative,
+    branch: Branch,
+    data: Data,
+    rt: Runtime,
+    path: Path,
+    state: dict[str, Any],
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """Features of the train / val / test images, computed once per stage-1 checkpoint.
 
@@ -150,7 +159,7 @@ def _cached_features(
 
 
 @torch.no_grad()
-def run_decoupled(cfg: Config, train_stage1: Any) -> dict[str, Any]:
+def run_decoupled(cfg: Config, train_stage1: Callable[[Config], Any]) -> dict[str, Any]:
     """Stage 1 (``train_stage1(config)`` unless ``--stage1``), features once, stage 2, test."""
     log = print if not cfg.quiet else (lambda *a, **k: None)
     out = cfg.out_dir()
@@ -162,10 +171,8 @@ def run_decoupled(cfg: Config, train_stage1: Any) -> dict[str, Any]:
         with torch.enable_grad():
             train_stage1(first)
         path = first.out_dir() / "last.pt"
-    from .engine import _config_record, _load, _runtime  # the engine imports this module
-
-    state = _load(first, Path(path))
-    rt = _runtime(cfg)
+    state = load_checkpoint(first, Path(path))
+    rt = set_up(cfg)
     torch.manual_seed(cfg.seed)
     data = build_data(cfg)
     counts = ltml.class_counts(data.train_labels)
@@ -198,8 +205,8 @@ def run_decoupled(cfg: Config, train_stage1: Any) -> dict[str, Any]:
     measured = report.summary(results["test"])
     payload: dict[str, Any] = {
         "row": cfg.row,
-        "description": ROWS[cfg.row][0],
-        "config": _config_record(cfg),
+        "description": ROWS[cfg.row].description,
+        "config": cfg.record(),
         "stage1_checkpoint": str(path),
         "stage1_branch": branch,
         "train_images": len(data.train_labels),
@@ -233,7 +240,7 @@ def run_decoupled(cfg: Config, train_stage1: Any) -> dict[str, Any]:
             counts.tolist(),
             groups,
             data.classes,
-            f"{cfg.dataset}: {ROWS[cfg.row][0]}",
+            f"{cfg.dataset}: {ROWS[cfg.row].description}",
         )
     log(f"wrote {out / 'results.json'}")
     return payload

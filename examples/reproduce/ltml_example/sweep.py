@@ -1,10 +1,10 @@
 """Many runs at once: rows x seeds, stage-1 models shared, a process pool, mean ± std.
 
-``examples/demo.py`` and ``examples/leaderboard.py`` both plan their runs with :func:`plan`,
-run them with :func:`execute` and aggregate seeds with :func:`mean_std`. A stage-1 model is
-trained once per stage-1 row and seed, before the stage-2 rows that load it. With ``resume``, a
-run whose ``results.json`` holds the same configuration is read back instead of run again, and a
-run recorded as failed with the same configuration stays failed (``retry_failed`` runs it again).
+``demo.py`` and ``leaderboard.py`` both plan their runs with :func:`plan`, run them with
+:func:`execute` and aggregate seeds with :func:`mean_std`. A stage-1 model is trained once per
+stage-1 row and seed, before the stage-2 rows that load it. With ``resume``, a run whose
+``results.json`` holds the same configuration is read back instead of run again, and a run
+recorded as failed with the same configuration stays failed (``retry_failed`` runs it again).
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from . import report
-from .config import STAGE1_ROW, Config, resolve
+from .config import Config
 from .decoupled import stage1_config
-from .engine import _config_record, run
+from .engine import run
+from .flags import resolve
+from .presets import STAGE1_ROW
 
 
 @dataclasses.dataclass
@@ -86,7 +88,7 @@ def plan(
     return [p for p in ([*first.values(), *now], later) if p]
 
 
-def _attempt(cfg: Config) -> tuple[dict[str, Any] | None, float, str | None]:
+def attempt(cfg: Config) -> tuple[dict[str, Any] | None, float, str | None]:
     """Run ``cfg``; return its results, seconds, and the error that stopped it (or None)."""
     t0 = time.perf_counter()
     try:
@@ -103,7 +105,7 @@ def _attempt(cfg: Config) -> tuple[dict[str, Any] | None, float, str | None]:
 
 def _record(cfg: Config) -> Any:
     """Return the configuration as ``results.json`` stores it (JSON: tuples as lists)."""
-    return json.loads(json.dumps(_config_record(cfg), default=str))
+    return json.loads(json.dumps(cfg.record(), default=str))
 
 
 def _read_back(r: Run, retry_failed: bool) -> bool:
@@ -152,7 +154,7 @@ def execute(
                     _finish(r, None, 0.0, f"its stage-1 model {r.needs.name} failed")
                     continue
                 todo.append(r)
-            outcomes = (executor.map if executor else map)(_attempt, [r.config for r in todo])
+            outcomes = (executor.map if executor else map)(attempt, [r.config for r in todo])
             done = iter(zip(todo, outcomes, strict=True))
             for r in phase:
                 if r.status == "pending":

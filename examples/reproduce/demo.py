@@ -2,13 +2,13 @@
 
 The demo dataset (``ltml.data.make_demo``) is a long-tailed multi-label set of 32x32 mosaics of
 real handwritten digits (800 images of the most frequent digit, 4 of the rarest); its test set is
-balanced. Each row trains a ResNet-18 from scratch with ``examples/train.py``'s code and reports
-the last epoch's test mAP (total / head / medium / tail).
+balanced. Each row trains a ResNet-18 from scratch with ``examples/reproduce/train.py``'s code and
+reports the last epoch's test mAP (total / head / medium / tail).
 
-    python examples/demo.py                             # LTML vs uniform-only, one seed
-    python examples/demo.py --ablation --seeds 0 1 2    # every row, baseline and control
-    python examples/demo.py --rows erm ltml --epochs 6  # any train.py flag is passed on
-    python examples/demo.py --decoupled --seeds 0 1 2   # cRT, NCM, tau-norm, LWS, ..., DRW, DRS
+    python examples/reproduce/demo.py                            # LTML vs uniform-only, one seed
+    python examples/reproduce/demo.py --ablation --seeds 0 1 2   # every row, baseline, control
+    python examples/reproduce/demo.py --rows erm ltml --epochs 6 # any train.py flag is passed on
+    python examples/reproduce/demo.py --decoupled --seeds 0 1 2  # cRT, NCM, tau-norm, ..., DRS
 
 Decoupled rows share their stage-1 model: it is trained once per seed (``<row>-stage1-seed<s>``)
 before the stage-2 rows, which load it with ``--stage1``.
@@ -21,7 +21,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from ltml_example.config import ROWS
+from ltml_example.presets import ROWS
 from ltml_example.report import COLUMNS, table
 from ltml_example.sweep import execute, mean_std, plan, progress_line
 
@@ -45,7 +45,7 @@ DECOUPLED_ROWS = ("crt", "ncm", "tau-norm", "lws", "logit-adjust", "ltml-crt", "
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Other flags are passed to examples/train.py (see its --help).",
+        epilog="Other flags are passed to examples/reproduce/train.py (see its --help).",
     )
     parser.add_argument("--rows", nargs="+", choices=tuple(ROWS), default=list(MAIN_ROWS))
     parser.add_argument("--ablation", action="store_true", help="run every row of ABLATION_ROWS")
@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     lines = []
     for row, values in results.items():
         mean, spread = mean_std(values, COLUMNS)
-        text = ROWS[row][0] if row in ROWS else f"stage 1 of the decoupled rows ({row[:-7]})"
+        text = (
+            ROWS[row].description if row in ROWS else f"stage 1 of the decoupled rows ({row[:-7]})"
+        )
         lines.append((f"{row:<12} {text}", mean, spread))
     n = len(args.seeds)
     seeds = f"mean ± std over {n} seeds" if n > 1 else f"seed {args.seeds[0]}"
