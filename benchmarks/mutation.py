@@ -22,11 +22,12 @@ input can tell it from the original. Equivalent mutants are listed, each with on
 ``mutation_equivalents.txt`` beside this script, by function and mutated line (not by mutmut's
 number, which moves as the code changes). The same list names the mutants that only an accelerator
 can tell apart (a device argument that a CPU-only run cannot check), counted apart, out of the
-score. A move or rename cannot drop entries silently: ``tests/test_mutation_list.py`` checks in
-the test suite that every entry names a function of today's code and a line one edit from it,
-and a run reports an entry of its module that matched no survivor as stale. The script prints the score per module and every survivor not in that list, and exits
-with status 1 if there is one. It is slow (minutes per module on two cores), so it is not part of
-the test suite or CI: run it after changing a module or its tests.
+score. A move or rename cannot drop entries silently: ``tests/test_mutation_list.py`` checks in the
+test suite that every entry names a function of today's code and a line one edit from it, and a run
+reports an entry of its module that matched no survivor as stale. The script prints the score per
+module and every survivor not in that list, and exits with status 1 if there is one. It is slow
+(minutes per module on two cores), so it is not part of the test suite or CI: run it after changing
+a module or its tests.
 """
 
 from __future__ import annotations
