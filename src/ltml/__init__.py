@@ -16,6 +16,7 @@ from . import (
     mixup,
     samplers,
     schedules,
+    stats,
 )
 from .backbones import resnet_dual_branch, split_dual_branch
 from .decoupling import (
@@ -107,6 +108,7 @@ __all__ = [
     "schedules",
     "search_tau",
     "split_dual_branch",
+    "stats",
     "tau_normalize",
     "thresholded_metrics",
 ]

@@ -1,9 +1,9 @@
 """Functional forms of ltml's metrics and losses (as :mod:`torch.nn.functional` to :mod:`torch.nn`).
 
-The module classes (:class:`ltml.mAPMeter` and the losses of :mod:`ltml.losses`) call these
-functions; use them directly when you want no state. Metric functionals live in
-:mod:`ltml.functional.metrics`, loss functionals in :mod:`ltml.functional.losses`; every public
-name of both is re-exported here.
+Each function lives beside its module class (a loss family's file in :mod:`ltml.losses`, the
+metric's file in :mod:`ltml.metrics`), which calls it; use them directly when you want no state.
+This package only re-exports them: :mod:`ltml.functional.metrics` the metric functionals,
+:mod:`ltml.functional.losses` the loss functionals, and this module every name of both.
 """
 
 from .losses import (
