@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# A whole file included into a block by pymdownx.snippets (mkdocs.yml: paths from the root).
+SNIPPET = re.compile(r'^--8<-- "([^":]+)"$')
 
 
 def fenced_blocks(page: Path, language: str) -> list[str]:
-    """Return the bodies of the page's ```<language> blocks, in order."""
+    """Return the bodies of the page's ```<language> blocks, in order, snippets included."""
     blocks: list[str] = []
     current: list[str] | None = None
     for line in page.read_text().splitlines():
@@ -16,5 +21,6 @@ def fenced_blocks(page: Path, language: str) -> list[str]:
             blocks.append("\n".join(current))
             current = None
         elif current is not None:
-            current.append(line)
+            included = SNIPPET.match(line.strip())
+            current.append((ROOT / included[1]).read_text().rstrip("\n") if included else line)
     return blocks
