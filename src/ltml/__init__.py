@@ -4,7 +4,7 @@ Drop-in parts for your own training loop: re-balanced samplers, the two-branch h
 Guo & Wang (CVPR 2021), baseline losses, and a reference-exact mean-average-precision meter.
 """
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.2.0"
 
 from . import (
     backbones,
