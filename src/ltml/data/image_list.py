@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import pickletools
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from .._validation import as_path, check_file
 
@@ -142,10 +141,3 @@ def _check_images_exist(folder: Path, file_names: Sequence[str], name: str, sour
             + ", ".join(str(folder / f) for f in missing[:3])
             + more
         )
-
-
-def _load_image(path: Path, transform: Callable[[Image.Image], Any] | None) -> Any:
-    """Open an image as RGB (closing the file) and apply ``transform``: every dataset's loader."""
-    with Image.open(path) as im:
-        image: Any = im.convert("RGB")
-    return image if transform is None else transform(image)

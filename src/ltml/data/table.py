@@ -30,7 +30,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._validation import as_path, check_callable, check_file
-from .image_list import PathLike, _load_image
+from ._images import load_image
+from .image_list import PathLike
 
 _TAGS_COLUMN = "tags"
 _TSV_SUFFIXES = (".tsv", ".tab")
@@ -203,7 +204,7 @@ class TableMultiLabel(Dataset[tuple[Any, Tensor]]):
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[Any, Tensor]:
-        return _load_image(self.root / self.images[i], self.transform), self.labels[i].float()
+        return load_image(self.root / self.images[i], self.transform), self.labels[i].float()
 
 
 def _read(

@@ -17,11 +17,11 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._validation import as_path, check_callable, check_file
+from ._images import load_image
 from .image_list import (
     ImageList,
     PathLike,
     _check_images_exist,
-    _load_image,
     _resolve_image_list,
 )
 
@@ -135,7 +135,7 @@ class VOCMultiLabel(Dataset[tuple[Any, Tensor]]):
         return len(self.image_ids)
 
     def __getitem__(self, i: int) -> tuple[Any, Tensor]:
-        image = _load_image(self._image_dir / f"{self.image_ids[i]}.jpg", self.transform)
+        image = load_image(self._image_dir / f"{self.image_ids[i]}.jpg", self.transform)
         return image, self.labels[i].to(torch.float32)
 
 
