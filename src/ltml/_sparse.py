@@ -1,7 +1,9 @@
-"""Verdicts into compressed sparse rows: shared by :mod:`ltml.labels` and the dataset readers.
+"""Sorting keys into compressed sparse rows: shared by :mod:`ltml.labels` and the readers.
 
 A verdict is a (row, class) pair with a value, 1 (present) or 0 (absent). The pair is kept as one
 int64 key, ``row * C + class``, so that sorting keys sorts the pairs row by row, class by class.
+Rows come from ids (e.g. OpenImages' ImageIDs, byte strings) by :func:`index_ids`. Sorts are
+stable (timsort, adaptive) where the data come nearly sorted, as label files do.
 """
 
 from __future__ import annotations
@@ -40,6 +42,42 @@ def is_member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
         return np.zeros(len(keys), dtype=bool)
     at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
     return np.asarray(sorted_keys[at] == keys)
+
+
+def unique(keys: np.ndarray) -> np.ndarray:
+    """Return the distinct keys, sorted (a stable sort: near-linear on nearly sorted keys)."""
+    keys = np.sort(keys, kind="stable")
+    return np.asarray(keys[_firsts(keys)])
+
+
+def index_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the sorted distinct ids (any sortable dtype) and the position of each among them."""
+    change = ids[1:] != ids[:-1]
+    inverse = np.zeros(len(ids), dtype=np.int64)
+    np.cumsum(change, out=inverse[1:])
+    heads = ids[np.concatenate(([True], change))] if len(ids) else ids
+    if (heads[1:] > heads[:-1]).all():  # a file sorted by ImageID, as the official ones: one pass
+        return heads, inverse
+    order = np.argsort(heads)
+    heads = heads[order]
+    first = _firsts(heads)
+    rank = np.empty(len(heads), dtype=np.int64)
+    rank[order] = np.cumsum(first) - 1
+    return heads[first], rank[inverse]
+
+
+def merge_ids(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge two sorted arrays of distinct ids: ``(merged, position of a's, position of b's)``."""
+    dtype = np.promote_types(a.dtype, b.dtype)
+    a, b = a.astype(dtype), b.astype(dtype)
+    at, found = np.searchsorted(a, b), is_member(a, b)
+    new_at = at[~found]  # b's ids not in a go before a[new_at]
+    merged = np.insert(a, new_at, b[~found])
+    a_to = np.arange(len(a)) + np.searchsorted(new_at, np.arange(len(a)), side="right")
+    b_to = np.empty(len(b), dtype=np.int64)
+    b_to[found] = a_to[at[found]]
+    b_to[~found] = new_at + np.arange(len(new_at))
+    return merged, a_to, b_to
 
 
 def _firsts(sorted_values: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -426,6 +426,21 @@ def check_groups(groups: Any, num_classes: int) -> dict[str, list[int]]:
             raise TypeError(f"`groups` keys must be group names (str), got {_seen(key)}")
         checked[key] = as_indices(members, f"groups[{key!r}]", num_classes)
     return checked
+
+
+def as_class_names(classes: Any, name: str = "classes") -> tuple[str, ...]:
+    """Return class names: a non-empty sequence of distinct names (not a single string)."""
+    if isinstance(classes, str):
+        raise TypeError(f"`{name}` must be a sequence of class names, got a single string")
+    if not isinstance(classes, Iterable):
+        raise TypeError(f"`{name}` must be a sequence of class names, got {_seen(classes)}")
+    names = tuple(str(c) for c in classes)
+    if not names:
+        raise ValueError(f"`{name}` must name at least one class, got none")
+    if len(set(names)) != len(names):
+        repeated = next(c for c in names if names.count(c) > 1)
+        raise ValueError(f"`{name}` must be distinct, got {repeated!r} twice")
+    return names
 
 
 # --------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .._validation import as_path, check_callable, check_file
+from .._validation import as_class_names, as_path, check_callable, check_file
 from ._images import load_image
 from .image_list import PathLike
 
@@ -224,7 +224,7 @@ def _read(
     if tags_column is None and _TAGS_COLUMN in column and image_j != column[_TAGS_COLUMN]:
         tags_column = _TAGS_COLUMN
     if classes is not None:
-        classes = _check_classes(classes)
+        classes = as_class_names(classes)
     images = _image_paths(rows, image_j)
     if tags_column is not None:
         tags_j = _column(rows, tags_column, "tags_column")
@@ -320,18 +320,6 @@ def _column(rows: _Rows, name: str, argument: str) -> int:
             f"`{argument}`: no column {name!r} in {rows.name}; its header is {rows.header}"
         )
     return rows.header.index(name)
-
-
-def _check_classes(classes: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(classes, str):
-        raise TypeError("`classes` must be a sequence of class names, got a single string")
-    names = tuple(str(c) for c in classes)
-    if not names:
-        raise ValueError("`classes` must name at least one class, got none")
-    if len(set(names)) != len(names):
-        repeated = next(c for c in names if names.count(c) > 1)
-        raise ValueError(f"`classes` must be distinct, got {repeated!r} twice")
-    return names
 
 
 def _image_paths(rows: _Rows, j: int) -> list[str]:
