@@ -49,9 +49,12 @@ def test_from_dense_matches_the_slow_layout_and_round_trips(n, c, known):
         torch.int32,
         torch.int8,
     )
-    assert labels.shape == (n, c) and len(labels) == n and labels.nnz == len(indices)
+    assert labels.shape == (n, c)
+    assert len(labels) == n
+    assert labels.nnz == len(indices)
     dense = labels.to_dense()
-    assert dense.dtype == torch.int8 and dense.tolist() == y.tolist()
+    assert dense.dtype == torch.int8
+    assert dense.tolist() == y.tolist()
     assert torch.equal(labels.to_dense(torch.int64), torch.from_numpy(y))
     rebuilt = VerifiedLabels(indptr, indices, values, c)
     assert torch.equal(rebuilt.to_dense(), dense)
@@ -92,7 +95,8 @@ def test_rows_row_and_getitem():
     labels = VerifiedLabels.from_dense(y)
     for i in range(-12, 12):
         assert labels.row(i).tolist() == y[i].tolist()
-        assert labels[i].dtype == torch.int8 and labels[i].tolist() == y[i].tolist()
+        assert labels[i].dtype == torch.int8
+        assert labels[i].tolist() == y[i].tolist()
     index = [5, 0, 5, 11, 3]
     subset = labels.rows(index)
     assert isinstance(subset, VerifiedLabels)
@@ -115,7 +119,8 @@ def test_positives_is_the_csr_of_the_ones():
     indptr, indices = VerifiedLabels.from_dense(y).positives()
     for i, row in enumerate(y):
         assert indices[indptr[i] : indptr[i + 1]].tolist() == np.flatnonzero(row == 1).tolist()
-    assert indptr.dtype == torch.int64 and int(indptr[-1]) == int((y == 1).sum())
+    assert indptr.dtype == torch.int64
+    assert int(indptr[-1]) == int((y == 1).sum())
 
 
 def test_repr_frozen_and_pickle():
