@@ -60,13 +60,13 @@ def read_label_rows(
             line = int(rows.lines[np.argmax(empty)])
             raise ValueError(f"{where(argument, path, line)}: empty LabelName")
         k = lookup(name)
+        keep = k >= 0
+        dropped += len(k) - int(keep.sum())
         if threshold is None:
             v = human_verdicts(confidence, rows.lines, argument, path)
         else:
             v = np.ones(len(k), dtype=np.int8)
-            k[machine_scores(confidence, rows.lines, argument, path) < threshold] = -2
-        dropped += int((k == -1).sum())
-        keep = k >= 0
+            keep &= machine_scores(confidence, rows.lines, argument, path) >= threshold
         ids.append(image[keep])
         cls.append(k[keep])
         verdicts.append(v[keep])
