@@ -121,13 +121,13 @@ def read_once(folder: Path) -> dict[str, float]:
 
     from ltml.data import read_openimages_labels
 
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    baseline = _memory("VmRSS")
     wall, cpu = time.perf_counter(), time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         oi = read_openimages_labels(folder / "labels.csv", folder / "classes.txt")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _memory("VmHWM")
     labels = oi.labels
     return {
         "wall_s": wall,
@@ -142,6 +142,18 @@ def read_once(folder: Path) -> dict[str, float]:
         "labels_gb": sum(t.numel() * t.element_size() for t in _arrays(labels)) / 1e9,
         "image_ids_gb": oi.image_ids.nbytes / 1e9,
     }
+
+
+def _memory(field: str) -> float:
+    """Resident memory of this process in bytes: ``VmRSS`` (now) or ``VmHWM`` (peak).
+
+    Read from /proc (Linux): unlike ``ru_maxrss``, the peak does not count the memory of the
+    parent process that forked this one.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return float(line.split()[1]) * 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0  # not Linux: KiB
 
 
 def _arrays(labels: object) -> list[torch.Tensor]:

@@ -56,6 +56,7 @@ RESULT_TYPES = {
     "PLTSubset",
     "LabelReport",
     "LabelTable",
+    "OpenImagesLabels",
     "ThresholdedMetrics",
     "ThresholdedSummary",
 }

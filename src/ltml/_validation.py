@@ -430,7 +430,7 @@ def check_groups(groups: Any, num_classes: int) -> dict[str, list[int]]:
 
 def as_class_names(classes: Any, name: str = "classes") -> tuple[str, ...]:
     """Return class names: a non-empty sequence of distinct names (not a single string)."""
-    if isinstance(classes, str):
+    if isinstance(classes, str | bytes):
         raise TypeError(f"`{name}` must be a sequence of class names, got a single string")
     if not isinstance(classes, Iterable):
         raise TypeError(f"`{name}` must be a sequence of class names, got {_seen(classes)}")
