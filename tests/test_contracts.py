@@ -1173,6 +1173,12 @@ case(
 )
 case(
     VL,
+    "dtype",
+    st.sampled_from([torch.uint8, torch.bool, "int8", None, np.int8]),
+    lambda v: VL.from_dense(LABELS).to_dense(v),
+)
+case(
+    VL,
     "index",
     st.sampled_from([[4], [-1], *BAD_INTEGER_VECTOR[:5]]),
     lambda v: VL.from_dense(LABELS).rows(v),

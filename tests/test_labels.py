@@ -90,6 +90,12 @@ def test_from_triplets_accepts_bool_float_and_tensor_values():
         assert labels.to_dense().tolist() == expected
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.bool, torch.complex64, "int8", None])
+def test_to_dense_needs_a_dtype_that_holds_minus_one(dtype):
+    with pytest.raises(TypeError, match="`dtype` must be a signed integer or floating torch"):
+        VerifiedLabels([0, 1], [0], [1], 2).to_dense(dtype)
+
+
 def test_rows_row_and_getitem():
     y = _random_partial(12, 6, seed=3, known=0.5)
     labels = VerifiedLabels.from_dense(y)
@@ -136,12 +142,13 @@ def test_repr_frozen_and_pickle():
     assert ltml.labels.VerifiedLabels is VerifiedLabels
 
 
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 def test_never_taken_for_a_sparse_matrix_whose_implicit_entry_is_zero():
     # The same stored entries mean different matrices: a torch sparse matrix is 0 elsewhere,
     # VerifiedLabels is unknown elsewhere. Label functions refuse it as a dense matrix.
     labels = VerifiedLabels([0, 1], [1], [1], 3)
     sparse = torch.sparse_csr_tensor(
-        labels.indptr, labels.indices.long(), labels.values.long(), (1, 3)
+        labels.indptr, labels.indices.long(), labels.values.long(), (1, 3), check_invariants=True
     )
     assert sparse.to_dense().tolist() == [[0, 1, 0]]
     assert labels.to_dense().tolist() == [[-1, 1, -1]]
@@ -191,6 +198,8 @@ def test_bad_triplets_are_refused():
         VerifiedLabels.from_triplets([0], [0], [1], 3)
     with pytest.raises(ValueError, match=r"`shape\[1\]` must be an integer >= 1"):
         VerifiedLabels.from_triplets([0], [0], [1], (2, 0))
+    with pytest.raises(ValueError, match=r"`shape` must have at most 2\*\*62 entries"):
+        VerifiedLabels.from_triplets([0], [0], [1], (2**40, 2**23))
     with pytest.raises(ValueError, match=r"`labels` must contain only values in \{0, 1, -1\}"):
         VerifiedLabels.from_dense(np.array([[2, 0]]))
 

@@ -507,10 +507,27 @@ def check_csr(indptr: Tensor, indices: Tensor) -> None:
 
 
 def as_shape(x: Any, name: str) -> tuple[int, int]:
-    """Return the shape ``(N, C)`` of a label matrix: ``N >= 0`` rows, ``C >= 1`` classes."""
+    """Return the shape ``(N, C)`` of a label matrix: ``N >= 0`` rows, ``C >= 1`` classes.
+
+    At most 2**62 entries: an entry's position ``row * C + class`` is an int64 key, doubled
+    while sorting.
+    """
     if not (isinstance(x, Sequence) and not isinstance(x, str | bytes) and len(x) == 2):
         raise TypeError(f"`{name}` must be a pair (N, C) of integers, got {_seen(x)}")
-    return check_int(x[0], f"{name}[0]", low=0), check_int(x[1], f"{name}[1]")
+    n, c = check_int(x[0], f"{name}[0]", low=0), check_int(x[1], f"{name}[1]")
+    if n * c > 2**62:
+        raise ValueError(f"`{name}` must have at most 2**62 entries (N x C), got {n} x {c}")
+    return n, c
+
+
+def check_signed_dtype(dtype: Any, name: str) -> torch.dtype:
+    """Check for a real torch dtype that holds -1 (unknown): a signed integer or a float."""
+    if not (isinstance(dtype, torch.dtype) and dtype in _DTYPES and dtype.is_signed):
+        raise TypeError(
+            f"`{name}` must be a signed integer or floating torch dtype (to hold -1), "
+            f"got {_seen(dtype)}"
+        )
+    return dtype
 
 
 # --------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from ._validation import (
     check_int,
     check_labels,
     check_same_shape,
+    check_signed_dtype,
 )
 
 CONFLICTS = ("error", "unknown")
@@ -150,6 +151,7 @@ class VerifiedLabels:
 
     def to_dense(self, dtype: torch.dtype = torch.int8) -> Tensor:
         """Return the ``(N, C)`` matrix of 1 / 0 / -1 (unknown), of ``dtype`` (signed)."""
+        dtype = check_signed_dtype(dtype, "dtype")
         n, c = self.shape
         out = torch.full((n, c), -1, dtype=dtype)
         rows = torch.repeat_interleave(torch.arange(n), self.indptr.diff())

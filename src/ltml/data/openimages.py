@@ -33,7 +33,7 @@ from .._sparse import index_ids, is_member, merge_ids, merge_verdicts, row_offse
 from .._validation import as_path, check_callable, check_probability
 from ..labels import VerifiedLabels
 from ._fastcsv import where
-from ._images import load_image
+from ._images import check_images_exist, load_image
 from ._openimages_files import ClassLookup, LabelRows, display_names, read_classes, read_label_rows
 from .image_list import PathLike
 
@@ -228,7 +228,8 @@ class OpenImagesMultiLabel(Dataset[tuple[Any, Tensor]]):
         )
         _warn_conflicts(conflicts, labels_csv)
         self.image_ids, self.labels, self.classes, self.label_names, self.dropped_labels = table
-        _check_images_exist(self.images_dir, self.image_ids)
+        names = [f"{i}.jpg" for i in self.image_ids.tolist()]
+        check_images_exist(self.images_dir, names, "images_dir", f"{labels_csv} (`labels_csv`)")
         self.transform, self.loader = transform, loader
 
     def __len__(self) -> int:
@@ -299,18 +300,3 @@ def _combine(
     cols = torch.from_numpy((keys % num_classes).astype(np.int32))
     labels = VerifiedLabels(indptr, cols, torch.from_numpy(values), num_classes)
     return ids.astype(str), labels, len(conflicts)
-
-
-def _check_images_exist(folder: Path, image_ids: np.ndarray) -> None:
-    """Raise naming the missing images; one directory listing."""
-    if not folder.is_dir():
-        raise FileNotFoundError(f"`images_dir`: image folder {folder} not found")
-    present = set(os.listdir(folder))
-    missing = [f for f in (f"{i}.jpg" for i in image_ids.tolist()) if f not in present]
-    if missing:
-        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
-        raise FileNotFoundError(
-            f"`images_dir`: {len(missing)} image(s) of the label files not found in {folder}: "
-            + ", ".join(str(folder / f) for f in missing[:3])
-            + more
-        )
