@@ -243,6 +243,8 @@ GOOD = "a,v,/m/cat,1\n"
         (HEADER.encode() + b"\n\xc3\xa9,v,/m/cat,1\n", "line 2: ImageID 'é' cannot name"),
         (HEADER + "\n" + GOOD + "b,v,,1\n", r"line 3: empty LabelName"),
         (HEADER + "\na,v,/m/car,1\n", r"no label of a class of `classes` \(1 label\(s\) of other"),
+        (HEADER + "\n", r"no label of a class of `classes` \(0 label\(s\)"),
+        (HEADER, r"no label of a class of `classes`"),
     ],
 )
 def test_bad_label_files_name_the_file_and_line(tmp_path, content, match):
@@ -302,6 +304,8 @@ def test_bad_classes_and_descriptions(tmp_path):
         _read(tmp_path, rows, class_descriptions=tmp_path / "missing.csv")
     with pytest.raises(FileNotFoundError, match=r"`labels_csv`: label file .* not found"):
         read_openimages_labels(tmp_path / "missing.csv", CLASSES)
+    header_only = _write(tmp_path / "machine.csv", [])
+    assert _dense(_read(tmp_path, rows, machine_labels_csv=header_only)) == [[1, -1, -1]]
     with pytest.raises(ValueError, match=r"`machine_threshold` must be a finite real number in"):
         _read(tmp_path, rows, machine_threshold=1.5)
 

@@ -51,7 +51,9 @@ def read_label_rows(
 ) -> LabelRows:
     """Read a label file; ``threshold`` None: human verdicts (0 / 1), else machine scores."""
     path = check_file(as_path(source, argument), argument, "label file")
-    ids, cls, verdicts, dropped = [], [], [], 0
+    # Each list starts with an empty array: a file of a header alone has rows of none.
+    ids, cls, verdicts = [np.array([], "S1")], [np.array([], np.int32)], [np.array([], np.int8)]
+    dropped = 0
     for rows in read_rows(path, _COLUMNS, argument, HEADER):
         image, name, confidence = rows.fields
         check_ids(image, rows.lines, argument, path)
@@ -70,6 +72,12 @@ def read_label_rows(
         ids.append(image[keep])
         cls.append(k[keep])
         verdicts.append(v[keep])
+    if not ids:  # a header and no row
+        ids, cls, verdicts = (
+            [np.array([], dtype="S1")],
+            [np.array([], np.int32)],
+            [np.array([], np.int8)],
+        )
     return LabelRows(
         path, np.concatenate(ids), np.concatenate(cls), np.concatenate(verdicts), dropped
     )
