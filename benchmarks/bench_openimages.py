@@ -206,17 +206,17 @@ def main() -> None:
     read = json.loads(subprocess.run(child, check=True, capture_output=True, env=env).stdout)
     print(
         f"read_openimages_labels: {read['wall_s']:.1f} s wall, {read['cpu_s']:.1f} s CPU, "
-        f"peak RSS {read['peak_rss_gb']:.2f} GB ({read['baseline_rss_gb']:.2f} GB after imports); "
-        f"{read['images']:,} images, "
-        f"{read['nnz']:,} verdicts ({read['positives']:,} positive), "
-        f"{read['dropped']:,} rows of non-trainable classes dropped, "
-        f"{read['warnings']} warning(s); labels {read['labels_gb']:.3f} GB, "
-        f"image ids {read['image_ids_gb']:.3f} GB"
+        f"peak RSS {read['peak_rss_gb']:.2f} GB ({read['baseline_rss_gb']:.2f} GB after imports)\n"
+        f"  {read['images']:,} images, {read['nnz']:,} verdicts ({read['positives']:,} positive)\n"
+        f"  {read['dropped']:,} rows of non-trainable classes dropped, "
+        f"{read['warnings']} warning(s)\n"
+        f"  kept: labels {read['labels_gb']:.3f} GB, image ids {read['image_ids_gb']:.3f} GB"
     )
     memory = container_memory(args.images)
     print(
         f"VerifiedLabels of {memory['images']:,} x {TRAINABLE:,} with {memory['nnz']:,} "
-        f"verdicts: {memory['gb']:.3f} GB (dense int8: {memory['dense_int8_gb']:.1f} GB), "
+        f"verdicts: {memory['gb']:.3f} GB\n"
+        f"  (dense int8: {memory['dense_int8_gb']:.1f} GB), "
         f"built and checked in {memory['construct_s']:.1f} s"
     )
 

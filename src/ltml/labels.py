@@ -57,7 +57,7 @@ class VerifiedLabels:
     Attributes
     ----------
     indptr, indices, values : Tensor
-        The CSR arrays: int64, int32, int8 (treat them as read-only).
+        The CSR arrays: int64, int32, int8, on the CPU (treat them as read-only).
     num_classes : int
         ``C``.
 
@@ -208,7 +208,7 @@ class VerifiedLabels:
         >>> VerifiedLabels.from_dense(np.array([[1, -1, 0], [-1, -1, 1]]))
         VerifiedLabels(shape=(2, 3), nnz=3, positives=2, known=50.000%)
         """
-        y = as_labels(labels, "labels")
+        y = as_labels(labels, "labels").cpu()
         known = y >= 0
         rows, cols = torch.nonzero(known, as_tuple=True)  # row-major: sorted as CSR needs
         indptr = torch.zeros(y.shape[0] + 1, dtype=torch.int64)
