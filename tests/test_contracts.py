@@ -76,6 +76,7 @@ RESULT_TYPES = {
     ltml.MixedBatch,
     D.LabelReport,
     D.LabelTable,
+    D.OpenImagesLabels,
     ltml.data.PLTSubset,
     ltml.ThresholdedMetrics,
     ltml.ThresholdedSummary,
@@ -1110,6 +1111,183 @@ case(
     st.sampled_from([3, "flip"]),
     lambda v: D.TableMultiLabel(_TABLE / "labels.csv", _TABLE, transform=v),
 )
+for public in (D.read_label_table, D.TableMultiLabel):
+    case(
+        public,
+        "sparse",
+        st.sampled_from(["yes", 1, 0.5, "True"]),
+        lambda v, f=public: f(
+            _TABLE / "labels.csv",
+            sparse=v,
+            **({"image_root": _TABLE} if f is D.TableMultiLabel else {}),
+        ),
+    )
+
+# Sparse partial labels: the CSR arrays, the constructors, row selection.
+VL = ltml.VerifiedLabels
+BAD_INTEGER_VECTOR = [None, "01", np.array([0.5, 1.0]), np.array([[0, 1]]), [True, 1], [0, 1.0]]
+case(
+    VL,
+    "indptr",
+    st.sampled_from([[0, 1], [1, 2], [0, 3, 2], [0, 2, 1, 2], [], *BAD_INTEGER_VECTOR]),
+    lambda v: VL(v, [0, 2], [1, 0], 3),
+)
+case(
+    VL,
+    "indices",
+    st.sampled_from([[1, 0], [2, 2], [0, 3], [-1, 0], *BAD_INTEGER_VECTOR]),
+    lambda v: VL([0, 2], v, [1, 0], 3),
+)
+case(
+    VL,
+    "values",
+    st.sampled_from(
+        [[2, 0], [-1, 0], np.array([0.5, 1.0]), np.array([1, 0, 1]), "10", None, [1.0, 0]]
+    ),
+    lambda v: VL([0, 2], [0, 1], v, 3),
+)
+case(VL, "num_classes", BAD_POSITIVE_INT, lambda v: VL([0, 1], [0], [1], v))
+case(VL, "labels", BAD_LABELS, VL.from_dense)
+case(
+    VL,
+    "rows",
+    st.sampled_from([[4], [-1], *BAD_INTEGER_VECTOR[:5]]),
+    lambda v: VL.from_triplets(v, [0, 1], [1, 0], (4, 3)),
+)
+case(
+    VL,
+    "cols",
+    st.sampled_from([[0, 3], [-1, 0], [0], *BAD_INTEGER_VECTOR[:5]]),
+    lambda v: VL.from_triplets([0, 1], v, [1, 0], (4, 3)),
+)
+case(
+    VL,
+    "values",
+    st.sampled_from([[2, 0], [1], np.array([0.5, 1.0]), None]),
+    lambda v: VL.from_triplets([0, 1], [0, 1], v, (4, 3)),
+)
+case(
+    VL,
+    "shape",
+    st.sampled_from([3, (4,), (4, 3, 1), "43", (4.0, 3), (-1, 3), (4, 0), None]),
+    lambda v: VL.from_triplets([0, 1], [0, 1], [1, 0], v),
+)
+case(
+    VL,
+    "conflicts",
+    bad_choice("error", "unknown"),
+    lambda v: VL.from_triplets([0, 1], [0, 1], [1, 0], (4, 3), conflicts=v),
+)
+case(
+    VL,
+    "dtype",
+    st.sampled_from([torch.uint8, torch.bool, "int8", None, np.int8]),
+    lambda v: VL.from_dense(LABELS).to_dense(v),
+)
+case(
+    VL,
+    "index",
+    st.sampled_from([[4], [-1], *BAD_INTEGER_VECTOR[:5]]),
+    lambda v: VL.from_dense(LABELS).rows(v),
+)
+case(
+    VL,
+    "i",
+    st.sampled_from([1.0, "0", None, [0], torch.tensor([0, 1])]),
+    lambda v: VL.from_dense(LABELS)[v],
+)
+
+# OpenImages: label files of the official form, the class list, the descriptions, one image.
+_OI = ROOT / "openimages"
+_OI.mkdir()
+Image.new("RGB", (4, 4)).save(_OI / "0a.jpg")
+_OI_HEADER = "ImageID,Source,LabelName,Confidence\n"
+(_OI / "labels.csv").write_text(_OI_HEADER + "0a,verification,/m/cat,1\n")
+
+
+def _oi_file(name: str, content: str) -> Path:
+    path = _OI / name
+    path.write_text(content)
+    return path
+
+
+def _bad_label_files(name: str, score: str) -> st.SearchStrategy[Any]:
+    return st.sampled_from(
+        [
+            "",
+            "ImageID,LabelName\n0a,/m/cat\n",
+            _OI_HEADER + "0a,verification,/m/cat\n",
+            _OI_HEADER + '"0a",verification,/m/cat,1\n',
+            _OI_HEADER + "0a,verification,/m/cat," + score + "\n",
+            _OI_HEADER + "../0a,verification,/m/cat,1\n",
+            _OI_HEADER + "0a,verification,,1\n",
+        ]
+    ).map(lambda text: _oi_file(name, text))
+
+
+for public in (D.read_openimages_labels, D.OpenImagesMultiLabel):
+
+    def _oi(*args: Any, f: Any = public, **kwargs: Any) -> Any:
+        return f(_OI, *args, **kwargs) if f is D.OpenImagesMultiLabel else f(*args, **kwargs)
+
+    case(
+        public,
+        "labels_csv",
+        st.one_of(BAD_PATH, _bad_label_files("bad_labels.csv", "0.5")),
+        lambda v, oi=_oi: oi(v, ["/m/cat"]),
+    )
+    case(
+        public,
+        "classes",
+        st.one_of(
+            st.sampled_from([3, None, [], ["/m/cat", "/m/cat"], b"/m/cat", ["/m/dog"]]),
+            BAD_PATH.filter(lambda v: v is not None),
+            st.sampled_from(["/m/cat,Cat\n", "/m/cat\n/m/cat\n"]).map(
+                lambda text: _oi_file("classes.txt", text)
+            ),
+        ),
+        lambda v, oi=_oi: oi(_OI / "labels.csv", v),
+    )
+    case(
+        public,
+        "class_descriptions",
+        st.one_of(
+            BAD_PATH.filter(lambda v: v is not None),
+            st.sampled_from(["/m/dog,Dog\n", "/m/cat,Cat,x\n", "/m/cat,Cat\n/m/cat,Kitten\n"]).map(
+                lambda text: _oi_file("descriptions.csv", text)
+            ),
+        ),
+        lambda v, oi=_oi: oi(_OI / "labels.csv", ["/m/cat"], class_descriptions=v),
+    )
+    case(
+        public,
+        "machine_labels_csv",
+        st.one_of(
+            BAD_PATH.filter(lambda v: v is not None),
+            _bad_label_files("bad_machine.csv", "1.5"),
+        ),
+        lambda v, oi=_oi: oi(_OI / "labels.csv", ["/m/cat"], machine_labels_csv=v),
+    )
+    case(
+        public,
+        "machine_threshold",
+        BAD_PROBABILITY,
+        lambda v, oi=_oi: oi(_OI / "labels.csv", ["/m/cat"], machine_threshold=v),
+    )
+case(
+    D.OpenImagesMultiLabel,
+    "images_dir",
+    st.sampled_from([b"oi", None, 3, ROOT / "nowhere", _TABLE]),
+    lambda v: D.OpenImagesMultiLabel(v, _OI / "labels.csv", ["/m/cat"]),
+)
+for arg in ("transform", "loader"):
+    case(
+        D.OpenImagesMultiLabel,
+        arg,
+        st.sampled_from([3, "flip"]),
+        lambda v, arg=arg: D.OpenImagesMultiLabel(_OI, _OI / "labels.csv", ["/m/cat"], **{arg: v}),
+    )
+
 case(D.describe_labels, "labels", BAD_LABELS, D.describe_labels)
 case(D.describe_labels, "few", BAD_POSITIVE_INT, lambda v: D.describe_labels(LABELS, few=v))
 case(D.describe_labels, "top_pairs", bad_int(0), lambda v: D.describe_labels(LABELS, top_pairs=v))

@@ -57,6 +57,7 @@ RESULT_TYPES = {
     "PLTSubset",
     "LabelReport",
     "LabelTable",
+    "OpenImagesLabels",
     "ThresholdedMetrics",
     "ThresholdedSummary",
 }

@@ -12,6 +12,7 @@ from . import (
     decoupling,
     functional,
     heads,
+    labels,
     losses,
     mixup,
     samplers,
@@ -37,6 +38,7 @@ from .functional import (
     thresholded_metrics,
 )
 from .heads import DualBranchHead, DualBranchOutput, paired_forward
+from .labels import VerifiedLabels
 from .losses import (
     BCE,
     AsymmetricLoss,
@@ -82,6 +84,7 @@ __all__ = [
     "ReflectiveLabelCorrector",
     "ThresholdedMetrics",
     "ThresholdedSummary",
+    "VerifiedLabels",
     "WeightedBCE",
     "__version__",
     "average_precision",
@@ -95,6 +98,7 @@ __all__ = [
     "fit_thresholds",
     "functional",
     "heads",
+    "labels",
     "learn_weight_scaling",
     "logit_adjust",
     "losses",

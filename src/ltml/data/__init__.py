@@ -5,6 +5,7 @@ from .coco import COCOMultiLabel
 from .demo import DemoMosaics, make_demo
 from .image_list import read_image_list
 from .longtail import cooccurrence_rank, make_long_tailed, pareto_quotas
+from .openimages import OpenImagesLabels, OpenImagesMultiLabel, read_openimages_labels
 from .partial import PLT_PROFILES, PLTSubset, drop_labels, make_plt
 from .report import LabelReport, describe_labels
 from .split import split_deviation, stratified_split
@@ -18,6 +19,8 @@ __all__ = [
     "DemoMosaics",
     "LabelReport",
     "LabelTable",
+    "OpenImagesLabels",
+    "OpenImagesMultiLabel",
     "PLTSubset",
     "TableMultiLabel",
     "VOCMultiLabel",
@@ -33,6 +36,7 @@ __all__ = [
     "pareto_quotas",
     "read_image_list",
     "read_label_table",
+    "read_openimages_labels",
     "split_deviation",
     "stratified_split",
 ]

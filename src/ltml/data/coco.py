@@ -19,11 +19,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._validation import as_path, check_callable, check_file
+from ._images import check_images_exist, load_image
 from .image_list import (
     ImageList,
     PathLike,
-    _check_images_exist,
-    _load_image,
     _resolve_image_list,
 )
 
@@ -124,7 +123,7 @@ class COCOMultiLabel(Dataset[tuple[Any, Tensor]]):
         if not self.image_ids:
             raise ValueError(f"`instances_json`: COCO instances file {src} lists no image")
         self._file_names = [file_names[i] for i in self.image_ids]
-        _check_images_exist(self._image_dir, self._file_names, "images_dir", source)
+        check_images_exist(self._image_dir, self._file_names, "images_dir", source)
 
         row = {image_id: r for r, image_id in enumerate(self.image_ids)}
         labels = torch.zeros(len(self.image_ids), len(self.classes), dtype=torch.int64)
@@ -143,7 +142,7 @@ class COCOMultiLabel(Dataset[tuple[Any, Tensor]]):
         return len(self.image_ids)
 
     def __getitem__(self, i: int) -> tuple[Any, Tensor]:
-        image = _load_image(self._image_dir / self._file_names[i], self.transform)
+        image = load_image(self._image_dir / self._file_names[i], self.transform)
         return image, self.labels[i].to(torch.float32)
 
 

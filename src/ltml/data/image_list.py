@@ -11,12 +11,10 @@ from __future__ import annotations
 import os
 import pickletools
 from collections import Counter
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from .._validation import as_path, check_file
 
@@ -127,25 +125,3 @@ def _check_ids(ids: list[str], source: str) -> list[str]:
     if repeated:
         raise ValueError(f"image list {source} lists id {repeated[0]!r} more than once")
     return ids
-
-
-def _check_images_exist(folder: Path, file_names: Sequence[str], name: str, source: str) -> None:
-    """Raise naming the missing files and where they were listed; one directory listing."""
-    if not folder.is_dir():
-        raise FileNotFoundError(f"`{name}`: image folder {folder} not found")
-    present = set(os.listdir(folder))
-    missing = [f for f in file_names if f not in present]
-    if missing:
-        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
-        raise FileNotFoundError(
-            f"`{name}`: {len(missing)} image(s) listed by {source} not found in {folder}: "
-            + ", ".join(str(folder / f) for f in missing[:3])
-            + more
-        )
-
-
-def _load_image(path: Path, transform: Callable[[Image.Image], Any] | None) -> Any:
-    """Open an image as RGB (closing the file) and apply ``transform``: every dataset's loader."""
-    with Image.open(path) as im:
-        image: Any = im.convert("RGB")
-    return image if transform is None else transform(image)

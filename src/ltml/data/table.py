@@ -10,6 +10,11 @@ One row per image: its path relative to an image root, and its labels in one of 
 :func:`read_label_table` reads the labels alone (the long-tail report and the splitter need no
 image); :class:`TableMultiLabel` adds the images. Only the standard library's :mod:`csv` is used;
 a pandas ``DataFrame`` is accepted as it is, without pandas being a dependency.
+
+Large tables keep their labels sparse (``sparse=``), each form with its own meaning of an entry
+that is not stored: the tags form as a torch sparse CSR tensor (not stored: 0, negative, as
+everywhere in torch and scipy), the columns form as a :class:`~ltml.VerifiedLabels` (not stored:
+-1, unknown).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import io
 import math
 import os
 import posixpath
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -29,11 +35,15 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .._validation import as_path, check_callable, check_file
-from .image_list import PathLike, _load_image
+from .._validation import as_class_names, as_path, check_bool, check_callable, check_file
+from ..labels import VerifiedLabels
+from ._images import load_image
+from .image_list import PathLike
 
 _TAGS_COLUMN = "tags"
 _TSV_SUFFIXES = (".tsv", ".tab")
+SPARSE_ABOVE = 1 << 27
+"""Entries (N x C) above which ``sparse=None`` keeps labels sparse: 1 GiB as dense int64."""
 
 
 class LabelTable(NamedTuple):
@@ -41,8 +51,10 @@ class LabelTable(NamedTuple):
 
     images: list[str]
     """Image paths relative to the image root (normalised), row order."""
-    labels: Tensor
-    """``(N, C)`` int64 matrix of 1 / 0 / -1 (unknown)."""
+    labels: Tensor | VerifiedLabels
+    """``(N, C)`` labels: a dense int64 tensor of 1 / 0 / -1 (unknown), or sparse (``sparse=``):
+    a torch sparse CSR int64 tensor of the ones (tags form), a :class:`~ltml.VerifiedLabels`
+    (columns form)."""
     classes: tuple[str, ...]
     """Class names, column order of ``labels``."""
 
@@ -62,6 +74,7 @@ def read_label_table(
     tag_separator: str = "|",
     classes: Sequence[str] | None = None,
     delimiter: str | None = None,
+    sparse: bool | None = None,
 ) -> LabelTable:
     r"""Read a multi-label table: image paths and their label matrix, without opening an image.
 
@@ -83,11 +96,17 @@ def read_label_table(
     delimiter : str, optional
         Field delimiter of a file. Default: tab for ``.tsv`` / ``.tab`` files or a header with
         tabs and no comma, else comma.
+    sparse : bool, optional
+        Keep the labels sparse: the tags form as a torch sparse CSR int64 tensor of the ones
+        (an entry not stored is 0, negative), the columns form as a
+        :class:`~ltml.VerifiedLabels` (an entry not stored is -1, unknown). Default (None):
+        sparse when ``N x C`` exceeds :data:`SPARSE_ABOVE` (2**27, 1 GiB as dense int64).
+        Either way ``labels.to_dense()`` is the dense matrix (of int8 for ``VerifiedLabels``).
 
     Returns
     -------
     LabelTable
-        ``(images, labels, classes)``: ``labels`` is ``(N, C)`` int64 of 1 / 0 / -1.
+        ``(images, labels, classes)``: ``labels`` is ``(N, C)`` int64 of 1 / 0 / -1, or sparse.
 
     Raises
     ------
@@ -115,9 +134,13 @@ def read_label_table(
     >>> _ = columns.write_text("path\tcat\tdog\nx/a.jpg\t1\t-1\nx/b.jpg\t0\t\n")
     >>> read_label_table(columns).labels.tolist()  # -1 and empty: unknown
     [[1, -1], [0, -1]]
+    >>> read_label_table(tags, sparse=True).labels.to_dense().tolist()
+    [[1, 1], [0, 1], [0, 0]]
+    >>> read_label_table(columns, sparse=True).labels
+    VerifiedLabels(shape=(2, 2), nnz=2, positives=1, known=50.000%)
     >>> tmp.cleanup()
     """
-    table, _ = _read(source, image_column, tags_column, tag_separator, classes, delimiter)
+    table, _ = _read(source, image_column, tags_column, tag_separator, classes, delimiter, sparse)
     return table
 
 
@@ -137,14 +160,15 @@ class TableMultiLabel(Dataset[tuple[Any, Tensor]]):
         The folder the image paths are relative to; a path may not leave it.
     transform : callable, optional
         Applied to the PIL image (RGB) in ``__getitem__``.
-    image_column, tags_column, tag_separator, classes, delimiter
+    image_column, tags_column, tag_separator, classes, delimiter, sparse
         As in :func:`read_label_table`; pass the training set's ``classes`` when reading its
         test set, so that both have the same columns.
 
     Attributes
     ----------
-    labels : Tensor, shape (N, C), int64
-        1 / 0 / -1 (unknown) labels in :attr:`classes` order.
+    labels : Tensor or VerifiedLabels, shape (N, C)
+        1 / 0 / -1 (unknown) labels in :attr:`classes` order: int64, or sparse (``sparse``).
+        ``__getitem__`` gives a dense row either way.
     images : list of str
         Image paths relative to :attr:`root`, row order of :attr:`labels`.
     classes : tuple of str
@@ -191,10 +215,13 @@ class TableMultiLabel(Dataset[tuple[Any, Tensor]]):
         tag_separator: str = "|",
         classes: Sequence[str] | None = None,
         delimiter: str | None = None,
+        sparse: bool | None = None,
     ) -> None:
         check_callable(transform, "transform", optional=True)
         self.root = as_path(image_root, "image_root")
-        table, where = _read(source, image_column, tags_column, tag_separator, classes, delimiter)
+        table, where = _read(
+            source, image_column, tags_column, tag_separator, classes, delimiter, sparse
+        )
         _check_images_exist(self.root, table.images, where)
         self.images, self.labels, self.classes = table
         self.transform = transform
@@ -203,7 +230,12 @@ class TableMultiLabel(Dataset[tuple[Any, Tensor]]):
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[Any, Tensor]:
-        return _load_image(self.root / self.images[i], self.transform), self.labels[i].float()
+        labels = self.labels
+        if isinstance(labels, VerifiedLabels):
+            row = labels.row(i)
+        else:
+            row = labels[i].to_dense() if labels.layout == torch.sparse_csr else labels[i]
+        return load_image(self.root / self.images[i], self.transform), row.float()
 
 
 def _read(
@@ -213,21 +245,32 @@ def _read(
     tag_separator: str,
     classes: Sequence[str] | None,
     delimiter: str | None,
+    sparse: bool | None,
 ) -> tuple[LabelTable, list[str]]:
     """Read a table; also return where each row came from, for the image check's messages."""
     if not isinstance(tag_separator, str) or not tag_separator:
         raise ValueError(f"`tag_separator` must be a non-empty string, got {tag_separator!r}")
+    if sparse is not None:
+        sparse = check_bool(sparse, "sparse")
     rows = _dataframe_rows(source) if _is_dataframe(source) else _file_rows(source, delimiter)
     column = {name: j for j, name in enumerate(rows.header)}
     image_j = _column(rows, image_column or rows.header[0], "image_column")
     if tags_column is None and _TAGS_COLUMN in column and image_j != column[_TAGS_COLUMN]:
         tags_column = _TAGS_COLUMN
     if classes is not None:
-        classes = _check_classes(classes)
+        classes = as_class_names(classes)
     images = _image_paths(rows, image_j)
+    labels: Tensor | VerifiedLabels
     if tags_column is not None:
         tags_j = _column(rows, tags_column, "tags_column")
-        labels, names = _tags_labels(rows, tags_j, tag_separator, classes)
+        indptr, indices, names = _tags_labels(rows, tags_j, tag_separator, classes)
+        shape = (len(images), len(names))
+        if sparse or (sparse is None and math.prod(shape) > SPARSE_ABOVE):
+            labels = _sparse_csr(indptr, indices, shape)
+        else:
+            dense = np.zeros(shape, dtype=np.int64)
+            dense[np.repeat(np.arange(shape[0]), np.diff(indptr)), indices] = 1
+            labels = torch.from_numpy(dense)
     else:
         names = classes or tuple(h for j, h in enumerate(rows.header) if j != image_j)
         if not names:
@@ -235,8 +278,11 @@ def _read(
                 f"label table {rows.name} has no class column: expected an image column and "
                 f"either a {_TAGS_COLUMN!r} column or one column per class"
             )
-        labels = _column_labels(rows, [_column(rows, c, "classes") for c in names])
-    return LabelTable(images, torch.from_numpy(labels), tuple(names)), rows.where
+        columns = [_column(rows, c, "classes") for c in names]
+        labels = torch.from_numpy(_column_labels(rows, columns))
+        if sparse or (sparse is None and labels.numel() > SPARSE_ABOVE):
+            labels = VerifiedLabels.from_dense(labels)
+    return LabelTable(images, labels, tuple(names)), rows.where
 
 
 def _is_dataframe(source: Any) -> bool:
@@ -321,18 +367,6 @@ def _column(rows: _Rows, name: str, argument: str) -> int:
     return rows.header.index(name)
 
 
-def _check_classes(classes: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(classes, str):
-        raise TypeError("`classes` must be a sequence of class names, got a single string")
-    names = tuple(str(c) for c in classes)
-    if not names:
-        raise ValueError("`classes` must name at least one class, got none")
-    if len(set(names)) != len(names):
-        repeated = next(c for c in names if names.count(c) > 1)
-        raise ValueError(f"`classes` must be distinct, got {repeated!r} twice")
-    return names
-
-
 def _image_paths(rows: _Rows, j: int) -> list[str]:
     """Normalised image paths; each must stay inside the root and appear once."""
     first: dict[str, str] = {}
@@ -356,22 +390,39 @@ def _image_paths(rows: _Rows, j: int) -> list[str]:
 
 def _tags_labels(
     rows: _Rows, j: int, separator: str, classes: tuple[str, ...] | None
-) -> tuple[np.ndarray, tuple[str, ...]]:
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Return the positives of each row as CSR (``indptr``, ``indices``), and the classes."""
     tags = [[t.strip() for t in row[j].split(separator) if t.strip()] for row in rows.fields]
     if classes is None:
         classes = tuple(sorted({t for image in tags for t in image}))
         if not classes:
             raise ValueError(f"label table {rows.name}: no tag in column {rows.header[j]!r}")
     index = {name: k for k, name in enumerate(classes)}
-    labels = np.zeros((len(tags), len(classes)), dtype=np.int64)
+    indptr, indices = [0], []
     for r, image in enumerate(tags):
+        positive = set()
         for tag in image:
             k = index.get(tag)
             if k is None:
                 shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
                 raise ValueError(f"{rows.where[r]}: unknown tag {tag!r}; the classes are {shown}")
-            labels[r, k] = 1
-    return labels, classes
+            positive.add(k)
+        indices.extend(sorted(positive))
+        indptr.append(len(indices))
+    return np.array(indptr, dtype=np.int64), np.array(indices, dtype=np.int64), classes
+
+
+def _sparse_csr(indptr: np.ndarray, indices: np.ndarray, shape: tuple[int, int]) -> Tensor:
+    """Return the ones as a torch sparse CSR int64 tensor (implicit entries: 0, negative)."""
+    with warnings.catch_warnings():  # torch says its sparse CSR support is in beta, once
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(indptr),
+            torch.from_numpy(indices),
+            torch.ones(len(indices), dtype=torch.int64),
+            shape,
+            check_invariants=False,  # sorted and in range by construction
+        )
 
 
 _LABEL_TEXT = {"1": 1, "0": 0, "-1": -1, "": -1}

@@ -17,11 +17,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._validation import as_path, check_callable, check_file
+from ._images import check_images_exist, load_image
 from .image_list import (
     ImageList,
     PathLike,
-    _check_images_exist,
-    _load_image,
     _resolve_image_list,
 )
 
@@ -123,7 +122,7 @@ class VOCMultiLabel(Dataset[tuple[Any, Tensor]]):
             self.image_ids, source = _resolve_image_list(image_list)
         self.transform = transform
         self._image_dir = self.root / "JPEGImages"
-        _check_images_exist(self._image_dir, [f"{i}.jpg" for i in self.image_ids], "root", source)
+        check_images_exist(self._image_dir, [f"{i}.jpg" for i in self.image_ids], "root", source)
         index = {name: k for k, name in enumerate(self.classes)}
         labels = torch.zeros(len(self.image_ids), len(self.classes), dtype=torch.int64)
         for row, image_id in enumerate(self.image_ids):
@@ -135,7 +134,7 @@ class VOCMultiLabel(Dataset[tuple[Any, Tensor]]):
         return len(self.image_ids)
 
     def __getitem__(self, i: int) -> tuple[Any, Tensor]:
-        image = _load_image(self._image_dir / f"{self.image_ids[i]}.jpg", self.transform)
+        image = load_image(self._image_dir / f"{self.image_ids[i]}.jpg", self.transform)
         return image, self.labels[i].to(torch.float32)
 
 
