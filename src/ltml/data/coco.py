@@ -19,11 +19,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._validation import as_path, check_callable, check_file
-from ._images import check_images_exist, load_image
+from ._images import check_images_exist, load_image, resolve_image_list
 from .image_list import (
     ImageList,
     PathLike,
-    _resolve_image_list,
 )
 
 
@@ -113,7 +112,7 @@ class COCOMultiLabel(Dataset[tuple[Any, Tensor]]):
         if image_list is None:
             self.image_ids: list[int] = sorted(file_names)
         else:
-            ids, source = _resolve_image_list(image_list)
+            ids, source = resolve_image_list(image_list)
             self.image_ids = [_as_image_id(i, source) for i in ids]
             absent = [i for i in self.image_ids if i not in file_names]
             if absent:

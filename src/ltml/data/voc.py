@@ -17,11 +17,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .._validation import as_path, check_callable, check_file
-from ._images import check_images_exist, load_image
+from ._images import check_images_exist, load_image, resolve_image_list
 from .image_list import (
     ImageList,
     PathLike,
-    _resolve_image_list,
 )
 
 VOC_CLASSES = (
@@ -117,9 +116,9 @@ class VOCMultiLabel(Dataset[tuple[Any, Tensor]]):
         if image_list is None:
             split_file = self.root / "ImageSets" / "Main" / f"{image_set}.txt"
             check_file(split_file, "image_set", "VOC split file")
-            self.image_ids, source = _resolve_image_list(split_file, "image_set")
+            self.image_ids, source = resolve_image_list(split_file, "image_set")
         else:
-            self.image_ids, source = _resolve_image_list(image_list)
+            self.image_ids, source = resolve_image_list(image_list)
         self.transform = transform
         self._image_dir = self.root / "JPEGImages"
         check_images_exist(self._image_dir, [f"{i}.jpg" for i in self.image_ids], "root", source)

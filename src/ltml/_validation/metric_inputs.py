@@ -1,0 +1,70 @@
+"""Contracts of metric arguments: score / label inputs, thresholds, top-k."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .arrays import as_labels, as_scores, check_same_shape
+from .scalars import check_int
+
+
+def as_metric_inputs(
+    scores: Any, targets: Any, num_classes: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """Apply a metric's contracts: ``(N, C)`` scores and labels of one shape; return both.
+
+    The scores come back detached: metrics need no autograd graph.
+    """
+    s = as_scores(scores, "scores", num_classes).detach()
+    y = as_labels(targets, "targets")
+    check_same_shape(s, y, "scores", "targets")
+    return s, y
+
+
+def check_probabilities(x: Tensor, name: str, why: str = "") -> None:
+    """Check that every value of ``x`` is a probability in [0, 1] (``why`` adds the reason)."""
+    if x.numel():
+        low, high = (float(v) for v in torch.aminmax(x))
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"`{name}` must be probabilities in [0, 1]{why}, got values in [{low:g}, {high:g}]"
+            )
+
+
+def as_thresholds(threshold: Any, num_classes: int) -> Tensor:
+    """Return a scalar or one threshold per class as a float64 ``(C,)`` tensor on the CPU.
+
+    Infinite thresholds are valid (never / always predict the class); NaN and booleans are not.
+    """
+    if isinstance(threshold, bool) or (
+        isinstance(threshold, (Tensor, np.ndarray)) and threshold.dtype in (torch.bool, np.bool_)
+    ):
+        raise TypeError("`threshold` must be a number or a vector of numbers, got booleans")
+    if isinstance(threshold, (int, float, Tensor, np.ndarray, list, tuple)):
+        try:
+            value = torch.as_tensor(threshold, dtype=torch.float64).detach().cpu()
+        except (TypeError, ValueError, RuntimeError):
+            value = None
+        if value is not None and value.ndim <= 1:
+            if value.ndim == 1 and value.numel() != num_classes:
+                raise ValueError(
+                    f"`threshold` must be a number or hold one value per class "
+                    f"({num_classes}), got {value.numel()} values"
+                )
+            nan = int(torch.isnan(value).sum())
+            if nan:
+                raise ValueError(f"`threshold` must not be NaN, got {nan} NaN value(s)")
+            return value.expand(num_classes).clone()
+    shape = tuple(threshold.shape) if hasattr(threshold, "shape") else type(threshold).__name__
+    raise TypeError(
+        f"`threshold` must be a number or a 1-D vector of {num_classes} numbers, got {shape}"
+    )
+
+
+def check_top_k(top_k: Any, num_classes: int) -> int | None:
+    """Check a ``top_k`` argument: None (no top-k rule) or an integer in ``[1, num_classes]``."""
+    return None if top_k is None else check_int(top_k, "top_k", low=1, high=num_classes)
