@@ -10,8 +10,8 @@ kept so that ``mutmut show NAME`` / ``mutmut browse`` can be run there afterward
 mutant runs only that module's test file(s), without the ``slow``-marked tests, the
 two-process (gloo) tests, whose spawned ranks mutmut cannot follow, the ``torch.compile``
 tests (dynamo cannot trace mutmut's trampolines) and the tests of the line a warning points at
-(the trampolines add frames; ``test_stacklevel_reaches_the_caller_past_trampolines`` checks the
-stacklevels there). A package (``losses``, ``metrics``, ``samplers``, ``decoupling``) is mutated
+(the trampolines add frames; the tests named ``..._past_trampolines`` check the stacklevels
+there). A package (``losses``, ``metrics``, ``samplers``, ``decoupling``) is mutated
 as one module: all its files. Error messages
 (``raise`` statements and ``warnings.warn``) are not mutated: wrapping a message in ``XX`` keeps
 every ``match=`` regex matching, so those mutants measure nothing.
@@ -67,10 +67,11 @@ MODULES = {
 # ended without a result and each such run waited for the test's 120 s time-out; dynamo
 # cannot trace mutmut's trampolines (a ContextVar.set), so a fullgraph torch.compile test fails;
 # and the trampolines add frames between a caller and ltml's warnings, so a test of the line a
-# warning points at fails (test_stacklevel_reaches_the_caller_past_trampolines checks there)
+# warning points at fails (the tests "..._past_trampolines" check the stacklevels there)
 _UNRUNNABLE = [
     *("gloo", "ddp", "torch_compile"),
     *("test_warning_points_at_the_callers_line", "test_meter_warning_points_at_the_compute_call"),
+    "test_deprecation_points_at_the_callers_line",
 ]
 PYTEST_ARGS = [
     *("-p", "no:cacheprovider", "-m", "not slow"),
