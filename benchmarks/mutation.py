@@ -5,16 +5,16 @@
     python benchmarks/mutation.py --max-children 1   # parallel mutants (default 2)
     python benchmarks/mutation.py metrics --resume   # go on with an interrupted run
 
-Each module is mutated in its own scratch copy of the repository (``build/mutation/<module>``,
-kept so that ``mutmut show NAME`` / ``mutmut browse`` can be run there afterwards), and each
-mutant runs only that module's test file(s), without the ``slow``-marked tests, the
-two-process (gloo) tests, whose spawned ranks mutmut cannot follow, the ``torch.compile``
-tests (dynamo cannot trace mutmut's trampolines) and the tests of the line a warning points at
-(the trampolines add frames; the tests named ``..._past_trampolines`` check the stacklevels
-there). A package (``losses``, ``metrics``, ``samplers``, ``decoupling``) is mutated
-as one module: all its files. Error messages
-(``raise`` statements and ``warnings.warn``) are not mutated: wrapping a message in ``XX`` keeps
-every ``match=`` regex matching, so those mutants measure nothing.
+Each module is mutated in its own scratch copy of the repository (``build/mutation/<module>``, kept
+so that ``mutmut show NAME`` / ``mutmut browse`` can be run there afterwards), and each mutant runs
+only that module's test files and the contract battery (``tests/test_contracts.py``), without the
+``slow``-marked tests, the two-process (gloo) tests, whose spawned ranks mutmut cannot follow, the
+``torch.compile`` tests (dynamo cannot trace mutmut's trampolines) and the tests of the line a
+warning points at (the trampolines add frames; the tests named ``..._past_trampolines`` check the
+stacklevels there). A package (``losses``, ``metrics``, ``samplers``, ``decoupling``) is mutated as
+one module: all its files. Error messages (``raise`` statements and ``warnings.warn``) are not
+mutated: wrapping a message in ``XX`` keeps every ``match=`` regex matching, so those mutants
+measure nothing.
 
 mutmut runs for each mutant only the tests it saw reach the mutated function, which misses a test
 that reaches it through a fixture another test built first; so each survivor is run once more
@@ -47,20 +47,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EQUIVALENTS = Path(__file__).with_name("mutation_equivalents.txt")
 
-# module -> (file, or glob of a package's files, to mutate; its tests)
-_METRIC_TESTS = ["tests/test_metrics.py", "tests/test_metrics_thresholded.py"]
+# module -> (file, or glob of a package's files, to mutate; its tests, then the contract battery,
+# where every public callable's argument checks are tested)
+_CONTRACTS = "tests/test_contracts.py"
+_METRIC_TESTS = ["tests/test_metrics.py", "tests/test_metrics_thresholded.py", _CONTRACTS]
 _LOSS_TESTS = [
     *("tests/test_losses.py", "tests/test_losses_partial.py", "tests/test_losses_soft.py"),
     *("tests/test_losses_family.py", "tests/test_schedules.py", "tests/test_sync_free.py"),
+    _CONTRACTS,
 ]
 MODULES = {
     "losses": ("src/ltml/losses/*", _LOSS_TESTS),
     "metrics": ("src/ltml/metrics/*", _METRIC_TESTS),
-    "samplers": ("src/ltml/samplers/*", ["tests/test_samplers.py", "tests/test_schedules.py"]),
-    "heads": ("src/ltml/heads.py", ["tests/test_heads.py"]),
-    "decoupling": ("src/ltml/decoupling/*", ["tests/test_decoupling.py"]),
-    "backbones": ("src/ltml/backbones.py", ["tests/test_backbones.py"]),
-    "data.demo": ("src/ltml/data/demo.py", ["tests/test_data_demo.py"]),
+    "samplers": (
+        "src/ltml/samplers/*",
+        ["tests/test_samplers.py", "tests/test_schedules.py", _CONTRACTS],
+    ),
+    "heads": ("src/ltml/heads.py", ["tests/test_heads.py", _CONTRACTS]),
+    "decoupling": ("src/ltml/decoupling/*", ["tests/test_decoupling.py", _CONTRACTS]),
+    "backbones": ("src/ltml/backbones.py", ["tests/test_backbones.py", _CONTRACTS]),
+    "data.demo": ("src/ltml/data/demo.py", ["tests/test_data_demo.py", _CONTRACTS]),
 }
 
 # the two-process gloo tests spawn their ranks outside mutmut's control: under a mutant they
