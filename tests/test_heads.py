@@ -7,6 +7,7 @@ own tests are in test_backbones.py.
 from __future__ import annotations
 
 import copy
+import sys
 import warnings
 from collections.abc import Callable
 
@@ -273,6 +274,32 @@ def test_deprecation_points_at_the_callers_line() -> None:
     with pytest.warns(FutureWarning) as record:
         head(_randn(2, 4))
     assert [w.filename for w in record] == [__file__]
+
+
+def test_deprecation_stacklevel_reaches_the_caller_past_trampolines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The same, counted on the stack as written: a mutation run (benchmarks/mutation.py) wraps
+    # each function of the mutated module in frames of mutmut's own, left out here, so that
+    # this test keeps the stacklevel checked there (where the test above cannot pass).
+    head = DualBranchHead(nn.Identity(), 4, 3)
+    feat = _randn(2, 4)
+    origins = []
+
+    def record(message: str, category: type[Warning], stacklevel: int = 1) -> None:
+        frame, frames = sys._getframe(1), []  # from the caller of warnings.warn outwards
+        while frame is not None:
+            if frame.f_globals.get("__name__", "").split(".")[0] != "mutmut":
+                frames.append(frame)
+            frame = frame.f_back
+        origins.append((category, frames[stacklevel - 1].f_code))
+
+    def call() -> Tensor:
+        return head(feat)
+
+    monkeypatch.setattr(warnings, "warn", record)
+    call()
+    assert origins == [(FutureWarning, call.__code__)]
 
 
 def test_two_argument_forward_and_predict_do_not_warn() -> None:
