@@ -3,7 +3,7 @@
     python benchmarks/mutation.py                    # every module, one after the other
     python benchmarks/mutation.py samplers heads     # some modules
     python benchmarks/mutation.py --max-children 1   # parallel mutants (default 2)
-    python benchmarks/mutation.py metrics --resume   # go on with an interrupted run
+    python benchmarks/mutation.py metrics --resume   # go on with a run, against today's tests
 
 Each module is mutated in its own scratch copy of the repository (``build/mutation/<module>``, kept
 so that ``mutmut show NAME`` / ``mutmut browse`` can be run there afterwards), and each mutant runs
@@ -111,11 +111,14 @@ def _mutmut(workdir: Path, *args: str) -> str:
 def _prepare(name: str, target: str, tests: list[str], resume: bool = False) -> Path:
     """Copy src/, tests/ and pyproject.toml to a scratch folder set to mutate ``target`` only.
 
-    With ``resume``, an existing folder is kept as it is: mutmut then runs only the mutants
-    that have no result yet (the code and tests are those of the interrupted run).
+    With ``resume``, an existing folder keeps its code and settings (those of its mutants) and
+    gets today's tests: mutmut then runs the mutants that have no result yet, and
+    :func:`mutate` the survivors again.
     """
     workdir = ROOT / "build" / "mutation" / name
     if resume and (workdir / "mutants").is_dir():
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(ROOT / "tests", workdir / "tests", ignore=ignore, dirs_exist_ok=True)
         return workdir
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -207,17 +210,20 @@ def mutate(
 ) -> list[str]:
     """Run one module's mutants; print its score; return its unexplained survivors."""
     target, tests = MODULES[name]
+    resumed = resume and (ROOT / "build" / "mutation" / name / "mutants").is_dir()
     workdir = _prepare(name, target, tests, resume)
     print(f"{name}: mutating {target} against {', '.join(tests)} in {workdir} ...", flush=True)
     start = time.perf_counter()
-    _mutmut(workdir, "run", "--max-children", str(max_children))
-    status: dict[str, str] = {}
-    for line in _mutmut(workdir, "results", "--all", "true").splitlines():
-        match = re.fullmatch(r"\s*(\S+): (.+)", line)
-        if match:
-            status[match[1]] = match[2]
+    run = ("run", "--max-children", str(max_children))
+    _mutmut(workdir, *run)
+    status = _status(workdir)
     # A mutant that makes the tests hang (timeout) is caught too.
     survivors = [m for m, s in status.items() if s not in ("killed", "timeout")]
+    if resumed and survivors:
+        # mutmut keeps a verdict once given: named, a survivor meets today's tests (new ones too)
+        _mutmut(workdir, *run, *survivors)
+        status = _status(workdir)
+        survivors = [m for m, s in status.items() if s not in ("killed", "timeout")]
     explained = {"why": 0, "accelerator": 0}
     rechecked, unexplained, matched = 0, [], set()
     for mutant in survivors:
@@ -247,6 +253,16 @@ def mutate(
     return unexplained
 
 
+def _status(workdir: Path) -> dict[str, str]:
+    """Each mutant's verdict: ``killed``, ``survived``, ``timeout``, ``no tests``, ..."""
+    status: dict[str, str] = {}
+    for line in _mutmut(workdir, "results", "--all", "true").splitlines():
+        match = re.fullmatch(r"\s*(\S+): (.+)", line)
+        if match:
+            status[match[1]] = match[2]
+    return status
+
+
 def _module_prefix(target: str) -> str:
     """``src/ltml/losses/*`` -> ``ltml.losses.``; ``src/ltml/heads.py`` -> ``ltml.heads.``."""
     dotted = target.removeprefix("src/").removesuffix("*").removesuffix(".py").replace("/", ".")
@@ -258,7 +274,9 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
     parser.add_argument("--max-children", type=int, default=2, help="mutants run in parallel")
     parser.add_argument(
-        "--resume", action="store_true", help="go on with the mutants of an interrupted run"
+        "--resume",
+        action="store_true",
+        help="go on with a run: its mutants without a verdict, then its survivors (today's tests)",
     )
     args = parser.parse_args()
     unknown = set(args.modules) - set(MODULES)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import types
 from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -698,6 +699,39 @@ def test_ltml_loss_skips_terms_of_missing_outputs(present, terms):
         assert (getattr(res, name) is None) == (name not in terms)
 
 
+def test_ltml_loss_defaults_and_its_own_consistency_term():
+    z = [_batch(seed=s, dtype=torch.float64)[0] for s in range(4)]
+    _, y_u = _batch(seed=7)
+    _, y_r = _batch(seed=8)
+    bce, con = BCE(), CrossBranchConsistency()
+    default = LTMLLoss(bce)
+    assert default.extra_repr() == "weight=0.1"
+    expected = bce(z[0], y_u) + bce(z[2], y_r) + 0.1 * (con(z[0], z[1]) + con(z[2], z[3]))
+    torch.testing.assert_close(default(tuple(z), y_u, y_r).total, expected, rtol=1e-12, atol=0)
+    in_logits = CrossBranchConsistency("logit")
+    res = LTMLLoss(bce, consistency=in_logits)(tuple(z), y_u, y_r)
+    torch.testing.assert_close(res.con_r, in_logits(z[2], z[3]), rtol=0, atol=0)
+    assert not torch.equal(res.con_r, con(z[2], z[3]))
+
+
+def test_ltml_loss_reads_any_output_with_the_four_fields_by_name():
+    # not a sequence, and a named tuple whose fields are in another order: read by name
+    z = [_batch(seed=s, dtype=torch.float64)[0] for s in range(4)]
+    _, y_u = _batch(seed=7)
+    _, y_r = _batch(seed=8)
+    criterion = LTMLLoss(BCE(), weight=0.5)
+    expected = criterion(tuple(z), y_u, y_r)
+    Reordered = namedtuple("Reordered", ["r_hat", "r", "u_hat", "u"])
+    outputs = [
+        types.SimpleNamespace(u=z[0], u_hat=z[1], r=z[2], r_hat=z[3]),
+        Reordered(u=z[0], u_hat=z[1], r=z[2], r_hat=z[3]),
+    ]
+    for out in outputs:
+        got = criterion(out, y_u, y_r)
+        for a, b in zip(got, expected, strict=True):
+            assert torch.equal(a, b)
+
+
 def test_ltml_loss_rejects_missing_targets_and_empty_output():
     z = _batch(seed=0)[0]
     with pytest.raises(ValueError, match="`y_u` is required when the matching logits are given"):
@@ -1062,6 +1096,15 @@ Z, Y = _batch(dtype=torch.float32, unknown=True)
         ),
         (lambda: LTMLLoss(BCE())((Z, Z, Z), Y, Y), TypeError, "`out` must be .* of length 3"),
         (lambda: WeightedBCE.from_labels(np.array([1, 0])), ValueError, "`labels` must be 2-D"),
+        (lambda: LTMLLoss("bce"), TypeError, "`cls_u` must be a callable, got str"),
+        (lambda: LTMLLoss(BCE(), 3), TypeError, "`cls_r` must be a callable or None, got int"),
+        (
+            lambda: LTMLLoss(BCE(), consistency="mse"),
+            TypeError,
+            "`consistency` must be a callable or None, got str",
+        ),
+        (lambda: LTMLLoss(BCE())((Z,) * 4, Y.tolist(), Y), TypeError, "`y_u` must be a"),
+        (lambda: LTMLLoss(BCE())((Z,) * 4, Y, Y.tolist()), TypeError, "`y_r` must be a"),
     ],
 )
 def test_bad_inputs(call, error, match):

@@ -166,6 +166,8 @@ PAIRS: dict[str, tuple[Callable[[str, str], nn.Module], Callable[..., Tensor]]] 
 def test_module_is_its_functional(name: str, reduction: str, unknown: str) -> None:
     make, functional = PAIRS[name]
     module = make(reduction, unknown)
+    # the functional reads the module's settings: they must be the ones given
+    assert (module.reduction, module.unknown) == (reduction, unknown)
     _, y = _batch()
     _assert_same(lambda z: module(z, y), lambda z: functional(module, z, y))
 

@@ -391,6 +391,79 @@ def test_corrector_state_dict_round_trip():
         assert torch.equal(getattr(other, name), getattr(rlc, name))
 
 
+def test_corrector_warms_up_for_one_epoch_by_default():
+    z, y = _corrector_batch()
+    rlc = ReflectiveLabelCorrector(class_counts(TRAIN))
+    assert repr(rlc) == (
+        "ReflectiveLabelCorrector(tau=0.7, threshold='running', candidates='unknown', "
+        "margin=0.0, start_epoch=1, reduction='mean', unknown='ignore')"
+    )
+    out = rlc(z, y)  # epoch 0 until set_epoch: no correction, no loss, no state change
+    assert out.loss.item() == 0.0
+    assert out.targets is y
+    assert not rlc.running_mean.any()
+    assert not rlc.pseudo_counts.any()
+    rlc.set_epoch(1)
+    out = rlc(z, y)
+    assert out.targets.dtype == y.dtype
+    assert out.targets[2, 1] == 1
+    assert y[2, 1] == -1
+    assert out.loss.item() > 0.0
+    # the class statistics are float32 buffers, whatever the dtype of the counts given
+    assert [v.dtype for v in rlc.state_dict().values()] == [torch.float32] * 3
+
+
+def test_corrector_pseudo_counts_add_up_over_training_batches():
+    z, y = _corrector_batch()
+    rlc = ReflectiveLabelCorrector(class_counts(TRAIN), start_epoch=0, momentum=0.0).double()
+    found = ((rlc(z, y).targets == 1) & (y != 1)).sum(dim=0)
+    assert found.sum() > 0
+    rlc(z, y)  # momentum 0: the same batch gives the same threshold, the same corrections
+    assert torch.equal(rlc.pseudo_counts, 2 * found.double())
+
+
+def test_corrector_batch_threshold_is_the_batch_mean_not_the_running_one():
+    # Class 0's mean confidence in this batch is 0.92 (above tau = 0.7); the unknown entry at
+    # 0.82 is above tau and above the running mean (0.1 * 0.92 after one step from 0), but not
+    # above the batch mean.
+    z = torch.tensor([[3.0, 0.0], [3.0, 0.0], [3.0, 0.0], [1.5, 0.0]], dtype=torch.float64)
+    y = torch.tensor([[1, 0], [1, 0], [1, 1], [-1, 0]])
+    by_batch = ReflectiveLabelCorrector([3, 1], threshold="batch", start_epoch=0)
+    by_running = ReflectiveLabelCorrector([3, 1], threshold="running", start_epoch=0)
+    assert by_batch.double()(z, y).targets[3, 0] == -1
+    assert by_running.double()(z, y).targets[3, 0] == 1
+
+
+def test_corrector_passes_every_loss_setting_to_the_mfm_loss():
+    counts = [30, 10, 2, 5]
+    settings = {
+        "gamma_pos": 0.5, "gamma_neg": 2.0, "clip": 0.1, "eps": 0.05, "weight_power": 0.5,
+        "detach_focal_weight": True, "reduction": "sum", "unknown": "negative",
+    }  # fmt: skip
+    rlc = ReflectiveLabelCorrector(counts, tau=0.95, start_epoch=0, **settings).eval()
+    z, y = _batch(8, 4, seed=3)
+    a = z.clone().requires_grad_(True)
+    out = rlc(a, y)
+    corrected = LF.reflective_label_correction(z, y, 0.95)
+    assert bool((corrected == -1).any())  # unknown entries are left for the policy
+    b = z.clone().requires_grad_(True)
+    expected = LF.multi_focal_modifier_loss(b, corrected, counts, **settings)
+    assert torch.equal(out.targets, corrected)
+    assert torch.equal(out.loss, expected)
+    (grad_expected,) = torch.autograd.grad(expected, b)
+    assert torch.equal(torch.autograd.grad(out.loss, a)[0], grad_expected)
+    # Each setting changes this batch's loss or gradient, so that none can be dropped unseen.
+    defaults = {
+        "gamma_pos": 0.0, "gamma_neg": 3.0, "clip": 0.05, "eps": 1e-8, "weight_power": 1 / 6,
+        "detach_focal_weight": False, "reduction": "mean", "unknown": "ignore",
+    }  # fmt: skip
+    for name, default in defaults.items():
+        c = z.clone().requires_grad_(True)
+        other = LF.multi_focal_modifier_loss(c, corrected, counts, **{**settings, name: default})
+        (grad,) = torch.autograd.grad(other, c)
+        assert not (torch.equal(other, expected) and torch.equal(grad, grad_expected)), name
+
+
 # --- the unknown-label policy, for every loss ---------------------------------------------------
 
 
@@ -667,6 +740,19 @@ Z, Y = _batch(dtype=torch.float32)
             r"`threshold` must have 4 entries \(one per class\)",
         ),
         (lambda: LF.reflective_label_correction(Z, Y[:2], 0.5), "must have the same shape"),
+        (
+            lambda: ReflectiveLabelCorrector([1, 2], start_epoch=-1),
+            "`start_epoch` must be an integer >= 0",
+        ),
+        (
+            lambda: ReflectiveLabelCorrector([1, 2], weight_power=-0.5),
+            "`weight_power` must be a finite real number >= 0",
+        ),
+        (lambda: ReflectiveLabelCorrector([1, 2, 3])(Z, Y), "`logits` must have 3 columns"),
+        (
+            lambda: ReflectiveLabelCorrector([1, 2, 3, 4])(Z, Y.float() / 2),
+            r"\(the Reflective Label Corrector needs 0 / 1 labels",
+        ),
     ],
 )
 def test_bad_inputs(call, match):

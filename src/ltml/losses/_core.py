@@ -374,7 +374,7 @@ class Loss(nn.Module):
         self.reduction: Reduction = reduction
 
     def extra_repr(self) -> str:
-        """Hyper-parameters, as in ``FocalLoss(gamma=2.0, alpha=None, reduction='mean')``."""
+        """Hyper-parameters, then ``reduction``: ``gamma=2.0, alpha=None, reduction='mean'``."""
         fields = (*self._repr_fields, "reduction")
         return ", ".join(f"{f}={shown(getattr(self, f))}" for f in fields)
 
