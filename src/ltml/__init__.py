@@ -19,6 +19,7 @@ from . import (
 )
 from ._stats import class_counts, class_groups, class_weights
 from .backbones import split_dual_branch
+from .balanced_sampler import BalancedSampler, fit_balanced_weights
 from .decoupling import (
     LearnableWeightScaling,
     NearestClassMean,
@@ -59,6 +60,7 @@ from .schedules import DeferredClassAwareSampler, DeferredReweightedBCE
 __all__ = [
     "BCE",
     "AsymmetricLoss",
+    "BalancedSampler",
     "ClassAwareSampler",
     "ClassBalancedFocalLoss",
     "CrossBranchConsistency",
@@ -91,6 +93,7 @@ __all__ = [
     "data",
     "decoupling",
     "extract_features",
+    "fit_balanced_weights",
     "fit_thresholds",
     "functional",
     "heads",
