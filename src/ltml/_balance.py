@@ -84,6 +84,8 @@ def _capped(z: np.ndarray, log_cap: float) -> np.ndarray:
             break
         # The free images' mass, in log space (it may underflow): a Newton step on the scale.
         free = z[z - shift < log_cap]
+        if not free.size:  # all at the cap: max_weight = 1, uniform
+            break
         top = float(free.max())
         log_free = top - shift + math.log(float(np.exp(free - top).sum()))
         shift -= float(np.logaddexp(0.0, math.log(deficit) - log_free))
