@@ -34,12 +34,13 @@ class _Problem(NamedTuple):
     sizes: np.ndarray  # (N_d,) positive labels per image, float64
     targets: np.ndarray  # (C_d,) target shares t_k, summing to 1
     log_cap: float  # log of the largest allowed p_i (0 = no cap)
-    pair_images: np.ndarray  # image of each ordered pair of its positives, for the curvature
+    pair_images: np.ndarray  # image of each pair k < k' of its positives, for the curvature
     pair_keys: np.ndarray  # k * C_d + k' of that pair
 
 
 class _Dual(NamedTuple):
     value: float
+    scores: np.ndarray  # (N_d,) g_i
     grad: np.ndarray  # (2 C_d,) band constraints at p, upper then lower (all <= 0 when met)
     p: np.ndarray
     shares: np.ndarray
@@ -55,17 +56,21 @@ def _problem(
     order = np.argsort(images.ravel(), kind="stable")
     images, classes = images.ravel()[order], slots[order]
     sizes = np.bincount(images, minlength=drawable.size)
-    # Every ordered pair (k, k') of each image's positives: the sums the curvature needs.
-    repeat = sizes[images]
-    first = np.repeat(np.arange(images.size), repeat)
+    # Every pair k < k' of each image's positives (the curvature sums over them), built per
+    # label count s, where the images' classes form an (images, s) block.
     starts = np.cumsum(sizes) - sizes
-    within = np.arange(first.size) - np.repeat(np.cumsum(repeat) - repeat, repeat)
-    second = starts[images[first]] + within
+    pair_images, pair_keys = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for size in np.unique(sizes[sizes > 1]):
+        ids = np.flatnonzero(sizes == size)
+        block = classes[starts[ids][:, None] + np.arange(size)]
+        first, second = np.triu_indices(size, 1)
+        pair_images.append(np.repeat(ids, first.size))
+        pair_keys.append((block[:, first] * active.size + block[:, second]).ravel())
     targets = counts[active].astype(np.float64) ** power
     log_cap = 0.0 if max_weight is None else min(math.log(max_weight / drawable.size), 0.0)
     problem = _Problem(
         images, classes, sizes.astype(np.float64), targets / targets.sum(), log_cap,
-        images[first], classes[first] * active.size + classes[second],
+        np.concatenate(pair_images), np.concatenate(pair_keys),
     )  # fmt: skip
     return problem, drawable
 
@@ -117,7 +122,7 @@ def _dual(problem: _Problem, lam: np.ndarray, ratio: float) -> _Dual:
     positive = p > 0
     # Sums of products rather than ``@``: a BLAS dot of N-vectors can stall on busy threads.
     kl = float((p[positive] * np.log(p[positive] * p.size)).sum())
-    return _Dual(kl + float((p * g).sum()), grad, p, drawn / total)
+    return _Dual(kl + float((p * g).sum()), g, grad, p, drawn / total)
 
 
 def _curvature(
@@ -130,10 +135,11 @@ def _curvature(
     """
     num_classes = problem.targets.size
     weight = np.where(p < math.exp(problem.log_cap) * (1 - 1e-12), p, 0.0)
-    second = np.bincount(
+    labelled = np.bincount(problem.classes, weight[problem.images], num_classes)
+    pairs = np.bincount(
         problem.pair_keys, weight[problem.pair_images], num_classes * num_classes
     ).reshape(num_classes, num_classes)
-    labelled = np.bincount(problem.classes, weight[problem.images], num_classes)
+    second = pairs + pairs.T + np.diag(labelled)
     sized = np.bincount(problem.classes, (weight * problem.sizes)[problem.images], num_classes)
     # Coefficient of multiplier j (class k, sign σ, ρ = ratio or 1/ratio) on image i:
     # σ (y_ik - ρ t_k |y_i|).
@@ -148,44 +154,48 @@ def _curvature(
     ) * np.outer(sign, sign)
     mean = sign * (labelled[k] - rt * float((weight * problem.sizes).sum()))
     covariance = moment - np.outer(mean, mean) / max(weight.sum(), 1e-300)
-    # A small ridge: with ratio = 1 a common shift of all multipliers changes nothing.
-    ridge = 1e-10 * max(float(np.trace(covariance)), 1e-300) / k.size
+    # A small ridge: with ratio = 1 a common shift of all multipliers changes nothing. With
+    # every image at the cap nothing moves at all: then a gradient step.
+    trace = float(np.trace(covariance))
+    ridge = 1e-10 * trace / k.size if trace > 0 else 1.0
     curvature: np.ndarray = covariance + ridge * np.eye(k.size)
     return curvature
 
 
-def _separated(problem: _Problem, lam: np.ndarray, ratio: float) -> bool:
-    """Whether ``lam`` proves the band out of reach: ``sum_i p_i g_i > 0`` for every capped ``p``.
+def _separated(problem: _Problem, g: np.ndarray) -> bool:
+    """Whether scores ``g`` (of some ``lam >= 0``) prove the band out of reach.
 
-    For any ``p`` meeting the band that sum is ``lam``-weighted constraint values, hence ``<= 0``.
-    Its smallest value over the capped simplex puts the cap on the smallest ``g_i``.
+    For any ``p`` meeting the band, ``sum_i p_i g_i`` is a ``lam``-weighted sum of constraint
+    values, hence ``<= 0``; this checks that it is ``> 0`` for every ``p`` of the capped simplex,
+    whose smallest value puts the cap on the smallest ``g_i``.
     """
-    g = _scores(problem, lam, ratio)
     cap = math.exp(problem.log_cap)
     whole = min(int(1 / cap), g.size - 1)
     smallest = np.partition(g, whole)[: whole + 1]
     return bool(cap * smallest[:whole].sum() + (1 - whole * cap) * smallest[whole] > 0)
 
 
-def _solve(problem: _Problem, ratio: float, tol: float, max_iter: int) -> tuple[bool | None, _Dual]:
-    """Maximise the concave dual over ``lam >= 0`` by projected Newton steps.
+def _solve(
+    problem: _Problem, ratio: float, lam: np.ndarray, tol: float, max_iter: int
+) -> tuple[bool | None, np.ndarray, _Dual]:
+    """Maximise the concave dual over ``lam >= 0`` by projected Newton steps, from ``lam``.
 
     Returns ``True`` once the band holds to ``tol`` with a duality gap ``<= tol``; ``False`` once
-    the dual exceeds ``log(max_i N_d p_i)``, an upper bound of ``KL(p || u)`` (weak duality: no
-    ``p`` meets the band); ``None`` after ``max_iter`` steps.
+    the band is proven out of reach, by weak duality (the dual above ``log(max_i N_d p_i)``, an
+    upper bound of ``KL(p || u)``) or by a separating multiplier; ``None`` after ``max_iter``
+    steps. Also returns the last multipliers and the dual there.
     """
     num_classes = problem.targets.size
     bound = min(problem.log_cap, 0.0) + math.log(problem.sizes.size)
-    lam = np.zeros(2 * num_classes)
     state = _dual(problem, lam, ratio)
     for _ in range(max_iter):
         excess = state.shares / problem.targets
         with np.errstate(divide="ignore"):
             violation = max(excess.max() / ratio, 1 / (ratio * excess.min())) - 1
         if violation <= tol and -float(lam @ state.grad) <= tol:
-            return True, state
-        if state.value > bound + tol or _separated(problem, lam, ratio):
-            return False, state
+            return True, lam, state
+        if state.value > bound + tol or _separated(problem, state.scores):
+            return False, lam, state
         # One multiplier per class moves: the side already positive, else the one whose bound
         # is broken (both bounds cannot be, as ratio >= 1); the others stay at 0.
         upper, lower = lam[:num_classes], lam[num_classes:]
@@ -196,6 +206,9 @@ def _solve(problem: _Problem, ratio: float, tol: float, max_iter: int) -> tuple[
         direction[free] = np.linalg.solve(
             _curvature(problem, state.p, ratio, up, low), state.grad[free]
         )
+        # Out of reach, the multipliers grow without bound along a separating direction.
+        if _separated(problem, _scores(problem, np.maximum(direction, 0.0), ratio)):
+            return False, lam, state
         direction *= min(1.0, _MAX_STEP / max(float(np.abs(direction).max()), 1e-300))
         step = 1.0
         while step > 1e-10:
@@ -205,9 +218,9 @@ def _solve(problem: _Problem, ratio: float, tol: float, max_iter: int) -> tuple[
                 break
             step /= 2
         else:
-            return None, state
+            return None, lam, state
         lam, state = new, trial
-    return None, state
+    return None, lam, state
 
 
 class Fit(NamedTuple):
@@ -242,17 +255,19 @@ def fit_probabilities(
     uniform = counts[active] / counts.sum() / problem.targets
     widest = max(float(uniform.max()), float(1 / uniform.min()))
     wanted = 1.0 if max_ratio is None else max_ratio
-    found, state = _solve(problem, min(wanted, widest), tol, max_iter)
+    start = np.zeros(2 * problem.targets.size)
+    found, _, state = _solve(problem, min(wanted, widest), start, tol, max_iter)
     if not found:
-        # Bisection on log(ratio); a fit that has not met its band within max_iter steps counts
-        # as out of reach, so ``floor`` keeps the largest ratio proven out of reach.
+        # Bisection on log(ratio), each fit starting from the multipliers of the last band met. A
+        # fit that has not met its band within max_iter steps counts as out of reach, so
+        # ``floor`` keeps the largest ratio proven out of reach.
         low, high, floor = wanted, widest, wanted if found is False else 1.0
-        _, state = _solve(problem, high, tol, max_iter)
+        _, best, state = _solve(problem, high, start, tol, max_iter)
         while high / low > _SEARCH_PRECISION:
             middle = math.sqrt(low * high)
-            found, trial = _solve(problem, middle, tol, max_iter)
+            found, lam, trial = _solve(problem, middle, best, tol, max_iter)
             if found:
-                high, state = middle, trial
+                high, best, state = middle, lam, trial
             else:
                 low, floor = middle, middle if found is False else floor
         if high / floor > _SEARCH_PRECISION**2:
