@@ -23,7 +23,7 @@ import numpy as np
 from ._validation import check_int, check_scalar
 
 _SEARCH_PRECISION = 1.01  # the smallest reachable ratio is found to within 1 % (bisection)
-_MAX_STEP = 10.0  # largest change of a multiplier (a log class factor) in one Newton step
+_MAX_STEP = 10.0  # first largest change of a multiplier (a log class factor) in one step
 
 
 class _Problem(NamedTuple):
@@ -187,7 +187,7 @@ def _solve(
     """
     num_classes = problem.targets.size
     bound = min(problem.log_cap, 0.0) + math.log(problem.sizes.size)
-    state = _dual(problem, lam, ratio)
+    state, reach = _dual(problem, lam, ratio), _MAX_STEP
     for _ in range(max_iter):
         excess = state.shares / problem.targets
         with np.errstate(divide="ignore"):
@@ -209,7 +209,8 @@ def _solve(
         # Out of reach, the multipliers grow without bound along a separating direction.
         if _separated(problem, _scores(problem, np.maximum(direction, 0.0), ratio)):
             return False, lam, state
-        direction *= min(1.0, _MAX_STEP / max(float(np.abs(direction).max()), 1e-300))
+        longest = float(np.abs(direction).max())
+        direction *= min(1.0, reach / max(longest, 1e-300))
         step = 1.0
         while step > 1e-10:
             new = np.maximum(lam + step * direction, 0.0)
@@ -219,6 +220,9 @@ def _solve(
             step /= 2
         else:
             return None, lam, state
+        # A clipped step taken in full widens the reach: out of reach, the multipliers then grow
+        # geometrically, and the dual soon passes its bound.
+        reach = 2 * reach if step == 1.0 and longest > reach else _MAX_STEP
         lam, state = new, trial
     return None, lam, state
 

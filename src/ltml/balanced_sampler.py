@@ -118,18 +118,18 @@ class BalancedSampler(Sampler[int]):
     .. math:: \min_p \; \mathrm{KL}(p \,\|\, u) \quad \text{s.t.} \quad
               t_k / r \le s_k(p) \le r\, t_k \;\; \forall k, \qquad p_i \le m / N_d,
 
-    :math:`u` uniform over the :math:`N_d` images with a positive, :math:`m` = ``max_weight``
-    and :math:`r` = ``max_ratio``, by default the smallest ratio for which the constraints can
-    be met (found to within 1 %): :math:`r = 1`, every class exactly on target, whenever the data
-    allow it. Of all the probabilities within the band, the fit keeps the closest to uniform
-    sampling (maximum entropy): :math:`p_i \propto u_i \prod_k a_k^{y_{ik}} b^{|y_i|}` below
-    the cap, a product of per-class factors. What is minimised when exact balance is out of reach
-    is thus the largest over- or under-representation of a class, :math:`r`.
+    :math:`u` uniform over the :math:`N_d` images with a positive, :math:`m` = ``max_weight``,
+    :math:`r` = ``max_ratio``. By default :math:`r` is the smallest band the data allow (found to
+    within 1 %): :math:`r = 1`, every class exactly on target, whenever possible. So when exact
+    balance is out of reach, what is minimised is first :math:`r`, the largest factor by which
+    a class's share misses its target (either way), then the divergence from uniform sampling
+    within that band. Below the cap the solution is a product of per-class factors,
+    :math:`p_i \propto \prod_k a_k^{y_{ik}}\, b^{|y_i|}` (maximum entropy).
 
     Why: drawing a class, then one of its images (:class:`ltml.ClassAwareSampler`), gives each
     class its ``1 / C`` of the *draws*, but an image drawn for a rare class also brings its
-    frequent co-labels. On NIH ChestX-ray14 the most frequent class gets 2.1 times its ideal
-    share of the positive draws that way (4.3 times ``1 / C`` per draw); fitted, 1.0.
+    frequent co-labels, so the frequent classes still get several times their share of the
+    positive labels (figures for real label sets: the guide "Choosing a sampler and a loss").
 
     - ``power=0`` (default): every class the same share; ``power=1``: the shares of uniform
       sampling, and :math:`p = u`; in between, e.g. ``0.5``, square-root shares.
