@@ -1,7 +1,8 @@
-"""Shared fixtures: the real VOC-LT / COCO-LT label matrices from ../shared/data (read-only)."""
+"""Shared fixtures: real VOC-LT / COCO-LT / NIH label matrices from ../shared/data (read-only)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -49,6 +50,16 @@ def voc_pool() -> np.ndarray:
     if not path.is_file():
         pytest.skip(f"VOC2012 trainval label pool not found at {path}")
     return np.loadtxt(path, delimiter="\t", skiprows=1, dtype=str)[:, 1:].astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def nih_cxr14() -> np.ndarray:
+    """NIH ChestX-ray14 findings (112120, 14), 0 / 1 ("No Finding" = a row of zeros)."""
+    path = SHARED_DATA / "nih_cxr14" / "labels.tsv.gz"
+    if not path.is_file():
+        pytest.skip(f"NIH ChestX-ray14 label table not found at {path}")
+    with gzip.open(path, "rt") as table:
+        return np.loadtxt(table, delimiter="\t", skiprows=1, usecols=range(2, 16), dtype=np.int64)
 
 
 @pytest.fixture(scope="session")

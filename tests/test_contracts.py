@@ -764,6 +764,46 @@ case(
     lambda v: ltml.PairedDataset(DATASET)[v],
 )
 
+B = ltml.BalancedSampler
+case(B, "labels", BAD_LABELS, B)
+case(B, "labels", st.sampled_from([[[0, 2], [1]], ([0, 1], [2])]), B)  # class lists: explicit only
+case(B, "num_samples", BAD_POSITIVE_INT.filter(lambda v: v is not None), lambda v: B(LABELS, v))
+case(B, "seed", BAD_SEED, lambda v: B(LABELS, seed=v))
+case(
+    B,
+    "num_replicas",
+    BAD_POSITIVE_INT.filter(lambda v: v is not None),
+    lambda v: B(LABELS, num_replicas=v),
+)
+case(
+    B,
+    "rank",
+    bad_int(0, 1).filter(lambda v: v is not None),
+    lambda v: B(LABELS, num_replicas=2, rank=v),
+)
+case(B, "epoch", BAD_SEED, lambda v: B(LABELS).set_epoch(v))
+case(
+    B,
+    "class_lists",
+    st.sampled_from(
+        ["abc", [1, 2], [[0, 0]], [[0.5]], [[-1]], LABELS, (np.array([1]), np.array([0]))]
+    ),
+    B.from_class_lists,
+)
+FIT_ARGUMENTS = {
+    "power": BAD_PROBABILITY,
+    "max_ratio": bad_real(1.0).filter(lambda v: v is not None),
+    "max_weight": bad_real(1.0).filter(lambda v: v is not None),
+    "tol": bad_real(0.0, 1.0, low_open=True),
+    "max_iter": BAD_POSITIVE_INT,
+    "num_classes": BAD_POSITIVE_INT.filter(lambda v: v is not None),
+    "empty_classes": bad_choice("warn", "error"),
+}
+for _public in (B, ltml.fit_balanced_weights):
+    for _arg, _bad in FIT_ARGUMENTS.items():
+        case(_public, _arg, _bad, lambda v, f=_public, a=_arg: f(LABELS, **{a: v}))
+case(ltml.fit_balanced_weights, "labels", BAD_LABELS, ltml.fit_balanced_weights)
+
 # ------------------------------------------------------------------------------------ the heads
 
 H = ltml.DualBranchHead
@@ -1404,6 +1444,13 @@ oracle(
     ODD_LABELS,
     lambda v: ltml.ClassAwareSampler(v).counts.tolist(),
     lambda v: (_values(v) == 1).sum(0).tolist(),
+)
+oracle(
+    ltml.fit_balanced_weights,
+    "label layouts",
+    ODD_LABELS,
+    lambda v: ltml.fit_balanced_weights(v).tolist(),
+    lambda v: ltml.fit_balanced_weights(_values(v)).tolist(),  # read by numpy, as int64
 )
 # Integer scores above 2**53 are ranked exactly (float64 would tie neighbours).
 BIG_SCORES = st.lists(st.integers(2**53, 2**62), min_size=N * C, max_size=N * C).map(

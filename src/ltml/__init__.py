@@ -55,13 +55,20 @@ from .losses import (
 )
 from .metrics import MAPResult, mAPMeter
 from .mixup import MixedBatch, mix_batch
-from .samplers import ClassAwareSampler, PairedDataset, PairedSampler
+from .samplers import (
+    BalancedSampler,
+    ClassAwareSampler,
+    PairedDataset,
+    PairedSampler,
+    fit_balanced_weights,
+)
 from .schedules import DeferredClassAwareSampler, DeferredReweightedBCE
 from .stats import class_counts, class_groups, class_weights
 
 __all__ = [
     "BCE",
     "AsymmetricLoss",
+    "BalancedSampler",
     "ClassAwareSampler",
     "ClassBalancedFocalLoss",
     "CrossBranchConsistency",
@@ -95,6 +102,7 @@ __all__ = [
     "data",
     "decoupling",
     "extract_features",
+    "fit_balanced_weights",
     "fit_thresholds",
     "functional",
     "heads",

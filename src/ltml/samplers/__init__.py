@@ -4,6 +4,8 @@
   its positive images, with class probability ``∝ n_k ** power`` or the DB-loss class cycle.
 - :class:`PairedSampler` and :class:`PairedDataset` (:mod:`.paired`): a uniform and a re-balanced
   sampler in lockstep, for the two batches of one two-branch training step.
+- :class:`BalancedSampler` and :func:`fit_balanced_weights` (:mod:`.balanced`): per-image
+  probabilities fitted so that every class gets an equal share of the positive draws.
 - :class:`DeferredClassAwareSampler` (:mod:`.deferred`): the uniform order, then class-aware
   sampling from a given epoch on (deferred re-sampling).
 
@@ -11,8 +13,16 @@ All follow :class:`torch.utils.data.DistributedSampler`: ``set_epoch(epoch)``, a
 pure function of ``(seed, epoch)`` (never the global RNG), equal, disjoint rank shares.
 """
 
+from .balanced import BalancedSampler, fit_balanced_weights
 from .class_aware import ClassAwareSampler
 from .deferred import DeferredClassAwareSampler
 from .paired import PairedDataset, PairedSampler
 
-__all__ = ["ClassAwareSampler", "DeferredClassAwareSampler", "PairedDataset", "PairedSampler"]
+__all__ = [
+    "BalancedSampler",
+    "ClassAwareSampler",
+    "DeferredClassAwareSampler",
+    "PairedDataset",
+    "PairedSampler",
+    "fit_balanced_weights",
+]

@@ -8,6 +8,9 @@ arrays from one generator, with no Python loop per draw.
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from .._validation import check_int
 
 
 def draw_random(
@@ -67,3 +70,14 @@ def shard(order: np.ndarray, num_replicas: int, rank: int) -> np.ndarray:
     """Pad ``order`` cyclically to a multiple of ``num_replicas`` and take positions rank::R."""
     total = -(-order.size // num_replicas) * num_replicas
     return np.resize(order, total)[rank::num_replicas]
+
+
+def distributed_defaults(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """Process count and rank: the given ones, else the initialised process group's, else 1, 0."""
+    initialised = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if num_replicas is None:
+        num_replicas = torch.distributed.get_world_size() if initialised else 1
+    if rank is None:
+        rank = torch.distributed.get_rank() if initialised else 0
+    num_replicas = check_int(num_replicas, "num_replicas")
+    return num_replicas, check_int(rank, "rank", low=0, high=num_replicas - 1)

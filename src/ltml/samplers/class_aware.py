@@ -15,28 +15,17 @@ from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from torch.utils.data import Sampler
 
 from .._deprecation import renamed_keyword, warn_renamed
 from .._validation import check_choice, check_int, check_scalar, check_seed
-from ._draws import draw_cycle, draw_random, shard
+from ._draws import distributed_defaults, draw_cycle, draw_random, shard
 from ._label_forms import class_lists_csr, to_class_csr
 
 __all__ = ["ClassAwareSampler"]
 
 _DB_IMAGES_PER_CLASS = 3  # Wu et al. (2020) take 3 consecutive images per class visit.
 _DB_EPOCH_DIVISOR = 4  # ... and an epoch of max_k n_k * C / 4 draws.
-
-
-def _distributed_defaults(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
-    initialised = torch.distributed.is_available() and torch.distributed.is_initialized()
-    if num_replicas is None:
-        num_replicas = torch.distributed.get_world_size() if initialised else 1
-    if rank is None:
-        rank = torch.distributed.get_rank() if initialised else 0
-    num_replicas = check_int(num_replicas, "num_replicas")
-    return num_replicas, check_int(rank, "rank", low=0, high=num_replicas - 1)
 
 
 class ClassAwareSampler(Sampler[int]):
@@ -220,7 +209,7 @@ class ClassAwareSampler(Sampler[int]):
             check_choice(num_draws, "num_draws", ("db",))
             num_draws = int(int(self._counts.max()) * drawable.size / _DB_EPOCH_DIVISOR)
         self.num_draws: int = check_int(num_draws, "num_draws")
-        self.num_replicas, self.rank = _distributed_defaults(num_replicas, rank)
+        self.num_replicas, self.rank = distributed_defaults(num_replicas, rank)
         self.power, self.mode, self.images_per_class = power, mode, per_class
         self.seed, self.epoch = seed, 0
 
