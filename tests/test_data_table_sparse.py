@@ -63,17 +63,19 @@ def test_columns_form_sparse_is_verified_labels_of_the_same_labels(tmp_path):
     assert sparse.labels.nnz == int((dense.labels >= 0).sum())  # -1 and empty: not stored
 
 
-def test_the_default_switches_to_sparse_above_the_size(tmp_path, monkeypatch):
+def test_sparse_none_switches_to_sparse_above_the_size(tmp_path, monkeypatch):
     tags, columns = _tags_table(tmp_path / "t.csv"), _columns_table(tmp_path / "c.csv")
     assert table_module.SPARSE_ABOVE == 2**27
+    assert read_label_table(tags, sparse=None).labels.layout == torch.strided
+    assert isinstance(read_label_table(columns, sparse=None).labels, torch.Tensor)
+    monkeypatch.setattr(table_module, "SPARSE_ABOVE", 40 * 5 - 1)  # 40 images x 5 classes
+    assert read_label_table(tags, sparse=None).labels.layout == torch.sparse_csr
+    assert isinstance(read_label_table(columns, sparse=None).labels, VerifiedLabels)
+    # The default stays dense whatever the size: not every part takes sparse labels yet.
     assert read_label_table(tags).labels.layout == torch.strided
     assert isinstance(read_label_table(columns).labels, torch.Tensor)
-    monkeypatch.setattr(table_module, "SPARSE_ABOVE", 40 * 5 - 1)  # 40 images x 5 classes
-    assert read_label_table(tags).labels.layout == torch.sparse_csr
-    assert isinstance(read_label_table(columns).labels, VerifiedLabels)
-    assert read_label_table(tags, sparse=False).labels.layout == torch.strided
     monkeypatch.setattr(table_module, "SPARSE_ABOVE", 40 * 5)
-    assert read_label_table(tags).labels.layout == torch.strided
+    assert read_label_table(tags, sparse=None).labels.layout == torch.strided
 
 
 @pytest.mark.parametrize("make", [_tags_table, _columns_table])

@@ -74,7 +74,7 @@ def read_label_table(
     tag_separator: str = "|",
     classes: Sequence[str] | None = None,
     delimiter: str | None = None,
-    sparse: bool | None = None,
+    sparse: bool | None = False,
 ) -> LabelTable:
     r"""Read a multi-label table: image paths and their label matrix, without opening an image.
 
@@ -99,8 +99,9 @@ def read_label_table(
     sparse : bool, optional
         Keep the labels sparse: the tags form as a torch sparse CSR int64 tensor of the ones
         (an entry not stored is 0, negative), the columns form as a
-        :class:`~ltml.VerifiedLabels` (an entry not stored is -1, unknown). Default (None):
-        sparse when ``N x C`` exceeds :data:`SPARSE_ABOVE` (2**27, 1 GiB as dense int64).
+        :class:`~ltml.VerifiedLabels` (an entry not stored is -1, unknown). ``None``: sparse
+        when ``N x C`` exceeds :data:`SPARSE_ABOVE` (2**27, 1 GiB as dense int64). Default
+        ``False``, dense: not every part that takes a label matrix takes the sparse forms yet.
         Either way ``labels.to_dense()`` is the dense matrix (of int8 for ``VerifiedLabels``).
 
     Returns
@@ -215,7 +216,7 @@ class TableMultiLabel(Dataset[tuple[Any, Tensor]]):
         tag_separator: str = "|",
         classes: Sequence[str] | None = None,
         delimiter: str | None = None,
-        sparse: bool | None = None,
+        sparse: bool | None = False,
     ) -> None:
         check_callable(transform, "transform", optional=True)
         self.root = as_path(image_root, "image_root")
