@@ -67,7 +67,12 @@ def class_aware(
 
 
 def report(
-    name: str, label: str, p: np.ndarray, images: np.ndarray, classes: np.ndarray, seconds: float
+    name: str,
+    label: str,
+    p: np.ndarray,
+    images: np.ndarray,
+    classes: np.ndarray,
+    seconds: float | None = None,
 ) -> str:
     num_images, num_classes = p.size, int(classes.max()) + 1
     drawn = np.bincount(classes, p[images], num_classes)
@@ -81,7 +86,7 @@ def report(
         f"| {name} | {label} | {share.max():.2f} | {share.min():.3f} | {spread:.1f}"
         f" | {drawn.sum():.2f} | {drawn.max() * active.sum():.2f} | {(pf > 0).mean():.1%}"
         f" | {distinct / finding.sum():.1%} | {pf.max() * finding.sum():.1f}"
-        f" | {seconds * 1e3:,.0f} |"
+        f" | {'-' if seconds is None else f'{seconds * 1e3:,.0f}'} |"
     )
 
 
@@ -140,10 +145,10 @@ def main() -> None:
         n = np.bincount(classes, minlength=num_classes).astype(np.float64)
         for power in (0.0, 0.5):
             p = class_aware(images, classes, n, power, num_images)
-            print(report(title, f"class-aware, power {power:g}", p, images, classes, 0.0))
+            print(report(title, f"class-aware, power {power:g}", p, images, classes))
         sizes = np.bincount(images, minlength=num_images)
         naive = np.bincount(images, 1 / n[classes], num_images) / np.maximum(sizes, 1)
-        print(report(title, "naive mean of 1 / n_k", naive / naive.sum(), images, classes, 0.0))
+        print(report(title, "naive mean of 1 / n_k", naive / naive.sum(), images, classes))
         sampler, seconds = fitted(labels, num_classes, repeats, clock)
         smallest = sampler.ratio
         p = sampler.weights.numpy()
