@@ -23,7 +23,7 @@ import numpy as np
 from .._validation import check_int, check_scalar
 
 _SEARCH_PRECISION = 1.01  # the smallest reachable ratio is found to within 1 % (bisection)
-_MAX_STEP = 10.0  # first largest change of a multiplier (a log class factor) in one step
+_MAX_STEP = 10.0  # initial reach: largest change of a multiplier (a log factor) in a step
 
 
 class _Problem(NamedTuple):
@@ -244,8 +244,12 @@ def fit_probabilities(
     max_weight: Any,
     tol: Any,
     max_iter: Any,
+    who: str,
 ) -> Fit:
-    """Fit the probabilities from the class-major positives (``image_ids`` grouped by class)."""
+    """Fit the probabilities from the class-major positives (``image_ids`` grouped by class).
+
+    ``who`` (the public caller) starts the warnings.
+    """
     power = check_scalar(power, "power", low=0.0, high=1.0)
     if max_ratio is not None:
         max_ratio = check_scalar(max_ratio, "max_ratio", low=1.0)
@@ -265,7 +269,8 @@ def fit_probabilities(
         # Bisection on log(ratio), each fit starting from the multipliers of the last band met. A
         # fit that has not met its band within max_iter steps counts as out of reach, so
         # ``floor`` keeps the largest ratio proven out of reach.
-        low, high, floor = wanted, widest, wanted if found is False else 1.0
+        proven = found is False
+        low, high, floor = wanted, widest, wanted if proven else 1.0
         _, best, state = _solve(problem, high, start, tol, max_iter)
         while high / low > _SEARCH_PRECISION:
             middle = math.sqrt(low * high)
@@ -276,16 +281,17 @@ def fit_probabilities(
                 low, floor = middle, middle if found is False else floor
         if high / floor > _SEARCH_PRECISION**2:
             warnings.warn(
-                f"BalancedSampler: some fits did not converge within max_iter={max_iter} Newton "
+                f"{who}: some fits did not converge within max_iter={max_iter} Newton "
                 f"steps; the ratio found, {high:.4g}, may be up to {high / floor:.3g} times the "
                 "smallest the data allow",
                 UserWarning,
                 stacklevel=3,
             )
         if max_ratio is not None:
+            reason = "is out of reach for these labels" if proven else "was not met"
             warnings.warn(
-                f"BalancedSampler: max_ratio={max_ratio:g} is out of reach for these labels; "
-                f"using the smallest ratio found, {high:.4g}",
+                f"{who}: max_ratio={max_ratio:g} {reason}; using the smallest ratio found, "
+                f"{high:.4g}",
                 UserWarning,
                 stacklevel=3,
             )

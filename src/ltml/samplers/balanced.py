@@ -32,7 +32,7 @@ __all__ = ["BalancedSampler", "fit_balanced_weights"]
 def _positives(
     labels: Any, num_classes: int | None, empty_classes: str, who: str
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Class counts, class-major image ids and ``N`` of the known positives; empty classes told."""
+    """Return the class counts, class-major image ids and ``N``; tell of classes without one."""
     check_choice(empty_classes, "empty_classes", ("warn", "error"))
     if num_classes is not None:
         num_classes = check_int(num_classes, "num_classes")
@@ -98,8 +98,9 @@ def fit_balanced_weights(
         labels, num_classes, empty_classes, "fit_balanced_weights"
     )
     fitted = fit_probabilities(
-        counts, image_ids, num_images, power, max_ratio, max_weight, tol, max_iter
-    )
+        counts, image_ids, num_images, power, max_ratio, max_weight, tol, max_iter,
+        "fit_balanced_weights",
+    )  # fmt: skip
     return torch.from_numpy(fitted.weights)
 
 
@@ -228,8 +229,9 @@ class BalancedSampler(Sampler[int]):
         )
         self.num_replicas, self.rank = distributed_defaults(num_replicas, rank)
         fitted = fit_probabilities(
-            self.counts, image_ids, self.num_images, power, max_ratio, max_weight, tol, max_iter
-        )
+            self.counts, image_ids, self.num_images, power, max_ratio, max_weight, tol, max_iter,
+            "BalancedSampler",
+        )  # fmt: skip
         self.weights, self.ratio = torch.from_numpy(fitted.weights), fitted.ratio
         self.expected_shares = torch.from_numpy(fitted.shares)
         self.total_size: int = -(-self.num_samples // self.num_replicas) * self.num_replicas
