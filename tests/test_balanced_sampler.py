@@ -210,7 +210,7 @@ def test_unknown_labels_never_count_as_positive() -> None:
     p = fit_balanced_weights(labels).numpy()
     assert p[3] == 0.0
     np.testing.assert_array_equal(p, fit_balanced_weights(np.where(labels == 1, 1, 0)).numpy())
-    order = list(BalancedSampler(labels, num_samples=500))
+    order = list(BalancedSampler(labels, num_draws=500))
     assert 3 not in order
 
 
@@ -297,36 +297,35 @@ def test_order_is_a_function_of_seed_and_epoch(voc_lt: tuple[np.ndarray, dict]) 
     assert list(other_seed) != order
 
 
-@pytest.mark.parametrize(("num_samples", "replicas"), [(1142, 2), (1001, 3), (7, 4), (2, 5)])
+@pytest.mark.parametrize(("num_draws", "replicas"), [(1142, 2), (1001, 3), (7, 4), (2, 5)])
 def test_simulated_ranks_partition_the_epoch(
-    voc_lt: tuple[np.ndarray, dict], num_samples: int, replicas: int
+    voc_lt: tuple[np.ndarray, dict], num_draws: int, replicas: int
 ) -> None:
     labels = voc_lt[0]
 
     def order(**kw: int) -> list[int]:
-        s = BalancedSampler(labels, num_samples, max_ratio=3.0, seed=11, **kw)
+        s = BalancedSampler(labels, num_draws, max_ratio=3.0, seed=11, **kw)
         s.set_epoch(2)
         return list(s)
 
     global_order = order(num_replicas=1, rank=0)
-    assert len(global_order) == num_samples
-    total = math.ceil(num_samples / replicas) * replicas
-    padded = [global_order[i % num_samples] for i in range(total)]  # wrap, as DistributedSampler
+    assert len(global_order) == num_draws
+    total = math.ceil(num_draws / replicas) * replicas
+    padded = [global_order[i % num_draws] for i in range(total)]  # wrap, as DistributedSampler
     shards = [order(num_replicas=replicas, rank=r) for r in range(replicas)]
     assert {len(s) for s in shards} == {total // replicas}
     for r, shard in enumerate(shards):
         assert shard == padded[r::replicas]  # positions r, r + R, ...: disjoint, cover the epoch
-        assert len(BalancedSampler(labels, num_samples, num_replicas=replicas, rank=r)) == len(
-            shard
-        )
+        assert len(BalancedSampler(labels, num_draws, num_replicas=replicas, rank=r)) == len(shard)
     interleaved = [shards[p % replicas][p // replicas] for p in range(total)]
-    assert interleaved[:num_samples] == global_order
+    assert interleaved[:num_draws] == global_order
 
 
 def test_default_length_is_all_images() -> None:
     labels = np.array([[1, 0], [0, 1], [0, 0]])
     sampler = BalancedSampler(labels)
-    assert (sampler.num_images, sampler.num_samples, len(sampler)) == (3, 3, 3)
+    assert (sampler.num_images, sampler.num_draws, sampler.total_size) == (3, 3, 3)
+    assert sampler.num_draws_per_rank == len(sampler) == 3
     assert (sampler.num_replicas, sampler.rank, sampler.epoch) == (1, 0, 0)
 
 
@@ -402,7 +401,7 @@ def test_bad_fit_input(kwargs: dict, error: type, match: str) -> None:
         ([[1, 0]], {}, TypeError, r"got list; .*from_class_lists"),
         (np.array([[0, 2]]), {}, ValueError, r"`labels` must contain only .*, got 2$"),
         (np.zeros((3, 2)), {}, ValueError, r"`labels` must contain at least one known positive"),
-        (np.eye(2), {"num_samples": 0}, ValueError, r"`num_samples` must be an integer >= 1"),
+        (np.eye(2), {"num_draws": 0}, ValueError, r"`num_draws` must be an integer >= 1"),
         (np.eye(2), {"seed": -1}, ValueError, r"`seed` must be an integer >= 0, got -1"),
         (np.eye(2), {"num_replicas": 2, "rank": 2}, ValueError, r"`rank` must be an integer in"),
     ],

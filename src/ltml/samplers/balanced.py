@@ -147,7 +147,7 @@ class BalancedSampler(Sampler[int]):
     projected Newton method on the dual (one multiplier per class bound), about ten steps per
     band, and a bisection on :math:`r` when :math:`r = 1` is out of reach.
 
-    Draws, epochs and distribution follow :class:`ltml.ClassAwareSampler`: ``num_samples`` draws
+    Draws, epochs and distribution follow :class:`ltml.ClassAwareSampler`: ``num_draws`` draws
     with replacement in an order that is a function of ``(seed, epoch)`` alone, padded to a
     multiple of ``num_replicas`` by repeating its beginning, rank ``r`` taking positions
     ``r, r + R, ...``.
@@ -156,8 +156,8 @@ class BalancedSampler(Sampler[int]):
     ----------
     labels : ndarray or Tensor, shape (N, C)
         0 / 1 labels, -1 = unknown; per-image class lists go through :meth:`from_class_lists`.
-    num_samples : int, optional
-        Draws per epoch over all replicas; default ``N``.
+    num_draws : int, optional
+        Draws per epoch over all replicas, before padding; default ``N``.
     power : float in [0, 1], default 0.0
         Exponent of the target shares :math:`t_k \propto n_k^{\,q}`.
     max_ratio : float >= 1, optional
@@ -188,15 +188,17 @@ class BalancedSampler(Sampler[int]):
         The band met: :math:`\max_k \max(s_k / t_k,\, t_k / s_k)`.
     counts : ndarray (C,), int64
         Known positives per class :math:`n_k`.
-    num_images, num_samples, total_size : int
-        ``N``, draws per epoch, and ``ceil(num_samples / num_replicas) * num_replicas``.
+    num_images, num_draws, total_size, num_draws_per_rank : int
+        ``N``, draws per epoch over all replicas, ``ceil(num_draws / num_replicas) *
+        num_replicas``, and ``total_size // num_replicas = len(sampler)``, as for
+        :class:`ltml.ClassAwareSampler`.
 
     Examples
     --------
     >>> import torch
     >>> from ltml import BalancedSampler
     >>> labels = torch.tensor([[1, 0, 0], [1, 0, 0], [1, 1, 0], [1, 0, 1], [0, 1, 0], [0, 0, 1]])
-    >>> sampler = BalancedSampler(labels, num_samples=8, seed=0)
+    >>> sampler = BalancedSampler(labels, num_draws=8, seed=0)
     >>> [round(s, 3) for s in sampler.expected_shares.tolist()], round(sampler.ratio, 6)
     ([0.333, 0.333, 0.333], 1.0)
     >>> order = list(sampler)
@@ -207,7 +209,7 @@ class BalancedSampler(Sampler[int]):
     def __init__(
         self,
         labels: Any,
-        num_samples: int | None = None,
+        num_draws: int | None = None,
         *,
         power: float = 0.0,
         max_ratio: float | None = None,
@@ -224,8 +226,8 @@ class BalancedSampler(Sampler[int]):
         self.counts, image_ids, self.num_images = _positives(
             labels, num_classes, empty_classes, "BalancedSampler"
         )
-        self.num_samples: int = check_int(
-            self.num_images if num_samples is None else num_samples, "num_samples"
+        self.num_draws: int = check_int(
+            self.num_images if num_draws is None else num_draws, "num_draws"
         )
         self.num_replicas, self.rank = distributed_defaults(num_replicas, rank)
         fitted = fit_probabilities(
@@ -234,14 +236,23 @@ class BalancedSampler(Sampler[int]):
         )  # fmt: skip
         self.weights, self.ratio = torch.from_numpy(fitted.weights), fitted.ratio
         self.expected_shares = torch.from_numpy(fitted.shares)
-        self.total_size: int = -(-self.num_samples // self.num_replicas) * self.num_replicas
         self._drawable = np.flatnonzero(fitted.weights)
         self._cumulative = np.cumsum(fitted.weights[self._drawable])
         self.seed, self.epoch = seed, 0
 
-    def __len__(self) -> int:
-        """Return the indices this rank yields per epoch: ``total_size // num_replicas``."""
+    @property
+    def total_size(self) -> int:
+        """The epoch padded to a multiple of the replicas: ``ceil(num_draws / R) * R``."""
+        return -(-self.num_draws // self.num_replicas) * self.num_replicas
+
+    @property
+    def num_draws_per_rank(self) -> int:
+        """Indices this rank yields per epoch: ``total_size // num_replicas``, ``len(sampler)``."""
         return self.total_size // self.num_replicas
+
+    def __len__(self) -> int:
+        """Return the indices this rank yields per epoch: :attr:`num_draws_per_rank`."""
+        return self.num_draws_per_rank
 
     @classmethod
     def from_class_lists(
@@ -279,7 +290,7 @@ class BalancedSampler(Sampler[int]):
         rng = np.random.default_rng([self.seed, self.epoch])
         # Inverse-CDF draws over the images with p_i > 0; the clip guards a rounding at the top.
         picks = np.searchsorted(
-            self._cumulative, rng.random(self.num_samples) * self._cumulative[-1], side="right"
+            self._cumulative, rng.random(self.num_draws) * self._cumulative[-1], side="right"
         )
         order = self._drawable[np.minimum(picks, self._drawable.size - 1)]
         return iter(shard(order, self.num_replicas, self.rank).tolist())
