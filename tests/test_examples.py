@@ -19,6 +19,7 @@ from PIL import Image
 HARNESS = Path(__file__).resolve().parents[1] / "examples" / "reproduce"
 sys.path.insert(0, str(HARNESS))
 
+import ltml  # noqa: E402
 from ltml.data import drop_labels, make_demo  # noqa: E402
 from ltml_example import resolve, run  # noqa: E402
 from ltml_example.data import build_data, iterations_per_epoch  # noqa: E402
@@ -52,6 +53,7 @@ EXPECTED_ROWS = {
     "ltml-flip": ("both", "compensated", True, True, 1),
     "erm": ("u", "bce", False, False, 1),
     "rs": ("r", "bce", False, False, 1),
+    "balanced": ("r", "bce", False, False, 1),
     "db-focal": ("r", "db-focal", False, False, 1),
     "u-only-2x": ("u", "weighted", False, False, 2),
     "mixed": ("mixed", "compensated", False, False, 1),
@@ -144,6 +146,7 @@ def test_flags_override_presets(flags: list[str], expected: dict[str, object]) -
         (["--fit-thresholds"], "--fit-thresholds fits on a validation split: set --val-fraction"),
         (["--row", "erm", "--batch-size", "0"], "--batch-size must be positive"),
         (["--epoch-length", "long"], "expected 'db', 'uniform' or a number"),
+        (["--row", "drs", "--sampler-mode", "balanced"], "not --sampler-mode balanced"),
     ],
 )
 def test_bad_flags_exit_with_a_clear_message(
@@ -211,7 +214,9 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
         run(resolve([*flags, "--resume", str(tmp_path / "missing.pt")]))
 
 
-@pytest.mark.parametrize("row", ["erm", "db-focal", "both", "ltml-flip", "u-only-2x", "mixed"])
+@pytest.mark.parametrize(
+    "row", ["erm", "db-focal", "both", "ltml-flip", "u-only-2x", "mixed", "balanced"]
+)
 def test_every_kind_of_row_trains_and_reports(row: str, tmp_path: Path) -> None:
     result = run(
         resolve([*TINY_DEMO, "--row", row, "--epochs", "1", "--no-plot", "--output", str(tmp_path)])
@@ -731,3 +736,18 @@ def test_demo_training_beats_chance_by_fifteen_points(tmp_path: Path) -> None:
     chance = 100 * test_labels.clamp(min=0).mean(dim=0).mean().item()
     assert 15 < chance < 25
     assert result["test"]["total"] > chance + 15
+
+
+def test_balanced_row_draws_from_the_fitted_sampler() -> None:
+    from ltml_example.data import train_loader
+
+    cfg = resolve([*TINY_DEMO, "--row", "balanced"])
+    data = build_data(cfg)
+    loader, sampler = train_loader(cfg, data, iters=3, world=1, rank=0, pin_memory=False)
+    stream = sampler.paired.balanced  # the re-balanced side of the pair
+    assert isinstance(stream, ltml.BalancedSampler)
+    assert stream.num_draws == 3 * cfg.batch_size
+    assert len(loader) == 3
+    # Every image it draws carries a known positive: the fitted weights leave the others out.
+    drawn = list(stream)
+    assert all(data.train_labels[i].eq(1).any() for i in drawn)

@@ -28,7 +28,7 @@ Unknown = Literal["ignore", "negative"]
 Guard = Literal["none", "tied"]
 ScoreSpace = Literal["prob", "logit"]
 Detach = Literal["none", "first", "second"]
-SamplerMode = Literal["cycle", "random"]
+SamplerMode = Literal["cycle", "random", "balanced"]
 Deferred = Literal["none", "reweight", "resample"]
 MixMethod = Literal["mixup", "cutmix"]
 Stage2 = Literal["none", "crt", "ncm", "tau-norm", "lws", "logit-adjust"]
@@ -84,7 +84,8 @@ class Config:
     flip_test: bool = False
     predict: ScoreSpace = "prob"  # how the two branches are averaged at test time
     # sampling and schedule
-    sampler_mode: SamplerMode = "cycle"  # DB-loss class cycle, or i.i.d. "random" draws
+    # DB-loss class cycle, i.i.d. "random" draws, or "balanced" (ltml.BalancedSampler)
+    sampler_mode: SamplerMode = "cycle"
     sampler_power: float = 0.0
     epoch_length: str = "db"  # db | uniform | an integer number of draws per stream
     iters_per_epoch: int | None = None  # overrides the epoch-length rule

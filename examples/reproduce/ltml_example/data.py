@@ -268,8 +268,19 @@ def train_loader(
         "num_replicas": world,
         "rank": rank,
     }
-    balanced = ltml.ClassAwareSampler(data.train_labels, **class_aware)
-    paired = ltml.PairedSampler(uniform, balanced, length="balanced")
+    rebalanced: Sampler[int]
+    if cfg.sampler_mode == "balanced":  # image probabilities fitted to equal class shares
+        rebalanced = ltml.BalancedSampler(
+            data.train_labels,
+            iters * batch * world,
+            power=cfg.sampler_power,
+            seed=cfg.seed,
+            num_replicas=world,
+            rank=rank,
+        )
+    else:
+        rebalanced = ltml.ClassAwareSampler(data.train_labels, **class_aware)
+    paired = ltml.PairedSampler(uniform, rebalanced, length="balanced")
     sampler: _OneStream | ltml.PairedSampler | ltml.DeferredClassAwareSampler
     if cfg.deferred == "resample":  # DRS: uniform order, then class-aware draws
         sampler = ltml.DeferredClassAwareSampler(

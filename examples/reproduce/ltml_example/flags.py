@@ -187,10 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         g,
         "--sampler-mode",
-        "class-aware sampler: DB-loss class cycle or i.i.d. draws",
+        "re-balanced stream: DB-loss class cycle, i.i.d. class-aware draws, or fitted balanced",
         choices=get_args(SamplerMode),
     )
-    add(g, "--sampler-power", "class probability ~ n_k ** power (mode random)", type=float)
+    add(
+        g,
+        "--sampler-power",
+        "class probability (random) or target share (balanced) ~ n_k ** power",
+        type=float,
+    )
     add(
         g,
         "--epoch-length",
@@ -356,6 +361,8 @@ def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
         parser.error("--stage1 loads the stage-1 model of a decoupled row: set --stage2")
     if cfg.deferred != "none" and (cfg.branches != "u" or cfg.cls_loss != "bce"):
         parser.error("--deferred switches a uniform BCE row: it needs --branches u --cls-loss bce")
+    if cfg.deferred == "resample" and cfg.sampler_mode == "balanced":
+        parser.error("--deferred resample draws class-aware: not --sampler-mode balanced")
     if cfg.mixup < 0:
         parser.error(f"--mixup must be >= 0 (0 = off), got {cfg.mixup}")
     if cfg.mixup > 0 and cfg.cls_loss in ("db-focal", "comic"):

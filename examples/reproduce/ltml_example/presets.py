@@ -63,6 +63,10 @@ ROWS: dict[str, Row] = {
     ),
     "erm": Row("ERM (uniform, BCE)", _ERM),
     "rs": Row("RS (class-aware, BCE)", {**_LTML_BASE, "branches": "r", "cls_loss": "bce"}),
+    "balanced": Row(
+        "balanced sampling (image probabilities fitted to equal class shares, BCE)",
+        {**_LTML_BASE, "branches": "r", "cls_loss": "bce", "sampler_mode": "balanced"},
+    ),
     "db-focal": Row(
         "DB-Focal (class-aware)", {**_LTML_BASE, "branches": "r", "cls_loss": "db-focal"}
     ),
