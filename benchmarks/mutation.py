@@ -61,7 +61,12 @@ MODULES = {
     "metrics": ("src/ltml/metrics/*", _METRIC_TESTS),
     "samplers": (
         "src/ltml/samplers/*",
-        ["tests/test_samplers.py", "tests/test_schedules.py", _CONTRACTS],
+        [
+            "tests/test_samplers.py",
+            "tests/test_balanced_sampler.py",
+            "tests/test_schedules.py",
+            _CONTRACTS,
+        ],
     ),
     "heads": ("src/ltml/heads.py", ["tests/test_heads.py", _CONTRACTS]),
     "decoupling": ("src/ltml/decoupling/*", ["tests/test_decoupling.py", _CONTRACTS]),
