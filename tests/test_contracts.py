@@ -767,7 +767,7 @@ case(
 B = ltml.BalancedSampler
 case(B, "labels", BAD_LABELS, B)
 case(B, "labels", st.sampled_from([[[0, 2], [1]], ([0, 1], [2])]), B)  # class lists: explicit only
-case(B, "num_samples", BAD_POSITIVE_INT.filter(lambda v: v is not None), lambda v: B(LABELS, v))
+case(B, "num_draws", BAD_POSITIVE_INT.filter(lambda v: v is not None), lambda v: B(LABELS, v))
 case(B, "seed", BAD_SEED, lambda v: B(LABELS, seed=v))
 case(
     B,
