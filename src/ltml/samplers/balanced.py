@@ -23,7 +23,7 @@ from torch.utils.data import Sampler
 
 from .._validation import check_choice, check_int, check_seed
 from ._balance import fit_probabilities
-from ._draws import distributed_defaults, shard
+from ._draws import distributed_defaults, shard, warn_if_sharded_again
 from ._label_forms import class_lists_csr, to_class_csr
 
 __all__ = ["BalancedSampler", "fit_balanced_weights"]
@@ -276,6 +276,7 @@ class BalancedSampler(Sampler[int]):
         self.epoch = check_int(epoch, "epoch", low=0)
 
     def __iter__(self) -> Iterator[int]:
+        warn_if_sharded_again(self, self.num_replicas)
         rng = np.random.default_rng([self.seed, self.epoch])
         # Inverse-CDF draws over the images with p_i > 0; the clip guards a rounding at the top.
         picks = np.searchsorted(

@@ -19,7 +19,13 @@ from torch.utils.data import Sampler
 
 from .._deprecation import renamed_keyword, warn_renamed
 from .._validation import check_choice, check_int, check_scalar, check_seed
-from ._draws import distributed_defaults, draw_cycle, draw_random, shard
+from ._draws import (
+    distributed_defaults,
+    draw_cycle,
+    draw_random,
+    shard,
+    warn_if_sharded_again,
+)
 from ._label_forms import class_lists_csr, to_class_csr
 
 __all__ = ["ClassAwareSampler"]
@@ -278,6 +284,7 @@ class ClassAwareSampler(Sampler[int]):
         self.epoch = check_int(epoch, "epoch", low=0)
 
     def __iter__(self) -> Iterator[int]:
+        warn_if_sharded_again(self, self.num_replicas)
         rng = np.random.default_rng([self.seed, self.epoch])
         if self.mode == "cycle":
             _, order = draw_cycle(
