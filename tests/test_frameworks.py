@@ -267,7 +267,7 @@ def _lightning_module(train_sampler_kwargs: dict[str, Any]) -> Any:
         def on_validation_epoch_end(self) -> None:
             result = self.meter.compute()  # gathered over the processes
             self.meter.reset()
-            self.log("val_mAP", result.map)
+            self.log("val_mAP", result.map, sync_dist=True)  # as the guide does
             self.val.append({**self._val_rows, "ap": result.ap})
             self._val_rows = {"indices": [], "scores": []}
 

@@ -168,6 +168,8 @@ class BalancedSampler(Sampler[int]):
         With the epoch, the only source of randomness: every rank must use the same seed.
     num_replicas, rank : int, optional
         Process count and this process's rank; default to the initialised process group, else 1, 0.
+        ``num_replicas=1`` alone: unsharded (rank 0) on every process, for a
+        framework that shards the loader itself (guide "Lightning, Accelerate and other trainers").
     num_classes : int, optional
         ``C``, checked against the columns of ``labels``.
     empty_classes : {"warn", "error"}, default "warn"

@@ -53,6 +53,8 @@ class DeferredClassAwareSampler(Sampler[int]):
         With the epoch, the only source of randomness.
     num_replicas, rank : int, optional
         Process count and rank; default to the initialised process group, else 1, 0.
+        ``num_replicas=1`` alone: unsharded (rank 0) on every process, for a
+        framework that shards the loader itself (guide "Lightning, Accelerate and other trainers").
 
     Attributes
     ----------
