@@ -136,11 +136,11 @@ def _check_val(results: list[dict[str, Any]]) -> None:
 # ------------------------------------------------------------- one process, no framework needed
 
 
-def _iterated_by(module: str) -> Any:
-    """A function defined in ``module`` (by name) that lists a sampler, as a wrapper there does."""
+def _iterated_by(module: str, function: str) -> Any:
+    """A function ``function`` of ``module`` (by name) that lists a sampler, as a wrapper does."""
     namespace: dict[str, Any] = {"__name__": module}
-    exec("def wrapper(sampler):\n    return [i for i in iter(sampler)]", namespace)
-    return namespace["wrapper"]
+    exec(f"def {function}(sampler):\n    return [i for i in iter(sampler)]", namespace)
+    return namespace[function]
 
 
 SHARDED = [
@@ -155,43 +155,53 @@ SHARDED = [
 
 @pytest.mark.parametrize("make", SHARDED)
 @pytest.mark.parametrize(
-    ("module", "advice"),
+    ("module", "function", "advice"),
     [
-        ("lightning.fabric.utilities.distributed", "use_distributed_sampler=False"),
-        ("lightning_fabric.utilities.distributed", "use_distributed_sampler=False"),
-        ("accelerate.data_loader", "out of accelerator.prepare"),
+        ("lightning.fabric.utilities.distributed", "reset", "use_distributed_sampler=False"),
+        ("lightning_fabric.utilities.distributed", "__getitem__", "use_distributed_sampler=False"),
+        ("accelerate.data_loader", "_iter_with_no_split", "out of accelerator.prepare"),
+        ("accelerate.data_loader", "_iter_with_split", "out of accelerator.prepare"),
+        ("accelerate.data_loader", "_fetch_batches", "out of accelerator.prepare"),
     ],
 )
 def test_a_sharded_sampler_warns_once_when_a_framework_shards_it_again(
-    make: Any, module: str, advice: str
+    make: Any, module: str, function: str, advice: str
 ) -> None:
     sampler = make()
     expected = list(sampler)  # iterated by our own code: no warning
     name = type(sampler).__name__
     with pytest.warns(UserWarning, match=rf"^{name} shards itself over the 2 processes") as w:
-        assert _iterated_by(module)(sampler) == expected  # what it yields does not change
+        assert _iterated_by(module, function)(sampler) == expected  # what it yields does not change
     (message,) = [str(x.message) for x in w]
     assert advice in message
     assert "num_replicas=1" in message
     assert "skips 1/2 of every epoch" in message
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _iterated_by(module)(sampler)  # once per sampler
+        _iterated_by(module, function)(sampler)  # once per sampler
         if isinstance(sampler, DeferredClassAwareSampler):
             sampler.set_epoch(1)  # its class-aware phase: still the same sampler, no new warning
-            _iterated_by(module)(sampler)
+            _iterated_by(module, function)(sampler)
 
 
 def test_no_warning_unsharded_or_outside_a_framework() -> None:
+    sharding = [
+        ("accelerate.data_loader", "_iter_with_no_split"),
+        ("lightning.fabric.utilities.distributed", "reset"),
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for module in ("accelerate.data_loader", "lightning.fabric.utilities.distributed"):
-            _iterated_by(module)(ClassAwareSampler(TRAIN_LABELS, num_replicas=1))
-            _iterated_by(module)(DistributedEvalSampler(range(5)))
-        # a framework module that iterates without sharding (Lightning's loops) says nothing
-        _iterated_by("lightning.pytorch.loops.fit_loop")(
-            ClassAwareSampler(TRAIN_LABELS, 4, num_replicas=2, rank=0)
-        )
+        for module, function in sharding:
+            _iterated_by(module, function)(ClassAwareSampler(TRAIN_LABELS, num_replicas=1))
+            _iterated_by(module, function)(DistributedEvalSampler(range(5)))
+        # framework code that iterates a loader without sharding it says nothing: Lightning's
+        # loops, Accelerate's skip_first_batches (resuming mid-epoch)
+        for module, function in [
+            ("lightning.pytorch.loops.fit_loop", "advance"),
+            ("accelerate.data_loader", "__iter__"),
+        ]:
+            sampler = ClassAwareSampler(TRAIN_LABELS, 4, num_replicas=2, rank=0)
+            _iterated_by(module, function)(sampler)
 
 
 def test_num_replicas_one_alone_means_unsharded_on_every_rank() -> None:

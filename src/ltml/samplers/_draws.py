@@ -94,14 +94,19 @@ def distributed_defaults(num_replicas: int | None, rank: int | None) -> tuple[in
     return num_replicas, check_int(rank, "rank", low=0, high=num_replicas - 1)
 
 
-# Modules whose code, found above a sampler's ``__iter__`` on the stack, shards what the sampler
-# yields once more: Lightning's DistributedSamplerWrapper (Trainer and Fabric with
-# use_distributed_sampler=True, their default) and Accelerate's prepare(dataloader)
-# (BatchSamplerShard deals out whole batches; DataLoaderDispatcher splits the main process's).
+# The functions that shard what a sampler yields once more, by module: Lightning's
+# DistributedSamplerWrapper lists the sampler in _DatasetSamplerWrapper (Trainer and Fabric with
+# use_distributed_sampler=True, their default); Accelerate's prepare(dataloader) deals out whole
+# batches in BatchSamplerShard, or splits the main process's in DataLoaderDispatcher. Functions,
+# not whole modules: Accelerate's skip_first_batches iterates a loader without sharding it.
+_LIGHTNING = frozenset({"reset", "__getitem__"})
 _SHARDING_FRAMEWORKS = {
-    "lightning.fabric.utilities.distributed": "Lightning",
-    "lightning_fabric.utilities.distributed": "Lightning",
-    "accelerate.data_loader": "Accelerate",
+    "lightning.fabric.utilities.distributed": ("Lightning", _LIGHTNING),
+    "lightning_fabric.utilities.distributed": ("Lightning", _LIGHTNING),
+    "accelerate.data_loader": (
+        "Accelerate",
+        frozenset({"_iter_with_split", "_iter_with_no_split", "_fetch_batches"}),
+    ),
 }
 _ADVICE = {
     "Lightning": (
@@ -128,9 +133,9 @@ def sharding_framework() -> str | None:
         if back is None:
             return None
         frame = back
-        name = _SHARDING_FRAMEWORKS.get(frame.f_globals.get("__name__", ""))
-        if name is not None:
-            return name
+        framework = _SHARDING_FRAMEWORKS.get(frame.f_globals.get("__name__", ""))
+        if framework is not None and frame.f_code.co_name in framework[1]:
+            return framework[0]
     return None
 
 
