@@ -1707,6 +1707,10 @@ case(
     bad_int(1).filter(lambda v: v is not None and v != "db"),
     lambda v: ltml.DeferredClassAwareSampler(LABELS, 1, v),
 )
+E = ltml.DistributedEvalSampler
+case(E, "dataset", st.sampled_from([5, None, 2.5, iter(range(3)), object()]), E)
+case(E, "num_replicas", BAD_POSITIVE_INT.filter(lambda v: v is not None), lambda v: E(DATASET, v))
+case(E, "rank", bad_int(0, 1).filter(lambda v: v is not None), lambda v: E(DATASET, 2, v))
 
 
 def _public_callables() -> dict[str, Any]:

@@ -31,7 +31,7 @@ def test_report_names_versions_devices_and_extras():
     import sklearn
 
     assert sklearn.__version__ in extras["scikit-learn"]
-    assert set(extras) >= {"tqdm", "matplotlib", "torchmetrics", "mkdocs-material"}
+    assert set(extras) >= {"tqdm", "matplotlib", "torchmetrics", "mkdocs-material", "lightning"}
 
 
 def test_unknown_flag_is_an_error():

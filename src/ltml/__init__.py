@@ -58,6 +58,7 @@ from .mixup import MixedBatch, mix_batch
 from .samplers import (
     BalancedSampler,
     ClassAwareSampler,
+    DistributedEvalSampler,
     PairedDataset,
     PairedSampler,
     fit_balanced_weights,
@@ -74,6 +75,7 @@ __all__ = [
     "CrossBranchConsistency",
     "DeferredClassAwareSampler",
     "DeferredReweightedBCE",
+    "DistributedEvalSampler",
     "DistributionBalancedLoss",
     "DualBranchHead",
     "DualBranchOutput",

@@ -18,6 +18,8 @@ _OPTIONAL = {
     "hypothesis": "test",
     "pytest": "test",
     "torchmetrics": "bench",
+    "lightning": "frameworks, test",
+    "accelerate": "frameworks, test",
     "mkdocs-material": "docs",
     "mkdocstrings": "docs",
 }

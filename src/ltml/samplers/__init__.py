@@ -8,20 +8,27 @@
   probabilities fitted so that every class gets an equal share of the positive draws.
 - :class:`DeferredClassAwareSampler` (:mod:`.deferred`): the uniform order, then class-aware
   sampling from a given epoch on (deferred re-sampling).
+- :class:`DistributedEvalSampler` (:mod:`.distributed_eval`): an evaluation set sharded over
+  processes with every image exactly once (no padding), for a gathering metric.
 
 All follow :class:`torch.utils.data.DistributedSampler`: ``set_epoch(epoch)``, an order that is a
-pure function of ``(seed, epoch)`` (never the global RNG), equal, disjoint rank shares.
+pure function of ``(seed, epoch)`` (never the global RNG), equal, disjoint rank shares (the
+training samplers; the evaluation shares differ by at most one). Under a framework that shards the
+loader itself (Lightning, Accelerate), build the training samplers with ``num_replicas=1`` or
+tell the framework not to shard: they warn when they are sharded twice.
 """
 
 from .balanced import BalancedSampler, fit_balanced_weights
 from .class_aware import ClassAwareSampler
 from .deferred import DeferredClassAwareSampler
+from .distributed_eval import DistributedEvalSampler
 from .paired import PairedDataset, PairedSampler
 
 __all__ = [
     "BalancedSampler",
     "ClassAwareSampler",
     "DeferredClassAwareSampler",
+    "DistributedEvalSampler",
     "PairedDataset",
     "PairedSampler",
     "fit_balanced_weights",

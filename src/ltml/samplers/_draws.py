@@ -2,10 +2,15 @@
 
 ``starts`` / ``counts`` describe the classes that can be drawn (at least one positive), as slices
 of the class-major ``indices`` of :mod:`._label_forms`; each draw returns ``(class slot, image)``
-arrays from one generator, with no Python loop per draw.
+arrays from one generator, with no Python loop per draw. The shard also watches for a framework
+that shards what a sharded sampler yields once more (:func:`warn_if_sharded_again`).
 """
 
 from __future__ import annotations
+
+import sys
+import warnings
+import weakref
 
 import numpy as np
 import torch
@@ -73,11 +78,85 @@ def shard(order: np.ndarray, num_replicas: int, rank: int) -> np.ndarray:
 
 
 def distributed_defaults(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
-    """Process count and rank: the given ones, else the initialised process group's, else 1, 0."""
+    """Process count and rank: the given ones, else the initialised process group's, else 1, 0.
+
+    ``num_replicas=1`` alone means unsharded (rank 0) on every process, for a framework that
+    shards the loader itself.
+    """
     initialised = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if rank is None and num_replicas is not None and check_int(num_replicas, "num_replicas") == 1:
+        rank = 0
     if num_replicas is None:
         num_replicas = torch.distributed.get_world_size() if initialised else 1
     if rank is None:
         rank = torch.distributed.get_rank() if initialised else 0
     num_replicas = check_int(num_replicas, "num_replicas")
     return num_replicas, check_int(rank, "rank", low=0, high=num_replicas - 1)
+
+
+# The functions that shard what a sampler yields once more, by module: Lightning's
+# DistributedSamplerWrapper lists the sampler in _DatasetSamplerWrapper (Trainer and Fabric with
+# use_distributed_sampler=True, their default); Accelerate's prepare(dataloader) deals out whole
+# batches in BatchSamplerShard, or splits the main process's in DataLoaderDispatcher. Functions,
+# not whole modules: Accelerate's skip_first_batches iterates a loader without sharding it.
+_LIGHTNING = frozenset({"reset", "__getitem__"})
+_SHARDING_FRAMEWORKS = {
+    "lightning.fabric.utilities.distributed": ("Lightning", _LIGHTNING),
+    "lightning_fabric.utilities.distributed": ("Lightning", _LIGHTNING),
+    "accelerate.data_loader": (
+        "Accelerate",
+        frozenset({"_iter_with_split", "_iter_with_no_split", "_fetch_batches"}),
+    ),
+}
+_ADVICE = {
+    "Lightning": (
+        "Lightning shards the loader again (Trainer(use_distributed_sampler=True), the default)."
+        " Either keep this sampler's sharding and pass Trainer(use_distributed_sampler=False), or"
+        " build the sampler with num_replicas=1 and let Lightning shard it"
+    ),
+    "Accelerate": (
+        "Accelerate's prepare() shards the loader again (it deals out whole batches in turn)."
+        " Either keep this sampler's sharding and leave the DataLoader out of"
+        " accelerator.prepare(...) (move each batch to accelerator.device), or build the sampler"
+        " with num_replicas=1 and let prepare() shard it"
+    ),
+}
+_WARNED: weakref.WeakSet[object] = weakref.WeakSet()  # samplers warned about already
+_STACK_DEPTH = 32  # frames searched: the framework's loop sits a few frames above the sampler
+
+
+def sharding_framework() -> str | None:
+    """Name of the framework that shards the caller's output again, from the stack; else None."""
+    frame = sys._getframe(1)
+    for _ in range(_STACK_DEPTH):
+        back = frame.f_back
+        if back is None:
+            return None
+        frame = back
+        framework = _SHARDING_FRAMEWORKS.get(frame.f_globals.get("__name__", ""))
+        if framework is not None and frame.f_code.co_name in framework[1]:
+            return framework[0]
+    return None
+
+
+def warn_if_sharded_again(sampler: object, num_replicas: int, name: str | None = None) -> None:
+    """Warn (once per sampler) when a sampler sharded over processes is sharded again.
+
+    Called from the sampler's ``__iter__``: a framework's wrapper then sits above it on the stack,
+    and each process would see ``1 / num_replicas`` of its own share, silently. ``name``: the
+    sampler the user built, when ``sampler`` is a part of it.
+    """
+    if num_replicas == 1 or sampler in _WARNED:
+        return
+    framework = sharding_framework()
+    if framework is None:
+        return
+    _WARNED.add(sampler)
+    warnings.warn(
+        f"{name or type(sampler).__name__} shards itself over the {num_replicas} processes "
+        f"(num_replicas={num_replicas}) and {_ADVICE[framework]}. As it is, each process sees "
+        f"1/{num_replicas} of its share: the run skips {num_replicas - 1}/{num_replicas} of every "
+        "epoch. See the guide 'Lightning, Accelerate and other trainers'.",
+        UserWarning,
+        stacklevel=3,
+    )

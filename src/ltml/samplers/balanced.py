@@ -23,7 +23,7 @@ from torch.utils.data import Sampler
 
 from .._validation import check_choice, check_int, check_seed
 from ._balance import fit_probabilities
-from ._draws import distributed_defaults, shard
+from ._draws import distributed_defaults, shard, warn_if_sharded_again
 from ._label_forms import class_lists_csr, to_class_csr
 
 __all__ = ["BalancedSampler", "fit_balanced_weights"]
@@ -168,6 +168,8 @@ class BalancedSampler(Sampler[int]):
         With the epoch, the only source of randomness: every rank must use the same seed.
     num_replicas, rank : int, optional
         Process count and this process's rank; default to the initialised process group, else 1, 0.
+        ``num_replicas=1`` alone: unsharded (rank 0) on every process, for a
+        framework that shards the loader itself (guide "Lightning, Accelerate and other trainers").
     num_classes : int, optional
         ``C``, checked against the columns of ``labels``.
     empty_classes : {"warn", "error"}, default "warn"
@@ -287,6 +289,7 @@ class BalancedSampler(Sampler[int]):
         self.epoch = check_int(epoch, "epoch", low=0)
 
     def __iter__(self) -> Iterator[int]:
+        warn_if_sharded_again(self, self.num_replicas)
         rng = np.random.default_rng([self.seed, self.epoch])
         # Inverse-CDF draws over the images with p_i > 0; the clip guards a rounding at the top.
         picks = np.searchsorted(

@@ -19,7 +19,13 @@ from torch.utils.data import Sampler
 
 from .._deprecation import renamed_keyword, warn_renamed
 from .._validation import check_choice, check_int, check_scalar, check_seed
-from ._draws import distributed_defaults, draw_cycle, draw_random, shard
+from ._draws import (
+    distributed_defaults,
+    draw_cycle,
+    draw_random,
+    shard,
+    warn_if_sharded_again,
+)
 from ._label_forms import class_lists_csr, to_class_csr
 
 __all__ = ["ClassAwareSampler"]
@@ -78,6 +84,10 @@ class ClassAwareSampler(Sampler[int]):
     beginning as :class:`~torch.utils.data.DistributedSampler` does; rank ``r`` takes positions
     ``r, r + R, ...``, so the ranks' shares are disjoint by position, of equal length
     (``num_draws_per_rank = total_size // R = len(sampler)``), and together are the epoch.
+    A framework that shards the loader again (Lightning's default ``use_distributed_sampler=True``,
+    Accelerate's ``prepare(loader)``) would leave each process ``1 / R`` of its share: the sampler
+    warns once when it finds such sharding above it, and the guide "Lightning, Accelerate and
+    other trainers" gives the setting that keeps plain DDP's epoch.
 
     Counts of an epoch, one name each: ``num_draws`` over all replicas (what
     :class:`~torch.utils.data.RandomSampler` calls ``num_samples``), ``total_size`` once padded
@@ -110,6 +120,8 @@ class ClassAwareSampler(Sampler[int]):
         ``(seed, epoch)``): every rank must use the same seed.
     num_replicas, rank : int, optional
         Process count and this process's rank; default to the initialised process group, else 1, 0.
+        ``num_replicas=1`` alone: unsharded (rank 0) on every process, for a
+        framework that shards the loader itself (guide "Lightning, Accelerate and other trainers").
     num_classes : int, optional
         ``C``: checked against the columns of ``labels`` (see :meth:`from_class_lists` for the
         sparse form).
@@ -278,6 +290,7 @@ class ClassAwareSampler(Sampler[int]):
         self.epoch = check_int(epoch, "epoch", low=0)
 
     def __iter__(self) -> Iterator[int]:
+        warn_if_sharded_again(self, self.num_replicas)
         rng = np.random.default_rng([self.seed, self.epoch])
         if self.mode == "cycle":
             _, order = draw_cycle(

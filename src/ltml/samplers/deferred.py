@@ -17,7 +17,7 @@ from torch.utils.data import Sampler
 
 from .._deprecation import renamed_keyword
 from .._validation import check_int
-from ._draws import shard
+from ._draws import shard, warn_if_sharded_again
 from .class_aware import ClassAwareSampler
 
 __all__ = ["DeferredClassAwareSampler"]
@@ -53,6 +53,8 @@ class DeferredClassAwareSampler(Sampler[int]):
         With the epoch, the only source of randomness.
     num_replicas, rank : int, optional
         Process count and rank; default to the initialised process group, else 1, 0.
+        ``num_replicas=1`` alone: unsharded (rank 0) on every process, for a
+        framework that shards the loader itself (guide "Lightning, Accelerate and other trainers").
 
     Attributes
     ----------
@@ -113,9 +115,11 @@ class DeferredClassAwareSampler(Sampler[int]):
         self.balanced.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[int]:
-        if self.active:
-            return iter(self.balanced)
         b = self.balanced
+        # Keyed on the inner sampler, which the class-aware phase iterates: one warning per run.
+        warn_if_sharded_again(b, b.num_replicas, name=type(self).__name__)
+        if self.active:
+            return iter(b)
         rng = np.random.default_rng([self.seed, self.epoch])
         passes = -(-b.num_draws // b.num_images)
         order = np.concatenate([rng.permutation(b.num_images) for _ in range(passes)])

@@ -79,7 +79,9 @@ class PairedSampler(Sampler[tuple[int, int]]):
 
     Distributed: shard both samplers (e.g. a :class:`~torch.utils.data.DistributedSampler` and a
     :class:`~ltml.ClassAwareSampler`, both of which default to the process group); their per-rank
-    lengths are equal on every rank, so every rank runs the same number of batches.
+    lengths are equal on every rank, so every rank runs the same number of batches. Under Lightning,
+    keep this sharding with ``Trainer(use_distributed_sampler=False)`` (see the guide "Lightning,
+    Accelerate and other trainers").
 
     Parameters
     ----------
