@@ -941,8 +941,27 @@ case(ltml.class_groups, "counts", bad_counts(), ltml.class_groups)
 case(
     ltml.class_groups,
     "thresholds",
-    st.sampled_from([(100, 20), (-1, 5), (2.5, 10), ("20", "100"), 20, (1, 2, 3), None]),
+    st.sampled_from([(100, 20), (-1, 5), (2.5, 10), ("20", "100"), 20, (1, 2, 3)]),
     lambda v: ltml.class_groups([3, 1, 2], v),
+)
+BAD_SHARE_PAIRS = st.sampled_from([(0.5, 0.2), (-0.1, 0.5), (0.1, 1.5), (NAN, 0.5), 0.5, ("a", 1)])
+case(
+    ltml.class_groups,
+    "shares",
+    BAD_SHARE_PAIRS,
+    lambda v: ltml.class_groups([3, 1, 2], shares=v, num_images=10),
+)
+case(
+    ltml.class_groups,
+    "quantiles",
+    BAD_SHARE_PAIRS,
+    lambda v: ltml.class_groups([3, 1, 2], quantiles=v),
+)
+case(
+    ltml.class_groups,
+    "num_images",
+    st.sampled_from([None, -1, 2.5, "10"]),
+    lambda v: ltml.class_groups([3, 1, 2], shares=(0.1, 0.5), num_images=v),
 )
 case(ltml.class_weights, "counts", bad_counts(), ltml.class_weights)
 case(
