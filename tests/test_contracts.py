@@ -1367,6 +1367,12 @@ case(
     lambda v: D.stratified_split(LABELS, v),
 )
 case(D.stratified_split, "seed", BAD_SEED, lambda v: D.stratified_split(LABELS, (0.5, 0.5), seed=v))
+case(
+    D.stratified_split,
+    "groups",
+    st.sampled_from([[0, 1], "abcd", 3, [None] * len(LABELS), np.full(len(LABELS), NAN), [[0]]]),
+    lambda v: D.stratified_split(LABELS, (0.5, 0.5), groups=v),
+)
 case(D.split_deviation, "labels", BAD_LABELS, lambda v: D.split_deviation(v, [[0, 1], [2, 3]]))
 case(
     D.split_deviation,
