@@ -1182,6 +1182,23 @@ for public in (D.read_label_table, D.TableMultiLabel):
         ),
     )
 
+for public in (D.read_label_table, D.TableMultiLabel):
+    for arg, bad in (
+        ("unknown", st.sampled_from([3, b"NA", "cat"])),
+        ("no_label", st.sampled_from(["", 3, "dog"])),
+        ("ignore_columns", st.sampled_from(["tags", ["image"], 5])),
+    ):
+        case(
+            public,
+            arg,
+            bad,
+            lambda v, f=public, arg=arg: f(
+                _TABLE / "labels.csv",
+                **{arg: v},
+                **({"image_root": _TABLE} if f is D.TableMultiLabel else {}),
+            ),
+        )
+
 # Sparse partial labels: the CSR arrays, the constructors, row selection.
 VL = ltml.VerifiedLabels
 BAD_INTEGER_VECTOR = [None, "01", np.array([0.5, 1.0]), np.array([[0, 1]]), [True, 1], [0, 1.0]]
