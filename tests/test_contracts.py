@@ -1373,6 +1373,18 @@ case(
     st.sampled_from([["a"], ["a", "b", "c", "d"], []]),
     lambda v: D.describe_labels(LABELS, v),
 )
+case(
+    D.describe_labels,
+    "shares",
+    BAD_SHARE_PAIRS,
+    lambda v: D.describe_labels(LABELS, shares=v),
+)
+case(
+    D.describe_labels,
+    "quantiles",
+    BAD_SHARE_PAIRS,
+    lambda v: D.describe_labels(LABELS, quantiles=v),
+)
 BAD_FRACTIONS = st.sampled_from(
     [(0.8, 0.3), (1.0, 0.0), (), (0.5, NAN), (-0.5, 1.5), (0.2, 0.8, 0)]
 )
