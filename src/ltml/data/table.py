@@ -199,10 +199,12 @@ class TableMultiLabel(Dataset[tuple[Any, Tensor]]):
         The folder the image paths are relative to; a path may not leave it.
     transform : callable, optional
         Applied to the PIL image (RGB) in ``__getitem__``.
-    image_column, tags_column, tag_separator, classes, delimiter, sparse, unknown, no_label, \
-ignore_columns
+    image_column, tags_column, tag_separator, classes, delimiter, sparse
         As in :func:`read_label_table`; pass the training set's ``classes`` when reading its
         test set, so that both have the same columns.
+    unknown, no_label, ignore_columns
+        As in :func:`read_label_table`: a tags-form marker of unknown rows, a tag meaning no
+        label, metadata columns of the columns form.
 
     Attributes
     ----------
