@@ -1,8 +1,8 @@
-"""A label table's cells to labels: the tags form and the columns form.
+"""A label table's tags to labels, and the options of missing and metadata values.
 
-The second half of :func:`~ltml.data.read_label_table` (the first, :mod:`._table_rows`, reads the
-cells): tags to the positives of each row, with the ``unknown`` marker and the ``no_label`` tag,
-and the cells of class columns to 1 / 0 / -1.
+Part of :func:`~ltml.data.read_label_table` (:mod:`._table_rows` reads the cells, :mod:`.table`
+reads the columns form): the tags of each row to its positives, with the ``unknown`` marker and
+the ``no_label`` tag, and the checks of ``unknown``, ``no_label`` and ``ignore_columns``.
 """
 
 from __future__ import annotations
@@ -147,46 +147,3 @@ def refuse_unknown_rows(rows: Rows, unknown_rows: np.ndarray, marker: str | None
             f"{rows.where[r]}), but the sparse tags form stores ones only, so a row cannot be "
             "unknown; read with sparse=False"
         )
-
-
-_LABEL_TEXT = {"1": 1, "0": 0, "-1": -1, "": -1}
-
-
-def column_labels(rows: Rows, columns: list[int], every_column: bool) -> np.ndarray:
-    cells = np.char.strip(np.array([[row[j] for j in columns] for row in rows.fields], dtype=str))
-    labels = np.full(cells.shape, -1, dtype=np.int64)
-    known = np.zeros(cells.shape, dtype=bool)
-    for text, value in _LABEL_TEXT.items():
-        match = cells == text
-        labels[match] = value
-        known |= match
-    if not known.all():  # numbers written otherwise: 1.0, 0.0, -1.0, +1
-        for text in np.unique(cells[~known]).tolist():
-            number = _number(text)
-            if number is not None:
-                match = cells == text
-                labels[match] = number
-                known |= match
-    if not known.all():
-        r, c = (int(i[0]) for i in np.nonzero(~known))
-        hint = (
-            "; if the column is not a class (metadata), leave it out with "
-            "`ignore_columns` or name the label columns with `classes`"
-            if every_column
-            else ""
-        )
-        raise ValueError(
-            f"{rows.where[r]}: {str(cells[r, c])!r} in column {rows.header[columns[c]]!r} is not "
-            "a label: expected 1 (positive), 0 (negative), -1 or empty (unknown), or 1.0 / "
-            f"0.0 / -1.0{hint}"
-        )
-    return labels
-
-
-def _number(text: str) -> int | None:
-    """Return 1, 0 or -1 for a cell that is that number written as a float, else None."""
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return int(value) if value in (1.0, 0.0, -1.0) else None

@@ -44,8 +44,8 @@ from torch.utils.data import Dataset
 from .._validation import as_class_names, as_path, check_bool, check_callable
 from ..labels import VerifiedLabels
 from ._images import load_image
-from ._table_labels import Options, check_options, column_labels, refuse_unknown_rows, tags_labels
-from ._table_rows import column, dataframe_rows, file_rows, image_paths, is_dataframe
+from ._table_labels import Options, check_options, refuse_unknown_rows, tags_labels
+from ._table_rows import Rows, column, dataframe_rows, file_rows, image_paths, is_dataframe
 from .image_list import PathLike
 
 _TAGS_COLUMN = "tags"
@@ -344,7 +344,7 @@ def _read(
                 "`ignore_columns=['']` (a trailing delimiter alone is ignored)"
             )
         columns = [column(rows, c, "classes") for c in names]
-        labels = torch.from_numpy(column_labels(rows, columns, classes is None))
+        labels = torch.from_numpy(_column_labels(rows, columns, classes is None))
         if sparse or (sparse is None and labels.numel() > SPARSE_ABOVE):
             labels = VerifiedLabels.from_dense(labels)
     return LabelTable(images, labels, tuple(names)), rows.where
@@ -361,6 +361,49 @@ def _sparse_csr(indptr: np.ndarray, indices: np.ndarray, shape: tuple[int, int])
             shape,
             check_invariants=False,  # sorted and in range by construction
         )
+
+
+_LABEL_TEXT = {"1": 1, "0": 0, "-1": -1, "": -1}
+
+
+def _column_labels(rows: Rows, columns: list[int], every_column: bool) -> np.ndarray:
+    cells = np.char.strip(np.array([[row[j] for j in columns] for row in rows.fields], dtype=str))
+    labels = np.full(cells.shape, -1, dtype=np.int64)
+    known = np.zeros(cells.shape, dtype=bool)
+    for text, value in _LABEL_TEXT.items():
+        match = cells == text
+        labels[match] = value
+        known |= match
+    if not known.all():  # numbers written otherwise: 1.0, 0.0, -1.0, +1
+        for text in np.unique(cells[~known]).tolist():
+            number = _number(text)
+            if number is not None:
+                match = cells == text
+                labels[match] = number
+                known |= match
+    if not known.all():
+        r, c = (int(i[0]) for i in np.nonzero(~known))
+        hint = (
+            "; if the column is not a class (metadata), leave it out with "
+            "`ignore_columns` or name the label columns with `classes`"
+            if every_column
+            else ""
+        )
+        raise ValueError(
+            f"{rows.where[r]}: {str(cells[r, c])!r} in column {rows.header[columns[c]]!r} is not "
+            "a label: expected 1 (positive), 0 (negative), -1 or empty (unknown), or 1.0 / "
+            f"0.0 / -1.0{hint}"
+        )
+    return labels
+
+
+def _number(text: str) -> int | None:
+    """Return 1, 0 or -1 for a cell that is that number written as a float, else None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value in (1.0, 0.0, -1.0) else None
 
 
 def _check_images_exist(root: Path, images: list[str], where: list[str]) -> None:
