@@ -44,10 +44,11 @@ def stratified_split(
     positives of several classes and some images. The classes come in the same order, rarest
     first; a class's groups not yet dealt out go largest first (by their positives of the class;
     ties at random), each to the part it helps most: a part with no positive of the class first,
-    then the part with the largest need :math:`\sum_k h_k (w_{jk} - g_{jk}) / w_{jk}`, the
-    group's positives :math:`h_k` of each class it holds weighted by how much of its target
-    :math:`w_{jk}` the part still lacks (a share, so that a large group sent for a rare class does
-    not overfill a frequent one), then the part lacking the most images, then at random. Groups
+    then the part :math:`j` with the largest need :math:`\sum_k h_k (w_{jk} - g_{jk}) / w_{jk}`:
+    the group's positives :math:`h_k` of each class it holds, weighted by the share of its target
+    :math:`w_{jk}` that the part has not got yet (:math:`g_{jk}` so far), so that a large group
+    sent for a rare class does not overfill a frequent one; then the part lacking the most
+    images, then at random. Groups
     with no known positive go last, largest first, by the images each part lacks. Shares follow
     the targets less closely than without groups, the more so as groups are large: measure them
     with :func:`split_deviation` (on NIH ChestX-ray14, 30,805 patients of 1 to 184 images, every
