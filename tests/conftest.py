@@ -63,6 +63,16 @@ def nih_cxr14() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def nih_cxr14_patients() -> np.ndarray:
+    """NIH ChestX-ray14 patient id of each image (112120,), row order of ``nih_cxr14``."""
+    path = SHARED_DATA / "nih_cxr14" / "labels.tsv.gz"
+    if not path.is_file():
+        pytest.skip(f"NIH ChestX-ray14 label table not found at {path}")
+    with gzip.open(path, "rt") as table:
+        return np.loadtxt(table, delimiter="\t", skiprows=1, usecols=1, dtype=np.int64)
+
+
+@pytest.fixture(scope="session")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The documentation site, built once with ``mkdocs build --strict`` (a warning fails)."""
     pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e .[docs]")

@@ -941,8 +941,27 @@ case(ltml.class_groups, "counts", bad_counts(), ltml.class_groups)
 case(
     ltml.class_groups,
     "thresholds",
-    st.sampled_from([(100, 20), (-1, 5), (2.5, 10), ("20", "100"), 20, (1, 2, 3), None]),
+    st.sampled_from([(100, 20), (-1, 5), (2.5, 10), ("20", "100"), 20, (1, 2, 3)]),
     lambda v: ltml.class_groups([3, 1, 2], v),
+)
+BAD_SHARE_PAIRS = st.sampled_from([(0.5, 0.2), (-0.1, 0.5), (0.1, 1.5), (NAN, 0.5), 0.5, ("a", 1)])
+case(
+    ltml.class_groups,
+    "shares",
+    BAD_SHARE_PAIRS,
+    lambda v: ltml.class_groups([3, 1, 2], shares=v, num_images=10),
+)
+case(
+    ltml.class_groups,
+    "quantiles",
+    BAD_SHARE_PAIRS,
+    lambda v: ltml.class_groups([3, 1, 2], quantiles=v),
+)
+case(
+    ltml.class_groups,
+    "num_images",
+    st.sampled_from([None, -1, 2.5, "10"]),
+    lambda v: ltml.class_groups([3, 1, 2], shares=(0.1, 0.5), num_images=v),
 )
 case(ltml.class_weights, "counts", bad_counts(), ltml.class_weights)
 case(
@@ -1163,6 +1182,23 @@ for public in (D.read_label_table, D.TableMultiLabel):
         ),
     )
 
+for public in (D.read_label_table, D.TableMultiLabel):
+    for arg, bad in (
+        ("unknown", st.sampled_from([3, b"NA", "cat"])),
+        ("no_label", st.sampled_from(["", 3, "dog"])),
+        ("ignore_columns", st.sampled_from(["tags", ["image"], 5])),
+    ):
+        case(
+            public,
+            arg,
+            bad,
+            lambda v, f=public, arg=arg: f(
+                _TABLE / "labels.csv",
+                **{arg: v},
+                **({"image_root": _TABLE} if f is D.TableMultiLabel else {}),
+            ),
+        )
+
 # Sparse partial labels: the CSR arrays, the constructors, row selection.
 VL = ltml.VerifiedLabels
 BAD_INTEGER_VECTOR = [None, "01", np.array([0.5, 1.0]), np.array([[0, 1]]), [True, 1], [0, 1.0]]
@@ -1337,6 +1373,18 @@ case(
     st.sampled_from([["a"], ["a", "b", "c", "d"], []]),
     lambda v: D.describe_labels(LABELS, v),
 )
+case(
+    D.describe_labels,
+    "shares",
+    BAD_SHARE_PAIRS,
+    lambda v: D.describe_labels(LABELS, shares=v),
+)
+case(
+    D.describe_labels,
+    "quantiles",
+    BAD_SHARE_PAIRS,
+    lambda v: D.describe_labels(LABELS, quantiles=v),
+)
 BAD_FRACTIONS = st.sampled_from(
     [(0.8, 0.3), (1.0, 0.0), (), (0.5, NAN), (-0.5, 1.5), (0.2, 0.8, 0)]
 )
@@ -1348,6 +1396,12 @@ case(
     lambda v: D.stratified_split(LABELS, v),
 )
 case(D.stratified_split, "seed", BAD_SEED, lambda v: D.stratified_split(LABELS, (0.5, 0.5), seed=v))
+case(
+    D.stratified_split,
+    "groups",
+    st.sampled_from([[0, 1], "abcd", 3, [None] * len(LABELS), np.full(len(LABELS), NAN), [[0]]]),
+    lambda v: D.stratified_split(LABELS, (0.5, 0.5), groups=v),
+)
 case(D.split_deviation, "labels", BAD_LABELS, lambda v: D.split_deviation(v, [[0, 1], [2, 3]]))
 case(
     D.split_deviation,

@@ -65,6 +65,80 @@ def test_class_groups_rejects_bad_input(counts, thresholds, match):
         class_groups(counts, thresholds)
 
 
+# --- group limits that follow the data ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_share_limits_against_their_definition(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 5000))
+    counts = rng.integers(0, n + 1, size=30)
+    a, b = sorted(rng.random(2) * rng.choice([0.1, 1.0]))
+    groups = class_groups(counts, shares=(a, b), num_images=n)
+    # literal: tail below a share a of the images, head from a share b on
+    assert groups["tail"] == [k for k in range(30) if counts[k] < a * n]
+    assert groups["head"] == [k for k in range(30) if counts[k] >= b * n]
+    assert groups == class_groups(counts, stats.group_limits(counts, shares=(a, b), num_images=n))
+
+
+def test_voc_lt_limits_as_shares_give_the_published_groups(voc_lt):
+    labels, split = voc_lt
+    n = labels.shape[0]
+    limits = stats.group_limits(class_counts(labels), shares=(20 / n, 100 / n), num_images=n)
+    assert limits == (20, 100)  # no float noise: 20 / 1142 * 1142 is 20
+    groups = class_groups(class_counts(labels), shares=(20 / n, 100 / n), num_images=n)
+    assert all(groups[g] == sorted(split[g]) for g in ("head", "medium", "tail"))
+
+
+@pytest.mark.parametrize("quantiles", [(1 / 3, 2 / 3), (0.2, 0.8), (0.0, 1.0), (0.5, 0.5)])
+def test_quantile_limits_against_numpy(quantiles):
+    counts = np.random.default_rng(1).integers(0, 1000, size=40)
+    expected = tuple(math.ceil(q) for q in np.quantile(counts.astype(float), quantiles))
+    assert stats.group_limits(counts, quantiles=quantiles) == expected
+
+
+def test_nih_groups_follow_the_data(nih_cxr14):
+    counts = class_counts(nih_cxr14)
+    assert class_groups(counts)["head"] == list(range(14))  # the benchmarks' limits: all head
+    by_share = class_groups(counts, shares=(0.02, 0.1), num_images=len(nih_cxr14))
+    by_quantile = class_groups(counts, quantiles=(1 / 3, 2 / 3))
+    for groups in (by_share, by_quantile):
+        assert all(len(groups[g]) >= 3 for g in ("head", "medium", "tail")), groups
+    assert [len(g) for g in by_quantile.values()] == [5, 4, 5]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"thresholds": (20, 100), "shares": (0.1, 0.2)},
+            ValueError,
+            r"give at most one of `thresholds`, `shares` and `quantiles` .* got `thresholds` "
+            r"and `shares`",
+        ),
+        ({"shares": (0.1, 0.2)}, ValueError, r"`num_images` must be given with `shares`"),
+        ({"shares": (0.1, 0.2), "num_images": -3}, ValueError, r"`num_images` must be an integer"),
+        (
+            {"shares": (0.3, 0.2), "num_images": 9},
+            ValueError,
+            r"`shares\[1\]` must be .* in \[0\.3, 1\], got 0\.2",
+        ),
+        (
+            {"shares": (-0.1, 0.2), "num_images": 9},
+            ValueError,
+            r"`shares\[0\]` must be .*in \[0, 1\]",
+        ),
+        ({"quantiles": (0.5, 1.5)}, ValueError, r"`quantiles\[1\]` must be .*got 1\.5"),
+        ({"quantiles": 0.5}, TypeError, r"`quantiles` must be a pair \(low, high\)"),
+        ({"quantiles": (math.nan, 0.5)}, ValueError, r"`quantiles\[0\]` must be a finite"),
+        ({"shares": ("a", 0.5), "num_images": 9}, TypeError, r"`shares\[0\]` must be a real"),
+    ],
+)
+def test_group_limits_reject(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        class_groups([3, 1, 2], **kwargs)
+
+
 # --- class_weights: literal transcriptions of each published formula ---------------------------
 
 WEIGHT_COUNTS = [775, 154, 48, 11, 4, 0]
@@ -127,7 +201,13 @@ def test_class_weights_rejects(kwargs, error, match):
 
 
 def test_stats_are_the_same_objects_from_every_import_path():
-    assert stats.__all__ == ["class_counts", "class_groups", "class_weights", "cooccurrence"]
+    assert stats.__all__ == [
+        "class_counts",
+        "class_groups",
+        "class_weights",
+        "cooccurrence",
+        "group_limits",
+    ]
     exported = {
         ltml: ("class_counts", "class_groups", "class_weights"),
         ltml.data: ("class_counts", "class_groups", "cooccurrence"),

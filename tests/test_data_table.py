@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import gzip
+import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -194,3 +197,170 @@ def test_dataframe_is_read_as_the_same_table(tmp_path: Path) -> None:
         read_label_table(bad)
     with pytest.raises(ValueError, match=r"the DataFrame has a header but no row"):
         read_label_table(pd.DataFrame({"image": [], "x": []}))
+
+
+# ------------------------------------------------------------- unknown, no label and metadata
+
+
+def test_unknown_marker_makes_a_row_unknown(tmp_path: Path) -> None:
+    f = _write(tmp_path / "l.csv", "image,tags\na.png,cat|dog\nb.png, NA \nc.png,\nd.png,dog\n")
+    table = read_label_table(f, unknown="NA")
+    assert table.classes == ("cat", "dog")  # NA is no class
+    assert table.labels.tolist() == [[1, 1], [-1, -1], [0, 0], [0, 1]]
+    # an empty cell is an image with no positive, unless it is the marker
+    empty = read_label_table(f, unknown="", classes=["cat", "dog", "NA"])
+    assert empty.labels.tolist() == [[1, 1, 0], [0, 0, 1], [-1, -1, -1], [0, 1, 0]]
+
+
+def test_no_label_tag_is_a_row_of_negatives(tmp_path: Path) -> None:
+    text = "image,tags\na.png,Mass|Nodule\nb.png,No Finding\nc.png,?\nd.png,Mass\n"
+    table = read_label_table(_write(tmp_path / "l.csv", text), no_label="No Finding", unknown="?")
+    assert table.classes == ("Mass", "Nodule")
+    assert table.labels.tolist() == [[1, 1], [0, 0], [-1, -1], [1, 0]]
+    given = read_label_table(
+        tmp_path / "l.csv", no_label="No Finding", unknown="?", classes=["Nodule", "Mass"]
+    )
+    assert given.labels.tolist() == [[1, 1], [0, 0], [-1, -1], [0, 1]]
+
+
+def test_the_dataframe_and_the_dataset_take_the_markers(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"image": ["a.png", "b.png", "c.png"], "tags": ["x", None, "none"]})
+    table = read_label_table(frame, unknown="", no_label="none")
+    assert table.labels.tolist() == [[1], [-1], [0]]
+    _images(tmp_path, "a.png", "b.png")
+    ds = TableMultiLabel(
+        _write(tmp_path / "l.csv", "image,tags\na.png,x\nb.png,NA\n"), tmp_path, unknown="NA"
+    )
+    assert ds[1][1].tolist() == [-1.0]
+
+
+@pytest.mark.parametrize("marker", ["NA", "nan", "None", "?", "N/A", "null"])
+def test_a_tag_like_a_missing_value_is_warned_about(tmp_path: Path, marker: str) -> None:
+    f = _write(tmp_path / "l.csv", f"image,tags\na.png,cat\nb.png,{marker}\nc.png,{marker}\n")
+    with pytest.warns(UserWarning, match=rf"l\.csv, line 3: the tag '{re.escape(marker)}' in "
+                      rf"column 'tags' looks like a missing value, and became a class \(2 row"
+                      rf"\(s\)\); pass unknown='{re.escape(marker)}'"):  # fmt: skip
+        table = read_label_table(f)
+    assert marker in table.classes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_label_table(f, unknown=marker)  # no warning either way
+        read_label_table(f, classes=["cat", marker])
+
+
+def test_a_warning_names_the_callers_line(tmp_path: Path) -> None:
+    f = _write(tmp_path / "l.csv", "image,tags\na.png,NA\n")
+    with pytest.warns(UserWarning, match="looks like a missing value") as record:
+        read_label_table(f)
+    assert record[0].filename == __file__
+    _images(tmp_path, "a.png")
+    with pytest.warns(UserWarning, match="looks like a missing value") as record:
+        TableMultiLabel(f, tmp_path)
+    assert record[0].filename == __file__
+
+
+def test_trailing_delimiter_adds_no_class(tmp_path: Path) -> None:
+    both = _write(tmp_path / "a.csv", "image,cat,dog,\na.png,1,0,\nb.png,0,1,\n")
+    header_only = _write(tmp_path / "b.csv", "image,cat,dog,\na.png,1,0\nb.png,0,1\n")
+    tags = _write(tmp_path / "c.tsv", "image\ttags\t\na.png\tcat\t\n")
+    for f in (both, header_only):
+        table = read_label_table(f)
+        assert table.classes == ("cat", "dog")
+        assert table.labels.tolist() == [[1, 0], [0, 1]]
+    assert read_label_table(tags).classes == ("cat",)
+
+
+def test_gzip_tables(tmp_path: Path) -> None:
+    tsv = "image\tpatient\tcat\tdog\na.png\t7\t1.0\t0.0\nb.png\t7\t-1.0\t\n"
+    f = tmp_path / "labels.tsv.gz"
+    f.write_bytes(gzip.compress(tsv.encode()))
+    table = read_label_table(f, ignore_columns=["patient"])
+    assert table.classes == ("cat", "dog")
+    assert table.labels.tolist() == [[1, 0], [-1, -1]]
+    plain = _write(tmp_path / "labels.tsv", tsv)
+    assert torch.equal(read_label_table(plain, ignore_columns=["patient"]).labels, table.labels)
+    csv = tmp_path / "tags.csv.gz"
+    csv.write_bytes(gzip.compress(b"image,tags\na.png,x|y\n"))
+    assert read_label_table(csv).labels.tolist() == [[1, 1]]
+
+
+def test_numbers_written_as_floats(tmp_path: Path) -> None:
+    text = "image,a,b,c\nx.png,1.0,0.0,-1.0\ny.png,+1,0.,\nz.png,1,-0.0,-1\n"
+    table = read_label_table(_write(tmp_path / "l.csv", text))
+    assert table.labels.tolist() == [[1, 0, -1], [1, 0, -1], [1, 0, -1]]
+
+
+def test_label_columns_of_a_table_with_metadata(tmp_path: Path) -> None:
+    text = "Path,Sex,Age,No Finding,Edema\np1.jpg,Female,68,1.0,\np2.jpg,Male,87,,-1.0\n"
+    f = _write(tmp_path / "l.csv", text)
+    hint = r"leave it out with `ignore_columns` or name the label columns with `classes`"
+    with pytest.raises(ValueError, match=r"'Female' in column 'Sex' is not a label: .*" + hint):
+        read_label_table(f)
+    by_name = read_label_table(f, classes=["No Finding", "Edema"])
+    ignoring = read_label_table(f, ignore_columns=["Sex", "Age"])
+    assert by_name.classes == ignoring.classes == ("No Finding", "Edema")
+    assert by_name.labels.tolist() == ignoring.labels.tolist() == [[1, -1], [-1, -1]]
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "error", "message"),
+    [
+        ("image,tags\na.png,NA|cat\n", {"unknown": "NA"}, ValueError,
+         r"l\.csv, line 2: 'NA' \(`unknown`\) beside other tags \['cat'\]; it must stand alone"),
+        ("image,tags\na.png,none|cat\n", {"no_label": "none"}, ValueError,
+         r"line 2: 'none' \(`no_label`\) beside other tags \['cat'\]"),
+        ("image,cat\na.png,1\n", {"unknown": "NA"}, ValueError,
+         r"`unknown` applies to the tags form, but .*l\.csv is read in the columns form"),
+        ("image,cat\na.png,1\n", {"no_label": "none"}, ValueError,
+         r"`no_label` applies to the tags form"),
+        ("image,tags\na.png,x\n", {"unknown": 3}, TypeError,
+         r"`unknown` must be a string \(a tag\) or None, got 3"),
+        ("image,tags\na.png,x\n", {"no_label": ""}, ValueError,
+         r"`no_label` must be a tag, got an empty string"),
+        ("image,tags\na.png,x\n", {"no_label": "x", "unknown": "x"}, ValueError,
+         r"`unknown` and `no_label` must differ, got 'x' for both"),
+        ("image,tags\na.png,x\n", {"no_label": "x", "classes": ["x"]}, ValueError,
+         r"`no_label`: 'x' is also among `classes`"),
+        ("image,tags\na.png,x\n", {"ignore_columns": ["tags"]}, ValueError,
+         r"`ignore_columns` applies to the columns form"),
+        ("image,a,b\na.png,1,0\n", {"ignore_columns": "a"}, TypeError,
+         r"`ignore_columns` must be a sequence of column names, got str"),
+        ("image,a,b\na.png,1,0\n", {"ignore_columns": ["c"]}, ValueError,
+         r"`ignore_columns`: no column 'c' in .*l\.csv; its header is \['image', 'a', 'b'\]"),
+        ("image,tags\nb.png,x\na.png,NA\n", {"unknown": "NA", "sparse": True}, ValueError,
+         r"`unknown`: 1 row\(s\) marked 'NA' \(first: .*l\.csv, line 3\), but the sparse tags "
+         r"form stores ones only"),
+        ("image,a,,b\nx.png,1,0,1\n", {}, ValueError,
+         r"l\.csv: column 3 of the header has no name, so it cannot be a class"),
+        ("image,a,\nx.png,1,0\n", {}, ValueError,
+         r"l\.csv, line 2: '0' under the header's last column, which has no name"),
+        ("image,a\nx.png,nan\n", {}, ValueError, r"'nan' in column 'a' is not a label"),
+        ("image,a\nx.png,2.0\n", {}, ValueError, r"'2\.0' in column 'a' is not a label"),
+    ],
+)  # fmt: skip
+def test_bad_markers_and_columns(
+    tmp_path: Path, text: str, kwargs: dict, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        read_label_table(_write(tmp_path / "l.csv", text), **kwargs)
+
+
+def test_a_broken_gzip_file(tmp_path: Path) -> None:
+    f = tmp_path / "l.csv.gz"
+    f.write_bytes(gzip.compress(b"image,tags\na.png,x\n")[:-6])
+    with pytest.raises(
+        ValueError, match=r"label table .*l\.csv\.gz: a gzip file that cannot be read"
+    ):
+        read_label_table(f)
+
+
+def test_the_nih_table_reads_as_the_fixture(nih_cxr14: object) -> None:
+    from conftest import SHARED_DATA
+
+    table = read_label_table(
+        SHARED_DATA / "nih_cxr14" / "labels.tsv.gz", ignore_columns=["patient"]
+    )
+    assert len(table.classes) == 14
+    assert table.classes[0] == "Atelectasis"
+    assert torch.equal(table.labels, torch.as_tensor(nih_cxr14))

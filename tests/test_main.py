@@ -40,3 +40,18 @@ def test_unknown_flag_is_an_error():
     )
     assert result.returncode == 2
     assert "unrecognized arguments: --bogus" in result.stderr
+
+
+def test_describe_is_the_table_report(tmp_path):
+    table = tmp_path / "labels.csv"
+    table.write_text("image,tags\na.png,cat|dog\nb.png,dog\n")
+    out = _run("describe", str(table), "--thresholds", "1", "2")
+    assert out.startswith(f"{table}: 2 images, 2 classes")
+    result = subprocess.run(
+        [sys.executable, "-m", "ltml", "describe", str(tmp_path / "none.csv")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "error: " in result.stderr
+    assert "none.csv" in result.stderr

@@ -1,6 +1,7 @@
 """``python -m ltml``: the versions and devices a bug report needs.
 
-``python -m ltml --version`` prints the version alone.
+``python -m ltml --version`` prints the version alone; ``python -m ltml describe labels.csv``
+prints the long-tail report of a label table (the same as ``python -m ltml.data.describe``).
 """
 
 from __future__ import annotations
@@ -65,10 +66,20 @@ def environment_report() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print the environment report, or the version alone with ``--version``."""
+    """Print the environment report, or the version alone with ``--version``.
+
+    ``describe ...`` runs the long-tail report of a label table (:mod:`ltml.data.describe`).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["describe"]:
+        from .data.describe import main as describe
+
+        raise SystemExit(describe(argv[1:], prog="python -m ltml describe"))
     parser = argparse.ArgumentParser(
         prog="python -m ltml",
-        description="Print the versions and devices to paste into a bug report.",
+        description="Print the versions and devices to paste into a bug report. "
+        "'python -m ltml describe TABLE' prints the long-tail report of a label table "
+        "(--help after it for its options).",
     )
     parser.add_argument("--version", action="store_true", help="print the version alone")
     args = parser.parse_args(argv)

@@ -2,7 +2,8 @@ r"""Per-class statistics of a training label matrix: counts, co-occurrences, gro
 
 - :func:`class_counts`: the known positives of each class, :math:`n_k`;
 - :func:`cooccurrence`: the images known positive for both classes of each pair;
-- :func:`class_groups`: head / medium / tail classes by their counts (:data:`GROUP_NAMES`);
+- :func:`class_groups`: head / medium / tail classes by their counts (:data:`GROUP_NAMES`), with
+  limits in images or following the data (:func:`group_limits`);
 - :func:`class_weights`: per-class loss weights from the counts (inverse frequency, effective
   number, or the :math:`\omega` of Guo & Wang).
 
@@ -23,7 +24,7 @@ from torch import Tensor
 
 from ._validation import as_counts, as_labels, check_choice, check_int, check_scalar
 
-__all__ = ["class_counts", "class_groups", "class_weights", "cooccurrence"]
+__all__ = ["class_counts", "class_groups", "class_weights", "cooccurrence", "group_limits"]
 
 GROUP_NAMES = ("head", "medium", "tail")
 """The keys of :func:`class_groups`' result, in its order."""
@@ -81,21 +82,137 @@ def cooccurrence(labels: Any) -> Tensor:
     return counts
 
 
-def class_groups(
-    counts: Sequence[int] | Tensor, thresholds: tuple[int, int] = (20, 100)
-) -> dict[str, list[int]]:
-    """Split classes into head / medium / tail by their training counts.
+def group_limits(
+    counts: Sequence[int] | Tensor,
+    thresholds: tuple[int, int] | None = None,
+    *,
+    shares: tuple[float, float] | None = None,
+    quantiles: tuple[float, float] | None = None,
+    num_images: int | None = None,
+) -> tuple[int, int]:
+    """Resolve the head / medium / tail limits ``(low, high)`` in images, set one of three ways.
 
-    The long-tailed multi-label protocol (Wu et al., ECCV 2020) calls a class *head* with at least
-    100 training images, *medium* with 20-99 and *tail* with fewer than 20.
+    The benchmarks' limits, 20 and 100 images (Wu et al., ECCV 2020), were chosen for VOC-LT's
+    1,142 training images: on a set 100 times larger every class is head and the groups say
+    nothing. Limits that follow the data:
+
+    - ``thresholds=(low, high)``: in images, as given (default ``(20, 100)`` when none of the
+      three is given);
+    - ``shares=(a, b)``: shares of the ``num_images`` training images, ``low = ceil(a N)``,
+      ``high = ceil(b N)``: a class is tail below ``a N`` positives and head from ``b N`` on.
+      VOC-LT's limits are ``shares`` of about ``(0.0175, 0.0876)`` (20 / 1142, 100 / 1142);
+    - ``quantiles=(a, b)``: the ``a`` and ``b`` quantiles of the class counts (linear
+      interpolation, rounded up), so that about a share ``a`` of the classes is tail and
+      ``1 - b`` head: ``(1/3, 2/3)`` gives thirds, whatever the counts.
 
     Parameters
     ----------
     counts : sequence of int or Tensor, shape (C,)
         Training images per class, e.g. from :func:`class_counts`.
-    thresholds : (int, int)
+    thresholds : (int, int), optional
+        Limits in images, ``0 <= low <= high``.
+    shares : (float, float), optional
+        Limits as shares of ``num_images``, ``0 <= a <= b <= 1``.
+    quantiles : (float, float), optional
+        Limits as quantiles of ``counts``, ``0 <= a <= b <= 1``.
+    num_images : int, optional
+        The number of training images ``N``; needed by ``shares`` only.
+
+    Returns
+    -------
+    (int, int)
         ``(low, high)``: tail is ``count < low``, medium ``low <= count < high``, head
         ``count >= high``.
+
+    Raises
+    ------
+    ValueError
+        More than one of ``thresholds``, ``shares``, ``quantiles``; a limit out of its range or
+        ``low > high``; ``shares`` without ``num_images``.
+    TypeError
+        A limit that is not a pair of numbers (integers for ``thresholds``).
+
+    Examples
+    --------
+    >>> from ltml.stats import group_limits
+    >>> counts = [19894, 13317, 11559, 6331, 1431, 227]
+    >>> group_limits(counts)                                    # the benchmarks' limits
+    (20, 100)
+    >>> group_limits(counts, shares=(0.02, 0.1), num_images=112120)
+    (2243, 11212)
+    >>> group_limits(counts, quantiles=(1 / 3, 2 / 3))  # 2 tail, 2 medium, 2 head
+    (4698, 12145)
+    """
+    forms = {"thresholds": thresholds, "shares": shares, "quantiles": quantiles}
+    given = [name for name, value in forms.items() if value is not None]
+    if len(given) > 1:
+        raise ValueError(
+            "give at most one of `thresholds`, `shares` and `quantiles` (the group limits), "
+            f"got {' and '.join(f'`{g}`' for g in given)}"
+        )
+    c = as_counts(counts, "counts")
+    if shares is not None:
+        a, b = _pair(shares, "shares", 0.0, 1.0)
+        if num_images is None:
+            raise ValueError(
+                "`num_images` must be given with `shares` (the limits are shares of the "
+                "training images), got None"
+            )
+        n = check_int(num_images, "num_images", low=0)
+        return _round_up(a * n), _round_up(b * n)
+    if quantiles is not None:
+        a, b = _pair(quantiles, "quantiles", 0.0, 1.0)
+        q = torch.quantile(c, torch.tensor([a, b], dtype=torch.float64))
+        return _round_up(float(q[0])), _round_up(float(q[1]))
+    if thresholds is None:
+        thresholds = (20, 100)
+    if not isinstance(thresholds, tuple | list) or len(thresholds) != 2:
+        raise TypeError(f"`thresholds` must be a pair (low, high) of integers, got {thresholds!r}")
+    low = check_int(thresholds[0], "thresholds[0]", low=0)
+    high = check_int(thresholds[1], "thresholds[1]", low=low)
+    return low, high
+
+
+def _pair(value: Any, name: str, low: float, high: float) -> tuple[float, float]:
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise TypeError(f"`{name}` must be a pair (low, high) of real numbers, got {value!r}")
+    a = check_scalar(value[0], f"{name}[0]", low=low, high=high)
+    b = check_scalar(value[1], f"{name}[1]", low=a, high=high)
+    return a, b
+
+
+def _round_up(x: float) -> int:
+    """``ceil``, forgiving float noise: 0.1 * 30 is 3, not 4."""
+    return math.ceil(round(x, 9))
+
+
+def class_groups(
+    counts: Sequence[int] | Tensor,
+    thresholds: tuple[int, int] | None = None,
+    *,
+    shares: tuple[float, float] | None = None,
+    quantiles: tuple[float, float] | None = None,
+    num_images: int | None = None,
+) -> dict[str, list[int]]:
+    """Split classes into head / medium / tail by their training counts.
+
+    The long-tailed multi-label protocol (Wu et al., ECCV 2020) calls a class *head* with at least
+    100 training images, *medium* with 20-99 and *tail* with fewer than 20: the default. Those
+    limits suit sets of about a thousand images; for larger ones give limits that follow the data,
+    relative to the number of images (``shares``) or quantiles of the counts (``quantiles``), as
+    :func:`group_limits` explains.
+
+    Parameters
+    ----------
+    counts : sequence of int or Tensor, shape (C,)
+        Training images per class, e.g. from :func:`class_counts`.
+    thresholds : (int, int), optional
+        ``(low, high)``: tail is ``count < low``, medium ``low <= count < high``, head
+        ``count >= high``. Default ``(20, 100)`` when neither ``shares`` nor ``quantiles`` is
+        given.
+    shares, quantiles, num_images
+        The limits as shares of ``num_images`` or as quantiles of ``counts``, as
+        :func:`group_limits`; at most one of ``thresholds``, ``shares``, ``quantiles``.
 
     Returns
     -------
@@ -108,12 +225,13 @@ def class_groups(
     >>> from ltml.stats import class_groups
     >>> class_groups([775, 4, 48, 154])
     {'head': [0, 3], 'medium': [2], 'tail': [1]}
+    >>> class_groups([775, 4, 48, 154], shares=(0.05, 0.2), num_images=1000)
+    {'head': [0], 'medium': [3], 'tail': [1, 2]}
     """
     c = as_counts(counts, "counts")
-    if not isinstance(thresholds, tuple | list) or len(thresholds) != 2:
-        raise TypeError(f"`thresholds` must be a pair (low, high) of integers, got {thresholds!r}")
-    low = check_int(thresholds[0], "thresholds[0]", low=0)
-    high = check_int(thresholds[1], "thresholds[1]", low=low)
+    low, high = group_limits(
+        c, thresholds, shares=shares, quantiles=quantiles, num_images=num_images
+    )
     masks = (c >= high, (c >= low) & (c < high), c < low)
     return {
         name: torch.nonzero(m).flatten().tolist()

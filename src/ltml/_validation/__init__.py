@@ -9,7 +9,7 @@ One module per kind of argument; every check is re-exported here, where ltml imp
 
 Kinds of argument: integers (counts, sizes, epochs, seeds), real numbers (hyper-parameters,
 probabilities), choices among strings, flags, label matrices, score / logit matrices, per-class
-vectors, per-class counts, class index lists and groups, paths.
+vectors, per-class counts, class index lists and groups, image groups (patients), paths.
 """
 
 from .arrays import (
@@ -36,6 +36,7 @@ from .arrays import (
     finite_contract,
     labels_contract,
 )
+from .groups import as_image_groups
 from .metric_inputs import (
     as_metric_inputs,
     as_thresholds,
@@ -75,6 +76,7 @@ __all__ = [
     "as_class_names",
     "as_class_vector",
     "as_counts",
+    "as_image_groups",
     "as_indices",
     "as_labels",
     "as_logits",

@@ -11,14 +11,16 @@ re-sampling an image re-samples all its labels (Wu et al., 2020; Guo & Wang, CVP
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import textwrap
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._validation import as_labels, check_int
-from ..stats import GROUP_NAMES, class_groups
+from ..stats import GROUP_NAMES, class_groups, group_limits
 
 _PALETTE = {"head": "tab:blue", "medium": "tab:orange", "tail": "tab:red"}
 
@@ -28,7 +30,8 @@ class LabelReport:
     """The long-tail report of a label matrix, from :func:`describe_labels`.
 
     ``str(report)`` (or :meth:`format`) is the text for a terminal; :meth:`plot` draws the class
-    profile. Counts are of known positives (-1 = unknown is not counted).
+    profile. Counts are of known positives (-1 = unknown is not counted); shares are of the
+    images where the class is known.
     """
 
     num_images: int
@@ -38,10 +41,12 @@ class LabelReport:
     mean_labels_per_image: float
     max_labels_per_image: int
     images_without_label: int
-    """Images with no known positive."""
+    """Images with no known positive and at least one known label (entirely unknown rows are
+    :attr:`images_unknown`)."""
     unknown_share: float
     """Fraction of the ``N x C`` entries that are -1."""
     thresholds: tuple[int, int]
+    """The head / medium / tail limits ``(low, high)`` in images, however they were given."""
     groups: dict[str, list[int]]
     """``{"head", "medium", "tail"}``: class indices, by ``thresholds``."""
     imbalance_ratio: float
@@ -55,6 +60,18 @@ class LabelReport:
     """``(a, b, images with both)``, most frequent first, ``count[a] >= count[b]``."""
     tail_companions: list[tuple[int, int, int]]
     """``(tail class, the class it most often appears with, images with both)``."""
+    unknown_per_class: list[float] = field(default_factory=list)
+    """Per class, the fraction of the images whose label is -1."""
+    images_unknown: int = 0
+    """Images whose every label is -1 (e.g. a tags row marked unknown): left out of the
+    per-image figures."""
+    images_with_unknown: int = 0
+    """Images with at least one label -1 (including :attr:`images_unknown`)."""
+    limits: str = ""
+    """How the group limits were set when not in images: ``"shares (0.02, 0.1) of 1,000
+    images"``, ``"quantiles ..."``; empty for limits in images."""
+    notes: tuple[str, ...] = ()
+    """Warnings about the data, shown at the top of the text (e.g. every class in one group)."""
 
     @property
     def num_classes(self) -> int:
@@ -68,35 +85,54 @@ class LabelReport:
         low, high = self.thresholds
         sizes = {g: len(self.groups[g]) for g in GROUP_NAMES}
         head = f"{title}{': ' if title else ''}{self.num_images:,} images, {c:,} classes"
+        unknown = f"unknown (-1)        {100 * self.unknown_share:.1f} % of the labels"
+        if self.images_with_unknown:
+            partly = self.images_with_unknown - self.images_unknown
+            unknown += f"; images: {self.images_unknown:,} entirely unknown, {partly:,} partly"
         lines = [
             head,
             "=" * len(head),
+            *(
+                line
+                for note in self.notes
+                for line in textwrap.wrap(
+                    f"warning: {note}", 98, subsequent_indent="         ", break_on_hyphens=False
+                )
+            ),
             f"labels per image    mean {self.mean_labels_per_image:.2f}, max "
             f"{self.max_labels_per_image}; {self.images_without_label:,} image(s) with none",
-            f"unknown (-1)        {100 * self.unknown_share:.1f} % of the labels",
+            unknown,
             f"positives / class   {max(counts):,} .. {min(counts):,}; imbalance ratio "
             f"{self.imbalance_ratio:.1f} (largest / smallest non-zero)",
-            f"groups              head {sizes['head']} (>= {high}), medium {sizes['medium']} "
-            f"({low}-{high - 1}), tail {sizes['tail']} (< {low})",
+            f"groups              head {sizes['head']} (>= {high:,}), medium {sizes['medium']} "
+            f"({low:,}-{high - 1:,}), tail {sizes['tail']} (< {low:,})",
+            *([f"group limits        {self.limits}"] if self.limits else []),
             f"no positive         {self._names(self.empty_classes)}",
             f"{f'under {self.few} positives':<20}{self._names(self.few_classes)}",
             "",
-            "per class, most frequent first",
+            "per class, most frequent first (share: of the images where the class is known)",
         ]
-        width = min(24, max(len(n) for n in self.classes))
+        width = max(5, *(len(n) for n in self.classes))
         order = sorted(range(c), key=lambda k: (-counts[k], k))
         shown = order
         if c > max_classes:
             shown = [*order[: max_classes // 2], -1, *order[c - max_classes // 2 :]]
-        lines.append(f"  {'rank':>5}  {'class':<{width}}  {'images':>9}  {'share':>7}  group")
+        with_unknown = any(self.unknown_per_class)
+        extra = f"  {'unknown':>7}" if with_unknown else ""
+        lines.append(
+            f"  {'rank':>5}  {'class':<{width}}  {'images':>9}  {'share':>7}{extra}  group"
+        )
         for rank, k in ((order.index(k) if k >= 0 else -1, k) for k in shown):
             if k < 0:
                 lines.append(f"  {'...':>5}  ({c - 2 * (max_classes // 2)} more)")
                 continue
-            share = 100 * counts[k] / max(self.num_images, 1)
-            name = self.classes[k][:width]
+            unknown_k = self.unknown_per_class[k] if self.unknown_per_class else 0.0
+            known = self.num_images * (1 - unknown_k)
+            share = 100 * counts[k] / known if known >= 0.5 else math.nan
+            extra = f"  {100 * unknown_k:>6.2f}%" if with_unknown else ""
             lines.append(
-                f"  {rank + 1:>5}  {name:<{width}}  {counts[k]:>9,}  {share:>6.2f}%  {group_of[k]}"
+                f"  {rank + 1:>5}  {self.classes[k]:<{width}}  {counts[k]:>9,}  {share:>6.2f}%"
+                f"{extra}  {group_of[k]}"
             )
         if self.top_pairs:
             lines += ["", "most frequent co-occurring pairs (share: of the rarer class's images)"]
@@ -167,9 +203,11 @@ def describe_labels(
     labels: Any,
     classes: Any = None,
     *,
-    thresholds: tuple[int, int] = (20, 100),
+    thresholds: tuple[int, int] | None = None,
     few: int = 5,
     top_pairs: int = 10,
+    shares: tuple[float, float] | None = None,
+    quantiles: tuple[float, float] | None = None,
 ) -> LabelReport:
     """Report how long-tailed a multi-label matrix is.
 
@@ -179,18 +217,31 @@ def describe_labels(
         Label matrix of 0 / 1, with -1 for an unknown label.
     classes : sequence of str, optional
         Class names (default ``"0"``, ``"1"``, ...).
-    thresholds : (int, int)
-        Head / medium / tail thresholds, as :func:`~ltml.data.class_groups`.
+    thresholds : (int, int), optional
+        Head / medium / tail limits in images, as :func:`~ltml.data.class_groups`. Default
+        ``(20, 100)``, the benchmarks' limits, when neither ``shares`` nor ``quantiles`` is
+        given.
     few : int
         Classes with fewer positives than this (and at least one) are listed as rare: they can
         miss a part of a split and give a noisy AP.
     top_pairs : int
         How many co-occurring pairs to list.
+    shares : (float, float), optional
+        The limits as shares of the ``N`` images (``(0.02, 0.1)``: tail under 2 % of the
+        images, head from 10 %), see :func:`~ltml.stats.group_limits`.
+    quantiles : (float, float), optional
+        The limits as quantiles of the class counts (``(1/3, 2/3)``: thirds of the classes).
 
     Returns
     -------
     LabelReport
         Print it for a terminal; ``plot()`` draws the class profile.
+
+    Warns
+    -----
+    UserWarning
+        Every class falls in one group (of two classes or more): the limits do not fit the
+        data's size; the warning names limits that would (also in the report's text).
 
     Examples
     --------
@@ -204,6 +255,10 @@ def describe_labels(
     [(0, 1, 2)]
     >>> print(report.format().splitlines()[0])
     4 images, 3 classes
+    >>> report.unknown_per_class  # kite is unknown on one image in four
+    [0.0, 0.0, 0.25]
+    >>> describe_labels(labels, quantiles=(0.4, 0.7)).thresholds
+    (2, 3)
     """
     values = as_labels(labels, "labels").detach().cpu().numpy()
     n, c = values.shape
@@ -213,20 +268,31 @@ def describe_labels(
     check_int(few, "few", low=1)
     check_int(top_pairs, "top_pairs", low=0)
     positive = values == 1
+    unknown = values == -1
     counts = positive.sum(axis=0).astype(np.int64)
-    per_image = positive.sum(axis=1)
+    unknown_in_row = unknown.sum(axis=1)
+    entirely_unknown = unknown_in_row == c if c else np.zeros(n, dtype=bool)
+    per_image = positive.sum(axis=1)[~entirely_unknown]
     nonzero = counts[counts > 0]
-    groups = class_groups(counts.tolist(), thresholds)
+    limits = group_limits(
+        counts.tolist(), thresholds, shares=shares, quantiles=quantiles, num_images=n
+    )
+    groups = class_groups(counts.tolist(), limits)
     pairs = _pair_counts(positive)
+    how = _how_limits(limits, shares, quantiles, n)
+    default = thresholds is None and shares is None and quantiles is None
+    notes = _one_group_notes(groups, limits, how, default, n)
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
     return LabelReport(
         num_images=n,
         classes=names,
         counts=counts.tolist(),
-        mean_labels_per_image=float(per_image.mean()) if n else math.nan,
-        max_labels_per_image=int(per_image.max()) if n else 0,
+        mean_labels_per_image=float(per_image.mean()) if per_image.size else math.nan,
+        max_labels_per_image=int(per_image.max()) if per_image.size else 0,
         images_without_label=int((per_image == 0).sum()),
-        unknown_share=float((values == -1).sum() / max(values.size, 1)),
-        thresholds=thresholds,
+        unknown_share=float(unknown.sum() / max(values.size, 1)),
+        thresholds=limits,
         groups=groups,
         imbalance_ratio=float(nonzero.max() / nonzero.min()) if nonzero.size else math.nan,
         empty_classes=np.flatnonzero(counts == 0).tolist(),
@@ -234,7 +300,56 @@ def describe_labels(
         few_classes=np.flatnonzero((counts > 0) & (counts < few)).tolist(),
         top_pairs=_top_pairs(pairs, counts, top_pairs),
         tail_companions=_companions(pairs, groups["tail"]),
+        unknown_per_class=(unknown.sum(axis=0) / max(n, 1)).tolist(),
+        images_unknown=int(entirely_unknown.sum()),
+        images_with_unknown=int((unknown_in_row > 0).sum()),
+        limits=how,
+        notes=notes,
     )
+
+
+def _how_limits(
+    limits: tuple[int, int],
+    shares: tuple[float, float] | None,
+    quantiles: tuple[float, float] | None,
+    n: int,
+) -> str:
+    if shares is not None:
+        return f"shares ({shares[0]:g}, {shares[1]:g}) of {n:,} images"
+    if quantiles is not None:
+        return f"quantiles ({quantiles[0]:.3g}, {quantiles[1]:.3g}) of the class counts"
+    return ""
+
+
+def _one_group_notes(
+    groups: dict[str, list[int]], limits: tuple[int, int], how: str, default: bool, n: int
+) -> tuple[str, ...]:
+    """Warn when one group holds every class (of two or more), naming limits that fit."""
+    sizes = {g: len(members) for g, members in groups.items()}
+    c = sum(sizes.values())
+    full = [g for g, size in sizes.items() if size == c]
+    if c < 2 or not full:
+        return ()
+    low, high = limits
+    where = {"head": f">= {high:,}", "medium": f"{low:,} to {high - 1:,}", "tail": f"< {low:,}"}
+    note = (
+        f"all {c} classes are {full[0]} ({where[full[0]]} positives) with the group limits "
+        f"{how or limits}, so the groups say nothing"
+    )
+    if default:
+        low, high = _round_up_share(0.02 * n), _round_up_share(0.1 * n)
+        note += (
+            "; the default limits, the benchmarks', suit about a thousand images (VOC-LT: "
+            f"1,142); for {n:,} images pass shares=(0.02, 0.1) (here {low:,} and {high:,} "
+            "images) or quantiles=(1/3, 2/3) (command line: --shares / --quantiles)"
+        )
+    else:
+        note += "; pass other limits, e.g. quantiles=(1/3, 2/3) (thirds of the classes)"
+    return (note,)
+
+
+def _round_up_share(x: float) -> int:
+    return math.ceil(round(x, 9))
 
 
 def _pair_counts(positive: np.ndarray) -> np.ndarray:

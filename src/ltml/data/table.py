@@ -4,8 +4,16 @@ One row per image: its path relative to an image root, and its labels in one of 
 
 - **tags**: one column (``tags`` by default) lists the positive classes, joined by a separator:
   ``cat|dog``. Every class not listed is negative; an empty cell is an image with no positive.
+  A marker of your choice (``unknown=``, e.g. ``"NA"``, or ``""`` for empty cells) makes a row's
+  labels unknown (-1); a tag of your choice (``no_label=``, e.g. ``"No Finding"``) says the image
+  has none of the classes.
 - **columns**: one column per class holding ``1`` (positive), ``0`` (negative), ``-1`` or an
-  empty cell (unknown, see the partial-labels guide).
+  empty cell (unknown, see the partial-labels guide); ``1.0`` / ``0.0`` / ``-1.0`` too.
+  Metadata columns are left out with ``ignore_columns=``, or the label columns named with
+  ``classes=``.
+
+Files may be gzip-compressed (``labels.csv.gz``). A trailing delimiter at the end of the header
+(``image,cat,dog,``, as some spreadsheets write) adds no column.
 
 :func:`read_label_table` reads the labels alone (the long-tail report and the splitter need no
 image); :class:`TableMultiLabel` adds the images. Only the standard library's :mod:`csv` is used;
@@ -19,8 +27,6 @@ everywhere in torch and scipy), the columns form as a :class:`~ltml.VerifiedLabe
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import posixpath
@@ -35,13 +41,14 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .._validation import as_class_names, as_path, check_bool, check_callable, check_file
+from .._validation import as_class_names, as_path, check_bool, check_callable
 from ..labels import VerifiedLabels
 from ._images import load_image
+from ._table_labels import Options, check_options, refuse_unknown_rows, tags_labels
+from ._table_rows import Rows, column, dataframe_rows, file_rows, image_paths, is_dataframe
 from .image_list import PathLike
 
 _TAGS_COLUMN = "tags"
-_TSV_SUFFIXES = (".tsv", ".tab")
 SPARSE_ABOVE = 1 << 27
 """Entries (N x C) above which ``sparse=None`` keeps labels sparse: 1 GiB as dense int64."""
 
@@ -59,13 +66,6 @@ class LabelTable(NamedTuple):
     """Class names, column order of ``labels``."""
 
 
-class _Rows(NamedTuple):
-    name: str  # the file, or "the DataFrame", for messages
-    header: list[str]
-    where: list[str]  # "labels.csv, line 7": where each row came from
-    fields: list[list[str]]
-
-
 def read_label_table(
     source: PathLike | Any,
     *,
@@ -75,13 +75,17 @@ def read_label_table(
     classes: Sequence[str] | None = None,
     delimiter: str | None = None,
     sparse: bool | None = False,
+    unknown: str | None = None,
+    no_label: str | None = None,
+    ignore_columns: Sequence[str] = (),
 ) -> LabelTable:
     r"""Read a multi-label table: image paths and their label matrix, without opening an image.
 
     Parameters
     ----------
     source : str, PathLike or pandas.DataFrame
-        A UTF-8 CSV / TSV file with a header row (a BOM is fine), or a DataFrame.
+        A UTF-8 CSV / TSV file with a header row (a BOM is fine), gzip-compressed or not (told
+        by its content, e.g. ``labels.csv.gz``), or a DataFrame.
     image_column : str, optional
         The column of image paths (relative to the image root). Default: the first column.
     tags_column : str, optional
@@ -91,11 +95,11 @@ def read_label_table(
         What joins the tags of one image (tags form).
     classes : sequence of str, optional
         The classes, in this order. Tags form: a tag not among them is an error. Columns form: the
-        columns to read (others, e.g. metadata, are ignored). Default: the tags seen, sorted, or
-        every column but the image column, in header order.
+        label columns to read (others, e.g. metadata, are ignored). Default: the tags seen,
+        sorted, or every column but the image column and ``ignore_columns``, in header order.
     delimiter : str, optional
-        Field delimiter of a file. Default: tab for ``.tsv`` / ``.tab`` files or a header with
-        tabs and no comma, else comma.
+        Field delimiter of a file. Default: tab for ``.tsv`` / ``.tab`` files (also
+        ``.tsv.gz``) or a header with tabs and no comma, else comma.
     sparse : bool, optional
         Keep the labels sparse: the tags form as a torch sparse CSR int64 tensor of the ones
         (an entry not stored is 0, negative), the columns form as a
@@ -103,6 +107,20 @@ def read_label_table(
         when ``N x C`` exceeds :data:`SPARSE_ABOVE` (2**27, 1 GiB as dense int64). Default
         ``False``, dense: not every part that takes a label matrix takes the sparse forms yet.
         Either way ``labels.to_dense()`` is the dense matrix (of int8 for ``VerifiedLabels``).
+    unknown : str, optional
+        Tags form: a cell holding exactly this marker (e.g. ``"NA"``, ``"?"``) means the row's
+        tags are unknown, and its labels are all -1 (unknown, ignored by the losses and the
+        metrics), not all 0. ``unknown=""``: an empty cell (or a DataFrame's NaN / None) is
+        unknown. Default: none, and an empty cell is an image with no positive. A tag that looks
+        like a missing value (``NA``, ``N/A``, ``nan``, ``None``, ``null``, ``?``, ``missing``)
+        becomes a class with a warning, unless ``classes`` names it. Not with ``sparse`` (the
+        sparse tags form stores ones only).
+    no_label : str, optional
+        Tags form: a tag meaning "none of the classes" (e.g. ``"No Finding"``): the row's labels
+        are all 0 and the tag is not a class. With another tag on the same row: an error.
+    ignore_columns : sequence of str
+        Columns form: columns that are not classes (metadata, e.g. a patient id or a split
+        name), left out of the default classes. Each must be in the header.
 
     Returns
     -------
@@ -119,7 +137,14 @@ def read_label_table(
         Naming the file and the line: an empty file or no row, a file that is not UTF-8, a row of
         the wrong length, an empty image path or one that leaves the image root (absolute or
         ``..``), an image listed twice, an unknown tag (``classes`` given), a value outside 1 / 0 /
-        -1 / empty, a missing column, a repeated column or class name.
+        -1 / empty, a missing column, a repeated column or class name, a column without a name
+        (but for a trailing delimiter), a file that is gzip but broken; the ``unknown`` marker
+        or the ``no_label`` tag with another tag, or where it does not apply.
+
+    Warns
+    -----
+    UserWarning
+        A tag that looks like a missing value became a class (tags form, classes not given).
 
     Examples
     --------
@@ -139,9 +164,22 @@ def read_label_table(
     [[1, 1], [0, 1], [0, 0]]
     >>> read_label_table(columns, sparse=True).labels
     VerifiedLabels(shape=(2, 2), nnz=2, positives=1, known=50.000%)
+    >>> marked = pathlib.Path(tmp.name) / "marked.csv"
+    >>> _ = marked.write_text("image,tags\na.jpg,cat\nb.jpg,NA\nc.jpg,nothing\n")
+    >>> read_label_table(marked, unknown="NA", no_label="nothing").labels.tolist()
+    [[1], [-1], [0]]
     >>> tmp.cleanup()
     """
-    table, _ = _read(source, image_column, tags_column, tag_separator, classes, delimiter, sparse)
+    table, _ = _read(
+        source,
+        image_column,
+        tags_column,
+        tag_separator,
+        classes,
+        delimiter,
+        sparse,
+        Options(unknown, no_label, ignore_columns),
+    )
     return table
 
 
@@ -164,6 +202,9 @@ class TableMultiLabel(Dataset[tuple[Any, Tensor]]):
     image_column, tags_column, tag_separator, classes, delimiter, sparse
         As in :func:`read_label_table`; pass the training set's ``classes`` when reading its
         test set, so that both have the same columns.
+    unknown, no_label, ignore_columns
+        As in :func:`read_label_table`: a tags-form marker of unknown rows, a tag meaning no
+        label, metadata columns of the columns form.
 
     Attributes
     ----------
@@ -217,11 +258,21 @@ class TableMultiLabel(Dataset[tuple[Any, Tensor]]):
         classes: Sequence[str] | None = None,
         delimiter: str | None = None,
         sparse: bool | None = False,
+        unknown: str | None = None,
+        no_label: str | None = None,
+        ignore_columns: Sequence[str] = (),
     ) -> None:
         check_callable(transform, "transform", optional=True)
         self.root = as_path(image_root, "image_root")
         table, where = _read(
-            source, image_column, tags_column, tag_separator, classes, delimiter, sparse
+            source,
+            image_column,
+            tags_column,
+            tag_separator,
+            classes,
+            delimiter,
+            sparse,
+            Options(unknown, no_label, ignore_columns),
         )
         _check_images_exist(self.root, table.images, where)
         self.images, self.labels, self.classes = table
@@ -247,170 +298,56 @@ def _read(
     classes: Sequence[str] | None,
     delimiter: str | None,
     sparse: bool | None,
+    options: Options,
 ) -> tuple[LabelTable, list[str]]:
     """Read a table; also return where each row came from, for the image check's messages."""
     if not isinstance(tag_separator, str) or not tag_separator:
         raise ValueError(f"`tag_separator` must be a non-empty string, got {tag_separator!r}")
     if sparse is not None:
         sparse = check_bool(sparse, "sparse")
-    rows = _dataframe_rows(source) if _is_dataframe(source) else _file_rows(source, delimiter)
-    column = {name: j for j, name in enumerate(rows.header)}
-    image_j = _column(rows, image_column or rows.header[0], "image_column")
-    if tags_column is None and _TAGS_COLUMN in column and image_j != column[_TAGS_COLUMN]:
+    rows = dataframe_rows(source) if is_dataframe(source) else file_rows(source, delimiter)
+    position = {name: j for j, name in enumerate(rows.header)}
+    image_j = column(rows, image_column or rows.header[0], "image_column")
+    if tags_column is None and _TAGS_COLUMN in position and image_j != position[_TAGS_COLUMN]:
         tags_column = _TAGS_COLUMN
     if classes is not None:
         classes = as_class_names(classes)
-    images = _image_paths(rows, image_j)
+    images = image_paths(rows, image_j)
+    check_options(options, rows, tags_column is not None, classes)
     labels: Tensor | VerifiedLabels
     if tags_column is not None:
-        tags_j = _column(rows, tags_column, "tags_column")
-        indptr, indices, names = _tags_labels(rows, tags_j, tag_separator, classes)
+        tags_j = column(rows, tags_column, "tags_column")
+        indptr, indices, names, unknown_rows = tags_labels(
+            rows, tags_j, tag_separator, classes, options
+        )
         shape = (len(images), len(names))
         if sparse or (sparse is None and math.prod(shape) > SPARSE_ABOVE):
+            refuse_unknown_rows(rows, unknown_rows, options.unknown)
             labels = _sparse_csr(indptr, indices, shape)
         else:
             dense = np.zeros(shape, dtype=np.int64)
             dense[np.repeat(np.arange(shape[0]), np.diff(indptr)), indices] = 1
+            dense[unknown_rows] = -1
             labels = torch.from_numpy(dense)
     else:
-        names = classes or tuple(h for j, h in enumerate(rows.header) if j != image_j)
+        ignored = {image_j, *(column(rows, c, "ignore_columns") for c in options.ignore_columns)}
+        names = classes or tuple(h for j, h in enumerate(rows.header) if j not in ignored)
         if not names:
             raise ValueError(
                 f"label table {rows.name} has no class column: expected an image column and "
                 f"either a {_TAGS_COLUMN!r} column or one column per class"
             )
-        columns = [_column(rows, c, "classes") for c in names]
-        labels = torch.from_numpy(_column_labels(rows, columns))
+        if "" in names:
+            raise ValueError(
+                f"label table {rows.name}: column {rows.header.index('') + 1} of the header has "
+                "no name, so it cannot be a class; name it, or leave it out with "
+                "`ignore_columns=['']` (a trailing delimiter alone is ignored)"
+            )
+        columns = [column(rows, c, "classes") for c in names]
+        labels = torch.from_numpy(_column_labels(rows, columns, classes is None))
         if sparse or (sparse is None and labels.numel() > SPARSE_ABOVE):
             labels = VerifiedLabels.from_dense(labels)
     return LabelTable(images, labels, tuple(names)), rows.where
-
-
-def _is_dataframe(source: Any) -> bool:
-    return hasattr(source, "columns") and hasattr(source, "itertuples")
-
-
-def _file_rows(path: PathLike, delimiter: str | None) -> _Rows:
-    p = check_file(as_path(path, "source"), "source", "label table")
-    raw = p.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise ValueError(
-            f"{p}, line {line}: not UTF-8 text ({err.reason} at byte {err.start}); "
-            "save the table as UTF-8"
-        ) from None
-    if not text.strip():
-        raise ValueError(f"label table {p} is empty: expected a header row, then one row per image")
-    if delimiter is None:
-        first = text.lstrip().split("\n", 1)[0]
-        tabbed = p.suffix.lower() in _TSV_SUFFIXES or ("\t" in first and "," not in first)
-        delimiter = "\t" if tabbed else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    where, fields = [], []
-    header: list[str] | None = None
-    try:
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue  # blank line
-            if header is None:
-                header = [cell.strip() for cell in row]
-            else:
-                where.append(f"{p}, line {reader.line_num}")
-                fields.append(row)
-    except csv.Error as err:
-        raise ValueError(f"{p}, line {reader.line_num}: malformed {err}") from None
-    assert header is not None  # the text is not blank
-    return _checked_rows(_Rows(str(p), header, where, fields))
-
-
-def _dataframe_rows(frame: Any) -> _Rows:
-    header = [str(c).strip() for c in frame.columns]
-    fields = [[_cell(v) for v in row] for row in frame.itertuples(index=False, name=None)]
-    where = [f"the DataFrame, row {i}" for i in range(len(fields))]
-    return _checked_rows(_Rows("the DataFrame", header, where, fields))
-
-
-def _cell(value: Any) -> str:
-    """Return a DataFrame cell as the text a CSV file would hold (NaN / None / NA: empty)."""
-    if value is None or type(value).__name__ in ("NAType", "NaTType"):
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        if math.isnan(value):
-            return ""
-        if float(value).is_integer():
-            return str(int(value))
-    return str(value)
-
-
-def _checked_rows(rows: _Rows) -> _Rows:
-    if not rows.fields:
-        raise ValueError(f"label table {rows.name} has a header but no row")
-    seen: set[str] = set()
-    for name in rows.header:
-        if name in seen:
-            raise ValueError(f"label table {rows.name} has column {name!r} twice in its header")
-        seen.add(name)
-    for where, row in zip(rows.where, rows.fields, strict=True):
-        if len(row) != len(rows.header):
-            raise ValueError(f"{where}: {len(row)} field(s), but the header has {len(rows.header)}")
-    return rows
-
-
-def _column(rows: _Rows, name: str, argument: str) -> int:
-    if name not in rows.header:
-        raise ValueError(
-            f"`{argument}`: no column {name!r} in {rows.name}; its header is {rows.header}"
-        )
-    return rows.header.index(name)
-
-
-def _image_paths(rows: _Rows, j: int) -> list[str]:
-    """Normalised image paths; each must stay inside the root and appear once."""
-    first: dict[str, str] = {}
-    paths = []
-    for where, row in zip(rows.where, rows.fields, strict=True):
-        raw = row[j].strip()
-        path = posixpath.normpath(raw)
-        if not raw:
-            raise ValueError(f"{where}: empty image path in column {rows.header[j]!r}")
-        if raw.startswith(("/", "\\")) or os.path.isabs(raw) or path.split("/")[0] == "..":
-            raise ValueError(
-                f"{where}: image path {raw!r} leaves the image root; "
-                "give paths relative to it, without '..'"
-            )
-        if path in first:
-            raise ValueError(f"{where}: image {raw!r} is listed twice (first at {first[path]})")
-        first[path] = where
-        paths.append(path)
-    return paths
-
-
-def _tags_labels(
-    rows: _Rows, j: int, separator: str, classes: tuple[str, ...] | None
-) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Return the positives of each row as CSR (``indptr``, ``indices``), and the classes."""
-    tags = [[t.strip() for t in row[j].split(separator) if t.strip()] for row in rows.fields]
-    if classes is None:
-        classes = tuple(sorted({t for image in tags for t in image}))
-        if not classes:
-            raise ValueError(f"label table {rows.name}: no tag in column {rows.header[j]!r}")
-    index = {name: k for k, name in enumerate(classes)}
-    indptr, indices = [0], []
-    for r, image in enumerate(tags):
-        positive = set()
-        for tag in image:
-            k = index.get(tag)
-            if k is None:
-                shown = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
-                raise ValueError(f"{rows.where[r]}: unknown tag {tag!r}; the classes are {shown}")
-            positive.add(k)
-        indices.extend(sorted(positive))
-        indptr.append(len(indices))
-    return np.array(indptr, dtype=np.int64), np.array(indices, dtype=np.int64), classes
 
 
 def _sparse_csr(indptr: np.ndarray, indices: np.ndarray, shape: tuple[int, int]) -> Tensor:
@@ -429,7 +366,7 @@ def _sparse_csr(indptr: np.ndarray, indices: np.ndarray, shape: tuple[int, int])
 _LABEL_TEXT = {"1": 1, "0": 0, "-1": -1, "": -1}
 
 
-def _column_labels(rows: _Rows, columns: list[int]) -> np.ndarray:
+def _column_labels(rows: Rows, columns: list[int], every_column: bool) -> np.ndarray:
     cells = np.char.strip(np.array([[row[j] for j in columns] for row in rows.fields], dtype=str))
     labels = np.full(cells.shape, -1, dtype=np.int64)
     known = np.zeros(cells.shape, dtype=bool)
@@ -437,13 +374,36 @@ def _column_labels(rows: _Rows, columns: list[int]) -> np.ndarray:
         match = cells == text
         labels[match] = value
         known |= match
+    if not known.all():  # numbers written otherwise: 1.0, 0.0, -1.0, +1
+        for text in np.unique(cells[~known]).tolist():
+            number = _number(text)
+            if number is not None:
+                match = cells == text
+                labels[match] = number
+                known |= match
     if not known.all():
         r, c = (int(i[0]) for i in np.nonzero(~known))
+        hint = (
+            "; if the column is not a class (metadata), leave it out with "
+            "`ignore_columns` or name the label columns with `classes`"
+            if every_column
+            else ""
+        )
         raise ValueError(
             f"{rows.where[r]}: {str(cells[r, c])!r} in column {rows.header[columns[c]]!r} is not "
-            "a label: expected 1 (positive), 0 (negative), -1 or empty (unknown)"
+            "a label: expected 1 (positive), 0 (negative), -1 or empty (unknown), or 1.0 / "
+            f"0.0 / -1.0{hint}"
         )
     return labels
+
+
+def _number(text: str) -> int | None:
+    """Return 1, 0 or -1 for a cell that is that number written as a float, else None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value in (1.0, 0.0, -1.0) else None
 
 
 def _check_images_exist(root: Path, images: list[str], where: list[str]) -> None:
