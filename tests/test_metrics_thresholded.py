@@ -462,12 +462,21 @@ def _ddp_worker(rank, world, port, cases, queue):
         dist.destroy_process_group()
 
 
-def _batches(rng, n, dtype):
+def _batches(rng, n, dtype, known="dense"):
+    """Batches of 5 rows; ``known``: "dense" (about 2/3 of the labels known: stored dense),
+    "sparse" (about 1/10: stored as known entries) or "mixed" (alternately)."""
     if dtype is None:  # a process that stored nothing
         return []
     scores = torch.from_numpy(rng.integers(-3, 3, (n, 3)).astype(np.float32)).to(dtype)
     targets = torch.from_numpy(rng.integers(-1, 2, (n, 3)))
-    return [(scores[i : i + 5], targets[i : i + 5]) for i in range(0, n, 5)]
+    unknown = torch.from_numpy(rng.random((n, 3)) < 0.85)
+    batches = []
+    for b, i in enumerate(range(0, n, 5)):
+        y = targets[i : i + 5]
+        if known == "sparse" or (known == "mixed" and b % 2):
+            y = y.masked_fill(unknown[i : i + 5] | (y == -1), -1)
+        batches.append((scores[i : i + 5], y))
+    return batches
 
 
 def _evaluate_share(share):
@@ -481,14 +490,30 @@ _DDP_DTYPES = {
     "different dtypes": (torch.float16, torch.float64),
     "bfloat16 and an empty process": (torch.bfloat16, None),
     "all empty": (None, None),
+    "known entries and dense rows": ((torch.float32, "sparse"), (torch.float16, "mixed")),
+    "known entries beside an empty process": (None, (torch.int16, "sparse")),
+}
+_DDP_DTYPES_4 = {
+    "four mixed": (
+        (torch.float32, "mixed"),
+        None,
+        (torch.float64, "sparse"),
+        torch.bfloat16,
+    ),
+    "four sparse, integers": tuple((torch.int32, "sparse") for _ in range(4)),
+    "four empty": (None,) * 4,
 }
 
 
 def _ddp_cases(dtypes, first=17):
-    """Rank r stores ``first + 9 r`` rows in batches of 5."""
+    """Rank r stores ``first + 9 r`` rows in batches of 5; a rank's dtype may come as a pair
+    ``(dtype, known)``, ``known`` as in ``_batches``."""
     rng = np.random.default_rng(6)
     return {
-        case: [_batches(rng, first + 9 * r, d) for r, d in enumerate(ranks)]
+        case: [
+            _batches(rng, first + 9 * r, *(d if isinstance(d, tuple) else (d,)))
+            for r, d in enumerate(ranks)
+        ]
         for case, ranks in dtypes.items()
     }
 
@@ -512,15 +537,19 @@ def _check_gathered(cases, results):
             assert ap == pytest.approx(oracle(scores.numpy(), targets.numpy()), nan_ok=True)
 
 
-def test_ddp_gathers_whatever_each_process_stored():
-    cases = _ddp_cases(_DDP_DTYPES)
+@pytest.mark.parametrize("world", [2, 4])
+def test_ddp_shards_classes_and_equals_one_process(world):
+    # 3 classes: 2 processes get shares of 1 and 2 classes, 4 get 0, 1, 1 and 1.
+    cases = _ddp_cases(_DDP_DTYPES if world == 2 else _DDP_DTYPES_4)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = _free_port()
-    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, port, cases, queue)) for r in range(2)]
+    procs = [
+        ctx.Process(target=_ddp_worker, args=(r, world, port, cases, queue)) for r in range(world)
+    ]
     for p in procs:
         p.start()
-    results = [queue.get(timeout=180) for _ in range(2 * len(cases))]
+    results = [queue.get(timeout=180) for _ in range(world * len(cases))]
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
@@ -552,6 +581,24 @@ class _ThreadGroup:
 
     def get_backend(self):
         return "gloo"
+
+    def get_rank(self):
+        return self._local.rank
+
+    def all_to_all_single(self, output, tensor, output_split_sizes, input_split_sizes):
+        # Every rank sends its r-th piece to rank r; as gloo, the sizes must agree.
+        assert output.dim() == tensor.dim() == 1
+        self._sent[self._local.rank] = (tensor.clone(), list(input_split_sizes))
+        self._barrier.wait()
+        me, row = self._local.rank, 0
+        for src, size in enumerate(output_split_sizes):
+            sent, splits = self._sent[src]
+            if (splits[me], sent.dtype) != (size, output.dtype):
+                raise RuntimeError(f"all_to_all: {splits[me]} {sent.dtype} into {size}")
+            start = sum(splits[:me])
+            output[row : row + size] = sent[start : start + size]
+            row += size
+        self._barrier.wait()
 
     def all_gather(self, outputs, tensor):
         assert len(outputs) == self.world
@@ -604,8 +651,9 @@ class _ThreadGroup:
             },
             1,  # rank 0 stores one row, rank 1 ten
         ),
+        (_DDP_DTYPES_4, 3),  # a rank with no class (3 classes, 4 ranks)
     ],
-    ids=["two ranks", "three ranks", "one row"],
+    ids=["two ranks", "three ranks", "one row", "four ranks"],
 )
 def test_gather_with_ranks_as_threads(monkeypatch, dtypes, first):
     cases = _ddp_cases(dtypes, first)
@@ -630,10 +678,11 @@ def test_gather_with_ranks_as_threads(monkeypatch, dtypes, first):
         (((torch.int16, 5), (torch.bfloat16, 3)), torch.float64),
     ],
 )
-def test_gather_gives_every_rank_all_rows_in_the_widest_dtype(monkeypatch, ranks, widest):
-    # The class docstring: the gather holds every process's samples in one dtype that ranks
-    # them all exactly, the widest of float32, float64 and int64 (float64 where integers meet
-    # floats), whatever a process with nothing stored would have sent; targets stay int8.
+def test_each_rank_gets_its_classes_of_all_rows_in_the_widest_dtype(monkeypatch, ranks, widest):
+    # The class docstring: each process receives its classes' columns of every process's rows,
+    # in one dtype that ranks them all exactly, the widest of float32, float64 and int64
+    # (float64 where integers meet floats), whatever a process with nothing stored would have
+    # sent; targets stay int8.
     rng = np.random.default_rng(8)
     shares = [_batches(rng, n, dtype) for dtype, n in ranks]
     group = _ThreadGroup(len(ranks))
@@ -642,8 +691,12 @@ def test_gather_gives_every_rank_all_rows_in_the_widest_dtype(monkeypatch, ranks
         meter = _meter()
         for scores, targets in shares[rank]:
             meter.update(scores, targets)
-        scores, targets = meter._blocks()
-        return [(b.dtype, b.tolist()) for b in scores], [(b.dtype, b.tolist()) for b in targets]
+        share, first = meter._share()
+        return (
+            first,
+            [(b.dtype, b.tolist()) for b in share.scores],
+            [(b.dtype, b.tolist()) for b in share.targets],
+        )
 
     with monkeypatch.context() as patch:
         patch.setattr(_distributed, "dist", group)
@@ -651,11 +704,16 @@ def test_gather_gives_every_rank_all_rows_in_the_widest_dtype(monkeypatch, ranks
     rows = [
         [torch.cat(columns) for columns in zip(*share, strict=True)] for share in shares if share
     ]
-    expected = (
-        [(widest, s.to(widest).tolist()) for s, _ in rows],
-        [(torch.int8, y.tolist()) for _, y in rows],
-    )
-    assert gathered == [expected] * len(ranks)  # one block per rank with rows, on every rank
+    bounds = [3 * r // len(ranks) for r in range(len(ranks) + 1)]
+    for rank, (first, scores, targets) in enumerate(gathered):
+        a, b = bounds[rank], bounds[rank + 1]
+        assert first == a
+        if a == b:  # no class: nothing kept
+            assert scores == targets == []
+            continue
+        # One block per rank with rows, in rank order: its columns of this rank's classes.
+        assert scores == [(widest, s[:, a:b].to(widest).tolist()) for s, _ in rows]
+        assert targets == [(torch.int8, y[:, a:b].tolist()) for _, y in rows]
 
 
 def test_scores_that_require_grad_are_accepted():

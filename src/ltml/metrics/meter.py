@@ -26,8 +26,8 @@ from .._validation import (
     check_probabilities,
     check_top_k,
 )
-from ._counts import ZeroDivision, check_zero_division, threshold_counts, thresholded_of_counts
-from ._distributed import blocks_of_every_process
+from ._counts import ZeroDivision, check_zero_division, thresholded_of_counts
+from ._distributed import class_share, gather_classes
 from ._empty_classes import (
     EmptyClass,
     check_empty_class,
@@ -35,7 +35,8 @@ from ._empty_classes import (
     nanmean,
     resolve_empty_classes,
 )
-from ._ranking import average_precision_of_blocks, fit_thresholds_of_blocks
+from ._entries import Entries, entries_of_batch, is_mostly_unknown
+from ._share import Share, share_ap, share_counts, share_thresholds
 from .thresholded import ThresholdedMetrics
 
 __all__ = ["MAPResult", "mAPMeter"]
@@ -221,13 +222,15 @@ class mAPMeter:  # noqa: N801 - the name users search for
         self.threshold = None if threshold is None else as_thresholds(threshold, num_classes)
         self.top_k = top_k
         self.zero_division = zero_division
-        self._scores: list[Tensor] = []
+        self._scores: list[Tensor] = []  # dense batches
         self._targets: list[Tensor] = []
+        self._entries: list[Entries] = []  # batches kept as their known entries
+        self._device: torch.device | None = None
 
     @property
     def num_stored(self) -> int:
         """Number of rows (images) stored by this process since the last :meth:`reset`."""
-        return sum(s.shape[0] for s in self._scores)
+        return sum(s.shape[0] for s in self._scores) + sum(e.rows for e in self._entries)
 
     @property
     def num_samples(self) -> int:
@@ -239,6 +242,8 @@ class mAPMeter:  # noqa: N801 - the name users search for
         """Forget every stored sample."""
         self._scores.clear()
         self._targets.clear()
+        self._entries.clear()
+        self._device = None
 
     def update(self, scores: Any, targets: Any) -> None:
         """Store a batch.
@@ -260,34 +265,48 @@ class mAPMeter:  # noqa: N801 - the name users search for
         s, y = as_metric_inputs(scores, targets, self.num_classes)
         if self.score_kind == "probs":
             check_probabilities(s, "scores", " (the meter was built with scores='probs')")
-        device = self._scores[0].device if self._scores else s.device
+        if self._device is None:
+            self._device = s.device
+        if is_mostly_unknown(y):  # kept as its known entries (copies)
+            s, y = s.detach().to(self._device), y.to(self._device)
+            self._entries.append(entries_of_batch(s, y, self.top_k))
+            return
         # Copies: a caller may reuse or modify its buffers after update().
-        self._scores.append(s.detach().to(device=device, copy=True))
-        self._targets.append(y.detach().to(device=device, dtype=torch.int8, copy=True))
+        self._scores.append(s.detach().to(device=self._device, copy=True))
+        self._targets.append(y.detach().to(device=self._device, dtype=torch.int8, copy=True))
 
-    def _blocks(self) -> tuple[list[Tensor], list[Tensor]]:
-        """Return the stored batches (of every process under DDP), never concatenated."""
-        scores, targets = blocks_of_every_process(self._scores, self._targets, self.num_classes)
-        if not scores:
-            scores = [torch.empty((0, self.num_classes))]
-            targets = [torch.empty((0, self.num_classes), dtype=torch.int8)]
-        return scores, targets
+    def _share(self) -> tuple[Share, int]:
+        """Return what this process evaluates (its class share under DDP), its first class."""
+        return class_share(
+            self._scores, self._targets, self._entries, self.num_classes, self.top_k, self._device
+        )
 
     def compute(self) -> MAPResult:
         """Per-class AP, mAP, group mAP and the thresholded metrics over everything stored.
 
         Under DDP, over what every process stored; every process must call it.
         """
-        scores, targets = self._blocks()
-        ap = average_precision_of_blocks(scores, targets)
+        share, first = self._share()
+        threshold = None
+        if self.threshold is not None:
+            threshold = self.threshold[first : first + share.width]
+        rows = [share_ap(share)]
+        if threshold is not None:
+            rows += [share_counts(share, threshold, None).to(torch.float64)]
+            if self.top_k is not None:
+                rows += [share_counts(share, threshold, self.top_k).to(torch.float64)]
+        # Only per-class results travel between processes (exact: counts stay below 2**53).
+        stacked = torch.cat([r.unsqueeze(0) if r.dim() == 1 else r for r in rows])
+        results = gather_classes(stacked, self.num_classes)
+        ap = results[0]
         num_empty = int(torch.isnan(ap).sum())
         # stacklevel 2: the user's line, which called this method
         ap = resolve_empty_classes(ap, self.empty_class, stacklevel=2).cpu()
 
-        def thresholded(top_k: int | None) -> ThresholdedMetrics | None:
+        def thresholded(row: int, top_k: int | None) -> ThresholdedMetrics | None:
             if self.threshold is None:
                 return None
-            counts = threshold_counts(scores, targets, self.threshold, top_k)
+            counts = results[row : row + 3].to(torch.int64)
             return thresholded_of_counts(
                 counts, self.threshold, top_k, self.zero_division, self.empty_class, self.groups
             )
@@ -297,8 +316,8 @@ class mAPMeter:  # noqa: N801 - the name users search for
             map=nanmean(ap),
             groups={name: nanmean(ap[idx]) for name, idx in self.groups.items()},
             num_empty=num_empty,
-            thresholded=thresholded(None),
-            top_k=None if self.top_k is None else thresholded(self.top_k),
+            thresholded=thresholded(1, None),
+            top_k=None if self.top_k is None else thresholded(4, self.top_k),
         )
 
     def fit_thresholds(self) -> Tensor:
@@ -323,7 +342,8 @@ class mAPMeter:  # noqa: N801 - the name users search for
         >>> val.fit_thresholds()
         tensor([ 0.5000, -0.5000], dtype=torch.float64)
         """
-        return fit_thresholds_of_blocks(*self._blocks()).cpu()
+        share, _ = self._share()
+        return gather_classes(share_thresholds(share)[None], self.num_classes)[0].cpu()
 
     def __repr__(self) -> str:
         groups = {k: len(v) for k, v in self.groups.items()}
