@@ -44,6 +44,78 @@ class Entries:
         return sum(t.numel() * t.element_size() for t in parts)
 
 
+# On the CPU a buffer of known entries is at least this large (untouched pages cost no memory):
+# the C allocator then maps it apart instead of placing it between the short-lived batches, whose
+# freed space it could otherwise not reuse (the memory would grow with every batch).
+MAPPED_BYTES = 48 << 20
+
+
+class Growable:
+    """A 1-D tensor that grows by doubling (amortised copies), filled from the front."""
+
+    def __init__(self, dtype: torch.dtype, device: torch.device) -> None:
+        self.data = torch.empty(0, dtype=dtype, device=device)
+        self.size = 0
+
+    def extend(self, values: Tensor) -> None:
+        """Append ``values`` (1-D, of this dtype)."""
+        need = self.size + values.numel()
+        if need > self.data.numel():
+            floor = MAPPED_BYTES // self.data.element_size() if self.data.is_cpu else 0
+            bigger = self.data.new_empty(max(need, 2 * self.data.numel(), floor))
+            bigger[: self.size] = self.data[: self.size]
+            self.data = bigger
+        self.data[self.size : need] = values
+        self.size = need
+
+    def view(self) -> Tensor:
+        """Return the filled part (a view)."""
+        return self.data[: self.size]
+
+
+class KnownStore:
+    """The meter's batches kept as known entries: growable buffers, one set per score dtype."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self._fields: dict[torch.dtype, list[Growable]] = {}
+
+    def add(self, entries: Entries) -> None:
+        """Append a batch's entries."""
+        values = [entries.classes, entries.scores, entries.labels]
+        if entries.top is not None:
+            values.append(entries.top)
+        if entries.scores.dtype not in self._fields:
+            device = entries.scores.device
+            self._fields[entries.scores.dtype] = [Growable(v.dtype, device) for v in values]
+        for buffer, v in zip(self._fields[entries.scores.dtype], values, strict=True):
+            buffer.extend(v)
+        self.rows += entries.rows
+
+    def parts(self) -> list[Entries]:
+        """The stored entries, one :class:`Entries` (of views) per score dtype."""
+        out = []
+        for fields in self._fields.values():
+            v = [f.view() for f in fields]
+            out.append(Entries(v[0], v[1], v[2], v[3] if len(v) > 3 else None))
+        return out
+
+    @property
+    def count(self) -> int:
+        """Number of stored entries."""
+        return sum(fields[0].size for fields in self._fields.values())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the stored entries (not of the spare capacity)."""
+        return sum(e.nbytes for e in self.parts())
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        self.rows = 0
+        self._fields.clear()
+
+
 def is_mostly_unknown(targets: Tensor) -> bool:
     """Whether a validated ``(B, C)`` target batch is kept as its known entries."""
     total = targets.numel()

@@ -66,6 +66,17 @@ def share_thresholds(share: Share) -> Tensor:
     return map_entry_chunks(entries_thresholds, share, math.inf)
 
 
+def share_positives(share: Share) -> Tensor:
+    """Known positives of each class of the share, int64 ``(width,)``."""
+    out = torch.zeros(share.width, dtype=torch.int64, device=share.device)
+    for block_y in share.targets:
+        out += torch.count_nonzero(block_y == 1, dim=0)
+    if share.entries is not None:
+        positive = share.entries.labels == 1
+        out += torch.bincount(share.entries.classes[positive].long(), minlength=share.width)
+    return out
+
+
 def share_counts(share: Share, threshold: Tensor, top_k: int | None) -> Tensor:
     """``(3, width)`` int64 counts ``Nc, Np, Ng`` at per-class ``threshold`` (``(width,)``)."""
     counts = torch.zeros((3, share.width), dtype=torch.int64, device=share.device)

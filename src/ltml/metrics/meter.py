@@ -35,14 +35,17 @@ from ._empty_classes import (
     nanmean,
     resolve_empty_classes,
 )
-from ._entries import Entries, entries_of_batch, is_mostly_unknown
-from ._share import Share, share_ap, share_counts, share_thresholds
+from ._entries import KnownStore, entries_of_batch, is_mostly_unknown
+from ._ranking import keep_fallback
+from ._share import Share, share_ap, share_counts, share_positives, share_thresholds
 from .thresholded import ThresholdedMetrics
 
 __all__ = ["MAPResult", "mAPMeter"]
 
 ScoreKind = Literal["logits", "probs"]
 DEFAULT_THRESHOLD = {"logits": 0.0, "probs": 0.5}  # the same decision: sigmoid(0) = 0.5
+# fit_thresholds: a class with fewer validation positives keeps the meter's threshold.
+MIN_POSITIVES = 5
 
 
 @dataclass(frozen=True)
@@ -224,13 +227,13 @@ class mAPMeter:  # noqa: N801 - the name users search for
         self.zero_division = zero_division
         self._scores: list[Tensor] = []  # dense batches
         self._targets: list[Tensor] = []
-        self._entries: list[Entries] = []  # batches kept as their known entries
+        self._known = KnownStore()  # batches kept as their known entries
         self._device: torch.device | None = None
 
     @property
     def num_stored(self) -> int:
         """Number of rows (images) stored by this process since the last :meth:`reset`."""
-        return sum(s.shape[0] for s in self._scores) + sum(e.rows for e in self._entries)
+        return sum(s.shape[0] for s in self._scores) + self._known.rows
 
     @property
     def num_samples(self) -> int:
@@ -242,7 +245,7 @@ class mAPMeter:  # noqa: N801 - the name users search for
         """Forget every stored sample."""
         self._scores.clear()
         self._targets.clear()
-        self._entries.clear()
+        self._known.clear()
         self._device = None
 
     def update(self, scores: Any, targets: Any) -> None:
@@ -269,7 +272,7 @@ class mAPMeter:  # noqa: N801 - the name users search for
             self._device = s.device
         if is_mostly_unknown(y):  # kept as its known entries (copies)
             s, y = s.detach().to(self._device), y.to(self._device)
-            self._entries.append(entries_of_batch(s, y, self.top_k))
+            self._known.add(entries_of_batch(s, y, self.top_k))
             return
         # Copies: a caller may reuse or modify its buffers after update().
         self._scores.append(s.detach().to(device=self._device, copy=True))
@@ -278,7 +281,7 @@ class mAPMeter:  # noqa: N801 - the name users search for
     def _share(self) -> tuple[Share, int]:
         """Return what this process evaluates (its class share under DDP), its first class."""
         return class_share(
-            self._scores, self._targets, self._entries, self.num_classes, self.top_k, self._device
+            self._scores, self._targets, self._known.parts(), self.num_classes, self.top_k, self._device
         )
 
     def compute(self) -> MAPResult:
@@ -320,17 +323,31 @@ class mAPMeter:  # noqa: N801 - the name users search for
             top_k=None if self.top_k is None else thresholded(4, self.top_k),
         )
 
-    def fit_thresholds(self) -> Tensor:
+    def fit_thresholds(self, *, min_positives: int | None = None) -> Tensor:
         """Per-class thresholds maximising each class's F1 on what is stored.
 
         Run the meter over a validation split, fit, and build the test meter with
         ``threshold=`` the result; see :func:`ltml.functional.fit_thresholds`. Under DDP, over
-        what every process stored (every process must call it and gets the same thresholds).
+        what every process stored (every process must call it and gets the same thresholds);
+        each process ranks a share of the classes.
+
+        A class with few validation positives gets a threshold fitted to those few images,
+        often far off (see the metrics guide: on a small split this can halve OF1). So a class
+        with fewer than ``min_positives`` known positives keeps the meter's own threshold, the
+        one :meth:`compute` applies (``scores=`` or ``threshold=``).
+
+        Parameters
+        ----------
+        min_positives : int, optional
+            Default: 5 when the meter has a threshold, else 1 (a class with no positive gets
+            ``inf``, never predicted). A class with 5 or more positives is fitted as it always
+            was. Above 1, the meter must have a threshold.
 
         Returns
         -------
         Tensor, shape (C,), float64
-            On the CPU; ``inf`` (never predicted) for a class with no positive target.
+            On the CPU; ``inf`` (never predicted) for a class with no positive target when the
+            meter has no threshold to keep.
 
         Examples
         --------
@@ -341,9 +358,26 @@ class mAPMeter:  # noqa: N801 - the name users search for
         ...            torch.tensor([[1, 0], [1, 1], [0, 1]]))
         >>> val.fit_thresholds()
         tensor([ 0.5000, -0.5000], dtype=torch.float64)
+        >>> val = mAPMeter(2, scores="logits")  # 0 kept for classes with < 5 positives
+        >>> val.update(torch.tensor([[2.0, -1.0], [0.5, -0.5], [-1.0, 1.0]]),
+        ...            torch.tensor([[1, 0], [1, 1], [0, 1]]))
+        >>> val.fit_thresholds()
+        tensor([0., 0.], dtype=torch.float64)
+        >>> val.fit_thresholds(min_positives=2)
+        tensor([ 0.5000, -0.5000], dtype=torch.float64)
         """
+        if min_positives is None:
+            min_positives = 1 if self.threshold is None else MIN_POSITIVES
+        min_positives = check_int(min_positives, "min_positives")
+        if min_positives > 1 and self.threshold is None:
+            raise ValueError(
+                f"`min_positives` > 1 (got {min_positives}) needs a threshold to keep: build the "
+                "meter with scores='logits' or 'probs', or with threshold="
+            )
         share, _ = self._share()
-        return gather_classes(share_thresholds(share)[None], self.num_classes)[0].cpu()
+        stacked = torch.stack([share_thresholds(share), share_positives(share).to(torch.float64)])
+        thresholds, positives = gather_classes(stacked, self.num_classes).cpu()
+        return keep_fallback(thresholds, positives, min_positives, self.threshold)
 
     def __repr__(self) -> str:
         groups = {k: len(v) for k, v in self.groups.items()}
