@@ -87,9 +87,7 @@ def run_openimages(args: argparse.Namespace) -> dict[str, object]:
     result = meter.compute()
     compute_s = time.perf_counter() - t0
     peak = rss_kib("VmHWM") - base
-    stored = meter._known.nbytes + sum(
-        s.numel() * (s.element_size() + 1) for s in meter._scores
-    )
+    stored = meter._known.nbytes + sum(s.numel() * (s.element_size() + 1) for s in meter._scores)
     check_mib = (s_all.nbytes + y_all.nbytes) / 2**20  # the oracle's copy, not the meter's
     from sklearn.metrics import average_precision_score
 
@@ -124,10 +122,10 @@ def ddp_worker(rank: int, world: int, port: int, args: argparse.Namespace) -> di
         dist.init_process_group("gloo", rank=rank, world_size=world)
     n, c = args.rows, args.columns
     lo, hi = n * rank // world, n * (rank + 1) // world
-    rng = np.random.default_rng(rank)
     meter = ltml.mAPMeter(c)
-    for a in range(lo, hi, 1000):
+    for a in range(lo, hi, 1000):  # the same rows whatever the number of processes
         b = min(a + 1000, hi)
+        rng = np.random.default_rng(a)
         targets = torch.from_numpy((rng.random((b - a, c)) < 0.05).astype(np.int8))
         scores = torch.from_numpy(rng.standard_normal((b - a, c), dtype=np.float32)) + targets
         meter.update(scores, targets)

@@ -2,7 +2,8 @@
 
 The labels are COCO-LT's training matrix (1,909 images x 80 classes, from ``../shared/data``);
 the scores are synthetic logits of a long-tailed model: ``logit = b_k + 2.5 y + noise``, with the
-bias ``b_k`` lower for rarer classes (``-1.25 + 0.3 log(n_k / n_max)``: logit 0 is midway for the most frequent class) and unit Gaussian noise.
+bias ``b_k`` lower for rarer classes (``-1.25 + 0.3 log(n_k / n_max)``: logit 0 is midway for
+the most frequent class) and unit Gaussian noise.
 Each seed draws a validation split of ``--val`` images (the rest is the test split), fits
 thresholds on it with ``fit_thresholds`` (``min_positives`` 1, i.e. no guard, and larger, the
 other classes keeping logit 0), and scores the test split; also logit 0 without fitting. The
@@ -47,8 +48,10 @@ def main() -> None:
         s, y = torch.from_numpy(logits), torch.from_numpy(labels)
         few.append(int(((y[val] == 1).sum(0) < 5).sum()))
 
-        def score(threshold: torch.Tensor | float) -> tuple[float, float]:
-            m = ltml.thresholded_metrics(s[test], y[test], threshold=threshold)
+        def score(
+            threshold: torch.Tensor | float, s: torch.Tensor = s[test], y: torch.Tensor = y[test]
+        ) -> tuple[float, float]:
+            m = ltml.thresholded_metrics(s, y, threshold=threshold)
             return m.OF1, m.CF1
 
         with warnings.catch_warnings():

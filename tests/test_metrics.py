@@ -473,7 +473,9 @@ def test_known_entries_are_exact_in_both_forms_and_mixed(data, n, c):
     dtype = data.draw(st.sampled_from([np.float32, np.float16, np.float64, np.int64]))
     scores, targets = _partial_problem(rng, n, c, known, dtype)
     cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=5)))
-    batches = [(scores[lo:hi], targets[lo:hi]) for lo, hi in zip([0, *cuts], [*cuts, n])]
+    batches = [
+        (scores[lo:hi], targets[lo:hi]) for lo, hi in zip([0, *cuts], [*cuts, n], strict=True)
+    ]
     # Some batches mostly unknown, some not: the forms mix within one meter.
     for i in data.draw(st.lists(st.integers(0, len(batches) - 1), max_size=3)):
         s, y = batches[i]
@@ -503,7 +505,9 @@ def test_any_batch_split_of_known_entries_gives_the_same_result(data):
     scores, targets = _partial_problem(rng, 60, 5, 0.1)
     one = _everything(_filled([(scores, targets)], scores="logits", top_k=2))
     cuts = sorted(data.draw(st.lists(st.integers(0, 60), max_size=8)))
-    batches = [(scores[lo:hi], targets[lo:hi]) for lo, hi in zip([0, *cuts], [*cuts, 60])]
+    batches = [
+        (scores[lo:hi], targets[lo:hi]) for lo, hi in zip([0, *cuts], [*cuts, 60], strict=True)
+    ]
     assert _everything(_filled(batches, scores="logits", top_k=2)) == one
 
 

@@ -876,3 +876,90 @@ def test_results_stay_on_the_device_of_the_scores():
         assert (result.device.type, result.dtype, result.shape) == ("meta", dtype, shape)
     for result in no_rows:
         assert (result.device.type, result.dtype, result.shape) == ("meta", torch.float64, (4,))
+
+
+# --- the small-split guard: min_positives / fallback ------------------------------------------
+
+
+def _few_positives_problem():
+    """Class k has k + 1 positives among 12 images (class 0: one), scores with ties."""
+    rng = np.random.default_rng(21)
+    scores = torch.from_numpy(rng.integers(-6, 6, (12, 6)).astype(np.float32))
+    targets = torch.zeros((12, 6), dtype=torch.int64)
+    for k in range(6):
+        targets[rng.permutation(12)[: k + 1], k] = 1
+    targets[0, 5] = -1 if targets[0, 5] == 0 else targets[0, 5]
+    return scores, targets
+
+
+@pytest.mark.parametrize("min_positives", [1, 2, 3, 5, 7])
+def test_classes_with_few_positives_keep_the_fallback(min_positives):
+    scores, targets = _few_positives_problem()
+    fitted = fit_thresholds(scores, targets)
+    fallback = torch.linspace(-0.5, 0.5, 6, dtype=torch.float64)
+    got = fit_thresholds(scores, targets, min_positives=min_positives, fallback=fallback)
+    positives = (targets == 1).sum(0)
+    for k in range(6):  # literally: the fallback below min_positives, else the fit unchanged
+        assert got[k].item() == (fallback[k] if positives[k] < min_positives else fitted[k]).item()
+    scalar = fit_thresholds(scores, targets, min_positives=min_positives, fallback=0.25)
+    assert scalar.tolist() == torch.where(positives < min_positives, 0.25, fitted).tolist()
+
+
+def test_fallback_replaces_the_infinite_threshold_of_a_class_without_positive():
+    scores = torch.tensor([[0.25, 0.75], [0.125, 0.5]])
+    targets = torch.tensor([[0, 1], [0, 0]])
+    with pytest.warns(UserWarning, match=r"1 class\(es\) have no positive"):
+        assert fit_thresholds(scores, targets).tolist() == [math.inf, 0.75]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing undefined left: no warning
+        assert fit_thresholds(scores, targets, fallback=0.0).tolist() == [0.0, 0.75]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"min_positives": 2}, ValueError, r"`fallback` is needed with `min_positives` > 1"),
+        ({"min_positives": 0, "fallback": 0.0}, ValueError, "`min_positives` must be"),
+        ({"min_positives": 2.0, "fallback": 0.0}, TypeError, "`min_positives` must be an int"),
+        ({"fallback": math.nan}, ValueError, "`fallback` must not be NaN"),
+        ({"fallback": [0.0, 1.0]}, ValueError, r"`fallback` must be a number or hold one value"),
+        ({"fallback": True}, TypeError, "`fallback` must be a number"),
+    ],
+)
+def test_guard_arguments_are_checked(kwargs, error, match):
+    scores, targets = _few_positives_problem()
+    with pytest.raises(error, match=match):
+        fit_thresholds(scores, targets, **kwargs)
+
+
+def test_meter_keeps_its_threshold_below_five_positives_by_default():
+    scores, targets = _few_positives_problem()
+    fitted = fit_thresholds(scores, targets)
+    positives = (targets == 1).sum(0)
+    for kwargs, fallback in (({"scores": "logits"}, 0.0), ({"scores": "probs"}, 0.5)):
+        s = torch.sigmoid(scores) if kwargs["scores"] == "probs" else scores
+        meter = mAPMeter(6, **kwargs)
+        meter.update(s, targets)
+        expected = fit_thresholds(s, targets, min_positives=5, fallback=fallback)
+        assert meter.fit_thresholds().tolist() == expected.tolist()
+        assert (positives < 5).any()  # both kinds of class
+        assert (positives >= 5).any()
+        got = meter.fit_thresholds(min_positives=1)
+        assert got.tolist() == fit_thresholds(s, targets, fallback=fallback).tolist()
+    vector = torch.arange(6, dtype=torch.float64)  # a meter's per-class threshold is kept
+    meter = mAPMeter(6, threshold=vector)
+    meter.update(scores, targets)
+    assert meter.fit_thresholds(min_positives=3).tolist() == (
+        torch.where(positives < 3, vector, fitted).tolist()
+    )
+
+
+def test_meter_without_threshold_fits_every_class_and_refuses_a_guard():
+    scores, targets = _few_positives_problem()
+    meter = mAPMeter(6)
+    meter.update(scores, targets)
+    assert meter.fit_thresholds().tolist() == fit_thresholds(scores, targets).tolist()
+    with pytest.raises(ValueError, match=r"`min_positives` > 1 \(got 2\) needs a threshold"):
+        meter.fit_thresholds(min_positives=2)
+    with pytest.raises(ValueError, match="`min_positives` must be"):
+        meter.fit_thresholds(min_positives=0)

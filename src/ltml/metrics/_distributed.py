@@ -23,7 +23,7 @@ from ._share import Share
 
 # Every dtype stored scores are ranked in (see ``common_dtype``), by a code processes can exchange.
 RANKED_DTYPES = (torch.float32, torch.float64, torch.int64)
-ROUND_ELEMENTS = 1 << 22  # dense elements one process sends per round (16 MB of float32)
+ROUND_ELEMENTS = 1 << 21  # dense elements one process sends per round (8 MB of float32)
 
 
 def is_distributed() -> bool:
@@ -64,25 +64,6 @@ def gather_classes(values: Tensor, num_classes: int) -> Tensor:
     parts = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(parts, padded)
     return torch.cat([p[:, :w] for p, w in zip(parts, widths, strict=True)], dim=1)
-
-
-def rows_of(
-    blocks: Sequence[Tensor],
-    lo: int,
-    hi: int,
-    dtype: torch.dtype,
-    width: int,
-    device: torch.device,
-) -> Tensor:
-    """Rows ``[lo, hi)`` of ``(R, width)`` row blocks, as one new tensor of ``dtype``."""
-    out = torch.empty((max(hi - lo, 0), width), dtype=dtype, device=device)
-    start = 0
-    for block in blocks:
-        a, b = max(lo - start, 0), min(hi - start, block.shape[0])
-        if a < b:
-            out[start + a - lo : start + b - lo] = block[a:b]
-        start += block.shape[0]
-    return out
 
 
 def exchange(send: Tensor, in_splits: list[int], out_splits: list[int]) -> list[Tensor]:
@@ -144,32 +125,52 @@ def send_dense(
 ) -> None:
     """Send every process its columns of the dense rows, in rounds; keep what this one gets.
 
-    ``table[p][0]`` is process p's number of dense rows. A round sends at most
-    ``ROUND_ELEMENTS`` elements of each process, so the buffers stay bounded at any size.
+    ``table[p][0]`` is process p's number of dense rows. What this process receives goes into
+    one buffer per kind (scores, targets, k-th scores) allocated at once, and the blocks are
+    views of it; a round sends at most ``ROUND_ELEMENTS`` elements of each process, so the
+    send buffers stay small at any size.
     """
-    world, num_classes, width = len(table), bounds[-1], share.width
-    widths = [b - a for a, b in itertools.pairwise(bounds)]
+    num_classes, width, device = bounds[-1], share.width, share.device
     rows = sum(s.shape[0] for s in scores)
+    total = sum(t[0] for t in table)
     kth = [kth_of_rows(s, top_k) for s in scores] if top_k is not None else []
-    share.kth = None if top_k is None else []
+    kinds: list[tuple[list[Tensor], Tensor, int, list[Tensor]]] = [
+        (scores, torch.empty(total * width, dtype=dtype, device=device), 1, share.scores),
+        (targets, torch.empty(total * width, dtype=torch.int8, device=device), 1, share.targets),
+    ]
+    if top_k is not None:
+        share.kth = []
+        kinds.append((kth, torch.empty(total, dtype=dtype, device=device), 0, share.kth))
+    filled = 0  # rows received so far
     step = max(1, ROUND_ELEMENTS // num_classes)
     for lo in range(0, max(t[0] for t in table), step):
         n = max(min(lo + step, rows) - lo, 0)
         n_from = [max(min(lo + step, t[0]) - lo, 0) for t in table]
-        out_splits = [m * width for m in n_from]
-        in_splits = [n * w for w in widths]
-        for blocks, kind, kept in (
-            (scores, dtype, share.scores),
-            (targets, torch.int8, share.targets),
-        ):
-            piece = rows_of(blocks, lo, lo + n, kind, num_classes, share.device)
-            columns = [piece[:, a:b].reshape(-1) for a, b in itertools.pairwise(bounds)]
-            got = exchange(torch.cat(columns), in_splits, out_splits)
-            kept += [g.view(m, width) for g, m in zip(got, n_from, strict=True) if m and width]
-        if share.kth is not None:
-            piece = rows_of(kth, lo, lo + n, dtype, 1, share.device).reshape(-1)
-            got = exchange(piece.repeat(world), [n] * world, n_from)
-            share.kth += [g.view(m, 1) for g, m in zip(got, n_from, strict=True) if m and width]
+        for blocks, into, by_class, kept in kinds:
+            # Process r gets this round's rows, its columns (all of a k-th score column).
+            parts = [(a, b) if by_class else (0, 1) for a, b in itertools.pairwise(bounds)]
+            in_splits = [n * (b - a) for a, b in parts]
+            cols = width if by_class else 1
+            send = torch.empty(sum(in_splits), dtype=into.dtype, device=device)
+            for (a, b), piece in zip(parts, torch.split(send, in_splits), strict=True):
+                fill_rows(piece.view(n, b - a), blocks, lo, a, b)
+            recv = into[filled * cols : (filled + sum(n_from)) * cols]
+            out_splits = [m * cols for m in n_from]
+            dist.all_to_all_single(recv, send, out_splits, in_splits)
+            if width:
+                got = torch.split(recv, out_splits)
+                kept += [g.view(m, cols) for g, m in zip(got, n_from, strict=True) if m]
+        filled += sum(n_from)
+
+
+def fill_rows(out: Tensor, blocks: Sequence[Tensor], lo: int, first: int, stop: int) -> None:
+    """Copy rows ``[lo, lo + len(out))``, columns ``[first, stop)`` of row blocks into ``out``."""
+    start = 0
+    for block in blocks:
+        a, b = max(lo - start, 0), min(lo + out.shape[0] - start, block.shape[0])
+        if a < b:
+            out[start + a - lo : start + b - lo] = block[a:b, first:stop]
+        start += block.shape[0]
 
 
 def send_entries(

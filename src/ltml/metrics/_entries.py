@@ -93,7 +93,7 @@ class KnownStore:
         self.rows += entries.rows
 
     def parts(self) -> list[Entries]:
-        """The stored entries, one :class:`Entries` (of views) per score dtype."""
+        """Return the stored entries, one :class:`Entries` (of views) per score dtype."""
         out = []
         for fields in self._fields.values():
             v = [f.view() for f in fields]

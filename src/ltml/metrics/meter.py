@@ -281,7 +281,12 @@ class mAPMeter:  # noqa: N801 - the name users search for
     def _share(self) -> tuple[Share, int]:
         """Return what this process evaluates (its class share under DDP), its first class."""
         return class_share(
-            self._scores, self._targets, self._known.parts(), self.num_classes, self.top_k, self._device
+            self._scores,
+            self._targets,
+            self._known.parts(),
+            self.num_classes,
+            self.top_k,
+            self._device,
         )
 
     def compute(self) -> MAPResult:
