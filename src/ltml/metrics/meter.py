@@ -140,18 +140,30 @@ class mAPMeter:  # noqa: N801 - the name users search for
     give ``threshold`` (e.g. from :meth:`fit_thresholds` on a validation split). With neither,
     only the AP is computed.
 
-    Memory: each sample costs ``C * (s + 1)`` bytes on the device of its scores, where ``s`` is
-    the byte size of the score dtype, kept as given (2 for float16 / bfloat16, 4 for float32, 8
-    for float64 or int64, 1 for int8), and targets are kept as int8. COCO-LT's 5,000 test images
-    x 80 classes in float32 take 2 MB. :meth:`compute` adds no copy of what is stored: it reads
-    the stored batches a class chunk at a time (a few chunks of ~1M elements at any size).
+    Memory follows what the metrics need, the known labels. A batch with more than a quarter of
+    its labels known is stored dense: each sample costs ``C * (s + 1)`` bytes on the device of
+    its scores, where ``s`` is the byte size of the score dtype, kept as given (2 for float16 /
+    bfloat16, 4 for float32, 8 for float64 or int64, 1 for int8), and targets are kept as int8
+    (COCO-LT's 5,000 test images x 80 classes in float32 take 2 MB). A batch with at most a
+    quarter known (OpenImages: about 0.1 %) is stored as its known entries only: ``s + 5`` bytes
+    each (score, int32 class, int8 label), plus one byte with ``top_k``; OpenImages' 125,000
+    test images x 9,605 classes take 10 MB instead of 6 GB. Both forms may mix in one run and
+    give identical results (AP over the known labels, as OpenImages evaluates). :meth:`compute`
+    adds no copy of dense batches: it reads them a class chunk at a time (a few chunks of ~1M
+    elements at any size). The top-k rule needs each image's full row of scores: a batch stored
+    as entries applies it when it arrives (``update`` always receives full rows), so ``top_k``
+    is exact in both forms.
 
     Under DDP (``torch.distributed`` initialised with more than one process), :meth:`compute`
-    gathers the stored samples of every process (uneven counts, processes with nothing stored
-    and different score dtypes included) and every process gets the same result. The gather
-    holds every process's samples plus one padded copy of this process's own, in one dtype that
-    ranks all of them exactly: the widest of float32 (for half types too), float64 and int64
-    (float64 where integers meet floats). With the NCCL backend the scores must be on the GPU.
+    and :meth:`fit_thresholds` shard the classes: process ``r`` of ``W`` ranks the classes
+    ``[C r / W, C (r + 1) / W)`` and receives (``all_to_all_single``) only those columns of
+    every process's dense rows and its known entries of those classes; only the per-class
+    results are gathered, and every process gets the same result as one process would (uneven
+    counts, processes with nothing stored, processes with no class and different score dtypes
+    included). What a process receives, about ``1 / W`` of what all store, is held in one dtype
+    that ranks every score exactly: the widest of float32 (for half types too), float64 and
+    int64 (float64 where integers meet floats). With the NCCL backend the scores must be on the
+    GPU.
 
     Parameters
     ----------
@@ -173,7 +185,8 @@ class mAPMeter:  # noqa: N801 - the name users search for
         (prediction positive when ``score >= threshold``). Overrides the ``scores`` default.
     top_k : int, optional
         Also report the thresholded metrics with the top-k rule (a class predicted positive
-        only among the image's ``top_k`` highest scores; 3 in the literature).
+        only among the image's ``top_k`` highest scores, unknown labels' scores included; 3 in
+        the literature). Read from each image's full row when its batch arrives.
     zero_division : {"zero", "one", "nan"}
         Precision of a class never predicted positive: 0 (default, as ML-GCN and scikit-learn),
         1, or NaN and left out of CP.
