@@ -679,6 +679,18 @@ case(
     bad_choice("f1"),
     lambda v: ltml.fit_thresholds(LOGITS, LABELS, metric=v),
 )
+case(
+    ltml.fit_thresholds,
+    "min_positives",
+    BAD_POSITIVE_INT,
+    lambda v: ltml.fit_thresholds(LOGITS, LABELS, min_positives=v, fallback=0.0),
+)
+case(
+    ltml.fit_thresholds,
+    "fallback",
+    BAD_THRESHOLD,
+    lambda v: ltml.fit_thresholds(LOGITS, LABELS, fallback=v),
+)
 
 # --------------------------------------------------------------------------------- the samplers
 

@@ -24,7 +24,7 @@ from sklearn.metrics import average_precision_score
 import ltml
 import ltml.functional.metrics as F
 from ltml import MAPResult, average_precision, class_counts, class_groups, mAPMeter
-from ltml.metrics import _ranking
+from ltml.metrics import _entries, _ranking, _share
 
 
 def oracle(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -420,6 +420,128 @@ def test_meter_rejects_bad_arguments(kwargs, match):
 def test_function_rejects_bad_empty_class():
     with pytest.raises(ValueError, match="`empty_class`"):
         average_precision(torch.zeros(1, 1), torch.ones(1, 1), empty_class="drop")
+
+
+# --- storage: dense rows or known entries ----------------------------------------------------
+
+
+def _partial_problem(rng, n, c, known, dtype=np.float32):
+    """Scores with ties and labels of which about a ``known`` share is known."""
+    scores = rng.integers(-4, 4, (n, c)).astype(dtype)
+    targets = rng.integers(0, 2, (n, c))
+    targets[rng.random((n, c)) >= known] = -1
+    return scores, targets
+
+
+def _filled(batches, **kwargs):
+    meter = mAPMeter(batches[0][0].shape[1], **kwargs)
+    for s, y in batches:
+        meter.update(s, y)
+    return meter
+
+
+def _everything(meter):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return meter.compute().as_dict(), meter.fit_thresholds().tolist()
+
+
+def test_mostly_unknown_batches_are_kept_as_their_known_entries():
+    rng = np.random.default_rng(11)
+    sparse = _partial_problem(rng, 40, 50, 0.05)
+    dense = _partial_problem(rng, 40, 50, 0.9)
+    meter = _filled([sparse, dense])
+    assert len(meter._scores) == 1  # the mostly known batch, as given
+    assert torch.equal(meter._scores[0], torch.from_numpy(dense[0]))
+    (part,) = meter._known.parts()
+    assert part.classes.numel() == int((sparse[1] >= 0).sum())
+    assert meter._known.nbytes == part.classes.numel() * (4 + 4 + 1)  # class, score, label
+    assert meter.num_stored == 80
+    # The rule: at most a quarter of the batch's labels known.
+    edge = np.full((4, 4), -1)
+    edge.flat[:4] = 1
+    assert len(_filled([(np.zeros((4, 4), np.float32), edge)])._scores) == 0
+    edge.flat[4] = 0
+    assert len(_filled([(np.zeros((4, 4), np.float32), edge)])._scores) == 1
+
+
+@given(data=st.data(), n=st.integers(1, 50), c=st.integers(1, 6))
+@settings(max_examples=50, deadline=None)
+def test_known_entries_are_exact_in_both_forms_and_mixed(data, n, c):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    known = data.draw(st.sampled_from([0.05, 0.2, 0.6, 1.0]))
+    dtype = data.draw(st.sampled_from([np.float32, np.float16, np.float64, np.int64]))
+    scores, targets = _partial_problem(rng, n, c, known, dtype)
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=5)))
+    batches = [
+        (scores[lo:hi], targets[lo:hi]) for lo, hi in zip([0, *cuts], [*cuts, n], strict=True)
+    ]
+    # Some batches mostly unknown, some not: the forms mix within one meter.
+    for i in data.draw(st.lists(st.integers(0, len(batches) - 1), max_size=3)):
+        s, y = batches[i]
+        batches[i] = (s, np.where(rng.random(y.shape) < 0.9, -1, y))
+    kwargs = {"scores": "logits", "top_k": min(2, c), "groups": {"a": [0]}}
+    chunk = 7 if data.draw(st.booleans()) else _ranking.CHUNK_ELEMENTS  # 7: many class chunks
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_ranking, "CHUNK_ELEMENTS", chunk)
+        patch.setattr(_share, "CHUNK_ELEMENTS", chunk)
+        got = _everything(_filled(batches, **kwargs))
+        # Every batch in each form alone: the dense rows of today, and known entries only.
+        for rule in (-1.0, 1.0):
+            patch.setattr(_entries, "SPARSE_BELOW", rule)
+            meter = _filled(batches, **kwargs)
+            dense_rows = sum(s.shape[0] for s in meter._scores)
+            assert dense_rows == (0 if rule == 1.0 else n)
+            assert _everything(meter) == got
+    all_y = np.concatenate([y for _, y in batches])
+    ap = [math.nan if v is None else v for v in got[0]["ap"]]
+    np.testing.assert_allclose(ap, oracle(scores, all_y), atol=1e-9)
+
+
+@given(data=st.data())
+@settings(max_examples=30, deadline=None)
+def test_any_batch_split_of_known_entries_gives_the_same_result(data):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    scores, targets = _partial_problem(rng, 60, 5, 0.1)
+    one = _everything(_filled([(scores, targets)], scores="logits", top_k=2))
+    cuts = sorted(data.draw(st.lists(st.integers(0, 60), max_size=8)))
+    batches = [
+        (scores[lo:hi], targets[lo:hi]) for lo, hi in zip([0, *cuts], [*cuts, 60], strict=True)
+    ]
+    assert _everything(_filled(batches, scores="logits", top_k=2)) == one
+
+
+def test_top_k_of_known_entries_reads_the_full_rows_at_update():
+    # The image's top-1 class is an unknown one: a known positive below it is not predicted.
+    scores = torch.tensor([[5.0, 1.0, 0.5, -1.0] + [-9.0] * 12])
+    targets = torch.full((1, 16), -1)
+    targets[0, 1] = 1  # known positive, second-highest score
+    targets[0, 3] = 0
+    meter = _filled([(scores, targets)], scores="logits", top_k=1)
+    assert len(meter._scores) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = meter.compute()
+    assert result.thresholded.recall[1].item() == 1.0  # logit 1.0 >= 0
+    assert result.top_k.recall[1].item() == 0.0  # not the image's top-1: class 0 is
+
+
+def test_known_entries_stay_compact_over_many_batches():
+    rng = np.random.default_rng(12)
+    meter = mAPMeter(30)
+    batches = [_partial_problem(rng, 9, 30, 0.05) for _ in range(200)]
+    for s, y in batches:
+        meter.update(s, y)
+    (part,) = meter._known.parts()
+    assert part.classes.numel() == sum(int((y >= 0).sum()) for _, y in batches)
+    s_all = np.concatenate([s for s, _ in batches])
+    y_all = np.concatenate([y for _, y in batches])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_allclose(meter.compute().ap.numpy(), oracle(s_all, y_all), atol=1e-9)
+    meter.reset()
+    assert meter.num_stored == 0
+    assert meter._known.parts() == []
 
 
 # --- DDP -------------------------------------------------------------------------------------

@@ -462,12 +462,21 @@ def _ddp_worker(rank, world, port, cases, queue):
         dist.destroy_process_group()
 
 
-def _batches(rng, n, dtype):
+def _batches(rng, n, dtype, known="dense"):
+    """Batches of 5 rows; ``known``: "dense" (about 2/3 of the labels known: stored dense),
+    "sparse" (about 1/10: stored as known entries) or "mixed" (alternately)."""
     if dtype is None:  # a process that stored nothing
         return []
     scores = torch.from_numpy(rng.integers(-3, 3, (n, 3)).astype(np.float32)).to(dtype)
     targets = torch.from_numpy(rng.integers(-1, 2, (n, 3)))
-    return [(scores[i : i + 5], targets[i : i + 5]) for i in range(0, n, 5)]
+    unknown = torch.from_numpy(rng.random((n, 3)) < 0.85)
+    batches = []
+    for b, i in enumerate(range(0, n, 5)):
+        y = targets[i : i + 5]
+        if known == "sparse" or (known == "mixed" and b % 2):
+            y = y.masked_fill(unknown[i : i + 5] | (y == -1), -1)
+        batches.append((scores[i : i + 5], y))
+    return batches
 
 
 def _evaluate_share(share):
@@ -481,14 +490,30 @@ _DDP_DTYPES = {
     "different dtypes": (torch.float16, torch.float64),
     "bfloat16 and an empty process": (torch.bfloat16, None),
     "all empty": (None, None),
+    "known entries and dense rows": ((torch.float32, "sparse"), (torch.float16, "mixed")),
+    "known entries beside an empty process": (None, (torch.int16, "sparse")),
+}
+_DDP_DTYPES_4 = {
+    "four mixed": (
+        (torch.float32, "mixed"),
+        None,
+        (torch.float64, "sparse"),
+        torch.bfloat16,
+    ),
+    "four sparse, integers": tuple((torch.int32, "sparse") for _ in range(4)),
+    "four empty": (None,) * 4,
 }
 
 
 def _ddp_cases(dtypes, first=17):
-    """Rank r stores ``first + 9 r`` rows in batches of 5."""
+    """Rank r stores ``first + 9 r`` rows in batches of 5; a rank's dtype may come as a pair
+    ``(dtype, known)``, ``known`` as in ``_batches``."""
     rng = np.random.default_rng(6)
     return {
-        case: [_batches(rng, first + 9 * r, d) for r, d in enumerate(ranks)]
+        case: [
+            _batches(rng, first + 9 * r, *(d if isinstance(d, tuple) else (d,)))
+            for r, d in enumerate(ranks)
+        ]
         for case, ranks in dtypes.items()
     }
 
@@ -512,15 +537,19 @@ def _check_gathered(cases, results):
             assert ap == pytest.approx(oracle(scores.numpy(), targets.numpy()), nan_ok=True)
 
 
-def test_ddp_gathers_whatever_each_process_stored():
-    cases = _ddp_cases(_DDP_DTYPES)
+@pytest.mark.parametrize("world", [2, 4])
+def test_ddp_shards_classes_and_equals_one_process(world):
+    # 3 classes: 2 processes get shares of 1 and 2 classes, 4 get 0, 1, 1 and 1.
+    cases = _ddp_cases(_DDP_DTYPES if world == 2 else _DDP_DTYPES_4)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = _free_port()
-    procs = [ctx.Process(target=_ddp_worker, args=(r, 2, port, cases, queue)) for r in range(2)]
+    procs = [
+        ctx.Process(target=_ddp_worker, args=(r, world, port, cases, queue)) for r in range(world)
+    ]
     for p in procs:
         p.start()
-    results = [queue.get(timeout=180) for _ in range(2 * len(cases))]
+    results = [queue.get(timeout=180) for _ in range(world * len(cases))]
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
@@ -552,6 +581,24 @@ class _ThreadGroup:
 
     def get_backend(self):
         return "gloo"
+
+    def get_rank(self):
+        return self._local.rank
+
+    def all_to_all_single(self, output, tensor, output_split_sizes, input_split_sizes):
+        # Every rank sends its r-th piece to rank r; as gloo, the sizes must agree.
+        assert output.dim() == tensor.dim() == 1
+        self._sent[self._local.rank] = (tensor.clone(), list(input_split_sizes))
+        self._barrier.wait()
+        me, row = self._local.rank, 0
+        for src, size in enumerate(output_split_sizes):
+            sent, splits = self._sent[src]
+            if (splits[me], sent.dtype) != (size, output.dtype):
+                raise RuntimeError(f"all_to_all: {splits[me]} {sent.dtype} into {size}")
+            start = sum(splits[:me])
+            output[row : row + size] = sent[start : start + size]
+            row += size
+        self._barrier.wait()
 
     def all_gather(self, outputs, tensor):
         assert len(outputs) == self.world
@@ -604,8 +651,9 @@ class _ThreadGroup:
             },
             1,  # rank 0 stores one row, rank 1 ten
         ),
+        (_DDP_DTYPES_4, 3),  # a rank with no class (3 classes, 4 ranks)
     ],
-    ids=["two ranks", "three ranks", "one row"],
+    ids=["two ranks", "three ranks", "one row", "four ranks"],
 )
 def test_gather_with_ranks_as_threads(monkeypatch, dtypes, first):
     cases = _ddp_cases(dtypes, first)
@@ -630,10 +678,11 @@ def test_gather_with_ranks_as_threads(monkeypatch, dtypes, first):
         (((torch.int16, 5), (torch.bfloat16, 3)), torch.float64),
     ],
 )
-def test_gather_gives_every_rank_all_rows_in_the_widest_dtype(monkeypatch, ranks, widest):
-    # The class docstring: the gather holds every process's samples in one dtype that ranks
-    # them all exactly, the widest of float32, float64 and int64 (float64 where integers meet
-    # floats), whatever a process with nothing stored would have sent; targets stay int8.
+def test_each_rank_gets_its_classes_of_all_rows_in_the_widest_dtype(monkeypatch, ranks, widest):
+    # The class docstring: each process receives its classes' columns of every process's rows,
+    # in one dtype that ranks them all exactly, the widest of float32, float64 and int64
+    # (float64 where integers meet floats), whatever a process with nothing stored would have
+    # sent; targets stay int8.
     rng = np.random.default_rng(8)
     shares = [_batches(rng, n, dtype) for dtype, n in ranks]
     group = _ThreadGroup(len(ranks))
@@ -642,8 +691,12 @@ def test_gather_gives_every_rank_all_rows_in_the_widest_dtype(monkeypatch, ranks
         meter = _meter()
         for scores, targets in shares[rank]:
             meter.update(scores, targets)
-        scores, targets = meter._blocks()
-        return [(b.dtype, b.tolist()) for b in scores], [(b.dtype, b.tolist()) for b in targets]
+        share, first = meter._share()
+        return (
+            first,
+            [(b.dtype, b.tolist()) for b in share.scores],
+            [(b.dtype, b.tolist()) for b in share.targets],
+        )
 
     with monkeypatch.context() as patch:
         patch.setattr(_distributed, "dist", group)
@@ -651,11 +704,16 @@ def test_gather_gives_every_rank_all_rows_in_the_widest_dtype(monkeypatch, ranks
     rows = [
         [torch.cat(columns) for columns in zip(*share, strict=True)] for share in shares if share
     ]
-    expected = (
-        [(widest, s.to(widest).tolist()) for s, _ in rows],
-        [(torch.int8, y.tolist()) for _, y in rows],
-    )
-    assert gathered == [expected] * len(ranks)  # one block per rank with rows, on every rank
+    bounds = [3 * r // len(ranks) for r in range(len(ranks) + 1)]
+    for rank, (first, scores, targets) in enumerate(gathered):
+        a, b = bounds[rank], bounds[rank + 1]
+        assert first == a
+        if a == b:  # no class: nothing kept
+            assert scores == targets == []
+            continue
+        # One block per rank with rows, in rank order: its columns of this rank's classes.
+        assert scores == [(widest, s[:, a:b].to(widest).tolist()) for s, _ in rows]
+        assert targets == [(torch.int8, y[:, a:b].tolist()) for _, y in rows]
 
 
 def test_scores_that_require_grad_are_accepted():
@@ -818,3 +876,90 @@ def test_results_stay_on_the_device_of_the_scores():
         assert (result.device.type, result.dtype, result.shape) == ("meta", dtype, shape)
     for result in no_rows:
         assert (result.device.type, result.dtype, result.shape) == ("meta", torch.float64, (4,))
+
+
+# --- the small-split guard: min_positives / fallback ------------------------------------------
+
+
+def _few_positives_problem():
+    """Class k has k + 1 positives among 12 images (class 0: one), scores with ties."""
+    rng = np.random.default_rng(21)
+    scores = torch.from_numpy(rng.integers(-6, 6, (12, 6)).astype(np.float32))
+    targets = torch.zeros((12, 6), dtype=torch.int64)
+    for k in range(6):
+        targets[rng.permutation(12)[: k + 1], k] = 1
+    targets[0, 5] = -1 if targets[0, 5] == 0 else targets[0, 5]
+    return scores, targets
+
+
+@pytest.mark.parametrize("min_positives", [1, 2, 3, 5, 7])
+def test_classes_with_few_positives_keep_the_fallback(min_positives):
+    scores, targets = _few_positives_problem()
+    fitted = fit_thresholds(scores, targets)
+    fallback = torch.linspace(-0.5, 0.5, 6, dtype=torch.float64)
+    got = fit_thresholds(scores, targets, min_positives=min_positives, fallback=fallback)
+    positives = (targets == 1).sum(0)
+    for k in range(6):  # literally: the fallback below min_positives, else the fit unchanged
+        assert got[k].item() == (fallback[k] if positives[k] < min_positives else fitted[k]).item()
+    scalar = fit_thresholds(scores, targets, min_positives=min_positives, fallback=0.25)
+    assert scalar.tolist() == torch.where(positives < min_positives, 0.25, fitted).tolist()
+
+
+def test_fallback_replaces_the_infinite_threshold_of_a_class_without_positive():
+    scores = torch.tensor([[0.25, 0.75], [0.125, 0.5]])
+    targets = torch.tensor([[0, 1], [0, 0]])
+    with pytest.warns(UserWarning, match=r"1 class\(es\) have no positive"):
+        assert fit_thresholds(scores, targets).tolist() == [math.inf, 0.75]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing undefined left: no warning
+        assert fit_thresholds(scores, targets, fallback=0.0).tolist() == [0.0, 0.75]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"min_positives": 2}, ValueError, r"`fallback` is needed with `min_positives` > 1"),
+        ({"min_positives": 0, "fallback": 0.0}, ValueError, "`min_positives` must be"),
+        ({"min_positives": 2.0, "fallback": 0.0}, TypeError, "`min_positives` must be an int"),
+        ({"fallback": math.nan}, ValueError, "`fallback` must not be NaN"),
+        ({"fallback": [0.0, 1.0]}, ValueError, r"`fallback` must be a number or hold one value"),
+        ({"fallback": True}, TypeError, "`fallback` must be a number"),
+    ],
+)
+def test_guard_arguments_are_checked(kwargs, error, match):
+    scores, targets = _few_positives_problem()
+    with pytest.raises(error, match=match):
+        fit_thresholds(scores, targets, **kwargs)
+
+
+def test_meter_keeps_its_threshold_below_five_positives_by_default():
+    scores, targets = _few_positives_problem()
+    fitted = fit_thresholds(scores, targets)
+    positives = (targets == 1).sum(0)
+    for kwargs, fallback in (({"scores": "logits"}, 0.0), ({"scores": "probs"}, 0.5)):
+        s = torch.sigmoid(scores) if kwargs["scores"] == "probs" else scores
+        meter = mAPMeter(6, **kwargs)
+        meter.update(s, targets)
+        expected = fit_thresholds(s, targets, min_positives=5, fallback=fallback)
+        assert meter.fit_thresholds().tolist() == expected.tolist()
+        assert (positives < 5).any()  # both kinds of class
+        assert (positives >= 5).any()
+        got = meter.fit_thresholds(min_positives=1)
+        assert got.tolist() == fit_thresholds(s, targets, fallback=fallback).tolist()
+    vector = torch.arange(6, dtype=torch.float64)  # a meter's per-class threshold is kept
+    meter = mAPMeter(6, threshold=vector)
+    meter.update(scores, targets)
+    assert meter.fit_thresholds(min_positives=3).tolist() == (
+        torch.where(positives < 3, vector, fitted).tolist()
+    )
+
+
+def test_meter_without_threshold_fits_every_class_and_refuses_a_guard():
+    scores, targets = _few_positives_problem()
+    meter = mAPMeter(6)
+    meter.update(scores, targets)
+    assert meter.fit_thresholds().tolist() == fit_thresholds(scores, targets).tolist()
+    with pytest.raises(ValueError, match=r"`min_positives` > 1 \(got 2\) needs a threshold"):
+        meter.fit_thresholds(min_positives=2)
+    with pytest.raises(ValueError, match="`min_positives` must be"):
+        meter.fit_thresholds(min_positives=0)

@@ -35,15 +35,16 @@ def check_probabilities(x: Tensor, name: str, why: str = "") -> None:
             )
 
 
-def as_thresholds(threshold: Any, num_classes: int) -> Tensor:
+def as_thresholds(threshold: Any, num_classes: int, name: str = "threshold") -> Tensor:
     """Return a scalar or one threshold per class as a float64 ``(C,)`` tensor on the CPU.
 
     Infinite thresholds are valid (never / always predict the class); NaN and booleans are not.
+    ``name``: the argument's name, for the error messages.
     """
     if isinstance(threshold, bool) or (
         isinstance(threshold, (Tensor, np.ndarray)) and threshold.dtype in (torch.bool, np.bool_)
     ):
-        raise TypeError("`threshold` must be a number or a vector of numbers, got booleans")
+        raise TypeError(f"`{name}` must be a number or a vector of numbers, got booleans")
     if isinstance(threshold, (int, float, Tensor, np.ndarray, list, tuple)):
         try:
             value = torch.as_tensor(threshold, dtype=torch.float64).detach().cpu()
@@ -52,16 +53,16 @@ def as_thresholds(threshold: Any, num_classes: int) -> Tensor:
         if value is not None and value.ndim <= 1:
             if value.ndim == 1 and value.numel() != num_classes:
                 raise ValueError(
-                    f"`threshold` must be a number or hold one value per class "
+                    f"`{name}` must be a number or hold one value per class "
                     f"({num_classes}), got {value.numel()} values"
                 )
             nan = int(torch.isnan(value).sum())
             if nan:
-                raise ValueError(f"`threshold` must not be NaN, got {nan} NaN value(s)")
+                raise ValueError(f"`{name}` must not be NaN, got {nan} NaN value(s)")
             return value.expand(num_classes).clone()
     shape = tuple(threshold.shape) if hasattr(threshold, "shape") else type(threshold).__name__
     raise TypeError(
-        f"`threshold` must be a number or a 1-D vector of {num_classes} numbers, got {shape}"
+        f"`{name}` must be a number or a 1-D vector of {num_classes} numbers, got {shape}"
     )
 
 

@@ -43,13 +43,21 @@ def round_up(threshold: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 def threshold_counts(
-    scores: Sequence[Tensor], targets: Sequence[Tensor], threshold: Tensor, top_k: int | None
+    scores: Sequence[Tensor],
+    targets: Sequence[Tensor],
+    threshold: Tensor,
+    top_k: int | None,
+    kth: Sequence[Tensor] | None = None,
 ) -> Tensor:
-    """``(3, C)`` int64 counts ``Nc, Np, Ng`` of validated row blocks of ``(N, C)``."""
+    """``(3, C)`` int64 counts ``Nc, Np, Ng`` of validated row blocks of ``(N, C)``.
+
+    With ``top_k``, ``kth`` may give each block's ``(R, 1)`` k-th largest score of every row,
+    for blocks that hold only some columns of their rows (a class share under DDP).
+    """
     num_classes, device = scores[0].shape[1], scores[0].device
     counts = torch.zeros((3, num_classes), dtype=torch.int64, device=device)
     step = max(1, CHUNK_ELEMENTS // num_classes)  # bounded temporaries at any N
-    for block_s, block_y in zip(scores, targets, strict=True):
+    for b, (block_s, block_y) in enumerate(zip(scores, targets, strict=True)):
         for first in range(0, block_s.shape[0], step):
             s = ranked(block_s[first : first + step])
             y = block_y[first : first + step]
@@ -57,7 +65,8 @@ def threshold_counts(
             if top_k is not None:
                 # Among the k highest: fewer than k classes of the image score strictly
                 # higher, so tied scores are all kept and column order never matters.
-                predicted &= s >= kth_largest(s, top_k)
+                top = kth_largest(s, top_k) if kth is None else kth[b][first : first + step]
+                predicted &= s >= top
             positive = y == 1
             counts[0] += torch.count_nonzero(predicted & positive, dim=0)
             counts[1] += torch.count_nonzero(predicted, dim=0)

@@ -189,3 +189,16 @@ def fit_thresholds_of_blocks(scores: Sequence[Tensor], targets: Sequence[Tensor]
     if sum(s.shape[0] for s in scores) == 0:
         return scores[0].new_full(scores[0].shape[1:], math.inf, dtype=torch.float64)
     return map_class_chunks(chunk_fit_f1, scores, targets)
+
+
+def keep_fallback(
+    thresholds: Tensor, positives: Tensor, min_positives: int, fallback: Tensor | None
+) -> Tensor:
+    """Fitted thresholds, with ``fallback`` where a class has fewer than ``min_positives``.
+
+    ``positives``: each class's known positives in the data the thresholds were fitted on.
+    """
+    if fallback is None:
+        return thresholds
+    few = positives.to(thresholds.device) < min_positives
+    return torch.where(few, fallback.to(thresholds.device), thresholds)

@@ -26,8 +26,8 @@ from .._validation import (
     check_probabilities,
     check_top_k,
 )
-from ._counts import ZeroDivision, check_zero_division, threshold_counts, thresholded_of_counts
-from ._distributed import blocks_of_every_process
+from ._counts import ZeroDivision, check_zero_division, thresholded_of_counts
+from ._distributed import class_share, gather_classes
 from ._empty_classes import (
     EmptyClass,
     check_empty_class,
@@ -35,13 +35,17 @@ from ._empty_classes import (
     nanmean,
     resolve_empty_classes,
 )
-from ._ranking import average_precision_of_blocks, fit_thresholds_of_blocks
+from ._entries import KnownStore, entries_of_batch, is_mostly_unknown
+from ._ranking import keep_fallback
+from ._share import Share, share_ap, share_counts, share_positives, share_thresholds
 from .thresholded import ThresholdedMetrics
 
 __all__ = ["MAPResult", "mAPMeter"]
 
 ScoreKind = Literal["logits", "probs"]
 DEFAULT_THRESHOLD = {"logits": 0.0, "probs": 0.5}  # the same decision: sigmoid(0) = 0.5
+# fit_thresholds: a class with fewer validation positives keeps the meter's threshold.
+MIN_POSITIVES = 5
 
 
 @dataclass(frozen=True)
@@ -136,18 +140,30 @@ class mAPMeter:  # noqa: N801 - the name users search for
     give ``threshold`` (e.g. from :meth:`fit_thresholds` on a validation split). With neither,
     only the AP is computed.
 
-    Memory: each sample costs ``C * (s + 1)`` bytes on the device of its scores, where ``s`` is
-    the byte size of the score dtype, kept as given (2 for float16 / bfloat16, 4 for float32, 8
-    for float64 or int64, 1 for int8), and targets are kept as int8. COCO-LT's 5,000 test images
-    x 80 classes in float32 take 2 MB. :meth:`compute` adds no copy of what is stored: it reads
-    the stored batches a class chunk at a time (a few chunks of ~1M elements at any size).
+    Memory follows what the metrics need, the known labels. A batch with more than a quarter of
+    its labels known is stored dense: each sample costs ``C * (s + 1)`` bytes on the device of
+    its scores, where ``s`` is the byte size of the score dtype, kept as given (2 for float16 /
+    bfloat16, 4 for float32, 8 for float64 or int64, 1 for int8), and targets are kept as int8
+    (COCO-LT's 5,000 test images x 80 classes in float32 take 2 MB). A batch with at most a
+    quarter known (OpenImages: about 0.1 %) is stored as its known entries only: ``s + 5`` bytes
+    each (score, int32 class, int8 label), plus one byte with ``top_k``; OpenImages' 125,000
+    test images x 9,605 classes take 10 MB instead of 6 GB. Both forms may mix in one run and
+    give identical results (AP over the known labels, as OpenImages evaluates). :meth:`compute`
+    adds no copy of dense batches: it reads them a class chunk at a time (a few chunks of ~1M
+    elements at any size). The top-k rule needs each image's full row of scores: a batch stored
+    as entries applies it when it arrives (``update`` always receives full rows), so ``top_k``
+    is exact in both forms.
 
     Under DDP (``torch.distributed`` initialised with more than one process), :meth:`compute`
-    gathers the stored samples of every process (uneven counts, processes with nothing stored
-    and different score dtypes included) and every process gets the same result. The gather
-    holds every process's samples plus one padded copy of this process's own, in one dtype that
-    ranks all of them exactly: the widest of float32 (for half types too), float64 and int64
-    (float64 where integers meet floats). With the NCCL backend the scores must be on the GPU.
+    and :meth:`fit_thresholds` shard the classes: process ``r`` of ``W`` ranks the classes
+    ``[C r / W, C (r + 1) / W)`` and receives (``all_to_all_single``) only those columns of
+    every process's dense rows and its known entries of those classes; only the per-class
+    results are gathered, and every process gets the same result as one process would (uneven
+    counts, processes with nothing stored, processes with no class and different score dtypes
+    included). What a process receives, about ``1 / W`` of what all store, is held in one dtype
+    that ranks every score exactly: the widest of float32 (for half types too), float64 and
+    int64 (float64 where integers meet floats). With the NCCL backend the scores must be on the
+    GPU.
 
     Parameters
     ----------
@@ -169,7 +185,8 @@ class mAPMeter:  # noqa: N801 - the name users search for
         (prediction positive when ``score >= threshold``). Overrides the ``scores`` default.
     top_k : int, optional
         Also report the thresholded metrics with the top-k rule (a class predicted positive
-        only among the image's ``top_k`` highest scores; 3 in the literature).
+        only among the image's ``top_k`` highest scores, unknown labels' scores included; 3 in
+        the literature). Read from each image's full row when its batch arrives.
     zero_division : {"zero", "one", "nan"}
         Precision of a class never predicted positive: 0 (default, as ML-GCN and scikit-learn),
         1, or NaN and left out of CP.
@@ -221,13 +238,15 @@ class mAPMeter:  # noqa: N801 - the name users search for
         self.threshold = None if threshold is None else as_thresholds(threshold, num_classes)
         self.top_k = top_k
         self.zero_division = zero_division
-        self._scores: list[Tensor] = []
+        self._scores: list[Tensor] = []  # dense batches
         self._targets: list[Tensor] = []
+        self._known = KnownStore()  # batches kept as their known entries
+        self._device: torch.device | None = None
 
     @property
     def num_stored(self) -> int:
         """Number of rows (images) stored by this process since the last :meth:`reset`."""
-        return sum(s.shape[0] for s in self._scores)
+        return sum(s.shape[0] for s in self._scores) + self._known.rows
 
     @property
     def num_samples(self) -> int:
@@ -239,6 +258,8 @@ class mAPMeter:  # noqa: N801 - the name users search for
         """Forget every stored sample."""
         self._scores.clear()
         self._targets.clear()
+        self._known.clear()
+        self._device = None
 
     def update(self, scores: Any, targets: Any) -> None:
         """Store a batch.
@@ -260,34 +281,53 @@ class mAPMeter:  # noqa: N801 - the name users search for
         s, y = as_metric_inputs(scores, targets, self.num_classes)
         if self.score_kind == "probs":
             check_probabilities(s, "scores", " (the meter was built with scores='probs')")
-        device = self._scores[0].device if self._scores else s.device
+        if self._device is None:
+            self._device = s.device
+        if is_mostly_unknown(y):  # kept as its known entries (copies)
+            s, y = s.detach().to(self._device), y.to(self._device)
+            self._known.add(entries_of_batch(s, y, self.top_k))
+            return
         # Copies: a caller may reuse or modify its buffers after update().
-        self._scores.append(s.detach().to(device=device, copy=True))
-        self._targets.append(y.detach().to(device=device, dtype=torch.int8, copy=True))
+        self._scores.append(s.detach().to(device=self._device, copy=True))
+        self._targets.append(y.detach().to(device=self._device, dtype=torch.int8, copy=True))
 
-    def _blocks(self) -> tuple[list[Tensor], list[Tensor]]:
-        """Return the stored batches (of every process under DDP), never concatenated."""
-        scores, targets = blocks_of_every_process(self._scores, self._targets, self.num_classes)
-        if not scores:
-            scores = [torch.empty((0, self.num_classes))]
-            targets = [torch.empty((0, self.num_classes), dtype=torch.int8)]
-        return scores, targets
+    def _share(self) -> tuple[Share, int]:
+        """Return what this process evaluates (its class share under DDP), its first class."""
+        return class_share(
+            self._scores,
+            self._targets,
+            self._known.parts(),
+            self.num_classes,
+            self.top_k,
+            self._device,
+        )
 
     def compute(self) -> MAPResult:
         """Per-class AP, mAP, group mAP and the thresholded metrics over everything stored.
 
         Under DDP, over what every process stored; every process must call it.
         """
-        scores, targets = self._blocks()
-        ap = average_precision_of_blocks(scores, targets)
+        share, first = self._share()
+        threshold = None
+        if self.threshold is not None:
+            threshold = self.threshold[first : first + share.width]
+        rows = [share_ap(share)]
+        if threshold is not None:
+            rows += [share_counts(share, threshold, None).to(torch.float64)]
+            if self.top_k is not None:
+                rows += [share_counts(share, threshold, self.top_k).to(torch.float64)]
+        # Only per-class results travel between processes (exact: counts stay below 2**53).
+        stacked = torch.cat([r.unsqueeze(0) if r.dim() == 1 else r for r in rows])
+        results = gather_classes(stacked, self.num_classes)
+        ap = results[0]
         num_empty = int(torch.isnan(ap).sum())
         # stacklevel 2: the user's line, which called this method
         ap = resolve_empty_classes(ap, self.empty_class, stacklevel=2).cpu()
 
-        def thresholded(top_k: int | None) -> ThresholdedMetrics | None:
+        def thresholded(row: int, top_k: int | None) -> ThresholdedMetrics | None:
             if self.threshold is None:
                 return None
-            counts = threshold_counts(scores, targets, self.threshold, top_k)
+            counts = results[row : row + 3].to(torch.int64)
             return thresholded_of_counts(
                 counts, self.threshold, top_k, self.zero_division, self.empty_class, self.groups
             )
@@ -297,21 +337,35 @@ class mAPMeter:  # noqa: N801 - the name users search for
             map=nanmean(ap),
             groups={name: nanmean(ap[idx]) for name, idx in self.groups.items()},
             num_empty=num_empty,
-            thresholded=thresholded(None),
-            top_k=None if self.top_k is None else thresholded(self.top_k),
+            thresholded=thresholded(1, None),
+            top_k=None if self.top_k is None else thresholded(4, self.top_k),
         )
 
-    def fit_thresholds(self) -> Tensor:
+    def fit_thresholds(self, *, min_positives: int | None = None) -> Tensor:
         """Per-class thresholds maximising each class's F1 on what is stored.
 
         Run the meter over a validation split, fit, and build the test meter with
         ``threshold=`` the result; see :func:`ltml.functional.fit_thresholds`. Under DDP, over
-        what every process stored (every process must call it and gets the same thresholds).
+        what every process stored (every process must call it and gets the same thresholds);
+        each process ranks a share of the classes.
+
+        A class with few validation positives gets a threshold fitted to those few images,
+        often far off (see the metrics guide: on a small split this can halve OF1). So a class
+        with fewer than ``min_positives`` known positives keeps the meter's own threshold, the
+        one :meth:`compute` applies (``scores=`` or ``threshold=``).
+
+        Parameters
+        ----------
+        min_positives : int, optional
+            Default: 5 when the meter has a threshold, else 1 (a class with no positive gets
+            ``inf``, never predicted). A class with 5 or more positives is fitted as it always
+            was. Above 1, the meter must have a threshold.
 
         Returns
         -------
         Tensor, shape (C,), float64
-            On the CPU; ``inf`` (never predicted) for a class with no positive target.
+            On the CPU; ``inf`` (never predicted) for a class with no positive target when the
+            meter has no threshold to keep.
 
         Examples
         --------
@@ -322,8 +376,26 @@ class mAPMeter:  # noqa: N801 - the name users search for
         ...            torch.tensor([[1, 0], [1, 1], [0, 1]]))
         >>> val.fit_thresholds()
         tensor([ 0.5000, -0.5000], dtype=torch.float64)
+        >>> val = mAPMeter(2, scores="logits")  # 0 kept for classes with < 5 positives
+        >>> val.update(torch.tensor([[2.0, -1.0], [0.5, -0.5], [-1.0, 1.0]]),
+        ...            torch.tensor([[1, 0], [1, 1], [0, 1]]))
+        >>> val.fit_thresholds()
+        tensor([0., 0.], dtype=torch.float64)
+        >>> val.fit_thresholds(min_positives=2)
+        tensor([ 0.5000, -0.5000], dtype=torch.float64)
         """
-        return fit_thresholds_of_blocks(*self._blocks()).cpu()
+        if min_positives is None:
+            min_positives = 1 if self.threshold is None else MIN_POSITIVES
+        min_positives = check_int(min_positives, "min_positives")
+        if min_positives > 1 and self.threshold is None:
+            raise ValueError(
+                f"`min_positives` > 1 (got {min_positives}) needs a threshold to keep: build the "
+                "meter with scores='logits' or 'probs', or with threshold="
+            )
+        share, _ = self._share()
+        stacked = torch.stack([share_thresholds(share), share_positives(share).to(torch.float64)])
+        thresholds, positives = gather_classes(stacked, self.num_classes).cpu()
+        return keep_fallback(thresholds, positives, min_positives, self.threshold)
 
     def __repr__(self) -> str:
         groups = {k: len(v) for k, v in self.groups.items()}

@@ -17,10 +17,16 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from .._validation import as_metric_inputs, as_thresholds, check_choice, check_top_k
+from .._validation import (
+    as_metric_inputs,
+    as_thresholds,
+    check_choice,
+    check_int,
+    check_top_k,
+)
 from ._counts import ZeroDivision, check_zero_division, threshold_counts, thresholded_of_counts
 from ._empty_classes import EmptyClass, check_empty_class, json_number, warn_empty_classes
-from ._ranking import fit_thresholds_of_blocks
+from ._ranking import fit_thresholds_of_blocks, keep_fallback
 
 __all__ = [
     "ThresholdedMetrics",
@@ -198,13 +204,27 @@ def thresholded_metrics(
     return thresholded_of_counts(counts, thresholds, top_k, zero_division, empty_class, {})
 
 
-def fit_thresholds(scores: Any, targets: Any, *, metric: Literal["f1"] = "f1") -> Tensor:
+def fit_thresholds(
+    scores: Any,
+    targets: Any,
+    *,
+    metric: Literal["f1"] = "f1",
+    min_positives: int = 1,
+    fallback: float | Sequence[float] | Tensor | None = None,
+) -> Tensor:
     """One threshold per class that maximises the class's F1 on held-out data.
 
     Exact: every distinct score value of a class is a candidate (prediction positive when
     ``score >= threshold``, as in :func:`thresholded_metrics`), all classes at once with one
     sort. Where several thresholds reach the best F1, the highest is returned. Fit on a
     validation split, never on the data you report.
+
+    A class with one or two validation positives gets the threshold that separates those few
+    images best: often far below the usual one (a logit of -5 when one positive scores -5), which
+    predicts the class for many test images and costs precision (OP, OF1). With ``fallback``,
+    a class with fewer than ``min_positives`` known positives keeps ``fallback`` instead (the
+    threshold used without fitting: 0 for logits, 0.5 for probabilities); see the metrics guide
+    for the effect on a small validation split.
 
     Parameters
     ----------
@@ -214,12 +234,18 @@ def fit_thresholds(scores: Any, targets: Any, *, metric: Literal["f1"] = "f1") -
         0 / 1 labels; -1 marks an unknown label, ignored for that class only.
     metric : {"f1"}
         What to maximise per class.
+    min_positives : int
+        A class with fewer known positives than this keeps ``fallback``. Default 1: only a class
+        with no positive, which has no threshold to fit. Above 1, ``fallback`` is required.
+    fallback : float or sequence of float or Tensor of shape (C,), optional
+        The threshold such classes keep (one, or one per class). Without it, a class with no
+        positive gets ``inf`` (never predicted).
 
     Returns
     -------
     Tensor, shape (C,), float64
-        A threshold per class (``inf``: never predict, for a class with no positive target;
-        one warning lists such classes).
+        A threshold per class (``inf``: never predict, for a class with no positive target when
+        no ``fallback`` is given; one warning lists such classes).
 
     Examples
     --------
@@ -232,10 +258,22 @@ def fit_thresholds(scores: Any, targets: Any, *, metric: Literal["f1"] = "f1") -
     >>> thr = fit_thresholds(val_logits, val_targets)
     >>> thresholded_metrics(val_logits, val_targets, threshold=thr).CF1
     1.0
+    >>> fit_thresholds(val_logits, val_targets, min_positives=3, fallback=0.0)  # 2 positives each
+    tensor([0., 0.], dtype=torch.float64)
     """
     check_choice(metric, "metric", ("f1",))
+    min_positives = check_int(min_positives, "min_positives")
     s, y = as_metric_inputs(scores, targets)
+    num_classes = s.shape[1]
+    if fallback is None and min_positives > 1:
+        raise ValueError(
+            f"`fallback` is needed with `min_positives` > 1 (got {min_positives}): the threshold "
+            "that classes with fewer positives keep, e.g. 0.0 for logits or 0.5 for probabilities"
+        )
+    kept = None if fallback is None else as_thresholds(fallback, num_classes, "fallback")
     thresholds = fit_thresholds_of_blocks([s], [y])
+    positives = torch.count_nonzero(y == 1, dim=0)
+    thresholds = keep_fallback(thresholds, positives, min_positives, kept)
     # stacklevel 2: the user's line, which called this function
     warn_empty_classes(torch.isinf(thresholds), "threshold is", "nan", stacklevel=2)
     return thresholds
