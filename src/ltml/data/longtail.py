@@ -89,8 +89,9 @@ def cooccurrence_rank(labels: Any) -> Tensor:
 
     Parameters
     ----------
-    labels : Tensor or ndarray, shape (N, C)
-        0 / 1 labels (-1 = unknown, treated as not positive).
+    labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+        0 / 1 labels (-1 = unknown, treated as not positive), in any form
+        :func:`~ltml.data.class_counts` takes.
 
     Returns
     -------
@@ -132,8 +133,9 @@ def make_long_tailed(
 
     Parameters
     ----------
-    labels : Tensor or ndarray, shape (N, C)
-        Label matrix of the pool, 0 / 1 with -1 = unknown (not positive).
+    labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+        Label matrix of the pool, 0 / 1 with -1 = unknown (not positive), in any form
+        :func:`~ltml.data.class_counts` takes.
     quotas : sequence of int or Tensor, shape (C,)
         Wanted images per class, e.g. :func:`pareto_quotas`; non-negative.
     seed : int

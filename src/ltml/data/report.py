@@ -175,8 +175,9 @@ def describe_labels(
 
     Parameters
     ----------
-    labels : Tensor or ndarray, shape (N, C)
-        Label matrix of 0 / 1, with -1 for an unknown label.
+    labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+        Label matrix of 0 / 1, with -1 for an unknown label, in any form
+        :func:`~ltml.data.class_counts` takes (memory follows the stored entries).
     classes : sequence of str, optional
         Class names (default ``"0"``, ``"1"``, ...).
     thresholds : (int, int)

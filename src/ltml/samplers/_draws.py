@@ -1,8 +1,8 @@
 """How an epoch's order is made: the vectorised draw cores and the DistributedSampler-style shard.
 
 ``starts`` / ``counts`` describe the classes that can be drawn (at least one positive), as slices
-of the class-major ``indices`` of :mod:`._label_forms`; each draw returns ``(class slot, image)``
-arrays from one generator, with no Python loop per draw.
+of the class-major ``indices`` of :mod:`ltml._label_forms`; each draw returns
+``(class slot, image)`` arrays from one generator, with no Python loop per draw.
 """
 
 from __future__ import annotations
