@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             tags_column=args.tags_column,
             tag_separator=args.tag_separator,
             delimiter=args.delimiter,
+            sparse=None,  # a large table stays sparse: describe_labels reads either form
         )
         report = describe_labels(
             table.labels,

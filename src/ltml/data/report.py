@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_labels, check_int
+from .._label_forms import image_positives, pair_counts, read_labels, shape_of, unknown_count
+from .._validation import check_int
 from ..stats import GROUP_NAMES, class_groups
 
 _PALETTE = {"head": "tab:blue", "medium": "tab:orange", "tail": "tab:red"}
@@ -206,19 +207,19 @@ def describe_labels(
     >>> print(report.format().splitlines()[0])
     4 images, 3 classes
     """
-    values = as_labels(labels, "labels").detach().cpu().numpy()
-    n, c = values.shape
+    form = read_labels(labels, "labels")
+    (n, c), (image_ptr, image_classes) = shape_of(form), image_positives(form)
     names = tuple(str(k) for k in range(c)) if classes is None else tuple(map(str, classes))
     if len(names) != c:
         raise ValueError(f"`classes` must name the {c} columns of `labels`, got {len(names)}")
     check_int(few, "few", low=1)
     check_int(top_pairs, "top_pairs", low=0)
-    positive = values == 1
-    counts = positive.sum(axis=0).astype(np.int64)
-    per_image = positive.sum(axis=1)
+    counts = np.bincount(image_classes, minlength=c).astype(np.int64)
+    per_image = np.diff(image_ptr)
     nonzero = counts[counts > 0]
     groups = class_groups(counts.tolist(), thresholds)
-    pairs = _pair_counts(positive)
+    pairs = pair_counts(image_ptr, image_classes, c)
+    np.fill_diagonal(pairs, 0)
     return LabelReport(
         num_images=n,
         classes=names,
@@ -226,7 +227,7 @@ def describe_labels(
         mean_labels_per_image=float(per_image.mean()) if n else math.nan,
         max_labels_per_image=int(per_image.max()) if n else 0,
         images_without_label=int((per_image == 0).sum()),
-        unknown_share=float((values == -1).sum() / max(values.size, 1)),
+        unknown_share=unknown_count(form) / max(n * c, 1),
         thresholds=thresholds,
         groups=groups,
         imbalance_ratio=float(nonzero.max() / nonzero.min()) if nonzero.size else math.nan,
@@ -236,23 +237,6 @@ def describe_labels(
         top_pairs=_top_pairs(pairs, counts, top_pairs),
         tail_companions=_companions(pairs, groups["tail"]),
     )
-
-
-def _pair_counts(positive: np.ndarray) -> np.ndarray:
-    """Return the ``(C, C)`` matrix of images shared by two classes (zero diagonal).
-
-    Walks the image-major list of positives once per offset ``d`` (pairs of an image's labels
-    ``d`` apart): ``O(positives x labels per image)``, no ``C x N`` product.
-    """
-    c = positive.shape[1]
-    images, classes = np.nonzero(positive)
-    counts = np.zeros(c * c, dtype=np.int64)
-    for d in range(1, int(np.bincount(images).max(initial=0))):
-        same = images[d:] == images[:-d]
-        counts += np.bincount(classes[:-d][same] * c + classes[d:][same], minlength=c * c)
-    square = counts.reshape(c, c)
-    symmetric: np.ndarray = square + square.T
-    return symmetric
 
 
 def _top_pairs(pairs: np.ndarray, counts: np.ndarray, k: int) -> list[tuple[int, int, int]]:
