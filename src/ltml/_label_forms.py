@@ -18,7 +18,9 @@ builds an ``N x C`` array from a sparse form: memory follows the stored entries.
 
 from __future__ import annotations
 
+import importlib
 import itertools
+import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -376,3 +378,49 @@ def to_class_csr(labels: Any, num_classes: int | None) -> tuple[np.ndarray, np.n
         )
     form = read_labels(labels, "labels", num_classes)
     return (*class_positives(form), shape_of(form)[0])
+
+
+def stack_rows(blocks: Sequence[np.ndarray], num_classes: int, implicit: int) -> Entries:
+    """Entries of dense int8 row blocks ``(rows, C)`` stacked in order, ``implicit`` left out."""
+    lengths, indices, values = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], []
+    for block in blocks:
+        rows, cols = np.nonzero(block != implicit)  # row-major: sorted as CSR needs
+        lengths.append(np.bincount(rows, minlength=block.shape[0]))
+        indices.append(cols)
+        values.append(block[rows, cols])
+    indptr = indptr_from_counts(np.concatenate(lengths))
+    return Entries(
+        indptr,
+        np.concatenate(indices),
+        np.concatenate([np.zeros(0, np.int8), *values]),
+        num_classes,
+        implicit,
+    )
+
+
+def as_form(entries: Entries, like: Any) -> Any:
+    """Return ``entries`` in the sparse form of ``like`` (its type, format, dtype and device).
+
+    The implicit value must be ``like``'s: 0 for scipy / torch sparse, -1 for VerifiedLabels.
+    """
+    n, c = entries.shape
+    kind = sparse_kind(like)
+    if kind == "verified":
+        return VerifiedLabels(entries.indptr, entries.indices, entries.values, c)
+    if kind == "torch":
+        values = torch.from_numpy(entries.values).to(like.dtype)
+        rows = np.repeat(np.arange(n), np.diff(entries.indptr))
+        index = torch.from_numpy(np.stack([rows, entries.indices.astype(np.int64)]))
+        with warnings.catch_warnings():  # torch says its sparse CSR support is in beta, once
+            warnings.filterwarnings("ignore", "Sparse .* support is in beta", UserWarning)
+            t = torch.sparse_coo_tensor(index, values, (n, c), is_coalesced=True)
+            if like.layout in (torch.sparse_bsr, torch.sparse_bsc):
+                t = t.to_sparse(layout=like.layout, blocksize=like.values().shape[1:3])
+            elif like.layout != torch.sparse_coo:
+                t = t.to_sparse(layout=like.layout)
+        return t.to(like.device)
+    sparse = importlib.import_module("scipy.sparse")  # installed: `like` is one of its types
+    array = isinstance(like, getattr(sparse, "sparray", ()))  # scipy >= 1.11 has both kinds
+    build = sparse.csr_array if array else sparse.csr_matrix
+    data = entries.values.astype(like.dtype)
+    return build((data, entries.indices, entries.indptr), shape=(n, c)).asformat(like.format)
