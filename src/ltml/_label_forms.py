@@ -413,7 +413,9 @@ def as_form(entries: Entries, like: Any) -> Any:
         index = torch.from_numpy(np.stack([rows, entries.indices.astype(np.int64)]))
         with warnings.catch_warnings():  # torch says its sparse CSR support is in beta, once
             warnings.filterwarnings("ignore", "Sparse .* support is in beta", UserWarning)
-            t = torch.sparse_coo_tensor(index, values, (n, c), is_coalesced=True)
+            t = torch.sparse_coo_tensor(
+                index, values, (n, c), is_coalesced=True, check_invariants=False
+            )  # sorted, in range and each position once by construction
             if like.layout in (torch.sparse_bsr, torch.sparse_bsc):
                 t = t.to_sparse(layout=like.layout, blocksize=like.values().shape[1:3])
             elif like.layout != torch.sparse_coo:
