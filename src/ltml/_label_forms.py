@@ -109,7 +109,7 @@ def read_labels(labels: Any, name: str = "labels", num_classes: int | None = Non
             np.cumsum(keep, out=kept[1:])
             indptr = kept[indptr]
             indices, values = indices[keep], values[keep]
-        entries = Entries(indptr, indices, values.astype(np.int8), shape[1], 0)
+        entries = Entries(indptr, indices, values.astype(np.int8, copy=False), shape[1], 0)
     if num_classes is not None and entries.num_classes != num_classes:
         raise ValueError(
             f"`{name}` must have {num_classes} columns (num_classes), got shape {entries.shape}"
@@ -172,9 +172,9 @@ def image_positives(form: LabelForm) -> tuple[np.ndarray, np.ndarray]:
     """Image-major CSR ``(indptr, classes)`` of the positives: image ``i``'s, increasing."""
     if isinstance(form, Entries):
         present = form.values == 1
-        seen = np.zeros(len(present) + 1, dtype=np.int64)
+        seen = np.zeros(len(present) + 1, dtype=np.int32 if len(present) < 2**31 else np.int64)
         np.cumsum(present, out=seen[1:])
-        return seen[form.indptr], form.indices[present].astype(np.int64)
+        return seen[form.indptr].astype(np.int64), form.indices[present].astype(np.int64)
     images, classes = dense_positives(_numpy(form))
     return indptr_from_counts(np.bincount(images, minlength=form.shape[0])), classes
 
