@@ -355,3 +355,27 @@ def test_a_sparse_matrix_is_not_changed() -> None:
     assert class_counts(csr).tolist() == [0, 1]
     for a, b in zip(before, (csr.data, csr.indices, csr.indptr), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_cooccurrence_over_many_classes() -> None:
+    # More classes than one tile of the mirrored pair counts (512), not a multiple of it.
+    dense = random_labels(n=400, c=1100, seed=3)
+    dense[:, 600:] = np.where(np.random.default_rng(4).random((400, 500)) < 0.05, 1, dense[:, 600:])
+    expected = cooccurrence(dense)
+    assert torch.equal(expected, expected.T)
+    assert torch.equal(cooccurrence(sp.csr_array(dense)), expected)
+    assert describe_labels(sp.csr_array(dense)) == describe_labels(dense)
+
+
+@pytest.mark.parametrize("k", [0, 1, 7, 40, 10_000])
+def test_top_pairs_ties_go_to_the_lower_pair(k: int) -> None:
+    dense = (np.random.default_rng(5).random((60, 12)) < 0.15).astype(np.int64)  # many ties
+    co, counts = cooccurrence(dense).numpy(), class_counts(dense).numpy()
+    ranked = sorted(
+        (-int(co[a, b]), a * 12 + b, a, b) for a in range(12) for b in range(a + 1, 12) if co[a, b]
+    )[:k]
+    expected = [
+        (b, a, -v) if (counts[b], -b) > (counts[a], -a) else (a, b, -v) for v, _, a, b in ranked
+    ]
+    for labels in (dense, sp.csr_array(dense)):
+        assert describe_labels(labels, top_pairs=k).top_pairs == expected

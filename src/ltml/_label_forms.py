@@ -208,8 +208,13 @@ def pair_counts(image_ptr: np.ndarray, classes: np.ndarray, num_classes: int) ->
         same = images[d:] == images[:-d]
         keys.append(classes[:-d][same] * c + classes[d:][same])
     counts = np.bincount(np.concatenate(keys), minlength=c * c).reshape(c, c)
-    upper = np.triu(counts, 1)
-    counts += upper.T  # classes increase within an image: every pair was counted as (low, high)
+    # Classes increase within an image: every pair was counted once, as (low, high). Mirror the
+    # upper triangle in tiles (a whole transposed pass is ~10x slower at 9,605 classes).
+    tile = 512
+    for i in range(0, c, tile):
+        block = counts[i : i + tile, i : i + tile]
+        block += np.triu(block, 1).T
+        counts[i + tile :, i : i + tile] = counts[i : i + tile, i + tile :].T
     return counts
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._label_forms import Entries, class_positives, image_positives, pair_counts, read_labels
+from ._label_forms import Entries, image_positives, pair_counts, read_labels
 from ._validation import as_counts, check_choice, check_int, check_scalar
 
 __all__ = ["class_counts", "class_groups", "class_weights", "cooccurrence"]
@@ -56,7 +56,7 @@ def class_counts(labels: Any) -> Tensor:
     """
     y = read_labels(labels, "labels")
     if isinstance(y, Entries):
-        return torch.from_numpy(np.diff(class_positives(y)[0]))
+        return torch.from_numpy(np.bincount(image_positives(y)[1], minlength=y.num_classes))
     return (y == 1).sum(dim=0, dtype=torch.int64)
 
 

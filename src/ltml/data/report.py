@@ -242,9 +242,12 @@ def describe_labels(
 def _top_pairs(pairs: np.ndarray, counts: np.ndarray, k: int) -> list[tuple[int, int, int]]:
     """Return the ``k`` pairs sharing the most images, the more frequent class first."""
     upper = np.triu(pairs, 1).reshape(-1)
-    top = np.argsort(-upper, kind="stable")[:k]
+    # The k largest, ties by index: those at least the k-th largest, then sorted (no full sort).
+    threshold = np.partition(upper, -k)[-k] if 0 < k < upper.size else 0
+    top = np.flatnonzero(upper >= max(threshold, 1))
+    top = top[np.argsort(-upper[top], kind="stable")][:k]
     found = []
-    for index in top[upper[top] > 0]:
+    for index in top:
         a, b = divmod(int(index), pairs.shape[0])
         if (counts[b], -b) > (counts[a], -a):
             a, b = b, a
