@@ -242,10 +242,13 @@ def describe_labels(
 def _top_pairs(pairs: np.ndarray, counts: np.ndarray, k: int) -> list[tuple[int, int, int]]:
     """Return the ``k`` pairs sharing the most images, the more frequent class first."""
     upper = np.triu(pairs, 1).reshape(-1)
-    # The k largest, ties by index: those at least the k-th largest, then sorted (no full sort).
-    threshold = np.partition(upper, -k)[-k] if 0 < k < upper.size else 0
-    top = np.flatnonzero(upper >= max(threshold, 1))
-    top = top[np.argsort(-upper[top], kind="stable")][:k]
+    # The k largest, ties by index: among the pairs that share an image, without a full sort.
+    top = np.flatnonzero(upper)
+    shared = upper[top]
+    if 0 < k < top.size:
+        keep = shared >= np.partition(shared, -k)[-k]
+        top, shared = top[keep], shared[keep]
+    top = top[np.argsort(-shared, kind="stable")][:k]
     found = []
     for index in top:
         a, b = divmod(int(index), pairs.shape[0])
