@@ -30,8 +30,8 @@ from torch.utils.data import (
 )
 
 from ltml import ClassAwareSampler, PairedDataset, PairedSampler
+from ltml._label_forms import is_label_matrix, narrowest
 from ltml.samplers._draws import draw_cycle, draw_random
-from ltml.samplers._label_forms import is_label_matrix, narrowest
 
 P_MIN = 1e-4  # smallest chi-square p-value a correct sampler is allowed
 Z_MAX = 5.0  # largest deviation in standard deviations
@@ -808,7 +808,12 @@ def test_bad_class_lists(class_lists: object, kwargs: dict, error: type, match: 
 @pytest.mark.parametrize(
     ("labels", "kwargs", "error", "match"),
     [
-        ("abc", {}, TypeError, r"`labels` must be an \(N, C\) numpy.ndarray or torch.Tensor"),
+        (
+            "abc",
+            {},
+            TypeError,
+            r"`labels` must be an \(N, C\) numpy.ndarray, torch.Tensor \(dense or sparse\), scipy",
+        ),
         ({0: [1]}, {}, TypeError, r"got dict"),
         ([[0, 1]], {}, TypeError, r"got list; .*from_class_lists"),
         (

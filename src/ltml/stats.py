@@ -19,10 +19,12 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal, get_args
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import as_counts, as_labels, check_choice, check_int, check_scalar
+from ._label_forms import Entries, image_positives, pair_counts, read_labels
+from ._validation import as_counts, check_choice, check_int, check_scalar
 
 __all__ = ["class_counts", "class_groups", "class_weights", "cooccurrence", "group_limits"]
 
@@ -35,13 +37,16 @@ def class_counts(labels: Any) -> Tensor:
 
     Parameters
     ----------
-    labels : Tensor or ndarray, shape (N, C)
-        Label matrix of 0 / 1, with -1 for an unknown label (not counted).
+    labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+        Label matrix of 0 / 1, with -1 for an unknown label (not counted); any form of
+        ``docs/inputs.md`` (scipy / torch sparse: implicit 0; :class:`ltml.VerifiedLabels`:
+        implicit -1).
 
     Returns
     -------
     Tensor, shape (C,), int64
-        ``counts[k]`` = number of images with ``labels[:, k] == 1``.
+        ``counts[k]`` = number of images with ``labels[:, k] == 1``; on the CPU for a sparse
+        form, on ``labels``' device for a dense tensor.
 
     Examples
     --------
@@ -50,7 +55,9 @@ def class_counts(labels: Any) -> Tensor:
     >>> class_counts(torch.tensor([[1, 0], [1, -1], [0, 1]]))
     tensor([2, 1])
     """
-    y = as_labels(labels, "labels")
+    y = read_labels(labels, "labels")
+    if isinstance(y, Entries):
+        return torch.from_numpy(np.bincount(image_positives(y)[1], minlength=y.num_classes))
     return (y == 1).sum(dim=0, dtype=torch.int64)
 
 
@@ -59,8 +66,9 @@ def cooccurrence(labels: Any) -> Tensor:
 
     Parameters
     ----------
-    labels : Tensor or ndarray, shape (N, C)
-        Label matrix of 0 / 1, with -1 for an unknown label (not counted).
+    labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+        Label matrix of 0 / 1, with -1 for an unknown label (not counted), in any form of
+        :func:`class_counts`.
 
     Returns
     -------
@@ -76,7 +84,9 @@ def cooccurrence(labels: Any) -> Tensor:
             [1, 2, 0],
             [1, 0, 1]])
     """
-    y = as_labels(labels, "labels")
+    y = read_labels(labels, "labels")
+    if isinstance(y, Entries):
+        return torch.from_numpy(pair_counts(*image_positives(y), y.num_classes))
     positive = (y == 1).to(torch.float64)  # exact counts, on any device
     counts: Tensor = (positive.T @ positive).round().to(torch.int64)
     return counts

@@ -68,6 +68,7 @@ from .sparse import (
     as_shape,
     check_csr,
     check_signed_dtype,
+    check_sparse_labels,
 )
 
 __all__ = [
@@ -110,6 +111,7 @@ __all__ = [
     "check_seed",
     "check_shape",
     "check_signed_dtype",
+    "check_sparse_labels",
     "check_tensor",
     "check_top_k",
     "check_unknown",

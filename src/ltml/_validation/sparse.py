@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .arrays import DTYPES, as_tensor
+from .arrays import DTYPES, as_tensor, labels_contract
 from .scalars import check_int, described, is_int
 
 
@@ -93,3 +93,36 @@ def check_signed_dtype(dtype: Any, name: str) -> torch.dtype:
             f"got {described(dtype)}"
         )
     return dtype
+
+
+def check_sparse_labels(values: np.ndarray, shape: tuple[int, ...], name: str) -> None:
+    """Check the stored entries of a sparse label matrix: 2-D, ``C >= 1``, values 1 / 0 / -1.
+
+    ``values`` are the entries as stored (after the sparse form summed any duplicate
+    positions, as scipy and torch do): any integer, bool or float dtype holding -1, 0 or 1.
+    """
+    if len(shape) != 2:
+        raise ValueError(
+            f"`{name}` must be 2-D of shape (N, C), got {len(shape)}-D with shape {tuple(shape)}"
+        )
+    if shape[1] == 0:
+        raise ValueError(
+            f"`{name}` must have at least one column (class), got shape {tuple(shape)}"
+        )
+    if values.dtype.kind not in "biuf":
+        raise TypeError(
+            f"`{name}` must hold real numbers (bool, int or float), got dtype {values.dtype}"
+        )
+    if values.dtype.kind == "b" or values.size == 0:
+        return
+    if values.dtype.kind in "iu" and values.min() >= -1 and values.max() <= 1:
+        return
+    bad = (values != 0) & (values != 1) & (values != -1)  # NaN is bad too
+    if bad.any():
+        seen = np.unique(values[bad])
+        shown = ", ".join(f"{v:g}" for v in seen[:5].tolist())
+        raise ValueError(
+            f"{labels_contract(name)}, got {shown}"
+            + (" (and more)" if seen.size > 5 else "")
+            + " among its stored entries (a position stored twice counts their sum)"
+        )

@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m ltml.data.describ
                 unknown=args.unknown,
                 no_label=args.no_label,
                 ignore_columns=args.ignore_columns,
+                sparse=None,  # a large table stays sparse: describe_labels reads either form
             )
         for warning in caught:
             print(f"warning: {warning.message}", file=sys.stderr)

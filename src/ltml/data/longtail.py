@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import as_counts, as_labels, check_bool, check_int, check_scalar, check_seed
+from .._label_forms import image_positives, pair_counts, read_labels, shape_of, transpose
+from .._validation import as_counts, check_bool, check_int, check_scalar, check_seed
 
 
 def _pareto_pdf(x: np.ndarray, shape: float) -> np.ndarray:
@@ -89,8 +90,9 @@ def cooccurrence_rank(labels: Any) -> Tensor:
 
     Parameters
     ----------
-    labels : Tensor or ndarray, shape (N, C)
-        0 / 1 labels (-1 = unknown, treated as not positive).
+    labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+        0 / 1 labels (-1 = unknown, treated as not positive), in any form
+        :func:`~ltml.data.class_counts` takes.
 
     Returns
     -------
@@ -104,8 +106,7 @@ def cooccurrence_rank(labels: Any) -> Tensor:
     >>> cooccurrence_rank(torch.tensor([[1, 1, 0], [1, 0, 1], [1, 0, 0], [0, 1, 0]])).tolist()
     [0, 1, 2]
     """
-    y = _positives(labels)
-    return torch.from_numpy(_rank(y))
+    return torch.from_numpy(_rank(*_positives(labels)[:3]))
 
 
 def make_long_tailed(
@@ -132,8 +133,9 @@ def make_long_tailed(
 
     Parameters
     ----------
-    labels : Tensor or ndarray, shape (N, C)
-        Label matrix of the pool, 0 / 1 with -1 = unknown (not positive).
+    labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+        Label matrix of the pool, 0 / 1 with -1 = unknown (not positive), in any form
+        :func:`~ltml.data.class_counts` takes.
     quotas : sequence of int or Tensor, shape (C,)
         Wanted images per class, e.g. :func:`pareto_quotas`; non-negative.
     seed : int
@@ -162,8 +164,7 @@ def make_long_tailed(
 
     Class 1 co-occurs most and gets 100; removals for the classes visited after it pull it to 91.
     """
-    y = _positives(labels)
-    num_classes = y.shape[1]
+    image_ptr, image_classes, num_classes, n = _positives(labels)
     seed = check_seed(seed)
     check_bool(rank, "rank")
     q = as_counts(quotas, "quotas").cpu().numpy()
@@ -173,7 +174,7 @@ def make_long_tailed(
         )
     quota = np.empty(num_classes, dtype=np.int64)
     if rank:
-        quota[_rank(y)] = np.sort(q)[::-1].astype(np.int64)
+        quota[_rank(image_ptr, image_classes, num_classes)] = np.sort(q)[::-1].astype(np.int64)
     else:
         quota[:] = q.astype(np.int64)
     # Visit order: largest quota first; a stable sort keeps it deterministic under ties.
@@ -182,28 +183,34 @@ def make_long_tailed(
     # One seeded random order of the pool serves every step: candidates are taken in that order.
     # (Preferring images with fewer co-occurring labels lands further from the official VOC-LT
     # counts: docs/lt_construction.md.)
-    perm = np.random.default_rng(seed).permutation(y.shape[0])
-    y_perm = y[perm]
-    selected = np.zeros(y.shape[0], dtype=bool)  # in permuted order
+    perm = np.random.default_rng(seed).permutation(n)
+    position = np.empty(n, dtype=np.int64)  # of each image in the random order
+    position[perm] = np.arange(n)
+    class_ptr, class_images = transpose(image_ptr, image_classes, num_classes)
+    selected = np.zeros(n, dtype=bool)  # in permuted order
     for k in order:
-        count = int(y_perm[selected, k].sum())
+        # The positives of class k, in the random order.
+        ranks = np.sort(position[class_images[class_ptr[k] : class_ptr[k + 1]]])
+        count = int(selected[ranks].sum())
         want = int(quota[k])
         if count != want:
             adding = count < want
-            cand = np.flatnonzero(y_perm[:, k] & (selected != adding))
+            cand = ranks[selected[ranks] != adding]
             selected[cand[: abs(want - count)]] = adding
     return torch.from_numpy(np.sort(perm[selected]))
 
 
-def _positives(labels: Any) -> np.ndarray:
-    """Validate a label matrix and return its positives as a bool ndarray (N, C)."""
-    return np.asarray((as_labels(labels, "labels") == 1).cpu())
+def _positives(labels: Any) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Validate a label matrix of any form: its positives, image-major CSR, then ``C`` and ``N``."""
+    form = read_labels(labels, "labels")
+    n, c = shape_of(form)
+    return (*image_positives(form), c, n)
 
 
-def _rank(y: np.ndarray) -> np.ndarray:
+def _rank(image_ptr: np.ndarray, classes: np.ndarray, num_classes: int) -> np.ndarray:
     """Class indices by decreasing column sum of P(j | i) (see :func:`cooccurrence_rank`)."""
-    yf = y.astype(np.float64)
-    co = yf.T @ yf  # co[i, j] = images positive for both i and j
+    # co[i, j] = images positive for both i and j (exact integers, as float64)
+    co = pair_counts(image_ptr, classes, num_classes).astype(np.float64)
     n = np.diag(co)
     cond = np.divide(co, n[:, None], out=np.zeros_like(co), where=n[:, None] > 0)
     return np.argsort(-cond.sum(axis=0), kind="stable")

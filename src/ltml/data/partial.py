@@ -9,18 +9,23 @@ authors released their label files but no script that drops the labels; :func:`d
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .._label_forms import (
+    Entries,
+    as_form,
+    indptr_from_counts,
+    read_labels,
+    shape_of,
+    stack_rows,
+)
 from .._validation import (
-    as_tensor,
     check_choice,
     check_int,
-    check_labels,
-    check_matrix,
     check_probability,
     check_scalar,
     check_seed,
@@ -31,7 +36,9 @@ __all__ = ["PLT_PROFILES", "PLTSubset", "drop_labels", "make_plt"]
 
 Scheme = Literal["random", "per-class", "positives"]
 SCHEMES = ("random", "per-class", "positives")
-LabelMatrix = TypeVar("LabelMatrix", Tensor, np.ndarray)
+LabelMatrix = TypeVar("LabelMatrix")
+BLOCK_ENTRIES = 1 << 22
+"""Entries (rows x C) of the dense row blocks a sparse form is walked in: 32 MB of draws."""
 
 
 def drop_labels(
@@ -57,10 +64,17 @@ def drop_labels(
     ignores or treats by its unknown-label policy) or 0, COMIC's convention, in which a dropped
     positive is indistinguishable from a negative (and a dropped negative is unchanged).
 
+    A sparse form (scipy / torch sparse, :class:`ltml.VerifiedLabels`) gives the same labels
+    as its dense matrix would, in its own form: the draws are those of the dense matrix, made in
+    blocks of rows, so time follows ``N x C`` and memory the stored entries. A scipy / torch
+    sparse matrix stores its dropped negatives as -1 entries ("random" and "per-class" with
+    ``unknown_value=-1``: about ``rate`` of all its entries).
+
     Parameters
     ----------
-    labels : Tensor or ndarray, shape (N, C)
-        0 / 1 labels; entries already -1 stay -1.
+    labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+        0 / 1 labels; entries already -1 stay -1. Any form :func:`~ltml.data.class_counts`
+        takes.
     rate : float
         Fraction of the known labels (of the positives for ``"positives"``) to drop, in [0, 1].
     scheme : {"random", "per-class", "positives"}
@@ -72,8 +86,9 @@ def drop_labels(
 
     Returns
     -------
-    Tensor or ndarray, shape (N, C)
-        A new label matrix of the same type, dtype and device as ``labels``.
+    Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+        A new label matrix of the same type, dtype and device as ``labels`` (the same sparse
+        format).
 
     Examples
     --------
@@ -89,14 +104,16 @@ def drop_labels(
             [0, 0, 0, 0],
             [0, 1, 0, 0]])
     """
-    y = as_tensor(labels, "labels")
-    check_matrix(y, "labels")
-    check_labels(y, "labels")
+    y = read_labels(labels, "labels")
     rate = check_probability(rate, "rate")
     check_choice(scheme, "scheme", SCHEMES)
     if unknown_value not in (-1, 0) or isinstance(unknown_value, bool):
         raise ValueError(f"`unknown_value` must be -1 or 0, got {unknown_value!r}")
     seed = check_seed(seed)
+    if isinstance(y, Entries):
+        return cast(
+            LabelMatrix, as_form(_drop_sparse(y, rate, scheme, seed, unknown_value), labels)
+        )
     values = np.asarray(y.detach().cpu())
     eligible = values == 1 if scheme == "positives" else values >= 0
     rng = np.random.default_rng(seed)
@@ -109,8 +126,47 @@ def drop_labels(
         dropped = eligible & (rng.random(values.shape) < rate)
     result = np.where(dropped, unknown_value, values).astype(values.dtype)
     if isinstance(labels, np.ndarray):
-        return result
-    return torch.from_numpy(result).to(y.device)
+        return cast(LabelMatrix, result)
+    return cast(LabelMatrix, torch.from_numpy(result).to(y.device))
+
+
+def _drop_sparse(y: Entries, rate: float, scheme: str, seed: int, unknown_value: int) -> Entries:
+    """:func:`drop_labels` of a sparse form: the dense draws, one block of rows at a time."""
+    (n, c), rng = y.shape, np.random.default_rng(seed)
+    if n == 0:
+        return y
+    step = max(1, BLOCK_ENTRIES // c)
+    starts = range(0, n, step)
+    if scheme != "per-class":
+        blocks = []
+        for start in starts:
+            values = y.dense_rows(start, min(start + step, n))
+            eligible = values == 1 if scheme == "positives" else values >= 0
+            values[eligible & (rng.random(values.shape) < rate)] = unknown_value
+            blocks.append(values)
+        return stack_rows(blocks, c, y.implicit)
+    # Per class: the keys of the eligible entries, row-major, then the smallest of each class.
+    keys, cols, rows = [], [], []
+    for start in starts:
+        values = y.dense_rows(start, min(start + step, n))
+        draws = rng.random(values.shape)
+        r, k = np.nonzero(values >= 0)
+        keys.append(draws[r, k])
+        cols.append(k)
+        rows.append(r + start)
+    key, col, row = np.concatenate(keys), np.concatenate(cols), np.concatenate(rows)
+    order = np.lexsort((key, col))  # by class, then key; ties in row order, as a stable argsort
+    col_ptr = indptr_from_counts(np.bincount(col, minlength=c))
+    rank = np.arange(order.size) - col_ptr[col[order]]
+    dropped = np.sort(order[rank < np.round(rate * np.diff(col_ptr))[col[order]]])  # row-major
+    bounds = np.searchsorted(row[dropped], [*starts, n])
+    blocks = []
+    for j, start in enumerate(starts):
+        values = y.dense_rows(start, min(start + step, n))
+        inside = dropped[bounds[j] : bounds[j + 1]]
+        values[row[inside] - start, col[inside]] = unknown_value
+        blocks.append(values)
+    return stack_rows(blocks, c, y.implicit)
 
 
 class PLTProfile(NamedTuple):
@@ -133,7 +189,7 @@ class PLTSubset(NamedTuple):
     """A PLT-style training set: the pool images selected and their partial labels."""
 
     indices: Tensor
-    labels: Tensor
+    labels: Any  # a Tensor; a sparse pool's own form
 
 
 def make_plt(
@@ -160,8 +216,9 @@ def make_plt(
 
     Parameters
     ----------
-    pool_labels : Tensor or ndarray, shape (N, C)
-        0 / 1 labels of the pool (VOC2012 trainval or COCO train2017, 20 / 80 classes).
+    pool_labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+        0 / 1 labels of the pool (VOC2012 trainval or COCO train2017, 20 / 80 classes), in any
+        form :func:`~ltml.data.class_counts` takes.
     profile : {"voc", "coco"} or int
         The published profile to aim at, or the largest quota itself.
     missing_rate, scheme, seed, unknown_value
@@ -170,7 +227,8 @@ def make_plt(
     Returns
     -------
     PLTSubset
-        ``indices`` (M,) of the selected pool images, sorted; ``labels`` (M, C), int64.
+        ``indices`` (M,) of the selected pool images, sorted; ``labels`` (M, C), int64 (a
+        sparse pool: its own form and dtype).
 
     Examples
     --------
@@ -188,11 +246,14 @@ def make_plt(
         max_count = round(PLT_PROFILES[profile].max_count / (1.0 - missing_rate))
     else:
         max_count = check_int(profile, "profile")
-    y = as_tensor(pool_labels, "pool_labels")
-    check_matrix(y, "pool_labels")
-    y = y.to(torch.int64).cpu()
-    indices = make_long_tailed(y, pareto_quotas(y.shape[1], max_count), seed=seed)
+    form = read_labels(pool_labels, "pool_labels")
+    quotas = pareto_quotas(shape_of(form)[1], max_count)
+    indices = make_long_tailed(form, quotas, seed=seed)
+    if isinstance(form, Entries):
+        subset = as_form(form.rows(indices.numpy()), pool_labels)
+    else:
+        subset = form.to(torch.int64).cpu()[indices]
     labels = drop_labels(
-        y[indices], missing_rate, scheme=scheme, seed=seed, unknown_value=unknown_value
+        subset, missing_rate, scheme=scheme, seed=seed, unknown_value=unknown_value
     )
     return PLTSubset(indices, labels)

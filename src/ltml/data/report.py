@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_labels, check_int
+from .._label_forms import image_positives, pair_counts, read_labels, shape_of, unknown_counts
+from .._validation import check_int
 from ..stats import GROUP_NAMES, class_groups, group_limits
 
 _PALETTE = {"head": "tab:blue", "medium": "tab:orange", "tail": "tab:red"}
@@ -213,8 +214,9 @@ def describe_labels(
 
     Parameters
     ----------
-    labels : Tensor or ndarray, shape (N, C)
-        Label matrix of 0 / 1, with -1 for an unknown label.
+    labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+        Label matrix of 0 / 1, with -1 for an unknown label, in any form
+        :func:`~ltml.data.class_counts` takes (memory follows the stored entries).
     classes : sequence of str, optional
         Class names (default ``"0"``, ``"1"``, ...).
     thresholds : (int, int), optional
@@ -260,25 +262,24 @@ def describe_labels(
     >>> describe_labels(labels, quantiles=(0.4, 0.7)).thresholds
     (2, 3)
     """
-    values = as_labels(labels, "labels").detach().cpu().numpy()
-    n, c = values.shape
+    form = read_labels(labels, "labels")
+    (n, c), (image_ptr, image_classes) = shape_of(form), image_positives(form)
     names = tuple(str(k) for k in range(c)) if classes is None else tuple(map(str, classes))
     if len(names) != c:
         raise ValueError(f"`classes` must name the {c} columns of `labels`, got {len(names)}")
     check_int(few, "few", low=1)
     check_int(top_pairs, "top_pairs", low=0)
-    positive = values == 1
-    unknown = values == -1
-    counts = positive.sum(axis=0).astype(np.int64)
-    unknown_in_row = unknown.sum(axis=1)
+    counts = np.bincount(image_classes, minlength=c).astype(np.int64)
+    unknown_per_class, unknown_in_row = unknown_counts(form)
     entirely_unknown = unknown_in_row == c if c else np.zeros(n, dtype=bool)
-    per_image = positive.sum(axis=1)[~entirely_unknown]
+    per_image = np.diff(image_ptr)[~entirely_unknown]
     nonzero = counts[counts > 0]
     limits = group_limits(
         counts.tolist(), thresholds, shares=shares, quantiles=quantiles, num_images=n
     )
     groups = class_groups(counts.tolist(), limits)
-    pairs = _pair_counts(positive)
+    pairs = pair_counts(image_ptr, image_classes, c)
+    np.fill_diagonal(pairs, 0)
     how = _how_limits(limits, shares, quantiles, n)
     default = thresholds is None and shares is None and quantiles is None
     notes = _one_group_notes(groups, limits, how, default, n)
@@ -291,7 +292,7 @@ def describe_labels(
         mean_labels_per_image=float(per_image.mean()) if per_image.size else math.nan,
         max_labels_per_image=int(per_image.max()) if per_image.size else 0,
         images_without_label=int((per_image == 0).sum()),
-        unknown_share=float(unknown.sum() / max(values.size, 1)),
+        unknown_share=float(unknown_per_class.sum() / max(n * c, 1)),
         thresholds=limits,
         groups=groups,
         imbalance_ratio=float(nonzero.max() / nonzero.min()) if nonzero.size else math.nan,
@@ -300,7 +301,7 @@ def describe_labels(
         few_classes=np.flatnonzero((counts > 0) & (counts < few)).tolist(),
         top_pairs=_top_pairs(pairs, counts, top_pairs),
         tail_companions=_companions(pairs, groups["tail"]),
-        unknown_per_class=(unknown.sum(axis=0) / max(n, 1)).tolist(),
+        unknown_per_class=(unknown_per_class / max(n, 1)).tolist(),
         images_unknown=int(entirely_unknown.sum()),
         images_with_unknown=int((unknown_in_row > 0).sum()),
         limits=how,
@@ -352,29 +353,18 @@ def _round_up_share(x: float) -> int:
     return math.ceil(round(x, 9))
 
 
-def _pair_counts(positive: np.ndarray) -> np.ndarray:
-    """Return the ``(C, C)`` matrix of images shared by two classes (zero diagonal).
-
-    Walks the image-major list of positives once per offset ``d`` (pairs of an image's labels
-    ``d`` apart): ``O(positives x labels per image)``, no ``C x N`` product.
-    """
-    c = positive.shape[1]
-    images, classes = np.nonzero(positive)
-    counts = np.zeros(c * c, dtype=np.int64)
-    for d in range(1, int(np.bincount(images).max(initial=0))):
-        same = images[d:] == images[:-d]
-        counts += np.bincount(classes[:-d][same] * c + classes[d:][same], minlength=c * c)
-    square = counts.reshape(c, c)
-    symmetric: np.ndarray = square + square.T
-    return symmetric
-
-
 def _top_pairs(pairs: np.ndarray, counts: np.ndarray, k: int) -> list[tuple[int, int, int]]:
     """Return the ``k`` pairs sharing the most images, the more frequent class first."""
     upper = np.triu(pairs, 1).reshape(-1)
-    top = np.argsort(-upper, kind="stable")[:k]
+    # The k largest, ties by index: among the pairs that share an image, without a full sort.
+    top = np.flatnonzero(upper)
+    shared = upper[top]
+    if 0 < k < top.size:
+        keep = shared >= np.partition(shared, -k)[-k]
+        top, shared = top[keep], shared[keep]
+    top = top[np.argsort(-shared, kind="stable")][:k]
     found = []
-    for index in top[upper[top] > 0]:
+    for index in top:
         a, b = divmod(int(index), pairs.shape[0])
         if (counts[b], -b) > (counts[a], -a):
             a, b = b, a

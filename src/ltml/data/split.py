@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._label_forms import indptr_from_counts, to_class_csr
 from .._validation import as_image_groups, check_seed
-from ..samplers._label_forms import indptr_from_counts, to_class_csr
 
 
 def stratified_split(
@@ -56,8 +56,9 @@ def stratified_split(
 
     Parameters
     ----------
-    labels : Tensor or ndarray, shape (N, C)
-        Label matrix of 0 / 1, with -1 for an unknown label (not counted as a positive).
+    labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+        Label matrix of 0 / 1, with -1 for an unknown label (not counted as a positive), in any
+        form :func:`~ltml.data.class_counts` takes.
     fractions : sequence of float
         The parts' shares of the images, e.g. ``(0.8, 0.1, 0.1)``: each positive, summing to 1.
     seed : int
@@ -250,8 +251,8 @@ def split_deviation(
 
     Parameters
     ----------
-    labels : Tensor or ndarray, shape (N, C)
-        Label matrix (0 / 1, -1 = unknown, not counted).
+    labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+        Label matrix (0 / 1, -1 = unknown, not counted), in any form of :func:`stratified_split`.
     parts : sequence of index tensors / arrays / lists
         Disjoint image indices, e.g. the output of :func:`stratified_split`.
     fractions : sequence of float, optional

@@ -105,7 +105,7 @@ def read_label_table(
         (an entry not stored is 0, negative), the columns form as a
         :class:`~ltml.VerifiedLabels` (an entry not stored is -1, unknown). ``None``: sparse
         when ``N x C`` exceeds :data:`SPARSE_ABOVE` (2**27, 1 GiB as dense int64). Default
-        ``False``, dense: not every part that takes a label matrix takes the sparse forms yet.
+        ``False``, dense, as before; every part that takes a label matrix takes both forms.
         Either way ``labels.to_dense()`` is the dense matrix (of int8 for ``VerifiedLabels``).
     unknown : str, optional
         Tags form: a cell holding exactly this marker (e.g. ``"NA"``, ``"?"``) means the row's

@@ -10,15 +10,14 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Sampler
 
+from .._label_forms import Entries, LabelForm, read_labels, shape_of
 from .._validation import (
     as_tensor,
     check_callable,
     check_finite,
     check_floating,
     check_int,
-    check_labels,
     check_matrix,
-    check_same_rows,
     check_scalar,
     check_seed,
 )
@@ -28,25 +27,40 @@ from ..samplers import ClassAwareSampler
 Loss = Callable[[Tensor, Tensor], Tensor]
 
 
-def as_training_data(features: Any, labels: Any) -> tuple[Tensor, Tensor]:
-    """Check training ``features`` (N, D) and ``labels`` (N, C); return them as tensors."""
+def as_training_data(features: Any, labels: Any) -> tuple[Tensor, LabelForm]:
+    """Check training ``features`` (N, D) and ``labels`` (N, C, any label form); return them.
+
+    ``labels`` comes back as a dense tensor, or as the entries of a sparse form (never
+    densified: :func:`label_rows` makes each batch's targets).
+    """
     x = as_tensor(features, "features")
-    y = as_tensor(labels, "labels")
+    y = read_labels(labels, "labels")
     check_floating(x, "features")
     check_matrix(x, "features")
-    check_matrix(y, "labels")
-    check_same_rows(x, y, "features", "labels")
+    if x.shape[0] != shape_of(y)[0]:
+        raise ValueError(
+            "`features` and `labels` must have the same number of rows N, "
+            f"got {x.shape[0]} and {shape_of(y)[0]}"
+        )
     if x.shape[0] == 0:
         raise ValueError("`features` must hold at least one row, got N=0")
     check_finite(x, "features")
-    check_labels(y, "labels")
     return x, y
+
+
+def label_rows(labels: LabelForm, index: Tensor) -> Tensor:
+    """Return the rows ``index`` of a label form as a dense tensor, on ``index``'s device."""
+    if isinstance(labels, Entries):
+        rows = labels.rows(index.cpu().numpy())
+        dense = torch.from_numpy(rows.dense_rows(0, len(index))).to(torch.int64)
+        return dense.to(index.device)
+    return labels[index]
 
 
 def fit_rebalanced(
     model: nn.Module,
     features: Tensor,
-    labels: Tensor,
+    labels: LabelForm,
     *,
     loss: Loss | None,
     sampler: Sampler[int] | None,
@@ -78,7 +92,7 @@ def fit_rebalanced(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps))
     )
-    y = labels.to(features.device)
+    y = labels.to(features.device) if isinstance(labels, Tensor) else labels
     with torch.enable_grad():  # also when called under no_grad (e.g. inside an evaluation)
         for epoch in range(epochs):
             if hasattr(sampler, "set_epoch"):
@@ -86,6 +100,7 @@ def fit_rebalanced(
             order = torch.as_tensor(list(sampler), dtype=torch.int64, device=features.device)
             for batch in torch.split(order, batch_size):
                 optimizer.zero_grad(set_to_none=True)
-                torch.autograd.backward(criterion(model(features[batch]), y[batch]))
+                targets = label_rows(y, batch)
+                torch.autograd.backward(criterion(model(features[batch]), targets))
                 optimizer.step()
                 schedule.step()

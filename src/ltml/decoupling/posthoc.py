@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Sampler
 
+from .._label_forms import shape_of
 from .._validation import (
     as_logits,
     as_tensor,
@@ -204,10 +205,10 @@ def learn_weight_scaling(
     torch.Size([3])
     """
     x, y = as_training_data(features, labels)
-    if y.shape[1] != _check_linear(classifier).out_features:
+    if shape_of(y)[1] != _check_linear(classifier).out_features:
         raise ValueError(
             f"`labels` must have {classifier.out_features} columns (the classifier's "
-            f"out_features), got shape {tuple(y.shape)}"
+            f"out_features), got shape {shape_of(y)}"
         )
     lws = LearnableWeightScaling(classifier, bias=bias).to(x)
     fit_rebalanced(

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Sampler
 
+from .._label_forms import class_positives, shape_of
 from .._validation import check_floating, check_matrix, check_seed
 from ._training import Loss, as_training_data, fit_rebalanced
 
@@ -82,7 +84,7 @@ def retrain_classifier(
     check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        classifier = nn.Linear(x.shape[1], y.shape[1]).to(x)
+        classifier = nn.Linear(x.shape[1], shape_of(y)[1]).to(x)
     fit_rebalanced(
         classifier, x, y, loss=loss, sampler=sampler, epochs=epochs, batch_size=batch_size,
         lr=lr, momentum=momentum, weight_decay=weight_decay, seed=seed,
@@ -160,18 +162,29 @@ class NearestClassMean(nn.Module):
         """
         x, y = as_training_data(features, labels)
         x = x.to(torch.promote_types(x.dtype, torch.float32))
-        positive = (y == 1).to(x)
-        counts = positive.sum(dim=0)
+        if isinstance(y, Tensor):
+            positive = (y == 1).to(x)
+            counts = positive.sum(dim=0)
+        else:
+            class_ptr, images = class_positives(y)
+            counts = torch.from_numpy(np.diff(class_ptr)).to(x)
         empty = torch.nonzero(counts == 0).flatten().tolist()
         if empty:
             more = " ..." if len(empty) > 10 else ""
             raise ValueError(
                 f"`labels`: NearestClassMean needs a known positive for every class; "
-                f"{len(empty)} of {y.shape[1]} classes have none: {empty[:10]}{more}"
+                f"{len(empty)} of {shape_of(y)[1]} classes have none: {empty[:10]}{more}"
             )
         mean = x.mean(dim=0)
         normed = F.normalize(x - mean, dim=1)
-        return cls(mean, positive.T @ normed / counts[:, None])
+        if isinstance(y, Tensor):
+            return cls(mean, positive.T @ normed / counts[:, None])
+        # A sparse form: each class's sum of its positives' features, one scatter-add.
+        classes = np.repeat(np.arange(counts.numel()), np.diff(class_ptr))
+        sums = torch.zeros(counts.numel(), x.shape[1], dtype=x.dtype, device=x.device)
+        index = torch.from_numpy(images).to(x.device)
+        sums.index_add_(0, torch.from_numpy(classes).to(x.device), normed[index])
+        return cls(mean, sums / counts[:, None])
 
     def forward(self, features: Tensor) -> Tensor:
         """Scores ``(N, C)`` of features ``(N, D)``: negative squared distances to the centroids."""

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from typing_extensions import Self
 
+from .._label_forms import read_labels, shape_of
 from .._validation import (
     as_class_vector,
-    as_labels,
     as_logits,
     as_tensor,
     assert_on_device,
@@ -403,10 +403,11 @@ class FromLabels:
 
         Parameters
         ----------
-        labels : Tensor or ndarray, shape (N, C)
-            Training labels, 0 / 1, -1 = unknown (not counted as positive). The class counts are
-            :func:`ltml.data.class_counts` of it and, where the loss needs it, ``N`` its number
-            of rows.
+        labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+            Training labels, 0 / 1, -1 = unknown (not counted as positive), in any form
+            :func:`ltml.data.class_counts` takes (scipy / torch sparse matrices,
+            :class:`ltml.VerifiedLabels`). The class counts are :func:`ltml.data.class_counts`
+            of it and, where the loss needs it, ``N`` its number of rows.
         **kwargs
             The other arguments of the constructor.
 
@@ -414,7 +415,7 @@ class FromLabels:
         -------
         The loss.
         """
-        y = as_labels(labels, "labels")
+        y = read_labels(labels, "labels")
         counts = class_counts(y)
-        args = (counts, y.shape[0]) if cls._needs_num_images else (counts,)
+        args = (counts, shape_of(y)[0]) if cls._needs_num_images else (counts,)
         return cls(*args, **kwargs)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from typing_extensions import Self
 
+from .._label_forms import read_labels
 from .._validation import check_reduction, check_scalar, check_shape, check_tensor
 from ..stats import class_counts, cooccurrence
 from ._core import (
@@ -286,8 +287,9 @@ class MultiFocalModifierLoss(LabelLoss):
 
         Parameters
         ----------
-        labels : Tensor or ndarray, shape (N, C)
-            Training labels; class counts and co-occurrence count known positives only.
+        labels : Tensor, ndarray, sparse matrix or VerifiedLabels, shape (N, C)
+            Training labels, in any form :func:`ltml.data.class_counts` takes; class counts and
+            co-occurrence count known positives only.
         **kwargs
             The other arguments of the constructor.
 
@@ -295,7 +297,8 @@ class MultiFocalModifierLoss(LabelLoss):
         -------
         The loss.
         """
-        return cls(class_counts(labels), cooccurrence(labels), **kwargs)
+        y = read_labels(labels, "labels")
+        return cls(class_counts(y), cooccurrence(y), **kwargs)
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets."""

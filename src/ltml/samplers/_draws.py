@@ -1,9 +1,10 @@
 """How an epoch's order is made: the vectorised draw cores and the DistributedSampler-style shard.
 
 ``starts`` / ``counts`` describe the classes that can be drawn (at least one positive), as slices
-of the class-major ``indices`` of :mod:`._label_forms`; each draw returns ``(class slot, image)``
-arrays from one generator, with no Python loop per draw. The shard also watches for a framework
-that shards what a sharded sampler yields once more (:func:`warn_if_sharded_again`).
+of the class-major ``indices`` of :mod:`ltml._label_forms`; each draw returns
+``(class slot, image)`` arrays from one generator, with no Python loop per draw. The shard also
+watches for a framework that shards what a sharded sampler yields once more
+(:func:`warn_if_sharded_again`).
 """
 
 from __future__ import annotations

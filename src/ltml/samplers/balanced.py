@@ -21,10 +21,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
+from .._label_forms import class_lists_csr, to_class_csr
 from .._validation import check_choice, check_int, check_seed
 from ._balance import fit_probabilities
 from ._draws import distributed_defaults, shard, warn_if_sharded_again
-from ._label_forms import class_lists_csr, to_class_csr
 
 __all__ = ["BalancedSampler", "fit_balanced_weights"]
 
@@ -73,8 +73,9 @@ def fit_balanced_weights(
 
     Parameters
     ----------
-    labels : ndarray or Tensor, shape (N, C)
-        0 / 1 labels; -1 (unknown) is never counted as positive.
+    labels : ndarray, Tensor, sparse matrix or VerifiedLabels, shape (N, C)
+        0 / 1 labels; -1 (unknown) is never counted as positive. Any form
+        :func:`ltml.class_counts` takes.
     power, max_ratio, max_weight, num_classes, empty_classes, tol, max_iter
         As for :class:`BalancedSampler`.
 
@@ -154,8 +155,10 @@ class BalancedSampler(Sampler[int]):
 
     Parameters
     ----------
-    labels : ndarray or Tensor, shape (N, C)
-        0 / 1 labels, -1 = unknown; per-image class lists go through :meth:`from_class_lists`.
+    labels : ndarray, Tensor, sparse matrix or VerifiedLabels, shape (N, C)
+        0 / 1 labels, -1 = unknown, in any form :func:`ltml.class_counts` takes (scipy / torch
+        sparse, :class:`ltml.VerifiedLabels`); per-image class lists go through
+        :meth:`from_class_lists`.
     num_draws : int, optional
         Draws per epoch over all replicas, before padding; default ``N``.
     power : float in [0, 1], default 0.0

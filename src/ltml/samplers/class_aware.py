@@ -18,6 +18,7 @@ import numpy as np
 from torch.utils.data import Sampler
 
 from .._deprecation import renamed_keyword, warn_renamed
+from .._label_forms import class_lists_csr, to_class_csr
 from .._validation import check_choice, check_int, check_scalar, check_seed
 from ._draws import (
     distributed_defaults,
@@ -26,7 +27,6 @@ from ._draws import (
     shard,
     warn_if_sharded_again,
 )
-from ._label_forms import class_lists_csr, to_class_csr
 
 __all__ = ["ClassAwareSampler"]
 
@@ -98,8 +98,9 @@ class ClassAwareSampler(Sampler[int]):
 
     Parameters
     ----------
-    labels : ndarray or Tensor, shape (N, C)
-        The training labels: a dense 0 / 1 matrix where -1 (unknown) is not counted. Per-image
+    labels : ndarray, Tensor, sparse matrix or VerifiedLabels, shape (N, C)
+        The training labels: a 0 / 1 matrix where -1 (unknown) is not counted, dense or in a
+        sparse form (scipy / torch sparse, :class:`ltml.VerifiedLabels`: the inputs page). Per-image
         lists of positive class indices (memory proportional to the positive labels, not
         ``N * C``) go through :meth:`from_class_lists` instead, so that no nested list can be
         read in two ways.

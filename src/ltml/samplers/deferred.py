@@ -40,7 +40,7 @@ class DeferredClassAwareSampler(Sampler[int]):
 
     Parameters
     ----------
-    labels : ndarray or Tensor, shape (N, C)
+    labels : ndarray, Tensor, sparse matrix or VerifiedLabels, shape (N, C)
         The training labels, as :class:`ltml.ClassAwareSampler` takes them (0 / 1, -1 unknown).
     start_epoch : int
         First epoch of class-aware sampling.
