@@ -20,13 +20,22 @@ high-water mark, ``VmHWM``, minus ``VmRSS`` before the section). Sections:
   CSR; ``sampler-verified``: the same from the ``VerifiedLabels``;
 - ``split``: ``ltml.data.stratified_split`` 90 / 10;
 - ``reader``: ``ltml.data.read_openimages_labels`` on synthetic official-format files of
-  ``--images`` images (the generator of ``bench_openimages.py``).
+  ``--images`` images (the generator of ``bench_openimages.py``);
+- ``meter`` and ``torchmetrics``: the mAP of ``--eval-images`` (12,500) x ``--classes`` test
+  labels with 0.1 % known (OpenImages' test density; the batches of ``bench_meter_scale.py``),
+  by ``ltml.mAPMeter`` and by torchmetrics' ``MultilabelAveragePrecision(ignore_index=-1)``, one
+  thread each. torchmetrics keeps every score and an int64 target per entry, 12 bytes an entry:
+  at OpenImages' full test size, 125,000 x 9,605, that is 14.4 GB before ``compute()`` copies it,
+  beyond this 24 GB machine, so it runs at a tenth of the rows. ``bench_meter_scale.py`` measures
+  the meter at the full size and under DDP with 1, 2 and 4 processes; ``--with-meter-scale`` runs
+  it after the sections.
 
 What users would otherwise use cannot take these labels at all: iterative-stratification and
 ``np.nonzero``-style counting need the dense ``(N, C)`` matrix, 86 GB even as int8 here, on a
 24 GB machine (``bench_split.py`` compares the split with iterative-stratification where it runs).
 
     PYTHONPATH=src python benchmarks/bench_scale.py [--images 9000000] [--sections counts split]
+        [--with-meter-scale]
 """
 
 from __future__ import annotations
@@ -42,9 +51,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+
+import ltml
 
 HERE = Path(__file__).resolve().parent
 POSITIVES, NEGATIVES = 2.3, 6.0  # per image, OpenImages' human + machine verdicts
+KNOWN_PER_IMAGE = 9.6  # verified labels per test image: 0.1 % of 9,605
 
 
 def make_labels(images: int, classes: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -78,8 +91,6 @@ def make_labels(images: int, classes: int, seed: int = 0) -> dict[str, np.ndarra
 def _load(path: Path, form: str) -> Any:
     import scipy.sparse
 
-    import ltml
-
     arrays = np.load(path)
     shape = (len(arrays["indptr"]) - 1, int(arrays["classes"]))
     if form == "verified":
@@ -94,8 +105,6 @@ def _load(path: Path, form: str) -> Any:
 
 
 def _counts(labels: Any) -> int:
-    import ltml
-
     return int(ltml.class_counts(labels).sum())
 
 
@@ -106,8 +115,6 @@ def _describe(labels: Any) -> int:
 
 
 def _epoch(labels: Any) -> int:
-    import ltml
-
     sampler = ltml.ClassAwareSampler(labels, seed=0)
     return sum(1 for _ in sampler)
 
@@ -116,6 +123,26 @@ def _split(labels: Any) -> list[int]:
     from ltml.data import stratified_split
 
     return [len(part) for part in stratified_split(labels, (0.9, 0.1), seed=0)]
+
+
+def _evaluate(size: tuple[str, int, int]) -> float:
+    """Return the mAP of OpenImages-like test labels (0.1 % known), computed by one library."""
+    sys.path.insert(0, str(HERE))
+    from bench_meter_scale import openimages_batches
+
+    library, rows, classes = size
+    torch.set_num_threads(1)
+    if library == "ltml":
+        meter = ltml.mAPMeter(classes)
+        for scores, targets in openimages_batches(rows, classes, KNOWN_PER_IMAGE, 500):
+            meter.update(scores, targets)
+        return meter.compute().map
+    from torchmetrics.classification import MultilabelAveragePrecision
+
+    metric = MultilabelAveragePrecision(classes, average="macro", thresholds=None, ignore_index=-1)
+    for scores, targets in openimages_batches(rows, classes, KNOWN_PER_IMAGE, 500):
+        metric.update(scores, targets.long())
+    return float(metric.compute()) * 100
 
 
 def _read(folder: Path) -> int:
@@ -132,6 +159,8 @@ SECTIONS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "sampler-verified": ("verified", _epoch),
     "split": ("csr", _split),
     "reader": ("csv", _read),
+    "meter": ("ltml", _evaluate),
+    "torchmetrics": ("torchmetrics", _evaluate),
 }
 
 
@@ -146,7 +175,10 @@ def _memory(field: str) -> float:
 def run_section(name: str, labels_path: Path, args: argparse.Namespace) -> dict[str, Any]:
     """In this (fresh) process: load the labels, run one section, measure it."""
     form, function = SECTIONS[name]
-    labels = args.dir / "csv" if form == "csv" else _load(labels_path, form)
+    if form in ("ltml", "torchmetrics"):
+        labels: Any = (form, args.eval_images, args.classes)
+    else:
+        labels = args.dir / "csv" if form == "csv" else _load(labels_path, form)
     baseline = _memory("VmRSS")
     wall, cpu = time.perf_counter(), time.process_time()
     result = function(labels)
@@ -163,8 +195,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=9_000_000)
     p.add_argument("--classes", type=int, default=9_605)
+    p.add_argument("--eval-images", type=int, default=12_500, help="rows of meter / torchmetrics")
     p.add_argument("--dir", type=Path, default=Path("/tmp/ltml-scale-bench"))
     p.add_argument("--sections", nargs="+", choices=tuple(SECTIONS), default=list(SECTIONS))
+    p.add_argument("--with-meter-scale", action="store_true", help="then bench_meter_scale.py")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     labels_path = args.dir / f"labels-{args.images}x{args.classes}.npz"
@@ -197,6 +231,9 @@ def main() -> None:
         r = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{name:17s} {r['wall_s']:7.1f} s wall {r['cpu_s']:7.1f} s CPU "
               f"peak +{r['peak_growth_gb']:.2f} GB  {r['result']}")  # fmt: skip
+
+    if args.with_meter_scale:
+        subprocess.run([sys.executable, str(HERE / "bench_meter_scale.py")], env=env, check=True)
 
 
 if __name__ == "__main__":
