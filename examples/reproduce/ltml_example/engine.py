@@ -194,8 +194,8 @@ def run(cfg: Config) -> dict[str, Any]:
     if resume is not None:
         log(f"  resumed from {resume} at epoch {start}")
 
-    t0 = time.perf_counter() - trained_s  # the seconds of the epochs run before a resume
     for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
         sampler.set_epoch(epoch)
         model.set_epoch(epoch)
         loader.generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # worker seeds
@@ -243,6 +243,7 @@ def run(cfg: Config) -> dict[str, Any]:
             record["val"] = report.summary(val)
             log(f"epoch {epoch + 1}: validation {val}")
         history.append(record)
+        trained_s += time.perf_counter() - t0  # with the epochs run before a resumption
         if rt.main:
             save_checkpoint(
                 out / "last.pt",
@@ -256,10 +257,9 @@ def run(cfg: Config) -> dict[str, Any]:
                     "rng": rng_state(),
                     "world": rt.world,
                     "history": history,
-                    "train_seconds": time.perf_counter() - t0,
+                    "train_seconds": trained_s,
                 },
             )
-    train_s = time.perf_counter() - t0
 
     threshold = None
     if cfg.fit_thresholds:  # on the validation split only: the test set stays unseen
@@ -274,7 +274,7 @@ def run(cfg: Config) -> dict[str, Any]:
         "val_images": 0 if data.val is None else len(data.val),
         "iterations_per_epoch": iters,
         "draws_per_epoch": draws,
-        "train_seconds": train_s,
+        "train_seconds": trained_s,
         "history": history,
         "test": measured,
         "test_thresholded": report.thresholded(result),
