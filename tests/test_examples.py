@@ -934,6 +934,20 @@ def test_script_errors_of_data_and_resume_are_one_paragraph(
     assert "Traceback" not in err
 
 
+def test_demo_tells_a_usage_error_of_its_runs_in_one_paragraph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--rows", "erm", "--output", str(tmp_path), "--jobs", "1", *TINY_DEMO[2:-2], "--amp",
+            "fp16", "--device", "cpu"]  # fmt: skip
+    err = _script_error("demo.py", argv, monkeypatch, capsys)
+    assert err == (
+        "demo.py: error: erm seed 0 failed: --amp fp16 needs CUDA; on the CPU use --amp bf16 "
+        "or off\n"
+    )
+    outcome = json.loads((tmp_path / "erm-seed0" / "outcome.json").read_text())
+    assert (outcome["status"], outcome["usage_error"]) == ("failed", True)
+
+
 def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     import ltml_example
 
