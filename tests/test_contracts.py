@@ -632,6 +632,12 @@ case(
     bad_choice("nan", "zero"),
     lambda v: ltml.mAPMeter(C, empty_class=v),
 )
+case(
+    ltml.mAPMeter,
+    "class_names",
+    st.sampled_from([3, "abc", [], ["a", "b"], ["a", "b", "c", "d"], ["a", "b", "a"]]),
+    lambda v: ltml.mAPMeter(C, class_names=v),
+)
 case(ltml.mAPMeter, "scores", BAD_SCORES, lambda v: _meter_update(scores=v))
 case(ltml.mAPMeter, "targets", BAD_LABELS, lambda v: _meter_update(targets=v))
 case(

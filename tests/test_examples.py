@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -41,6 +42,10 @@ TINY_DEMO = [
     "--no-progress",
     "--quiet",
 ]
+
+# The flags of a csv run that resolve() accepts without reading the (absent) table.
+CSV_FLAGS_ONLY = ["--dataset", "csv", "--train-csv", "t.csv", "--image-root", ".",
+                  "--test-fraction", "0.2"]  # fmt: skip
 
 # The table of docs/guides/reproduce.md, transcribed: row -> (branches, classification loss,
 # consistency, flip test, batch multiplier). The six paper rows, the baselines and the two controls.
@@ -193,7 +198,7 @@ def _assert_equal_states(a: object, b: object) -> None:
 def test_resume_gives_the_same_final_weights(tmp_path: Path) -> None:
     flags = [*TINY_DEMO, "--row", "ltml", "--epochs", "2", "--no-plot"]
     straight = run(resolve([*flags, "--output", str(tmp_path / "a")]))
-    run(resolve([*flags, "--output", str(tmp_path / "b"), "--epochs", "1"]))
+    first = run(resolve([*flags, "--output", str(tmp_path / "b"), "--epochs", "1"]))
     resumed = run(resolve([*flags, "--output", str(tmp_path / "b"), "--resume", "auto"]))
     a, b = _state(tmp_path / "a" / "last.pt"), _state(tmp_path / "b" / "last.pt")
     assert b["epoch"] == 2
@@ -203,6 +208,18 @@ def test_resume_gives_the_same_final_weights(tmp_path: Path) -> None:
     for key in ("model", "optimizer", "scheduler", "rng"):
         _assert_equal_states(a[key], b[key])
     assert json.dumps(straight["test"]) == json.dumps(resumed["test"])
+    # the history of the epochs before the resumption is kept, each epoch's loss as trained
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    assert resumed["history"] == straight["history"]
+    assert resumed["train_seconds"] > first["train_seconds"] > 0  # both runs' seconds
+    # a finished run resumed again trains nothing and writes the same results
+    saved = json.loads((tmp_path / "b" / "results.json").read_text())
+    again = run(resolve([*flags, "--output", str(tmp_path / "b"), "--resume", "auto"]))
+    assert again["history"] == resumed["history"]
+    assert again["train_seconds"] == resumed["train_seconds"]
+    rewritten = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert rewritten == saved
+    _assert_equal_states(_state(tmp_path / "b" / "last.pt"), b)
 
 
 def test_resume_refuses_other_settings(tmp_path: Path) -> None:
@@ -212,6 +229,14 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
         run(resolve([*flags, "--resume", "auto", "--lr", "0.2"]))
     with pytest.raises(FileNotFoundError, match=r"checkpoint .* not found"):
         run(resolve([*flags, "--resume", str(tmp_path / "missing.pt")]))
+    # the batch of a process and the number of processes are settings like the others
+    with pytest.raises(ValueError, match=r"other settings: batch_size=4 \(now 8\)\. Resume"):
+        run(resolve([*flags, "--resume", "auto", "--batch-size", "8"]))
+    state = _state(tmp_path / "last.pt")
+    assert state["world"] == 1
+    torch.save({**state, "world": 2}, tmp_path / "last.pt")  # as torchrun with 2 processes
+    with pytest.raises(ValueError, match=r"other settings: processes=2 \(now 1\)\. Resume"):
+        run(resolve([*flags, "--resume", "auto"]))
 
 
 @pytest.mark.parametrize(
@@ -299,8 +324,9 @@ def test_bf16_autocast_on_cpu(tmp_path: Path) -> None:
 def test_validation_split_is_held_out_of_training(tmp_path: Path) -> None:
     from ltml.data import make_demo
 
-    # a quarter of a tiny set: rare digits have no positive in it, which the meter reports
-    with pytest.warns(UserWarning, match="no positive target"):
+    # a quarter of a tiny set: rare digits have no positive in it, which the meter reports,
+    # naming the classes (the digits)
+    with pytest.warns(UserWarning, match=r"no positive target \(classes '\d' \(\d\)"):
         result = run(
             resolve(
                 [
@@ -393,8 +419,9 @@ def test_voc_lt_end_to_end(voc_root: Path, tmp_path: Path) -> None:
         "--no-progress",
     ]
     result = run(resolve(flags))
-    assert result["config"]["freeze_stem"]
-    assert result["config"]["bn_eval"]
+    # --weights none: the recipe's freezing (for ImageNet weights) is off unless asked
+    assert not result["config"]["freeze_stem"]
+    assert not result["config"]["bn_eval"]
     assert result["train_counts"] == [1] * 20
     saved = json.loads((out / "results.json").read_text())
     assert saved["test"].keys() == {"total", "head", "medium", "tail"}
@@ -430,6 +457,9 @@ def test_train_script_command_line(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "row: u-only (uniform branch only)" in done.stdout  # configuration echo
     assert "iterations" in done.stdout
+    # settings the run does not apply say so: channels_last on the CPU, freezing without weights
+    assert "channels_last        = True  (CUDA only: not applied on cpu)" in done.stdout
+    assert "freeze_stem          = False  (--weights none: the recipe's" in done.stdout
     assert "u-only: measured" in done.stdout  # results table
     assert (tmp_path / "per_class_ap.png").is_file()
 
@@ -677,17 +707,41 @@ def test_bad_csv_flags(flags: list[str], message: str, capsys: pytest.CaptureFix
     assert message in capsys.readouterr().err
 
 
+def _demo(
+    output: Path,
+    jobs: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> str:
+    """Run the README's main command (demo.py's __main__), a few steps of two rows; its output."""
+    argv = ["demo.py", "--rows", "erm", "u-only", "--seeds", "3", "--output", str(output),
+            "--jobs", jobs, *TINY_DEMO[2:-2], "--epochs", "1", "--no-plot"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    capsys.readouterr()
+    runpy.run_path(str(HARNESS / "demo.py"), run_name="__main__")
+    return capsys.readouterr().out
+
+
+def _without_seconds(out: str) -> str:
+    text = re.sub(r"\(\d+ s\)", "(s)", out)
+    return re.sub(r"; \d+ s per run, \d+ s in all \(\d at a time\)", "", text)
+
+
 def test_demo_script_runs_through_its_flags(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The README's main command, as a script (its __main__ block), a few steps of two rows.
-    argv = ["demo.py", "--rows", "erm", "u-only", "--seeds", "3", "--output", str(tmp_path),
-            *TINY_DEMO[2:-2], "--epochs", "1", "--no-plot"]  # fmt: skip
-    monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(str(HARNESS / "demo.py"), run_name="__main__")
-    out = capsys.readouterr().out
+    # in parallel processes (one thread each), as on a machine with cores to spare
+    out = _demo(tmp_path, "2", monkeypatch, capsys)
+    assert "(2 at a time)" in out
+    # the same runs one after the other: the same results, printed in the same order
+    sequential = _demo(tmp_path / "one-by-one", "1", monkeypatch, capsys)
+    assert "(1 at a time)" in sequential
+    assert _without_seconds(sequential) == _without_seconds(out)
     for row in ("erm", "u-only"):
         saved = json.loads((tmp_path / f"{row}-seed3" / "results.json").read_text())
+        alone = json.loads((tmp_path / "one-by-one" / f"{row}-seed3" / "results.json").read_text())
+        for key in ("history", "test", "test_per_class", "test_thresholded"):
+            assert saved[key] == alone[key], key
         assert saved["row"] == row
         assert saved["config"]["seed"] == 3
         assert saved["iterations_per_epoch"] == 2
@@ -723,6 +777,271 @@ def test_bad_loss_args(flags: list[str], message: str, capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         resolve(flags)
     assert message in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# Runs without pretrained weights, data roots, user errors, what a run prints
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "freeze_stem", "bn_eval"),
+    [
+        ([], True, True),  # ImageNet weights: the DB recipe
+        (["--weights", "none"], False, False),
+        (["--weights", "none", "--freeze-stem"], True, False),
+        (["--weights", "none", "--bn-eval"], False, True),
+        (["--weights", "IMAGENET1K_V2", "--no-bn-eval"], True, False),
+    ],
+)
+def test_without_weights_nothing_is_frozen_unless_asked(
+    flags: list[str], freeze_stem: bool, bn_eval: bool, tmp_path: Path
+) -> None:
+    from ltml_example.config import describe
+
+    for dataset in (["--dataset", "voc-lt", "--data-root", str(tmp_path)], CSV_FLAGS_ONLY):
+        cfg = resolve([*dataset, *flags])
+        assert (cfg.freeze_stem, cfg.bn_eval) == (freeze_stem, bn_eval)
+    echo = {line.split("=")[0].strip(): line for line in describe(cfg).splitlines()}
+    if "none" in flags and not freeze_stem:
+        assert echo["freeze_stem"].endswith(
+            "= False  (--weights none: the recipe's setting for ImageNet weights is off; "
+            "--freeze-stem sets it)"
+        )
+    elif "none" in flags:
+        assert (
+            "(asked for, though --weights none starts from random weights)" in echo["freeze_stem"]
+        )
+    else:
+        assert echo["freeze_stem"].endswith(f"= {freeze_stem}")
+
+
+def test_a_model_without_weights_trains_its_stem_and_batch_norms() -> None:
+    from ltml_example.model import BATCH_NORMS
+
+    labels = torch.tensor([[1, 0], [0, 1]])
+    cfg = resolve([*CSV_FLAGS_ONLY, "--weights", "none", "--arch", "resnet18"])
+    model = build_model(cfg, labels)
+    model.set_train_mode(cfg)
+    assert all(p.requires_grad for p in model.parameters())
+    assert all(m.training for m in model.modules() if isinstance(m, BATCH_NORMS))
+    frozen = build_model(resolve([*TINY_DEMO[:2], "--freeze-stem", "--bn-eval"]), labels)
+    frozen.set_train_mode(resolve([*TINY_DEMO[:2], "--bn-eval"]))
+    assert not any(p.requires_grad for p in frozen.trunk.layer1.parameters())
+    assert not any(m.training for m in frozen.modules() if isinstance(m, BATCH_NORMS))
+
+
+@pytest.mark.parametrize("where", ["parent", "VOCdevkit"])
+def test_voc_data_root_is_what_the_library_accepts(voc_root: Path, where: str) -> None:
+    from ltml.data import VOCMultiLabel
+
+    root = voc_root if where == "parent" else voc_root / "VOCdevkit"
+    data = build_data(resolve(["--dataset", "voc-lt", "--data-root", str(root)]))
+    listed = VOCMultiLabel(voc_root, image_list=voc_root / "VOCdevkit/longtail2012/img_id.txt")
+    assert torch.equal(data.train_labels, listed.labels)
+    assert len(data.test) == 10
+    (voc_root / "VOCdevkit" / "longtail2012" / "img_id.txt").unlink()
+    expected = voc_root / "VOCdevkit" / "longtail2012" / "img_id.txt"  # never VOCdevkit twice
+    with pytest.raises(FileNotFoundError, match=f"training image list {expected} not found"):
+        build_data(resolve(["--dataset", "voc-lt", "--data-root", str(root)]))
+
+
+def _offline(monkeypatch: pytest.MonkeyPatch, hub: Path) -> None:
+    """No weights in torch's cache (``hub``), and every download fails as it does offline."""
+    import urllib.error
+
+    def no_network(url: str, *args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+
+
+def test_offline_weights_name_the_cache_file_and_weights_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ltml_example.errors import UsageError
+    from ltml_example.model import build_resnet
+
+    _offline(monkeypatch, tmp_path / "hub")
+    cfg = resolve([*TINY_DEMO[:2], "--weights", "IMAGENET1K_V1"])
+    with pytest.raises(UsageError) as caught:
+        build_resnet(cfg)
+    message = str(caught.value)
+    cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    url = "https://download.pytorch.org/models/resnet18-f37072fd.pth"
+    needs = ["torch.hub.get_dir()/checkpoints", "--weights none", "name resolution"]
+    for needed in (f"could not be downloaded from {url}", f"copy that file to {cached}", *needs):
+        assert needed in message, needed
+    assert build_resnet(resolve([*TINY_DEMO[:2], "--weights", "none"])) is not None
+
+
+def _script_error(
+    script: str,
+    argv: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> str:
+    """Run a script's ``__main__`` on ``argv``: it must exit with status 2; return its stderr."""
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    with pytest.raises(SystemExit) as caught:
+        runpy.run_path(str(HARNESS / script), run_name="__main__")
+    assert caught.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--amp", "fp16", "--device", "cpu"], "--amp fp16 needs CUDA; on the CPU use --amp bf16"),
+        (["--weights", "IMAGENET1K_V1"], "--weights IMAGENET1K_V1: the ImageNet weights of "
+         "resnet18 are not in torchvision's cache"),
+        (["--resume", "nowhere.pt"], "--resume: checkpoint nowhere.pt not found"),
+    ],
+)  # fmt: skip
+def test_user_errors_are_one_paragraph_not_a_traceback(
+    flags: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _offline(monkeypatch, tmp_path / "hub")
+    argv = [*TINY_DEMO, "--epochs", "1", "--no-plot", "--output", str(tmp_path / "run"), *flags]
+    err = _script_error("train.py", argv, monkeypatch, capsys)
+    assert err.startswith(f"train.py: error: {message}")
+    assert err.count("\n") == 1  # one paragraph
+    assert "Traceback" not in err
+
+
+def test_script_errors_of_data_and_resume_are_one_paragraph(
+    voc_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (voc_root / "VOCdevkit" / "longtail2012" / "img_id.txt").unlink()
+    err = _script_error("train.py", _voc_flags(voc_root, tmp_path), monkeypatch, capsys)
+    assert err.startswith("train.py: error: training image list ")
+    assert err.rstrip().endswith("pass --train-list, or add --download-lists")
+    table = _write_table(tmp_path / "data")
+    table.write_text(table.read_text() + "img/missing.png,rare\n")
+    csv = [*_csv_flags(table, tmp_path / "x"), "--test-fraction", "0.2"]
+    err = _script_error("train.py", csv, monkeypatch, capsys)
+    assert err.startswith(f"train.py: error: --train-csv {table}: ")
+    assert "missing.png" in err
+    flags = [*TINY_DEMO, "--row", "erm", "--epochs", "1", "--no-plot", "--output", str(tmp_path)]
+    run(resolve(flags))
+    err = _script_error("train.py", [*flags, "--resume", "auto", "--lr", "0.2"], monkeypatch,
+                        capsys)  # fmt: skip
+    assert err.startswith("train.py: error: --resume ")
+    assert "other settings: lr=0.05 (now 0.2)" in err
+    assert "Traceback" not in err
+
+
+def test_demo_tells_a_usage_error_of_its_runs_in_one_paragraph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--rows", "erm", "--output", str(tmp_path), "--jobs", "1", *TINY_DEMO[2:-2], "--amp",
+            "fp16", "--device", "cpu"]  # fmt: skip
+    err = _script_error("demo.py", argv, monkeypatch, capsys)
+    assert err == (
+        "demo.py: error: erm seed 0 failed: --amp fp16 needs CUDA; on the CPU use --amp bf16 "
+        "or off\n"
+    )
+    outcome = json.loads((tmp_path / "erm-seed0" / "outcome.json").read_text())
+    assert (outcome["status"], outcome["usage_error"]) == ("failed", True)
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ltml_example
+
+    def broken(cfg: object) -> None:
+        raise KeyError("a bug, not the user's mistake")
+
+    monkeypatch.setattr(ltml_example, "run", broken)
+    monkeypatch.setattr(sys, "argv", ["train.py", *TINY_DEMO])
+    with pytest.raises(KeyError, match="a bug"):
+        runpy.run_path(str(HARNESS / "train.py"), run_name="__main__")
+
+
+def test_the_epoch_line_says_what_an_epoch_is() -> None:
+    from ltml_example.data import epoch_line
+
+    labels = torch.zeros(50, 10, dtype=torch.int64)
+    labels[:40, 0] = 1
+    labels[40:, 1:] = 1
+    rule = resolve([*TINY_DEMO[:2], "--batch-size", "8", "--epochs", "3"])
+    assert epoch_line(rule, labels, 1) == (
+        "epoch = 13 iterations (rule 'db': 100 draws per stream) of 16 images x 1 process(es), "
+        "104 draws per stream; 3 epochs = 39 iterations"
+    )
+    given = resolve([*TINY_DEMO[:2], "--row", "erm", "--batch-size", "8", "--iters-per-epoch",
+                     "2", "--epochs", "3"])  # fmt: skip
+    assert epoch_line(given, labels, 2) == (
+        "epoch = 2 iterations (--iters-per-epoch, in place of the rule 'db': 100 draws per "
+        "stream) of 8 images x 2 process(es), 32 draws per stream; 3 epochs = 6 iterations"
+    )
+    assert iterations_per_epoch(given, labels, world=2) == (32, 2)
+
+
+def test_group_thresholds_flag_sets_the_reported_groups(tmp_path: Path) -> None:
+    from ltml_example.config import group_line
+
+    flags = [*TINY_DEMO, "--row", "erm", "--epochs", "1", "--no-plot", "--output", str(tmp_path)]
+    result = run(resolve([*flags, "--group-thresholds", "3", "10"]))
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["config"]["group_thresholds"] == [3, 10]
+    ap = np.array([math.nan if a is None else a for a in saved["test_per_class"]["ap"]])
+    counts = np.array(saved["train_counts"])
+    for name, chosen in (("head", counts >= 10), ("medium", (counts >= 3) & (counts < 10)),
+                         ("tail", counts < 3)):  # fmt: skip
+        kept = ap[chosen & ~np.isnan(ap)]
+        assert kept.size
+        np.testing.assert_allclose(result["test"][name], 100 * kept.mean(), rtol=1e-12)
+    # limits that put every class in one group are told
+    line = group_line(resolve([*flags, "--group-thresholds", "0", "0"]), torch.tensor([5, 9]))
+    assert line == (
+        "groups (tail < 0 <= medium < 0 <= head training images): head 2, medium 0, tail 0; "
+        "every class is head, so the group mAPs only repeat the total: choose "
+        "--group-thresholds LOW HIGH that split your counts"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--group-thresholds", "100", "20"], "needs 0 <= LOW <= HIGH, got 100 20"),
+        (["--group-thresholds", "20"], "expected 2 arguments"),
+    ],
+)  # fmt: skip
+def test_bad_group_thresholds(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        resolve(flags)
+    assert message in capsys.readouterr().err
+
+
+def test_per_class_figure_keeps_every_label_inside() -> None:
+    import ltml
+    from ltml_example.report import per_class_figure
+
+    counts = [int(500 * 0.7**k) + 1 for k in range(20)]
+    names = [f"class {k}" + (" with a long descriptive name" * (k % 2)) for k in range(20)]
+    fig = per_class_figure([0.5] * 20, counts, ltml.class_groups(counts), names, "a title")
+    fig.canvas.draw()
+    renderer, frame = fig.canvas.get_renderer(), fig.bbox
+    bars, counts_axis = fig.axes  # the AP bars, and its twin: the training counts
+    texts = [bars.title, bars.yaxis.label, counts_axis.yaxis.label, *bars.get_xticklabels()]
+    assert len(texts) == 23
+    for text in texts:
+        if text.get_text():
+            box = text.get_window_extent(renderer)
+            assert frame.x0 <= box.x0, text.get_text()
+            assert box.x1 <= frame.x1, text.get_text()
+            assert frame.y0 <= box.y0, text.get_text()
+            assert box.y1 <= frame.y1, text.get_text()
 
 
 @pytest.mark.slow

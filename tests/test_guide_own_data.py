@@ -53,3 +53,6 @@ def test_the_guide_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert (tmp_path / "my_data" / "profile.png").is_file()
     assert (tmp_path / "runs" / "my-data" / "results.json").is_file()
     assert "stratified split of train" in done.stdout
+    # the guide's run starts from random weights: nothing frozen, and the echo says why
+    assert "freeze_stem          = False  (--weights none: " in done.stdout
+    assert "bn_eval              = False  (--weights none: " in done.stdout

@@ -665,6 +665,34 @@ def test_meter_warning_points_at_the_compute_call():
     assert_points_at(caught[0], __file__, line)
 
 
+def test_meter_warning_names_the_classes_it_was_given():
+    meter = mAPMeter(3, class_names=["cat", "dog", "sofa"])
+    meter.update(torch.ones(2, 3), torch.tensor([[1, 0, 0], [0, 0, -1]]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = inspect.currentframe().f_lineno + 1
+        meter.compute()
+    assert [str(w.message) for w in caught] == [
+        "2 class(es) have no positive target (classes 'dog' (1), 'sofa' (2)): their AP is "
+        "undefined and reported as NaN and left out of means (empty_class='nan')"
+    ]
+    assert_points_at(caught[0], __file__, line)
+    assert meter.class_names == ("cat", "dog", "sofa")
+
+
+@pytest.mark.parametrize(
+    ("class_names", "error", "message"),
+    [
+        (["cat", "dog"], ValueError, r"must name the 3 classes \(num_classes\), got 2 names"),
+        ("cat", TypeError, "`class_names` must be a sequence of class names, got a single string"),
+        (["cat", "dog", "cat"], ValueError, "`class_names` must be distinct, got 'cat' twice"),
+    ],
+)
+def test_meter_rejects_bad_class_names(class_names, error, message):
+    with pytest.raises(error, match=message):
+        mAPMeter(3, class_names=class_names)
+
+
 # --- MAPResult.top_k, formerly topk ----------------------------------------------------------
 
 

@@ -10,8 +10,10 @@ reports the last epoch's test mAP (total / head / medium / tail).
     python examples/reproduce/demo.py --rows erm ltml --epochs 6 # any train.py flag is passed on
     python examples/reproduce/demo.py --decoupled --seeds 0 1 2  # cRT, NCM, tau-norm, ..., DRS
 
-Decoupled rows share their stage-1 model: it is trained once per seed (``<row>-stage1-seed<s>``)
-before the stage-2 rows, which load it with ``--stage1``.
+Runs go in parallel processes, one per CPU core (``--jobs``; one at a time on a CUDA machine),
+each on one torch thread: the results are those of running them one after the other, and are
+printed in the same order. Decoupled rows share their stage-1 model: it is trained once per seed
+(``<row>-stage1-seed<s>``) before the stage-2 rows, which load it with ``--stage1``.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 from pathlib import Path
 
+from ltml_example.errors import UsageError, told_in_one_paragraph
 from ltml_example.presets import ROWS
 from ltml_example.report import COLUMNS, table
-from ltml_example.sweep import execute, mean_std, plan, progress_line
+from ltml_example.sweep import default_jobs, execute, mean_std, plan, progress_line
 
 MAIN_ROWS = ("u-only", "ltml")
 ABLATION_ROWS = (
@@ -55,19 +59,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--jobs",
         type=int,
-        default=1,
-        help="runs in parallel (each uses 1 thread unless --threads is given)",
+        default=None,
+        help="runs in parallel, each on 1 thread unless --threads is given [default: one per "
+        "CPU core, at most one per run; 1 on a CUDA machine]",
     )
     args, train_flags = parser.parse_known_args(argv)
     rows = (
         ABLATION_ROWS if args.ablation else DECOUPLED_ROWS if args.decoupled else tuple(args.rows)
     )
 
+    phases = plan(rows, args.seeds, train_flags, args.output)
+    jobs = args.jobs or min(default_jobs(), max(len(phase) for phase in phases))
     results: dict[str, list[dict[str, float]]] = {}
     seconds: list[float] = []
-    for r in execute(plan(rows, args.seeds, train_flags, args.output), args.jobs):
+    t0 = time.perf_counter()
+    for r in execute(phases, jobs):
         if r.status != "ok":
-            raise RuntimeError(f"{r.name} seed {r.seed} failed: {r.error}")
+            failure = UsageError if r.usage_error else RuntimeError
+            raise failure(f"{r.name} seed {r.seed} failed: {r.error}")
         payload = r.payload or {}
         results.setdefault(r.name, []).append(payload["test"])
         seconds.append(r.seconds or 0.0)
@@ -92,9 +101,14 @@ def main(argv: list[str] | None = None) -> None:
     n = len(args.seeds)
     seeds = f"mean ± std over {n} seeds" if n > 1 else f"seed {args.seeds[0]}"
     per_run = statistics.fmean(seconds)
-    print(f"\ndemo test mAP %, last epoch, {seeds}; {per_run:.0f} s per run")
+    wall = time.perf_counter() - t0
+    print(
+        f"\ndemo test mAP %, last epoch, {seeds}; {per_run:.0f} s per run, {wall:.0f} s in all "
+        f"({jobs} at a time)"
+    )
     print(table(lines))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    with told_in_one_paragraph("demo.py"):
+        main(sys.argv[1:])

@@ -29,22 +29,16 @@ from typing import Any
 import torch
 
 from ltml_example.decoupled import KEEPS_AP
+from ltml_example.errors import told_in_one_paragraph
 from ltml_example.presets import PAPER, ROWS
 from ltml_example.report import COLUMNS, write_json
-from ltml_example.sweep import Run, execute, mean_std, plan, progress_line
+from ltml_example.sweep import Run, default_jobs, execute, mean_std, plan, progress_line
 
 METRICS = (*COLUMNS, "CF1", "OF1")
 SELECTION = (
     "the last epoch's model; the test set never chooses an epoch, a model or a threshold "
     "(stage-2 rows choose τ on a validation split held out of training)"
 )
-
-
-def default_jobs() -> int:
-    """One run per CPU core; one at a time on a CUDA machine (the runs would share the GPU)."""
-    if torch.cuda.is_available():
-        return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def machine() -> str:
@@ -285,4 +279,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    with told_in_one_paragraph("leaderboard.py"):
+        main(sys.argv[1:])

@@ -11,6 +11,7 @@ torchrun --nproc_per_node 4 examples/reproduce/train.py --dataset coco-lt --data
 import sys
 
 from ltml_example import resolve, run
+from ltml_example.errors import told_in_one_paragraph
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,4 +19,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    # a mistake in the flags or the files (ltml_example.errors) is one paragraph; a bug a traceback
+    with told_in_one_paragraph("train.py"):
+        main(sys.argv[1:])

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import ltml
+
 from .presets import ROWS
 
 # The values of the flags that take a choice: the types of their Config fields, and the flags'
@@ -34,6 +36,10 @@ MixMethod = Literal["mixup", "cutmix"]
 Stage2 = Literal["none", "crt", "ncm", "tau-norm", "lws", "logit-adjust"]
 Device = Literal["auto", "cpu", "cuda"]
 Amp = Literal["auto", "off", "bf16", "fp16"]
+
+# The DB recipe's settings meant for ImageNet weights: with ``--weights none`` they are off
+# unless their flag is given (they would freeze a random stem and random BatchNorm statistics).
+NEEDS_PRETRAINED = ("freeze_stem", "bn_eval")
 
 # The branch a one-branch row trains (``mixed`` trains U on both batches): the branch it
 # predicts with, and whose features stage 2 takes.
@@ -111,6 +117,9 @@ class Config:
     resume: str | None = None
     eval_every_epoch: bool = False
     fit_thresholds: bool = False  # per-class F1 thresholds fitted on the validation split
+    # head / medium / tail limits of the reported groups (ltml.class_groups): tail below the
+    # first training count, head from the second; (20, 100) is VOC-LT's and COCO-LT's
+    group_thresholds: tuple[int, int] = (20, 100)
     plot: bool = True
     progress: bool = True
     quiet: bool = False  # no configuration echo nor results table (the demo prints its own)
@@ -163,10 +172,45 @@ def mixes(cfg: Config, epoch: int) -> bool:
     return cfg.mixup > 0 and (cfg.mixup_stop is None or epoch < cfg.mixup_stop)
 
 
-def describe(cfg: Config) -> str:
-    """Format the resolved configuration, one ``name = value`` per line, for the start of a run."""
+def groups_of(cfg: Config, counts: Any) -> dict[str, list[int]]:
+    """Return the head / medium / tail classes of training ``counts`` (``--group-thresholds``)."""
+    return ltml.class_groups(counts, cfg.group_thresholds)
+
+
+def group_line(cfg: Config, counts: Any) -> str:
+    """Say how many classes each group holds, and warn when one holds them all."""
+    low, high = cfg.group_thresholds
+    members = groups_of(cfg, counts)
+    sizes = ", ".join(f"{name} {len(k)}" for name, k in members.items())
+    line = f"groups (tail < {low} <= medium < {high} <= head training images): {sizes}"
+    everything = [name for name, k in members.items() if len(k) == len(counts) > 1]
+    if everything:
+        line += (
+            f"; every class is {everything[0]}, so the group mAPs only repeat the total: "
+            "choose --group-thresholds LOW HIGH that split your counts"
+        )
+    return line
+
+
+def describe(cfg: Config, notes: dict[str, str] | None = None) -> str:
+    """Format the resolved configuration, one ``name = value`` per line, for the start of a run.
+
+    ``notes``: a remark to print after a field's value (e.g. a setting the device ignores).
+    """
+    notes = notes or {}
     lines = [f"row: {cfg.row} ({ROWS[cfg.row].description})"]
     for f in dataclasses.fields(cfg):
         if f.name != "row":
-            lines.append(f"  {f.name:<20} = {getattr(cfg, f.name)}")
+            note = f"  ({notes[f.name]})" if f.name in notes else _why(cfg, f.name)
+            lines.append(f"  {f.name:<20} = {getattr(cfg, f.name)}{note}")
     return "\n".join(lines)
+
+
+def _why(cfg: Config, name: str) -> str:
+    """Return a note for a value the reader may not expect: the recipe's freezing, no weights."""
+    if cfg.weights != "none" or name not in NEEDS_PRETRAINED:
+        return ""
+    flag = "--" + name.replace("_", "-")
+    if getattr(cfg, name):
+        return "  (asked for, though --weights none starts from random weights)"
+    return f"  (--weights none: the recipe's setting for ImageNet weights is off; {flag} sets it)"

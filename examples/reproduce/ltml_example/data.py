@@ -35,11 +35,13 @@ from ltml.data import (
 )
 
 from .config import Config, switch_epoch
+from .errors import MissingFileError, data_errors
 
 DB_LOSS_RAW = "https://raw.githubusercontent.com/wutong16/DistributionBalancedLoss/master/appendix"
-# dataset -> (where the list goes under --data-root, its path in the DB-loss repository)
+# dataset -> (where the list goes under VOCdevkit / the COCO root, its path in the DB-loss
+# repository)
 OFFICIAL_LISTS = {
-    "voc-lt": ("VOCdevkit/longtail2012/img_id.txt", "VOCdevkit/longtail2012/img_id.txt"),
+    "voc-lt": ("longtail2012/img_id.txt", "VOCdevkit/longtail2012/img_id.txt"),
     "coco-lt": ("longtail2017/img_id.pkl", "coco/longtail2017/img_id.pkl"),
 }
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -91,20 +93,29 @@ def build_data(cfg: Config) -> Data:
         full = make_demo("train", seed=cfg.seed, max_count=cfg.demo_max_count, transform=train_tf)
         test = make_demo("test", seed=cfg.seed, num_test=cfg.demo_test_size, transform=test_tf)
     elif cfg.dataset == "voc-lt":
-        full = VOCMultiLabel(root, image_list=_train_list(cfg, root), transform=train_tf)
-        test = VOCMultiLabel(root, image_set="test", transform=test_tf, year="2007")
+        with data_errors(f"--data-root {root}"):
+            test = VOCMultiLabel(root, image_set="test", transform=test_tf, year="2007")
+        # the list's place follows the VOCdevkit the library found (root, or root/VOCdevkit)
+        image_list = _train_list(cfg, test.root.parent)
+        with data_errors(f"--data-root {root}, image list {image_list}"):
+            full = VOCMultiLabel(root, image_list=image_list, transform=train_tf)
     elif cfg.dataset == "csv":
-        full = _table(cfg, cfg.train_csv, train_tf)
-        test = None if cfg.test_csv is None else _table(cfg, cfg.test_csv, test_tf, full.classes)
+        with data_errors(f"--train-csv {cfg.train_csv}"):
+            full = _table(cfg, cfg.train_csv, train_tf)
+        test = None
+        if cfg.test_csv is not None:
+            with data_errors(f"--test-csv {cfg.test_csv}"):
+                test = _table(cfg, cfg.test_csv, test_tf, full.classes)
     else:
         ann = root / "annotations"
-        full = COCOMultiLabel(
-            root / "train2017",
-            ann / "instances_train2017.json",
-            _train_list(cfg, root),
-            transform=train_tf,
-        )
-        test = COCOMultiLabel(root / "val2017", ann / "instances_val2017.json", transform=test_tf)
+        image_list = _train_list(cfg, root)
+        with data_errors(f"--data-root {root}, image list {image_list}"):
+            full = COCOMultiLabel(
+                root / "train2017", ann / "instances_train2017.json", image_list, transform=train_tf
+            )
+            test = COCOMultiLabel(
+                root / "val2017", ann / "instances_val2017.json", transform=test_tf
+            )
     labels = torch.as_tensor(full.labels)
     if cfg.missing_rate > 0:  # simulated partial labels: the training set reads the -1s too
         labels = drop_labels(labels, cfg.missing_rate, scheme=cfg.missing_scheme, seed=cfg.seed)
@@ -201,19 +212,29 @@ class _Relabelled(Dataset[Any]):
 
 
 def _train_list(cfg: Config, root: Path) -> Path:
-    """Return the official LT list: ``--train-list``, else its place under the data root."""
+    """Return the official LT list: ``--train-list``, else its place under ``root``.
+
+    ``root``: the ``VOCdevkit`` folder for VOC-LT (the list is ``longtail2012/img_id.txt`` in
+    it), the data root for COCO-LT (``longtail2017/img_id.pkl``).
+    """
     relative, remote = OFFICIAL_LISTS[cfg.dataset]
     url = f"{DB_LOSS_RAW}/{remote}"
     path = cfg.train_list or root / relative
     if not path.is_file():
         if not cfg.download_lists:
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"training image list {path} not found: get it from the DB-loss repository "
                 f"({url}), pass --train-list, or add --download-lists"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         print(f"downloading {url} -> {path}")
-        urllib.request.urlretrieve(url, path)
+        try:
+            urllib.request.urlretrieve(url, path)
+        except OSError as error:  # offline, or the repository moved (URLError is an OSError)
+            raise MissingFileError(
+                f"--download-lists: fetching {url} failed ({error}); download it elsewhere and "
+                f"put it at {path}, or pass --train-list"
+            ) from error
     return path
 
 
@@ -237,16 +258,45 @@ class _OneStream(Sampler[int]):
         return (pair[self.side] for pair in self.paired)
 
 
-def iterations_per_epoch(cfg: Config, labels: Tensor, world: int) -> tuple[int, int]:
-    """``(draws per stream per epoch, iterations per epoch)`` by the epoch-length rule."""
+def rule_draws(cfg: Config, labels: Tensor) -> int:
+    """Draws per stream of an epoch by the ``--epoch-length`` rule (db, uniform or a number)."""
     if cfg.epoch_length == "db":
-        draws = ltml.ClassAwareSampler(labels, num_draws="db", num_replicas=1, rank=0).num_draws
-    elif cfg.epoch_length == "uniform":
-        draws = len(labels)
-    else:
-        draws = int(cfg.epoch_length)
-    iters = cfg.iters_per_epoch or math.ceil(draws / (cfg.batch_size * world))
-    return draws, iters
+        return ltml.ClassAwareSampler(labels, num_draws="db", num_replicas=1, rank=0).num_draws
+    if cfg.epoch_length == "uniform":
+        return len(labels)
+    return int(cfg.epoch_length)
+
+
+def iterations_per_epoch(cfg: Config, labels: Tensor, world: int) -> tuple[int, int]:
+    """``(draws per stream per epoch, iterations per epoch)``.
+
+    By the epoch-length rule; with ``--iters-per-epoch``, the iterations given and the draws
+    they make (a batch per iteration and process).
+    """
+    if cfg.iters_per_epoch:
+        iters = cfg.iters_per_epoch
+        return iters * cfg.batch_size * cfg.batch_multiplier * world, iters
+    draws = rule_draws(cfg, labels)
+    return draws, math.ceil(draws / (cfg.batch_size * world))
+
+
+def images_per_step(cfg: Config) -> int:
+    """Images a process trains on per iteration: one batch per stream the row uses."""
+    return cfg.batch_size * cfg.batch_multiplier * (1 if cfg.branches in ("u", "r") else 2)
+
+
+def epoch_line(cfg: Config, labels: Tensor, world: int) -> str:
+    """Say how long an epoch is and why, for the start of a run."""
+    _, iters = iterations_per_epoch(cfg, labels, world)
+    why = f"rule '{cfg.epoch_length}': {rule_draws(cfg, labels)} draws per stream"
+    if cfg.iters_per_epoch:
+        why = f"--iters-per-epoch, in place of the {why}"
+    made = iters * cfg.batch_size * cfg.batch_multiplier * world
+    return (
+        f"epoch = {iters} iterations ({why}) of {images_per_step(cfg)} images x {world} "
+        f"process(es), {made} draws per stream; {cfg.epochs} epochs = {iters * cfg.epochs} "
+        "iterations"
+    )
 
 
 def train_loader(

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, Subset
 import ltml
 
 from . import report
-from .config import TRAINED_BRANCH, Branch, Config
+from .config import TRAINED_BRANCH, Branch, Config, groups_of
 from .data import Data, build_data, eval_loader, transforms
 from .model import Collaborative, build_model
 from .presets import ROWS, STAGE1_ROW
@@ -171,7 +171,7 @@ def run_decoupled(cfg: Config, train_stage1: Callable[[Config], Any]) -> dict[st
         with torch.enable_grad():
             train_stage1(first)
         path = first.out_dir() / "last.pt"
-    state = load_checkpoint(first, Path(path))
+    state = load_checkpoint(first, Path(path), flag="--stage1" if cfg.stage1 else "stage 1")
     rt = set_up(cfg)
     torch.manual_seed(cfg.seed)
     data = build_data(cfg)
@@ -196,10 +196,10 @@ def run_decoupled(cfg: Config, train_stage1: Callable[[Config], Any]) -> dict[st
         after = ltml.logit_adjust(before, counts, len(data.train_labels), chosen["tau"])
     stage2_s = time.perf_counter() - t0 - features_s
 
-    groups = ltml.class_groups(counts)
+    groups = groups_of(cfg, counts)
     results = {}
     for name, scores in (("stage1", before), ("test", after)):
-        meter = ltml.mAPMeter(len(counts), groups=groups)
+        meter = ltml.mAPMeter(len(counts), groups=groups, class_names=data.classes)
         meter.update(scores, test_y)
         results[name] = meter.compute()
     measured = report.summary(results["test"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -13,8 +14,17 @@ from tqdm.auto import tqdm
 import ltml
 
 from . import report
-from .config import Config, describe, mixes
-from .data import Data, build_data, dataset_len, eval_loader, iterations_per_epoch, train_loader
+from .config import Config, describe, group_line, groups_of, mixes
+from .data import (
+    Data,
+    build_data,
+    dataset_len,
+    epoch_line,
+    eval_loader,
+    images_per_step,
+    iterations_per_epoch,
+    train_loader,
+)
 from .decoupled import run_decoupled
 from .model import Collaborative, build_model, parameter_count
 from .presets import ROWS
@@ -86,16 +96,21 @@ def score(
     dataset: Any,
     counts: Tensor,
     rt: Runtime,
+    classes: Sequence[str],
     threshold: Tensor | None = None,
 ) -> ltml.mAPMeter:
-    """Fill a meter with the model's scores (logits) on ``dataset``; threshold 0 unless given."""
+    """Fill a meter with the model's scores (logits) on ``dataset``; threshold 0 unless given.
+
+    ``classes``: the class names, which the meter's warnings then use.
+    """
     model.eval()
     meter = ltml.mAPMeter(
         len(counts),
-        groups=ltml.class_groups(counts),
+        groups=groups_of(cfg, counts),
         scores="logits",
         threshold=threshold,
         top_k=3,
+        class_names=classes,
     )
     pin = rt.device.type == "cuda"
     for x, y in eval_loader(cfg, dataset, rt.world, rt.rank, pin):
@@ -106,10 +121,15 @@ def score(
 
 
 def evaluate(
-    model: Collaborative, cfg: Config, dataset: Any, counts: Tensor, rt: Runtime
+    model: Collaborative,
+    cfg: Config,
+    dataset: Any,
+    counts: Tensor,
+    rt: Runtime,
+    classes: Sequence[str],
 ) -> ltml.MAPResult:
     """Compute mAP (total / head / medium / tail) and CF1 / OF1 (logit 0, top-3) on ``dataset``."""
-    return score(model, cfg, dataset, counts, rt).compute()
+    return score(model, cfg, dataset, counts, rt, classes).compute()
 
 
 def run(cfg: Config) -> dict[str, Any]:
@@ -140,40 +160,42 @@ def run(cfg: Config) -> dict[str, Any]:
             find_unused_parameters=cfg.branches != "both",  # one branch idles
         )
 
-    start = 0
+    start, trained_s = 0, 0.0
+    history: list[dict[str, Any]] = []  # one record per epoch, kept across resumptions
     resume = resume_path(cfg)
     if resume is not None:
-        state = load_checkpoint(cfg, resume)
+        state = load_checkpoint(cfg, resume, world=rt.world)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         start = state["epoch"]
+        history = list(state.get("history", []))
+        trained_s = state.get("train_seconds", 0.0)
 
-    per_step = cfg.batch_size * cfg.batch_multiplier * (1 if cfg.branches in ("u", "r") else 2)
-    log(describe(cfg))
+    per_step = images_per_step(cfg)
+    notes = {}
+    if cfg.channels_last and not rt.channels_last:
+        notes["channels_last"] = f"CUDA only: not applied on {rt.device.type}"
+    log(describe(cfg, notes))
     log(
         f"  device: {rt.device}, processes: {rt.world}, autocast: {rt.amp_dtype}, "
-        f"parameters: {parameter_count(model)}"
+        f"channels_last: {rt.channels_last}, parameters: {parameter_count(model)}"
     )
     log(
         f"  train: {len(data.train_labels)} images, {len(counts)} classes, counts "
         f"{counts.max().item()} .. {counts.min().item()}; test: {dataset_len(data.test)} images"
     )
-    log(
-        f"  epoch = {draws} draws per stream (rule '{cfg.epoch_length}') -> {iters} iterations "
-        f"of {per_step} images x {rt.world} process(es); {cfg.epochs} epochs = "
-        f"{iters * cfg.epochs} iterations"
-    )
+    log(f"  {epoch_line(cfg, data.train_labels, rt.world)}")
+    log(f"  {group_line(cfg, counts)}")
     if data.split_note:
         log(f"  {data.split_note}")
     if resume is not None:
         log(f"  resumed from {resume} at epoch {start}")
 
-    history: list[dict[str, Any]] = []
-    t0 = time.perf_counter()
     for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
         sampler.set_epoch(epoch)
         model.set_epoch(epoch)
         loader.generator = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # worker seeds
@@ -217,10 +239,11 @@ def run(cfg: Config) -> dict[str, Any]:
                 )
         record: dict[str, Any] = {"epoch": epoch + 1, "loss": loss.item()}
         if cfg.eval_every_epoch and data.val is not None:
-            val = evaluate(model, cfg, data.val, counts, rt)
+            val = evaluate(model, cfg, data.val, counts, rt, data.classes)
             record["val"] = report.summary(val)
             log(f"epoch {epoch + 1}: validation {val}")
         history.append(record)
+        trained_s += time.perf_counter() - t0  # with the epochs run before a resumption
         if rt.main:
             save_checkpoint(
                 out / "last.pt",
@@ -232,14 +255,16 @@ def run(cfg: Config) -> dict[str, Any]:
                     "scheduler": scheduler.state_dict(),
                     "scaler": scaler.state_dict(),
                     "rng": rng_state(),
+                    "world": rt.world,
+                    "history": history,
+                    "train_seconds": trained_s,
                 },
             )
-    train_s = time.perf_counter() - t0
 
     threshold = None
     if cfg.fit_thresholds:  # on the validation split only: the test set stays unseen
-        threshold = score(model, cfg, data.val, counts, rt).fit_thresholds()
-    result = score(model, cfg, data.test, counts, rt, threshold).compute()
+        threshold = score(model, cfg, data.val, counts, rt, data.classes).fit_thresholds()
+    result = score(model, cfg, data.test, counts, rt, data.classes, threshold).compute()
     measured = report.summary(result)
     payload = {
         "row": cfg.row,
@@ -249,7 +274,7 @@ def run(cfg: Config) -> dict[str, Any]:
         "val_images": 0 if data.val is None else len(data.val),
         "iterations_per_epoch": iters,
         "draws_per_epoch": draws,
-        "train_seconds": train_s,
+        "train_seconds": trained_s,
         "history": history,
         "test": measured,
         "test_thresholded": report.thresholded(result),
@@ -267,7 +292,7 @@ def run(cfg: Config) -> dict[str, Any]:
                 out / "per_class_ap.png",
                 result.as_dict()["ap"],
                 counts.tolist(),
-                ltml.class_groups(counts),
+                groups_of(cfg, counts),
                 data.classes,
                 f"{cfg.dataset}: {ROWS[cfg.row].description}",
             )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from .config import (
+    NEEDS_PRETRAINED,
     Amp,
     Arch,
     Branch,
@@ -125,10 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         g,
         "--freeze-stem",
-        "freeze conv1 + layer1 (DB recipe)",
+        "freeze conv1 + layer1 (DB recipe; off with --weights none unless given)",
         action=argparse.BooleanOptionalAction,
     )
-    add(g, "--bn-eval", "BatchNorm in eval mode (DB recipe)", action=argparse.BooleanOptionalAction)
+    add(
+        g,
+        "--bn-eval",
+        "BatchNorm in eval mode (DB recipe; off with --weights none unless given)",
+        action=argparse.BooleanOptionalAction,
+    )
 
     g = p.add_argument_group("method (a --row preset sets these; flags override)")
     add(g, "--row", "paper table row / baseline / control preset", choices=tuple(ROWS))
@@ -291,6 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
         "with them (default: logit 0)",
         action=argparse.BooleanOptionalAction,
     )
+    add(
+        g,
+        "--group-thresholds",
+        "head / medium / tail limits of the reported group mAPs: tail below LOW training "
+        "images, head from HIGH (ltml.class_groups); scale them with your training set",
+        type=int,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+    )
     add(g, "--plot", "write the per-class AP plot", action=argparse.BooleanOptionalAction)
     add(g, "--progress", "progress bar", action=argparse.BooleanOptionalAction)
     add(
@@ -310,8 +325,15 @@ def resolve(argv: list[str] | None = None, **overrides: Any) -> Config:
     dataset = args.get("dataset", Config.dataset)
     row = args.get("row", Config.row)
     values: dict[str, Any] = {**DATASET_DEFAULTS[dataset], **ROWS[row].settings, **args}
-    if "lr_steps" in values:
-        values["lr_steps"] = tuple(values["lr_steps"])
+    if values.get("weights", Config.weights) == "none":
+        # The DB recipe's frozen stem and eval-mode BatchNorm keep ImageNet features and
+        # statistics; without pretrained weights they would freeze random ones: off unless asked.
+        for name in NEEDS_PRETRAINED:
+            if name not in args:
+                values[name] = False
+    for name in ("lr_steps", "group_thresholds"):
+        if name in values:
+            values[name] = tuple(values[name])
     cfg = Config(**values)
     _check(cfg, parser)
     return cfg
@@ -374,6 +396,9 @@ def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
         parser.error("--mixup-stop ends mixing: set --mixup")
     if cfg.mixup_stop is not None and cfg.mixup_stop < 0:
         parser.error(f"--mixup-stop must be an epoch >= 0, got {cfg.mixup_stop}")
+    low, high = cfg.group_thresholds
+    if not 0 <= low <= high:
+        parser.error(f"--group-thresholds needs 0 <= LOW <= HIGH, got {low} {high}")
     for name in ("batch_size", "batch_multiplier", "epochs", "image_size"):
         if getattr(cfg, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")

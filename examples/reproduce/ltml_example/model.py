@@ -7,6 +7,8 @@ processes like every other parameter.
 
 from __future__ import annotations
 
+import urllib.parse
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,17 +26,45 @@ from .config import (
     loss_args,
     switch_epoch,
 )
+from .errors import WeightsUnavailableError
 
 # The BatchNorm layers --bn-eval freezes (torch's public classes; ResNets hold BatchNorm2d).
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
+def weights_file(weights: torchvision.models.WeightsEnum) -> Path:
+    """Where torchvision looks for ``weights`` before downloading them.
+
+    ``torch.hub.get_dir() / "checkpoints"`` (``$TORCH_HOME/hub/checkpoints``, by default
+    ``~/.cache/torch/hub/checkpoints``), under the name the file has in its URL.
+    """
+    name = Path(urllib.parse.urlparse(weights.url).path).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
 def build_resnet(cfg: Config) -> nn.Module:
-    """Build a torchvision ResNet with ImageNet weights (``--weights``) or none."""
+    """Build a torchvision ResNet with ImageNet weights (``--weights``) or none.
+
+    Raises :class:`~ltml_example.errors.WeightsUnavailableError` when the weights are neither
+    in torchvision's cache nor downloadable (offline), naming the file to put in the cache.
+    """
     weights = None
     if cfg.weights != "none":
         weights = torchvision.models.get_model_weights(cfg.arch)[cfg.weights]
-    resnet: nn.Module = torchvision.models.get_model(cfg.arch, weights=weights)
+    try:
+        resnet: nn.Module = torchvision.models.get_model(cfg.arch, weights=weights)
+    except OSError as error:  # urllib's URLError (offline) is an OSError
+        if weights is None:
+            raise
+        path = weights_file(weights)
+        raise WeightsUnavailableError(
+            f"--weights {cfg.weights}: the ImageNet weights of {cfg.arch} are not in "
+            f"torchvision's cache and could not be downloaded from {weights.url} "
+            f"({error}). Offline, copy that file to {path} (torchvision looks in "
+            "torch.hub.get_dir()/checkpoints, set by $TORCH_HOME), or train from random "
+            "weights with --weights none (then nothing is frozen unless --freeze-stem / "
+            "--bn-eval ask for it)."
+        ) from error
     if not cfg.stem_pool:
         resnet.maxpool = nn.Identity()
     return resnet

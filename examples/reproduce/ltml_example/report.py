@@ -79,6 +79,45 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(text + "\n")
 
 
+def per_class_figure(
+    ap: Sequence[float | None],
+    counts: Sequence[int],
+    groups: dict[str, list[int]],
+    classes: Sequence[str],
+    title: str,
+) -> Any:
+    """Bar plot of per-class AP coloured by group, classes sorted by training count (a line).
+
+    Returns the matplotlib figure. Its layout is constrained, and its height grows with the
+    longest class name, so that the rotated names and the axis labels all fit inside it.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    order = sorted(range(len(counts)), key=lambda k: -counts[k])
+    palette = {"head": "tab:blue", "medium": "tab:orange", "tail": "tab:red"}
+    group_of = {k: name for name, members in groups.items() for k in members}
+    colour = [palette.get(group_of.get(k, ""), "tab:gray") for k in order]
+    longest = max((len(c) for c in classes), default=0)
+    size = (max(6.0, 0.35 * len(order) + 2), 3.5 + 0.09 * longest)
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    ax.bar(range(len(order)), [100 * (ap[k] or 0.0) for k in order], color=colour)
+    ax.set_ylabel("test AP %")
+    ax.set_ylim(0, 100)
+    ax.set_xticks(range(len(order)), [classes[k] for k in order], rotation=90)
+    shown = [g for g in palette if groups.get(g)]
+    ax.legend([Patch(color=palette[g]) for g in shown], shown, loc="upper right", fontsize="small")
+    twin = ax.twinx()
+    twin.plot(range(len(order)), [counts[k] for k in order], "k.-")
+    twin.set_yscale("log")
+    twin.set_ylabel("training images (log)")
+    ax.set_title(title)
+    return fig
+
+
 def plot_per_class(
     path: Path,
     ap: Sequence[float | None],
@@ -87,26 +126,9 @@ def plot_per_class(
     classes: Sequence[str],
     title: str,
 ) -> None:
-    """Bar plot of per-class AP coloured by group, classes sorted by training count (a line)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """Write :func:`per_class_figure` to ``path`` (PNG)."""
     import matplotlib.pyplot as plt
 
-    order = sorted(range(len(counts)), key=lambda k: -counts[k])
-    palette = {"head": "tab:blue", "medium": "tab:orange", "tail": "tab:red"}
-    group_of = {k: name for name, members in groups.items() for k in members}
-    colour = [palette.get(group_of.get(k, ""), "tab:gray") for k in order]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(order) + 2), 4))
-    ax.bar(range(len(order)), [100 * (ap[k] or 0.0) for k in order], color=colour)
-    ax.set_ylabel("test AP % (blue head, orange medium, red tail)")
-    ax.set_ylim(0, 100)
-    ax.set_xticks(range(len(order)), [classes[k] for k in order], rotation=90)
-    twin = ax.twinx()
-    twin.plot(range(len(order)), [counts[k] for k in order], "k.-")
-    twin.set_yscale("log")
-    twin.set_ylabel("training images (log)")
-    ax.set_title(title)
-    fig.tight_layout()
+    fig = per_class_figure(ap, counts, groups, classes, title)
     fig.savefig(path, dpi=100)
     plt.close(fig)

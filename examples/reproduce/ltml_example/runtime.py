@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from .config import Config
+from .errors import MissingFileError, SettingsError
 
 # Settings that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {
@@ -36,6 +37,7 @@ RESUMABLE_CHANGES = {
     "download_lists",
     "quiet",
     "threads",
+    "group_thresholds",
 }
 
 
@@ -70,7 +72,7 @@ def set_up(cfg: Config) -> Runtime:
     """Device, process group (``torchrun`` sets WORLD_SIZE > 1) and autocast dtype."""
     cuda = torch.cuda.is_available() and cfg.device != "cpu"
     if cfg.device == "cuda" and not cuda:
-        raise RuntimeError("--device cuda: CUDA is not available")
+        raise SettingsError("--device cuda: CUDA is not available; use --device auto or cpu")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -88,7 +90,7 @@ def set_up(cfg: Config) -> Runtime:
     if amp == "auto":
         amp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "off"
     if amp == "fp16" and not cuda:
-        raise ValueError("--amp fp16 needs CUDA; on the CPU use --amp bf16 or off")
+        raise SettingsError("--amp fp16 needs CUDA; on the CPU use --amp bf16 or off")
     dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     return Runtime(device, world, rank, dtype, cuda and cfg.channels_last)
 
@@ -117,15 +119,26 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)  # a crash while saving never leaves a truncated checkpoint
 
 
-def load_checkpoint(cfg: Config, path: Path) -> dict[str, Any]:
-    """Load a checkpoint, refusing one trained with other settings than ``cfg`` (listed)."""
+def load_checkpoint(
+    cfg: Config, path: Path, world: int | None = None, flag: str = "--resume"
+) -> dict[str, Any]:
+    """Load a checkpoint, refusing one trained with other settings than ``cfg`` (listed).
+
+    With ``world`` (resuming a training run), the number of processes must be the checkpoint's
+    too: it sets the batch of a step and the iterations of an epoch, as ``batch_size`` does.
+    """
+    if not path.is_file():
+        raise MissingFileError(f"{flag}: checkpoint {path} not found")
     state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    saved, now = state["config"], cfg.record()
+    saved, now = dict(state["config"]), cfg.record()
+    if world is not None:  # checkpoints without the count (older ones) are taken at their word
+        saved["processes"], now["processes"] = state.get("world", world), world
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
     if changed:
-        raise ValueError(
-            f"--resume {path}: the checkpoint was trained with other settings: "
+        raise SettingsError(
+            f"{flag} {path}: the checkpoint was trained with other settings: "
             + ", ".join(f"{k}={saved.get(k)!r} (now {now[k]!r})" for k in changed)
+            + ". Resume with the checkpoint's settings, or start a new run (another --output)."
         )
     return state
 
@@ -139,5 +152,5 @@ def resume_path(cfg: Config) -> Path | None:
         return path if path.is_file() else None
     path = Path(cfg.resume)
     if not path.is_file():
-        raise FileNotFoundError(f"--resume: checkpoint {path} not found")
+        raise MissingFileError(f"--resume: checkpoint {path} not found")
     return path

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import statistics
 import time
 import traceback
@@ -22,10 +23,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from . import report
 from .config import Config
 from .decoupled import stage1_config
 from .engine import run
+from .errors import UsageError
 from .flags import resolve
 from .presets import STAGE1_ROW
 
@@ -42,12 +46,20 @@ class Run:
     payload: dict[str, Any] | None = None
     seconds: float | None = None
     error: str | None = None
+    usage_error: bool = False  # failed on a mistake in its settings or files (errors.UsageError)
     resumed: bool = False
 
     @property
     def stage(self) -> int:
         """2 for a decoupled row (stage 2 on a stage-1 model's features), else 1."""
         return 1 if self.config.stage2 == "none" else 2
+
+
+def default_jobs() -> int:
+    """One run per CPU core; one at a time on a CUDA machine (the runs would share the GPU)."""
+    if torch.cuda.is_available():
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def plan(
@@ -88,19 +100,27 @@ def plan(
     return [p for p in ([*first.values(), *now], later) if p]
 
 
-def attempt(cfg: Config) -> tuple[dict[str, Any] | None, float, str | None]:
-    """Run ``cfg``; return its results, seconds, and the error that stopped it (or None)."""
+Outcome = tuple[dict[str, Any] | None, float, str | None, bool]
+
+
+def attempt(cfg: Config) -> Outcome:
+    """Run ``cfg``; return its results, seconds, the error that stopped it (or None), usage.
+
+    ``usage``: whether the error is a mistake in the settings or files (its message says it all).
+    """
     t0 = time.perf_counter()
     try:
         payload = run(cfg)
+    except UsageError as error:
+        return None, time.perf_counter() - t0, str(error), True
     except Exception as error:  # recorded as a failed run, never dropped
         last = traceback.extract_tb(error.__traceback__)[-1]
         where = f" ({Path(last.filename).name}:{last.lineno})"
-        return None, time.perf_counter() - t0, f"{type(error).__name__}: {error}{where}"
+        return None, time.perf_counter() - t0, f"{type(error).__name__}: {error}{where}", False
     total = payload["test"]["total"]
     if total is None or math.isnan(total):
-        return payload, time.perf_counter() - t0, "diverged: test mAP is NaN"
-    return payload, time.perf_counter() - t0, None
+        return payload, time.perf_counter() - t0, "diverged: test mAP is NaN", False
+    return payload, time.perf_counter() - t0, None, False
 
 
 def _record(cfg: Config) -> Any:
@@ -118,6 +138,7 @@ def _read_back(r: Run, retry_failed: bool) -> bool:
         if retry_failed:
             return False
         r.status, r.error, r.seconds = "failed", saved["error"], saved["seconds"]
+        r.usage_error = saved.get("usage_error", False)
     elif results.is_file() and json.loads(results.read_text())["config"] == _record(r.config):
         r.status, r.payload = "ok", json.loads(results.read_text())
         r.seconds = saved.get("seconds") if same else None
@@ -127,10 +148,12 @@ def _read_back(r: Run, retry_failed: bool) -> bool:
     return True
 
 
-def _finish(r: Run, payload: dict[str, Any] | None, seconds: float, error: str | None) -> None:
-    r.payload, r.seconds, r.error = payload, seconds, error
+def _finish(
+    r: Run, payload: dict[str, Any] | None, seconds: float, error: str | None, usage: bool
+) -> None:
+    r.payload, r.seconds, r.error, r.usage_error = payload, seconds, error, usage
     r.status = "failed" if error else "ok"
-    outcome = {"status": r.status, "seconds": seconds, "error": error}
+    outcome = {"status": r.status, "seconds": seconds, "error": error, "usage_error": usage}
     r.config.out_dir().mkdir(parents=True, exist_ok=True)
     report.write_json(r.config.out_dir() / "outcome.json", {**outcome, "config": _record(r.config)})
 
@@ -151,15 +174,15 @@ def execute(
                 if resume and _read_back(r, retry_failed):
                     continue
                 if r.needs is not None and r.needs.status != "ok":
-                    _finish(r, None, 0.0, f"its stage-1 model {r.needs.name} failed")
+                    _finish(r, None, 0.0, f"its stage-1 model {r.needs.name} failed", False)
                     continue
                 todo.append(r)
             outcomes = (executor.map if executor else map)(attempt, [r.config for r in todo])
             done = iter(zip(todo, outcomes, strict=True))
             for r in phase:
                 if r.status == "pending":
-                    _, (payload, seconds, error) = next(done)
-                    _finish(r, payload, seconds, error)
+                    _, outcome = next(done)
+                    _finish(r, *outcome)
                 yield r
 
 

@@ -77,6 +77,9 @@ class VOCMultiLabel(Dataset[tuple[Any, Tensor]]):
         Image ids, row order of :attr:`labels`.
     classes : tuple of str
         The 20 VOC classes in the standard alphabetical order.
+    root : Path
+        The ``VOC<year>`` folder found from the ``root`` given; its parent is the
+        ``VOCdevkit`` (where VOC-LT's ``longtail2012/img_id.txt`` is usually kept).
 
     Raises
     ------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any, Literal, get_args
 
 import torch
@@ -23,15 +24,23 @@ def check_empty_class(empty_class: Any) -> None:
     check_choice(empty_class, "empty_class", get_args(EmptyClass))
 
 
-def warn_empty_classes(empty: Tensor, what: str, empty_class: EmptyClass, stacklevel: int) -> None:
+def warn_empty_classes(
+    empty: Tensor,
+    what: str,
+    empty_class: EmptyClass,
+    stacklevel: int,
+    class_names: Sequence[str] | None = None,
+) -> None:
     """One warning listing the classes with no known positive (``empty``, a bool mask).
 
     ``stacklevel`` is the user's line as :func:`warnings.warn` counts it from the caller of this
     function (2: the caller's caller), so that the warning points at the line that called ltml.
+    With ``class_names``, each class is shown by its name and index (``'sofa' (17)``).
     """
     if bool(empty.any()):
         idx = torch.nonzero(empty).flatten().tolist()
-        shown = ", ".join(map(str, idx[:10])) + (", ..." if len(idx) > 10 else "")
+        named = [f"{class_names[k]!r} ({k})" if class_names else str(k) for k in idx[:10]]
+        shown = ", ".join(named) + (", ..." if len(idx) > 10 else "")
         value = "NaN and left out of means" if empty_class == "nan" else "0"
         message = (
             f"{len(idx)} class(es) have no positive target (classes {shown}): their {what} "
@@ -40,13 +49,19 @@ def warn_empty_classes(empty: Tensor, what: str, empty_class: EmptyClass, stackl
         warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
 
 
-def resolve_empty_classes(ap: Tensor, empty_class: EmptyClass, stacklevel: int) -> Tensor:
+def resolve_empty_classes(
+    ap: Tensor,
+    empty_class: EmptyClass,
+    stacklevel: int,
+    class_names: Sequence[str] | None = None,
+) -> Tensor:
     """Warn once about classes with no known positive, and give their AP the chosen value.
 
-    ``stacklevel`` as for :func:`warn_empty_classes`, counted from the caller of this function.
+    ``stacklevel`` and ``class_names`` as for :func:`warn_empty_classes`, ``stacklevel`` counted
+    from the caller of this function.
     """
     empty = torch.isnan(ap)
-    warn_empty_classes(empty, "AP is", empty_class, stacklevel + 1)
+    warn_empty_classes(empty, "AP is", empty_class, stacklevel + 1, class_names)
     return ap.masked_fill(empty, 0.0) if empty_class == "zero" else ap
 
 

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .._deprecation import renamed_keyword, warn_renamed
 from .._validation import (
+    as_class_names,
     as_metric_inputs,
     as_thresholds,
     check_choice,
@@ -190,6 +191,9 @@ class mAPMeter:  # noqa: N801 - the name users search for
     zero_division : {"zero", "one", "nan"}
         Precision of a class never predicted positive: 0 (default, as ML-GCN and scikit-learn),
         1, or NaN and left out of CP.
+    class_names : sequence of str, optional
+        The ``C`` class names (e.g. a dataset's ``classes``): warnings then name the classes
+        they list (``'sofa' (17)``) instead of giving their indices alone.
 
     Examples
     --------
@@ -219,8 +223,17 @@ class mAPMeter:  # noqa: N801 - the name users search for
         threshold: float | Sequence[float] | Tensor | None = None,
         top_k: int | None = None,
         zero_division: ZeroDivision = "zero",
+        class_names: Sequence[str] | None = None,
     ) -> None:
         self.num_classes = check_int(num_classes, "num_classes")
+        self.class_names = None
+        if class_names is not None:
+            self.class_names = as_class_names(class_names, "class_names")
+            if len(self.class_names) != self.num_classes:
+                raise ValueError(
+                    f"`class_names` must name the {self.num_classes} classes (num_classes), "
+                    f"got {len(self.class_names)} names"
+                )
         check_empty_class(empty_class)
         check_zero_division(zero_division)
         check_choice(scores, "scores", (None, *DEFAULT_THRESHOLD))
@@ -322,7 +335,7 @@ class mAPMeter:  # noqa: N801 - the name users search for
         ap = results[0]
         num_empty = int(torch.isnan(ap).sum())
         # stacklevel 2: the user's line, which called this method
-        ap = resolve_empty_classes(ap, self.empty_class, stacklevel=2).cpu()
+        ap = resolve_empty_classes(ap, self.empty_class, 2, self.class_names).cpu()
 
         def thresholded(row: int, top_k: int | None) -> ThresholdedMetrics | None:
             if self.threshold is None:
