@@ -4,9 +4,11 @@ The reference is the unsplit model: in eval mode, ``branch(trunk(x))`` must equa
 the model's own classifier (captured with a forward hook), bit for bit.
 """
 
+import math
+
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torchvision import models
 
 import ltml
@@ -232,3 +234,116 @@ def test_timm_model(name, at):
     trunk, head = split_dual_branch(model, at, num_classes=3)
     with torch.no_grad():
         assert torch.equal(head.eval().branch_u.features(trunk(x)), expected)
+
+
+# ------------------------------------------------------------- branches ending in attention heads
+
+
+def _tiny_vit() -> nn.Module:
+    from torchvision.models import VisionTransformer
+
+    torch.manual_seed(0)
+    return VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32
+    ).eval()
+
+
+def _tiny_swin() -> nn.Module:
+    from torchvision.models import SwinTransformer
+
+    torch.manual_seed(0)
+    return SwinTransformer(
+        patch_size=[4, 4], embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=[2, 2]
+    ).eval()
+
+
+def test_vit_branch_ends_in_csra_on_the_tokens_without_the_class_token():
+    from ltml import CSRA
+
+    model = _tiny_vit()
+    csra = CSRA(16, 5, temperatures=(1.0, math.inf), num_prefix_tokens=1)
+    trunk, head = split_dual_branch(
+        model, "encoder.layers.encoder_layer_1", 5, end="encoder.ln", classifier=csra
+    )
+    x = torch.randn(2, 3, 32, 32)
+    tokens = _output_of(model, model.encoder.ln, x)  # (2, 1 + 16, 16), the class token first
+    assert tokens.shape == (2, 17, 16)
+    torch.testing.assert_close(head.branch_u.features(trunk(x)), tokens)
+    torch.testing.assert_close(head.predict(trunk(x), mode="u"), csra(tokens))
+    out = head(trunk(x), trunk(x))
+    assert out.u.shape == (2, 5)
+    assert torch.equal(out.u, out.u_hat)
+    assert head.branch_u.classifier is not csra
+    assert head.branch_r.classifier is not csra
+
+
+def _output_of(model: nn.Module, module: nn.Module, x: Tensor) -> Tensor:
+    seen = []
+    handle = module.register_forward_hook(lambda m, args, out: seen.append(out))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def test_swin_branch_ends_in_ml_decoder_on_the_normalised_map():
+    from ltml import MLDecoder
+
+    model = _tiny_swin()
+    decoder = MLDecoder(16, 5, num_groups=2, embed_dim=8, num_heads=2, dim_feedforward=16)
+    trunk, head = split_dual_branch(model, "features.3", 5, end="permute", classifier=decoder)
+    x = torch.randn(2, 3, 32, 32)
+    feature_map = _output_of(model, model.permute, x)
+    assert feature_map.shape == (2, 16, 4, 4)
+    torch.testing.assert_close(head.branch_u.features(trunk(x)), feature_map)
+    head.eval()  # the decoder drops out in training
+    torch.testing.assert_close(head.predict(trunk(x), mode="r"), decoder.eval()(feature_map))
+
+
+def test_resnet_branch_ending_at_layer4_equals_resnet_dual_branch():
+    from ltml import CSRA
+
+    csra = CSRA(512, 5)
+    resnet = models.resnet18().eval()
+    _, by_name = split_dual_branch(resnet, "layer4", 5, end="layer4", classifier=csra)
+    _, by_resnet = ltml.resnet_dual_branch(resnet, 5, classifier=csra)
+    feat = torch.randn(2, 256, 4, 4)
+    for m in (by_name, by_resnet):
+        m.eval()
+    torch.testing.assert_close(by_name.predict(feat), by_resnet.predict(feat))
+    assert by_resnet.branch_u.classifier.weight.shape == (1, 5, 512)
+
+
+def test_width_of_an_end_is_measured_when_the_classifier_does_not_say():
+    from ltml import CSRA
+
+    class Wrapped(nn.Module):  # no in_features attribute
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = CSRA(512, 5)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.inner(x)
+
+    _, head = split_dual_branch(
+        models.resnet18().eval(), "layer4", 5, end="layer4", classifier=Wrapped(),
+        example_input=torch.zeros(1, 3, 64, 64),
+    )  # fmt: skip
+    assert head.predict(torch.randn(2, 256, 4, 4)).shape == (2, 5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"end": "layer4"}, r"`end` must come with a `classifier`"),
+        ({"end": "nothing", "classifier": nn.Identity()}, r"`end` must name a module of `model`"),
+        ({"end": "layer3", "classifier": nn.Identity()}, r"`end` must name a module that"),
+        ({"end": "layer4.1", "classifier": nn.Identity()}, r"`end` must name a module that"),
+        ({"classifier": "csra"}, r"`classifier` must be an nn.Module or None"),
+    ],
+)
+def test_bad_end_or_classifier_is_named(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        split_dual_branch(models.resnet18(), "layer4", 5, **kwargs)

@@ -1887,3 +1887,163 @@ def test_meter_groups_are_counted_once() -> None:
     assert ap.groups["g"] == pytest.approx(float(ap.ap[[0, 1]].mean()))
     with pytest.raises(ValueError, match=r"`groups\['g'\]` must list each class once"):
         ltml.mAPMeter(C, groups={"g": [0, 1, 1]})
+
+
+# ------------------------------------- attention heads, text-initialised classifiers (issue 25)
+# Registered after ALL_CASES was built, so parametrised by their own test below.
+
+_BEFORE = {obj: len(CASES[obj]) for obj in (H, ltml.split_dual_branch, ltml.resnet_dual_branch)}
+_MAP = torch.zeros(2, C, 2, 2)
+_NAMES = ["a", "b", "c"]
+
+
+def _encode(texts: list[str]) -> torch.Tensor:
+    return torch.ones(len(texts), 4)
+
+
+BAD_HEAD_FEATURES = st.sampled_from(
+    [_MAP.long(), _MAP[0, 0], _MAP.numpy(), torch.zeros(2, C + 1, 2, 2), torch.zeros(2, 3, C + 1),
+     torch.zeros(2, 0, C), torch.zeros(2, C, 2, 2, device="meta"), [[1.0] * C], None]
+)  # fmt: skip
+for _head_class in (ltml.CSRA, ltml.MLDecoder):
+    _kwargs: dict[str, Any] = (
+        {"embed_dim": 4, "num_heads": 2} if _head_class is ltml.MLDecoder else {}
+    )
+    case(_head_class, "in_features", BAD_POSITIVE_INT, lambda v, k=_head_class: k(v, C))
+    case(_head_class, "num_classes", BAD_POSITIVE_INT, lambda v, k=_head_class: k(C, v))
+    case(
+        _head_class,
+        "num_prefix_tokens",
+        BAD_SEED,
+        lambda v, k=_head_class, a=_kwargs: k(C, C, num_prefix_tokens=v, **a),
+    )
+    case(_head_class, "x", BAD_HEAD_FEATURES, lambda v, k=_head_class, a=_kwargs: k(C, C, **a)(v))
+case(
+    ltml.CSRA,
+    "temperatures",
+    st.sampled_from([(), (0.0,), (-1.0,), (NAN,), "1", 1.0, (True,), ("1",), None]),
+    lambda v: ltml.CSRA(C, C, temperatures=v),
+)
+case(ltml.CSRA, "lam", BAD_NON_NEGATIVE, lambda v: ltml.CSRA(C, C, lam=v))
+case(ltml.CSRA, "normalize", BAD_BOOL, lambda v: ltml.CSRA(C, C, normalize=v))
+M = ltml.MLDecoder
+case(
+    M, "num_groups", bad_int(1, C).filter(lambda v: v is not None), lambda v: M(C, C, num_groups=v)
+)
+case(
+    M, "embed_dim", BAD_POSITIVE_INT.filter(lambda v: v is not None), lambda v: M(C, C, embed_dim=v)
+)
+case(M, "embed_dim", st.sampled_from([5, 7, 9]), lambda v: M(C, C, embed_dim=v, num_heads=2))
+case(
+    M, "num_heads", BAD_POSITIVE_INT.filter(lambda v: v is not None), lambda v: M(C, C, num_heads=v)
+)
+case(
+    M,
+    "num_layers",
+    BAD_POSITIVE_INT.filter(lambda v: v is not None),
+    lambda v: M(C, C, num_layers=v),
+)
+case(
+    M,
+    "dim_feedforward",
+    BAD_POSITIVE_INT.filter(lambda v: v is not None),
+    lambda v: M(C, C, dim_feedforward=v),
+)
+case(M, "dropout", BAD_PROBABILITY, lambda v: M(C, C, dropout=v))
+case(M, "learn_queries", BAD_BOOL, lambda v: M(C, C, learn_queries=v))
+case(
+    M,
+    "queries",
+    st.sampled_from(
+        [torch.zeros(C + 1, 4), torch.zeros(0, 4), torch.zeros(C), torch.zeros(C, 4).long(),
+         torch.zeros(C, 4).numpy(), torch.zeros(C, 4, device="meta"), "text"]
+    ),
+    lambda v: M(C, C, queries=v),
+)  # fmt: skip
+T_ = ltml.class_text_embeddings
+case(T_, "class_names", st.sampled_from(["abc", [], ["a", "a"], 3, None]), lambda v: T_(v, _encode))
+case(T_, "encode", st.sampled_from([None, 3, "clip"]), lambda v: T_(_NAMES, v))
+case(
+    T_,
+    "encode",
+    st.sampled_from([torch.zeros(2, 4), torch.zeros(3), torch.zeros(3, 4).long(), [[0.0]] * 3]),
+    lambda v: T_(_NAMES, lambda texts: v),
+)
+case(
+    T_,
+    "templates",
+    st.sampled_from([(), "a {}", ("no slot",), ("{} and {}",), (3,), None]),
+    lambda v: T_(_NAMES, _encode, templates=v),
+)
+case(T_, "normalize", BAD_BOOL, lambda v: T_(_NAMES, _encode, normalize=v))
+TC = ltml.text_classifier
+case(
+    TC,
+    "embeddings",
+    st.sampled_from([torch.zeros(3), torch.zeros(0, 4), torch.zeros(3, 4).long(), [[1.0]], None]),
+    TC,
+)
+case(TC, "scale", BAD_POSITIVE, lambda v: TC(torch.ones(3, 4), scale=v))
+case(TC, "bias", BAD_BOOL, lambda v: TC(torch.ones(3, 4), bias=v))
+case(
+    H,
+    "classifier",
+    st.sampled_from(["csra", 3, lambda x: x]),
+    lambda v: H(BRANCH, C, C, classifier=v),
+)
+case(
+    ltml.split_dual_branch,
+    "classifier",
+    st.sampled_from(["csra", 3]),
+    lambda v: _split(classifier=v),
+)
+case(
+    ltml.split_dual_branch,
+    "end",
+    st.sampled_from(["9", "", 3, "0"]),
+    lambda v: _split(end=v, classifier=ltml.CSRA(4, C)),
+)
+case(ltml.split_dual_branch, "end", st.just("2"), lambda v: _split(end=v))
+case(
+    ltml.resnet_dual_branch,
+    "classifier",
+    st.sampled_from(["csra", 3]),
+    lambda v: ltml.resnet_dual_branch(_resnet18(), C, classifier=v),
+)
+
+
+def _resnet18() -> nn.Module:
+    from torchvision.models import resnet18
+
+    return resnet18()
+
+
+ATTENTION_CASES = [
+    pytest.param(c, id=f"{getattr(obj, '__qualname__', obj)}-{c.arg}-{i}")
+    for obj in (
+        ltml.CSRA,
+        ltml.MLDecoder,
+        T_,
+        TC,
+        H,
+        ltml.split_dual_branch,
+        ltml.resnet_dual_branch,
+    )
+    for i, c in enumerate(CASES[obj])
+    if i >= _BEFORE.get(obj, 0)
+]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("contract", ATTENTION_CASES)
+@SETTINGS
+@given(data=st.data())
+def test_bad_input_to_the_attention_heads_gives_a_clear_error(
+    contract: Case, data: st.DataObject
+) -> None:
+    value = data.draw(contract.bad, label=contract.arg)
+    with pytest.raises((ValueError, TypeError, FileNotFoundError)) as excinfo:
+        contract.call(value)
+    where = _raised_in_ltml(excinfo)
+    assert SRC in where.parents, f"{excinfo.type.__name__} escaped from {where}: {excinfo.value}"
+    assert f"`{contract.arg}" in str(excinfo.value), str(excinfo.value)

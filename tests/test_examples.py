@@ -70,6 +70,7 @@ EXPECTED_ROWS |= {row: EXPECTED_ROWS["erm"] for row in ("drw", "drs", "crt", "nc
 EXPECTED_ROWS |= {"lws": EXPECTED_ROWS["erm"], "logit-adjust": EXPECTED_ROWS["erm"]}
 EXPECTED_ROWS["ltml-crt"] = EXPECTED_ROWS["ltml"]
 EXPECTED_ROWS |= {"mixup": EXPECTED_ROWS["erm"], "bot": EXPECTED_ROWS["erm"]}
+EXPECTED_ROWS |= {"csra": EXPECTED_ROWS["erm"], "ml-decoder": EXPECTED_ROWS["erm"]}
 
 
 @pytest.fixture(autouse=True)
@@ -1070,3 +1071,23 @@ def test_balanced_row_draws_from_the_fitted_sampler() -> None:
     # Every image it draws carries a known positive: the fitted weights leave the others out.
     drawn = list(stream)
     assert all(data.train_labels[i].eq(1).any() for i in drawn)
+
+
+@pytest.mark.parametrize(("row", "head"), [("csra", ltml.CSRA), ("ml-decoder", ltml.MLDecoder)])
+def test_attention_head_rows_train_and_report(row: str, head: type, tmp_path: Path) -> None:
+    cfg = resolve(
+        [*TINY_DEMO, "--row", row, "--epochs", "1", "--no-plot", "--output", str(tmp_path)]
+    )
+    assert (cfg.head, cfg.branches, cfg.cls_loss) == (row, "u", "bce")
+    result = run(cfg)
+    assert result["iterations_per_epoch"] == 2
+    assert 0 <= result["test"]["total"] <= 100
+    state = _state(tmp_path / "last.pt")["model"]
+    model = build_model(cfg, torch.zeros(4, 10))
+    assert isinstance(model.head.branch_u.classifier, head)
+    model.load_state_dict(state)  # the checkpoint holds the attention head's parameters
+
+
+def test_decoupled_rows_refuse_an_attention_head(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        resolve([*TINY_DEMO, "--row", "crt", "--head", "csra", "--output", str(tmp_path)])

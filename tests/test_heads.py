@@ -550,3 +550,17 @@ def test_predict_rejects_unknown_mode() -> None:
         match=r"`mode` must be one of 'prob', 'logit', 'u', 'r', got str 'mean'",
     ):
         head.predict(_randn(2, 4), mode="mean")  # type: ignore[arg-type]
+
+
+def test_a_classifier_reads_the_unpooled_branch_output_in_each_branch():
+    from ltml import CSRA
+
+    csra = _seeded(lambda: CSRA(8, NUM_CLASSES))
+    head = DualBranchHead(nn.Identity(), 8, NUM_CLASSES, classifier=csra)
+    assert head.in_channels is None  # tokens put D last: no check of dimension 1
+    tokens = _randn(3, 5, 8, seed=2)
+    out = head(tokens, tokens)
+    torch.testing.assert_close(out.u, csra(tokens))
+    torch.testing.assert_close(out.r, csra(tokens))
+    assert head.branch_u.classifier is not head.branch_r.classifier
+    assert head.branch_u.classifier is not csra

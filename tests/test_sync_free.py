@@ -9,6 +9,7 @@ tensors, and every ATen operator of a forward + backward pass is recorded with a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ltml import DeferredReweightedBCE, DualBranchHead, paired_forward
+from ltml import CSRA, DeferredReweightedBCE, DualBranchHead, MLDecoder, paired_forward
 from ltml.losses import (
     BCE,
     AsymmetricLoss,
@@ -134,6 +135,35 @@ STEPS: dict[str, Callable[[], Callable[[], None]]] = {
     **{f"consistency-{r}": (lambda r=r: _consistency_step(r)) for r in ("mean", "none")},
     "ltml_step": _ltml_step,
 }
+
+
+def _attention_step(make: Callable[[], nn.Module], tokens: bool) -> Callable[[], None]:
+    """A two-branch step whose branches end in an attention head, on a map or on tokens."""
+    torch.manual_seed(0)
+    head = DualBranchHead(nn.Identity(), 8, 4, classifier=make())
+    criterion = LTMLLoss(BCE())
+    shape = (4, 6, 8) if tokens else (4, 8, 3, 3)
+    x_u, x_r = torch.randn(shape), torch.randn(shape)
+    _, y = _batch()
+
+    def step() -> None:
+        feat_u, feat_r = x_u.clone().requires_grad_(True), x_r.clone().requires_grad_(True)
+        criterion(head(feat_u, feat_r), y[:4], y[4:]).total.backward()
+
+    return step
+
+
+ATTENTION_HEADS: dict[str, Callable[[], nn.Module]] = {
+    "csra": lambda: CSRA(8, 4, temperatures=(1.0, math.inf)),
+    "ml_decoder": lambda: MLDecoder(8, 4, num_groups=2, embed_dim=8, num_heads=2),
+}
+STEPS.update(
+    {
+        f"{name}-{'tokens' if tokens else 'map'}": (lambda m=make, t=tokens: _attention_step(m, t))
+        for name, make in ATTENTION_HEADS.items()
+        for tokens in (False, True)
+    }
+)
 
 
 def _recorded(step: Callable[[], None]) -> set[str]:

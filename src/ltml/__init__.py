@@ -8,6 +8,7 @@ __version__ = "0.2.0"
 
 from . import (
     backbones,
+    csra,
     data,
     decoupling,
     functional,
@@ -15,11 +16,14 @@ from . import (
     labels,
     losses,
     mixup,
+    ml_decoder,
     samplers,
     schedules,
     stats,
+    text,
 )
 from .backbones import resnet_dual_branch, split_dual_branch
+from .csra import CSRA, CSRA_TEMPERATURES
 from .decoupling import (
     LearnableWeightScaling,
     NearestClassMean,
@@ -55,6 +59,7 @@ from .losses import (
 )
 from .metrics import MAPResult, mAPMeter
 from .mixup import MixedBatch, mix_batch
+from .ml_decoder import MLDecoder
 from .samplers import (
     BalancedSampler,
     ClassAwareSampler,
@@ -65,9 +70,13 @@ from .samplers import (
 )
 from .schedules import DeferredClassAwareSampler, DeferredReweightedBCE
 from .stats import class_counts, class_groups, class_weights
+from .text import PROMPT_TEMPLATES, class_text_embeddings, text_classifier
 
 __all__ = [
     "BCE",
+    "CSRA",
+    "CSRA_TEMPERATURES",
+    "PROMPT_TEMPLATES",
     "AsymmetricLoss",
     "BalancedSampler",
     "ClassAwareSampler",
@@ -85,6 +94,7 @@ __all__ = [
     "LearnableWeightScaling",
     "LogitCompensatedBCE",
     "MAPResult",
+    "MLDecoder",
     "MixedBatch",
     "MultiFocalModifierLoss",
     "NearestClassMean",
@@ -100,7 +110,9 @@ __all__ = [
     "backbones",
     "class_counts",
     "class_groups",
+    "class_text_embeddings",
     "class_weights",
+    "csra",
     "data",
     "decoupling",
     "extract_features",
@@ -115,6 +127,7 @@ __all__ = [
     "mAPMeter",
     "mix_batch",
     "mixup",
+    "ml_decoder",
     "paired_forward",
     "resnet_dual_branch",
     "retrain_classifier",
@@ -124,5 +137,7 @@ __all__ = [
     "split_dual_branch",
     "stats",
     "tau_normalize",
+    "text",
+    "text_classifier",
     "thresholded_metrics",
 ]

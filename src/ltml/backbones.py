@@ -25,7 +25,7 @@ __all__ = ["resnet_dual_branch", "split_dual_branch"]
 
 
 def resnet_dual_branch(
-    resnet: nn.Module, num_classes: int, *, concat: bool = True
+    resnet: nn.Module, num_classes: int, *, concat: bool = True, classifier: nn.Module | None = None
 ) -> tuple[nn.Sequential, DualBranchHead]:
     """Split a torchvision ResNet into a shared trunk and a :class:`DualBranchHead`.
 
@@ -43,6 +43,9 @@ def resnet_dual_branch(
         Number of classes ``C``.
     concat : bool
         Passed to :class:`DualBranchHead`.
+    classifier : nn.Module, optional
+        Passed to :class:`DualBranchHead`: a head on ``layer4``'s ``(N, D, H, W)`` map in place
+        of pooling and a linear classifier, e.g. ``CSRA(2048, num_classes)``.
 
     Returns
     -------
@@ -89,6 +92,7 @@ def resnet_dual_branch(
         num_classes,
         in_channels=resnet.layer4[0].conv1.in_channels,
         concat=concat,
+        classifier=classifier,
     )
     return trunk, head
 
@@ -98,14 +102,16 @@ _PASS_THROUGH = (nn.Identity, nn.Flatten, nn.Dropout)
 
 
 class _CutTracer(fx.Tracer):
-    """A tracer that keeps the module at the cut as one call, so the graph has a node for it."""
+    """A tracer that keeps the modules at the cuts as one call each, so the graph has nodes."""
 
-    def __init__(self, cut: str) -> None:
+    def __init__(self, *cuts: str) -> None:
         super().__init__()
-        self.cut = cut
+        self.cuts = cuts
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return module_qualified_name == self.cut or super().is_leaf_module(m, module_qualified_name)
+        return module_qualified_name in self.cuts or super().is_leaf_module(
+            m, module_qualified_name
+        )
 
 
 def _ancestors(node: fx.Node) -> set[fx.Node]:
@@ -155,6 +161,8 @@ def split_dual_branch(
     *,
     example_input: Tensor | None = None,
     concat: bool = True,
+    end: str | None = None,
+    classifier: nn.Module | None = None,
 ) -> tuple[fx.GraphModule, DualBranchHead]:
     """Split any backbone at the module ``at`` into a shared trunk and a two-branch head.
 
@@ -183,6 +191,15 @@ def split_dual_branch(
         linear classifier; default ``torch.zeros(1, 3, 224, 224)``. Unused otherwise.
     concat : bool
         Passed to :class:`DualBranchHead`.
+    end : str, optional
+        Qualified name of a module (``at`` or one after it) whose output ends the branch, in
+        place of the model's pooled features: for a head that reads spatial features, e.g.
+        ``"layer4"`` (ResNet, ConvNeXt ``"features.7"``: ``(N, D, H, W)``), ``"permute"`` (Swin:
+        the normalised map, channels first), ``"encoder.ln"`` (ViT: ``(N, 1 + L, D)`` tokens, the
+        class token first). Needs ``classifier``.
+    classifier : nn.Module, optional
+        Passed to :class:`DualBranchHead`, e.g. ``CSRA(768, num_classes, num_prefix_tokens=1)``
+        after a ViT's ``"encoder.ln"``.
 
     Returns
     -------
@@ -221,13 +238,25 @@ def split_dual_branch(
     check_bool(concat, "concat")
     if example_input is not None:
         check_tensor(example_input, "example_input")
-    if not isinstance(at, str) or at not in dict(model.named_modules()) or not at:
+    if classifier is not None and not isinstance(classifier, nn.Module):
+        raise TypeError(
+            f"`classifier` must be an nn.Module or None, got {type(classifier).__name__}"
+        )
+    for name, value in (("at", at), ("end", end)):
+        if (value is not None or name == "at") and (
+            not isinstance(value, str) or value not in dict(model.named_modules()) or not value
+        ):
+            raise ValueError(
+                f"`{name}` must name a module of `model`, got {value!r}; its modules include "
+                f"{_module_names(model)}"
+            )
+    if end is not None and classifier is None:
         raise ValueError(
-            f"`at` must name a module of `model`, got {at!r}; its modules include "
-            f"{_module_names(model)}"
+            "`end` must come with a `classifier` that reads its unpooled output (e.g. CSRA), "
+            f"got end={end!r} and classifier=None"
         )
     try:
-        graph = _CutTracer(at).trace(model)
+        graph = _CutTracer(at, *([end] if end else [])).trace(model)
     except Exception as error:  # fx raises many kinds (TraceError, TypeError, ...)
         raise TypeError(
             f"`model` ({type(model).__name__}) does not trace with torch.fx ({error}); build the "
@@ -246,7 +275,16 @@ def split_dual_branch(
         raise ValueError(f"`at` must name a module called on one tensor, got {at!r}")
     cut_input = cut.all_input_nodes[0]
 
-    features, in_features = _features_node(model, nodes)
+    if end is None:
+        features, in_features = _features_node(model, nodes)
+    else:
+        ends = [n for n in nodes if n.op == "call_module" and n.target == end]
+        if len(ends) != 1 or cut not in _ancestors(ends[0]):
+            raise ValueError(
+                f"`end` must name a module that `model.forward` calls once, on a result of "
+                f"`at`={at!r} (or `at` itself), got {end!r}"
+            )
+        features, in_features = ends[0], getattr(classifier, "in_features", None)
     needed = _ancestors(features)
     if cut not in needed:
         raise ValueError(f"`at` must name a module that the model's output depends on, got {at!r}")
@@ -275,9 +313,10 @@ def split_dual_branch(
     )
     trunk = fx.GraphModule(model, trunk_graph, class_name="Trunk")
     branch = fx.GraphModule(model, branch_graph, class_name="Branch")
-    if in_features is None:
-        in_features = _dry_run_width(trunk, branch, example_input)
-    return trunk, DualBranchHead(branch, in_features, num_classes, concat=concat)
+    if not isinstance(in_features, int):
+        in_features = _dry_run_width(trunk, branch, example_input, spatial=end is not None)
+    head = DualBranchHead(branch, in_features, num_classes, concat=concat, classifier=classifier)
+    return trunk, head
 
 
 def _features_node(model: nn.Module, nodes: list[fx.Node]) -> tuple[fx.Node, int | None]:
@@ -298,7 +337,9 @@ def _features_node(model: nn.Module, nodes: list[fx.Node]) -> tuple[fx.Node, int
     return out, None
 
 
-def _dry_run_width(trunk: nn.Module, branch: nn.Module, example_input: Tensor | None) -> int:
+def _dry_run_width(
+    trunk: nn.Module, branch: nn.Module, example_input: Tensor | None, spatial: bool = False
+) -> int:
     x = torch.zeros(1, 3, 224, 224) if example_input is None else example_input
     was_training = [m.training for m in (trunk, branch)]
     trunk.eval(), branch.eval()
@@ -308,6 +349,8 @@ def _dry_run_width(trunk: nn.Module, branch: nn.Module, example_input: Tensor | 
     finally:
         for module, mode in zip((trunk, branch), was_training, strict=True):
             module.train(mode)
+    if spatial and isinstance(z, Tensor) and z.ndim in (3, 4):
+        return int(z.shape[1] if z.ndim == 4 else z.shape[2])
     if not isinstance(z, Tensor) or z.ndim != 2:
         shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
         raise ValueError(

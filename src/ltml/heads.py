@@ -143,15 +143,21 @@ def paired_forward(
 
 
 class _Branch(nn.Module):
-    """``classifier(GAP(features(x)))``: one branch, ``f`` or ``g`` of the paper."""
+    """``classifier(GAP(features(x)))``: one branch, ``f`` or ``g`` of the paper.
 
-    def __init__(self, features: nn.Module, classifier: nn.Linear) -> None:
+    A classifier other than ``nn.Linear`` (an attention head) reads the unpooled features.
+    """
+
+    def __init__(self, features: nn.Module, classifier: nn.Module) -> None:
         super().__init__()
         self.features = features
         self.classifier = classifier
 
     def forward(self, x: Tensor) -> Tensor:
         z = self.features(x)
+        if not isinstance(self.classifier, nn.Linear):
+            out: Tensor = self.classifier(z)
+            return out
         if z.ndim > 2:  # (N, D, *spatial), channels first: global average pooling
             z = z.mean(dim=tuple(range(2, z.ndim)))
         if z.ndim != 2 or z.shape[1] != self.classifier.in_features:
@@ -187,10 +193,16 @@ class DualBranchHead(nn.Module):
         Number of classes ``C``.
     in_channels : int, optional
         Channels the branch expects, checked on every input for a clear error; defaults to
-        ``in_features`` when ``branch`` is ``nn.Identity`` and is unchecked otherwise.
+        ``in_features`` when ``branch`` is ``nn.Identity`` (and no ``classifier`` is given) and
+        is unchecked otherwise.
     concat : bool
         Run each branch once over the concatenation of its two inputs (default), or once per
         input. They differ only for BatchNorm in training mode: see :func:`paired_forward`.
+    classifier : nn.Module, optional
+        What ends each branch in place of global average pooling and a linear classifier: a
+        module from the branch's unpooled output to ``(N, C)`` logits, such as
+        :class:`~ltml.CSRA` or :class:`~ltml.MLDecoder` (copied for each branch, so both start
+        identical). Default: ``nn.Linear(in_features, num_classes)`` after pooling.
 
     Notes
     -----
@@ -231,23 +243,29 @@ class DualBranchHead(nn.Module):
         *,
         in_channels: int | None = None,
         concat: bool = True,
+        classifier: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(branch, nn.Module):
             raise TypeError(f"`branch` must be an nn.Module, got {type(branch).__name__}")
+        if classifier is not None and not isinstance(classifier, nn.Module):
+            raise TypeError(
+                f"`classifier` must be an nn.Module or None, got {type(classifier).__name__}"
+            )
         check_int(in_features, "in_features")
         check_int(num_classes, "num_classes")
         check_bool(concat, "concat")
         if in_channels is not None:
             check_int(in_channels, "in_channels")
-        elif isinstance(branch, nn.Identity):
+        elif isinstance(branch, nn.Identity) and classifier is None:
             in_channels = in_features
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.concat = concat
-        classifier = nn.Linear(in_features, num_classes)
+        if classifier is None:
+            classifier = nn.Linear(in_features, num_classes)
         self.branch_u = _Branch(copy.deepcopy(branch), copy.deepcopy(classifier))
-        self.branch_r = _Branch(copy.deepcopy(branch), classifier)
+        self.branch_r = _Branch(copy.deepcopy(branch), copy.deepcopy(classifier))
 
     @overload
     def forward(

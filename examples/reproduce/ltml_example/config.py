@@ -36,6 +36,8 @@ MixMethod = Literal["mixup", "cutmix"]
 Stage2 = Literal["none", "crt", "ncm", "tau-norm", "lws", "logit-adjust"]
 Device = Literal["auto", "cpu", "cuda"]
 Amp = Literal["auto", "off", "bf16", "fp16"]
+# The classifier that ends each branch (rows csra, ml-decoder): ltml.CSRA / ltml.MLDecoder.
+Head = Literal["linear", "csra", "ml-decoder"]
 
 # The DB recipe's settings meant for ImageNet weights: with ``--weights none`` they are off
 # unless their flag is given (they would freeze a random stem and random BatchNorm statistics).
@@ -75,6 +77,11 @@ class Config:
     stem_pool: bool = True  # the stem's max-pool (off for 32x32 inputs: 4x more positions)
     freeze_stem: bool = True  # conv1 + layer1 frozen (DB recipe)
     bn_eval: bool = True  # every BatchNorm in eval mode (DB recipe)
+    # the head on layer4: pooling + linear, CSRA (authors' defaults: 1 head, lambda 0.1) or
+    # ML-Decoder (authors' defaults: min(100, C) fixed queries, width 768, one layer)
+    head: Head = "linear"
+    csra_heads: int = 1  # 1, 2, 4, 6 or 8: the authors' temperatures (ltml.CSRA_TEMPERATURES)
+    csra_lambda: float = 0.1
     # method: which paper row
     row: str = "ltml"
     branches: Branches = "both"

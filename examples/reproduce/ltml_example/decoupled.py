@@ -182,6 +182,8 @@ def run_decoupled(cfg: Config, train_stage1: Callable[[Config], Any]) -> dict[st
     branch = TRAINED_BRANCH.get(first.branches, cfg.stage2_branch)
     head_branch = model.head.branch_u if branch == "u" else model.head.branch_r
     classifier = copy.deepcopy(head_branch.classifier).cpu()
+    if not isinstance(classifier, nn.Linear):  # an attention head (--head) has no stage 2
+        raise SystemExit(f"{cfg.row}: a decoupled stage 2 needs the linear head (--head linear)")
 
     t0 = time.perf_counter()
     feats = _cached_features(cfg, model, branch, data, rt, Path(path), state)

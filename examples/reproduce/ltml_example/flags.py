@@ -25,6 +25,7 @@ from .config import (
     Detach,
     Device,
     Guard,
+    Head,
     MissingScheme,
     MixMethod,
     SamplerMode,
@@ -135,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
         "BatchNorm in eval mode (DB recipe; off with --weights none unless given)",
         action=argparse.BooleanOptionalAction,
     )
+    add(g, "--head", "classifier on layer4 (rows csra, ml-decoder)", choices=get_args(Head))
+    add(g, "--csra-heads", "CSRA heads (their temperatures)", type=int, choices=(1, 2, 4, 6, 8))
+    add(g, "--csra-lambda", "CSRA weight of the attended score", type=float)
 
     g = p.add_argument_group("method (a --row preset sets these; flags override)")
     add(g, "--row", "paper table row / baseline / control preset", choices=tuple(ROWS))
@@ -379,6 +383,8 @@ def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
         parser.error(
             f"--stage2 {cfg.stage2} searches tau on a validation split: set --val-fraction or --tau"
         )
+    if cfg.stage2 != "none" and cfg.head != "linear":
+        parser.error(f"--stage2 {cfg.stage2} re-balances a linear classifier: use --head linear")
     if cfg.stage1 is not None and cfg.stage2 == "none":
         parser.error("--stage1 loads the stage-1 model of a decoupled row: set --stage2")
     if cfg.deferred != "none" and (cfg.branches != "u" or cfg.cls_loss != "bce"):

@@ -118,6 +118,16 @@ def build_criterion(cfg: Config, labels: Tensor) -> nn.Module:
     )
 
 
+def build_head(cfg: Config, in_features: int, num_classes: int) -> nn.Module | None:
+    """Build the classifier of ``--head`` on layer4's map (``None``: pooling + linear)."""
+    if cfg.head == "csra":
+        temperatures = ltml.CSRA_TEMPERATURES[cfg.csra_heads]
+        return ltml.CSRA(in_features, num_classes, temperatures=temperatures, lam=cfg.csra_lambda)
+    if cfg.head == "ml-decoder":
+        return ltml.MLDecoder(in_features, num_classes)
+    return None
+
+
 class Collaborative(nn.Module):
     """Trunk + :class:`ltml.DualBranchHead` + loss; ``forward`` is the loss of one step.
 
@@ -128,7 +138,13 @@ class Collaborative(nn.Module):
 
     def __init__(self, cfg: Config, labels: Tensor) -> None:
         super().__init__()
-        self.trunk, self.head = ltml.resnet_dual_branch(build_resnet(cfg), labels.shape[1])
+        resnet = build_resnet(cfg)
+        fc = resnet.get_submodule("fc")  # its width is layer4's
+        width = fc.in_features if isinstance(fc, nn.Linear) else 2048
+        classifier = build_head(cfg, width, labels.shape[1])
+        self.trunk, self.head = ltml.resnet_dual_branch(
+            resnet, labels.shape[1], classifier=classifier
+        )
         cls = build_criterion(cfg, labels)
         consistency = ltml.CrossBranchConsistency(
             space=cfg.consistency_space,

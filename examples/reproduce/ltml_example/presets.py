@@ -117,6 +117,12 @@ ROWS: dict[str, Row] = {
     ),
     "ltml-crt": Row("cRT on LTML's uniform-branch features", {**_LTML_STAGE1, "stage2": "crt"}),
 }
+# Attention heads (issue 25): ERM with the head on layer4 swapped, CSRA (Zhu & Wu 2021) or
+# ML-Decoder (Ridnik et al. 2023), each with its authors' defaults.
+ROWS |= {
+    "csra": Row("CSRA head (uniform, BCE)", {**_ERM, "head": "csra"}),
+    "ml-decoder": Row("ML-Decoder head (uniform, BCE)", {**_ERM, "head": "ml-decoder"}),
+}
 # The stage-1 row of each decoupled row: the row its stage 1 trains.
 STAGE1_ROW = {
     "crt": "erm",

@@ -9,7 +9,8 @@ One module per kind of argument; every check is re-exported here, where ltml imp
 
 Kinds of argument: integers (counts, sizes, epochs, seeds), real numbers (hyper-parameters,
 probabilities), choices among strings, flags, label matrices, score / logit matrices, per-class
-vectors, per-class counts, class index lists and groups, image groups (patients), paths.
+vectors, per-class counts, class index lists and groups, image groups (patients), paths, the
+spatial features of an attention head (maps or token sequences).
 """
 
 from .arrays import (
@@ -70,6 +71,7 @@ from .sparse import (
     check_signed_dtype,
     check_sparse_labels,
 )
+from .tokens import as_tokens
 
 __all__ = [
     "REDUCTIONS",
@@ -88,6 +90,7 @@ __all__ = [
     "as_shape",
     "as_tensor",
     "as_thresholds",
+    "as_tokens",
     "assert_on_device",
     "check_bool",
     "check_callable",
