@@ -61,7 +61,9 @@ from .samplers import (
     DistributedEvalSampler,
     PairedDataset,
     PairedSampler,
+    RepeatFactorSampler,
     fit_balanced_weights,
+    repeat_factors,
 )
 from .schedules import DeferredClassAwareSampler, DeferredReweightedBCE
 from .stats import class_counts, class_groups, class_weights
@@ -91,6 +93,7 @@ __all__ = [
     "PairedDataset",
     "PairedSampler",
     "ReflectiveLabelCorrector",
+    "RepeatFactorSampler",
     "ThresholdedMetrics",
     "ThresholdedSummary",
     "VerifiedLabels",
@@ -116,6 +119,7 @@ __all__ = [
     "mix_batch",
     "mixup",
     "paired_forward",
+    "repeat_factors",
     "resnet_dual_branch",
     "retrain_classifier",
     "samplers",
