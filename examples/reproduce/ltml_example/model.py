@@ -84,7 +84,8 @@ class ComicBalance(nn.Module):
         """Loss of the balanced branch on ``feat`` given the experts' logits on the same batch."""
         logits = self.branch(feat)
         loss: Tensor = self.balancer(head, tail, logits, targets)
-        return loss + self.weight * self.rlc(logits, targets).loss
+        corrector: Tensor = self.rlc(logits, targets).loss
+        return loss + self.weight * corrector
 
 
 def build_criterion(cfg: Config, labels: Tensor) -> nn.Module:
