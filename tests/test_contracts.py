@@ -1784,6 +1784,68 @@ case(E, "dataset", st.sampled_from([5, None, 2.5, iter(range(3)), object()]), E)
 case(E, "num_replicas", BAD_POSITIVE_INT.filter(lambda v: v is not None), lambda v: E(DATASET, v))
 case(E, "rank", bad_int(0, 1).filter(lambda v: v is not None), lambda v: E(DATASET, 2, v))
 
+# --------------------------- the field since 2021: repeat-factor sampling, Hill, SPLC, COMIC's HTB
+RF = ltml.RepeatFactorSampler
+BAD_THRESHOLD_FRACTION = bad_real(0.0, 1.0, low_open=True)
+for public in (RF, ltml.repeat_factors):
+    case(public, "labels", BAD_LABELS, public)
+    case(public, "threshold", BAD_THRESHOLD_FRACTION, lambda v, f=public: f(LABELS, v))
+    case(public, "num_classes", BAD_POSITIVE_INT.filter(lambda v: v is not None),
+         lambda v, f=public: f(LABELS, num_classes=v))  # fmt: skip
+case(RF, "num_draws", BAD_POSITIVE_INT.filter(lambda v: v is not None),
+     lambda v: RF(LABELS, num_draws=v))  # fmt: skip
+case(RF, "seed", BAD_SEED, lambda v: RF(LABELS, seed=v))
+case(RF, "num_replicas", BAD_POSITIVE_INT.filter(lambda v: v is not None),
+     lambda v: RF(LABELS, num_replicas=v))  # fmt: skip
+case(RF, "rank", bad_int(0, 1).filter(lambda v: v is not None),
+     lambda v: RF(LABELS, num_replicas=2, rank=v))  # fmt: skip
+case(RF, "epoch", BAD_SEED, lambda v: RF(LABELS).set_epoch(v))
+case(RF, "class_lists", st.sampled_from([5, [[0, -1]], [[0.5]], ("a", "b")]), RF.from_class_lists)
+ROBUST = {
+    ltml.HillLoss: (ltml.HillLoss, LF.hill_loss, BAD_SOFT_TARGETS, ("lamb", "margin", "gamma")),
+    ltml.SPLCLoss: (ltml.SPLCLoss, LF.splc_loss, BAD_LABELS, ("margin", "gamma")),
+}
+for module, (make, functional, bad_targets, non_negative) in ROBUST.items():
+    case(module, "reduction", bad_choice("mean", "sum", "none"), lambda v, m=make: m(reduction=v))
+    case(module, "unknown", bad_choice("ignore", "negative"), lambda v, m=make: m(unknown=v))
+    case(module, "logits", BAD_LOGITS, lambda v, m=make: m()(v, torch.from_numpy(LABELS)))
+    case(module, "targets", bad_targets, lambda v, m=make: m()(LOGITS, v))
+    case(functional, "logits", BAD_LOGITS, lambda v, f=functional: f(v, LABELS))
+    case(functional, "targets", bad_targets, lambda v, f=functional: f(LOGITS, v))
+    case(functional, "reduction", bad_choice("mean", "sum", "none"),
+         lambda v, f=functional: f(LOGITS, LABELS, reduction=v))  # fmt: skip
+    for arg in non_negative:
+        case(module, arg, BAD_NON_NEGATIVE, lambda v, m=make, a=arg: m(**{a: v}))
+        case(functional, arg, BAD_NON_NEGATIVE,
+             lambda v, f=functional, a=arg: f(LOGITS, LABELS, **{a: v}))  # fmt: skip
+BAD_TAU = bad_real(0.0, 1.0, low_open=True, high_open=True)
+case(ltml.SPLCLoss, "tau", BAD_TAU, lambda v: ltml.SPLCLoss(tau=v))
+case(LF.splc_loss, "tau", BAD_TAU, lambda v: LF.splc_loss(LOGITS, LABELS, tau=v))
+case(ltml.SPLCLoss, "start_epoch", BAD_SEED, lambda v: ltml.SPLCLoss(start_epoch=v))
+case(ltml.SPLCLoss, "epoch", BAD_SEED, lambda v: ltml.SPLCLoss().set_epoch(v))
+HTB, htb = ltml.HeadTailBalancer, LF.head_tail_balance_loss
+BAD_CRITERION = st.sampled_from([None, 3, "bce", torch.zeros(2)])
+case(HTB, "criterion", BAD_CRITERION, HTB)
+case(HTB, "gamma", BAD_NON_NEGATIVE, lambda v: HTB(ltml.BCE(), v))
+case(htb, "criterion", BAD_CRITERION, lambda v: htb(LOGITS, LOGITS, LOGITS, LABELS, v))
+case(htb, "gamma", BAD_NON_NEGATIVE,
+     lambda v: htb(LOGITS, LOGITS, LOGITS, LABELS, ltml.BCE(), gamma=v))  # fmt: skip
+for position, arg in enumerate(("head_logits", "tail_logits", "balanced_logits")):
+
+    def _htb_with(v: Any, p: int = position) -> Any:
+        logits = [LOGITS, LOGITS, LOGITS]
+        logits[p] = v
+        return htb(*logits, LABELS, ltml.BCE())
+
+    def _module_with(v: Any, p: int = position) -> Any:
+        logits = [LOGITS, LOGITS, LOGITS]
+        logits[p] = v
+        return HTB(ltml.BCE())(*logits, torch.from_numpy(LABELS))
+
+    case(htb, arg, BAD_LOGITS, _htb_with)
+    case(HTB, arg, BAD_LOGITS, _module_with)
+case(htb, "targets", BAD_SOFT_TARGETS, lambda v: htb(LOGITS, LOGITS, LOGITS, v, ltml.BCE()))
+
 
 def _public_callables() -> dict[str, Any]:
     found = {}

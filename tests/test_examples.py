@@ -63,7 +63,12 @@ EXPECTED_ROWS = {
     "u-only-2x": ("u", "weighted", False, False, 2),
     "mixed": ("mixed", "compensated", False, False, 1),
     "asl": ("u", "asl", False, False, 1),
-    "comic": ("u", "comic", False, False, 1),
+    "comic-2stage": ("u", "comic", False, False, 1),
+    # the field since 2021
+    "rfs": ("r", "bce", False, False, 1),
+    "hill": ("u", "hill", False, False, 1),
+    "splc": ("u", "splc", False, False, 1),
+    "comic": ("both", "comic", False, False, 1),
 }
 # Deferred rows train as ERM (the switch is another field); decoupled rows' stage 1 as their row.
 EXPECTED_ROWS |= {row: EXPECTED_ROWS["erm"] for row in ("drw", "drs", "crt", "ncm", "tau-norm")}
@@ -274,7 +279,7 @@ def test_every_kind_of_row_trains_and_reports(row: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("row", "unknown", "scheme"),
     [
-        ("comic", "ignore", "random"),
+        ("comic-2stage", "ignore", "random"),
         ("asl", "negative", "positives"),
         ("ltml", "ignore", "per-class"),
     ],
@@ -297,7 +302,7 @@ def test_missing_labels_reach_the_loss_and_spare_the_test_set(
     assert all(m.unknown == unknown for m in criterion.modules() if hasattr(m, "unknown"))
     result = run(cfg)
     assert 0 < result["test"]["total"] <= 100
-    if row == "comic":  # the corrector ran (epoch 1 on) and kept its pseudo-counts per epoch
+    if row == "comic-2stage":  # the corrector ran (epoch 1 on) and kept its pseudo-counts per epoch
         state = _state(tmp_path / "last.pt")["model"]
         assert "criterion.cls_u.rlc.running_mean" in state
         assert bool((state["criterion.cls_u.rlc.running_mean"] > 0).all())
@@ -1091,3 +1096,81 @@ def test_attention_head_rows_train_and_report(row: str, head: type, tmp_path: Pa
 def test_decoupled_rows_refuse_an_attention_head(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         resolve([*TINY_DEMO, "--row", "crt", "--head", "csra", "--output", str(tmp_path)])
+
+
+# ------------------------------------ the field since 2021: rfs, hill, splc, comic (three stages)
+
+
+@pytest.mark.parametrize("row", ["rfs", "hill", "splc", "comic"])
+def test_field_rows_train_a_tiny_run(row: str, tmp_path: Path) -> None:
+    flags = [*TINY_DEMO, "--row", row, "--epochs", "2", "--no-plot", "--output", str(tmp_path)]
+    result = run(resolve([*flags, "--missing-rate", "0.4"]))
+    assert result["iterations_per_epoch"] == 2
+    assert 0 < result["test"]["total"] <= 100
+    assert (tmp_path / "results.json").is_file()
+
+
+def test_rfs_row_draws_from_the_repeat_factor_sampler() -> None:
+    from ltml_example.data import train_loader
+
+    cfg = resolve([*TINY_DEMO, "--row", "rfs", "--repeat-threshold", "0.5"])
+    data = build_data(cfg)
+    loader, sampler = train_loader(cfg, data, iters=3, world=1, rank=0, pin_memory=False)
+    stream = sampler.paired.balanced
+    assert isinstance(stream, ltml.RepeatFactorSampler)
+    assert stream.threshold == 0.5
+    assert stream.num_draws == 3 * cfg.batch_size
+    assert len(loader) == 3
+    assert torch.equal(stream.factors, ltml.repeat_factors(data.train_labels, 0.5))
+
+
+def test_hill_and_splc_rows_read_unknown_labels_as_negatives(tmp_path: Path) -> None:
+    labels = full_labels()
+    for row, kind in (("hill", ltml.HillLoss), ("splc", ltml.SPLCLoss)):
+        cfg = resolve([*TINY_DEMO, "--row", row, "--output", str(tmp_path)])
+        criterion = build_model(cfg, labels).criterion.cls_u
+        assert isinstance(criterion, kind)
+        assert criterion.unknown == "negative"
+    model = build_model(resolve([*TINY_DEMO, "--row", "splc"]), labels)
+    model.set_epoch(1)  # SPLC corrects from epoch 1 on, told by the loop
+    assert model.criterion.cls_u.epoch == 1
+
+
+def test_comic_row_trains_the_balanced_branch_through_both_experts() -> None:
+    cfg = resolve([*TINY_DEMO, "--row", "comic"])
+    labels = full_labels()
+    model = build_model(cfg, labels)
+    assert model.balance is not None
+    assert isinstance(model.balance.balancer, ltml.HeadTailBalancer)
+    x = torch.randn(4, 3, 32, 32)
+    loss = model(x, labels[:4], x.flip(0), labels[4:8])
+    loss.backward()
+    # the balanced branch learns; it predicts, with its own logits
+    assert model.balance.branch.classifier.weight.grad is not None
+    model.eval()
+    expected = model.balance.branch(model.trunk(x))
+    torch.testing.assert_close(model.predict(x), expected)
+    # its loss leaves the experts' parameters to their own losses
+    model.zero_grad()
+    out = model.head(*ltml.paired_forward(model.trunk, x, x.flip(0)), cross=False)
+    tail = model.head.branch_r(model.trunk(x)).detach()
+    model.balance(model.trunk(x), out.u.detach(), tail, labels[:4]).backward()
+    assert model.head.branch_u.classifier.weight.grad is None
+    assert model.head.branch_r.classifier.weight.grad is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--row", "comic-2stage", "--comic-balance"], "--comic-balance needs --cls-loss comic"),
+        (["--row", "rfs", "--repeat-threshold", "0"], "--repeat-threshold must be in (0, 1]"),
+        (["--row", "drs", "--sampler-mode", "repeat-factor"], "not --sampler-mode repeat-factor"),
+        (["--row", "splc", "--mixup", "1"], "--cls-loss splc rejects"),
+    ],
+)
+def test_field_rows_bad_flags(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        resolve([*TINY_DEMO, *flags])
+    assert message in capsys.readouterr().err

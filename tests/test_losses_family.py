@@ -374,9 +374,12 @@ def test_old_homes_keep_every_name() -> None:
         "cross_branch_consistency",
         "distribution_balanced_loss",
         "focal_loss",
+        "head_tail_balance_loss",
+        "hill_loss",
         "logit_compensated_bce",
         "multi_focal_modifier_loss",
         "reflective_label_correction",
+        "splc_loss",
     ]
     assert ltml.functional.losses.__all__ == functional
     for name in functional:

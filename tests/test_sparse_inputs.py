@@ -30,9 +30,11 @@ from ltml import (
     DeferredClassAwareSampler,
     NearestClassMean,
     PairedSampler,
+    RepeatFactorSampler,
     VerifiedLabels,
     class_weights,
     learn_weight_scaling,
+    repeat_factors,
     retrain_classifier,
 )
 from ltml.data import (
@@ -140,6 +142,12 @@ def test_other_samplers(dense: np.ndarray, form: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         assert list(BalancedSampler(sparse, seed=1)) == list(BalancedSampler(dense, seed=1))
+        repeat, reference_repeat = (
+            RepeatFactorSampler(sparse, seed=4),
+            RepeatFactorSampler(dense, seed=4),
+        )
+        assert list(repeat) == list(reference_repeat)
+        torch.testing.assert_close(repeat_factors(sparse), repeat_factors(dense))
         np.testing.assert_array_equal(fit_balanced_weights(sparse), fit_balanced_weights(dense))
         deferred = DeferredClassAwareSampler(sparse, start_epoch=1, seed=2)
         reference = DeferredClassAwareSampler(dense, start_epoch=1, seed=2)
@@ -315,6 +323,7 @@ CALLS: dict[str, Callable[[Any], Any]] = {
     "cooccurrence": cooccurrence,
     "ClassAwareSampler": ClassAwareSampler,
     "BalancedSampler": BalancedSampler,
+    "RepeatFactorSampler": RepeatFactorSampler,
     "WeightedBCE.from_labels": WeightedBCE.from_labels,
     "stratified_split": lambda y: stratified_split(y, (0.5, 0.5)),
     "describe_labels": describe_labels,

@@ -26,9 +26,12 @@ from ltml.losses import (
     CrossBranchConsistency,
     DistributionBalancedLoss,
     FocalLoss,
+    HeadTailBalancer,
+    HillLoss,
     LogitCompensatedBCE,
     LTMLLoss,
     MultiFocalModifierLoss,
+    SPLCLoss,
     WeightedBCE,
 )
 from ltml.losses import _core as loss_core
@@ -79,7 +82,33 @@ LOSSES: dict[str, Callable[[], nn.Module]] = {
     "asl_detached": lambda: AsymmetricLoss(gamma_pos=1.0, detach_focal_weight=True),
     "mfm": lambda: MultiFocalModifierLoss(COUNTS, torch.ones(4, 4)),
     "drw": lambda: _drw_active(),
+    "hill": HillLoss,
+    "hill_negative": lambda: HillLoss(unknown="negative"),
+    "splc": lambda: SPLCLoss(start_epoch=0),
+    "splc_negative": lambda: SPLCLoss(start_epoch=0, unknown="negative"),
+    "htb": lambda: _Balanced(),
 }
+
+
+class _Balanced(nn.Module):
+    """COMIC's head-tail balance on fixed expert logits, called as a loss of (logits, targets)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.balancer = HeadTailBalancer(MultiFocalModifierLoss(COUNTS, torch.ones(4, 4)))
+        g = torch.Generator().manual_seed(1)
+        self.head, self.tail = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)
+
+    @property
+    def reduction(self) -> str:
+        return str(self.balancer.criterion.reduction)
+
+    @reduction.setter
+    def reduction(self, value: str) -> None:
+        self.balancer.criterion.reduction = value
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return self.balancer(self.head, self.tail, logits, targets)
 
 
 def _drw_active() -> DeferredReweightedBCE:

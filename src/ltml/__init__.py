@@ -50,11 +50,14 @@ from .losses import (
     CrossBranchConsistency,
     DistributionBalancedLoss,
     FocalLoss,
+    HeadTailBalancer,
+    HillLoss,
     LogitCompensatedBCE,
     LTMLLoss,
     LTMLLossOutput,
     MultiFocalModifierLoss,
     ReflectiveLabelCorrector,
+    SPLCLoss,
     WeightedBCE,
 )
 from .metrics import MAPResult, mAPMeter
@@ -66,7 +69,9 @@ from .samplers import (
     DistributedEvalSampler,
     PairedDataset,
     PairedSampler,
+    RepeatFactorSampler,
     fit_balanced_weights,
+    repeat_factors,
 )
 from .schedules import DeferredClassAwareSampler, DeferredReweightedBCE
 from .stats import class_counts, class_groups, class_weights
@@ -89,6 +94,8 @@ __all__ = [
     "DualBranchHead",
     "DualBranchOutput",
     "FocalLoss",
+    "HeadTailBalancer",
+    "HillLoss",
     "LTMLLoss",
     "LTMLLossOutput",
     "LearnableWeightScaling",
@@ -101,6 +108,8 @@ __all__ = [
     "PairedDataset",
     "PairedSampler",
     "ReflectiveLabelCorrector",
+    "RepeatFactorSampler",
+    "SPLCLoss",
     "ThresholdedMetrics",
     "ThresholdedSummary",
     "VerifiedLabels",
@@ -129,6 +138,7 @@ __all__ = [
     "mixup",
     "ml_decoder",
     "paired_forward",
+    "repeat_factors",
     "resnet_dual_branch",
     "retrain_classifier",
     "samplers",

@@ -25,12 +25,12 @@ Weights = Literal["IMAGENET1K_V1", "IMAGENET1K_V2", "none"]
 MissingScheme = Literal["random", "per-class", "positives"]
 Branches = Literal["u", "r", "both", "mixed"]
 Branch = Literal["u", "r"]
-ClsLoss = Literal["bce", "weighted", "compensated", "db-focal", "asl", "comic"]
+ClsLoss = Literal["bce", "weighted", "compensated", "db-focal", "asl", "comic", "hill", "splc"]
 Unknown = Literal["ignore", "negative"]
 Guard = Literal["none", "tied"]
 ScoreSpace = Literal["prob", "logit"]
 Detach = Literal["none", "first", "second"]
-SamplerMode = Literal["cycle", "random", "balanced"]
+SamplerMode = Literal["cycle", "random", "balanced", "repeat-factor"]
 Deferred = Literal["none", "reweight", "resample"]
 MixMethod = Literal["mixup", "cutmix"]
 Stage2 = Literal["none", "crt", "ncm", "tau-norm", "lws", "logit-adjust"]
@@ -88,6 +88,9 @@ class Config:
     cls_loss: ClsLoss = "compensated"
     unknown: Unknown = "ignore"  # unknown-label policy of the loss
     rlc_weight: float = 0.2  # comic: weight of the Reflective Label Corrector's loss
+    # comic: COMIC's third stage, a balanced classifier trained through the U (head) and R
+    # (tail) experts by ltml.HeadTailBalancer; it predicts (needs --branches both)
+    comic_balance: bool = False
     loss_args: tuple[str, ...] = ()  # KEY=VALUE hyper-parameters of the db-focal / asl loss
     guard: Guard = "none"  # LogitCompensatedBCE guard
     consistency: bool = True
@@ -100,6 +103,9 @@ class Config:
     # DB-loss class cycle, i.i.d. "random" draws, or "balanced" (ltml.BalancedSampler)
     sampler_mode: SamplerMode = "cycle"
     sampler_power: float = 0.0
+    # repeat-factor: classes in fewer than this fraction of the images are up-sampled (LVIS
+    # uses 0.001 over 1,203 classes; 0.1 repeats the demo's and VOC-LT's rarest about 5 times)
+    repeat_threshold: float = 0.1
     epoch_length: str = "db"  # db | uniform | an integer number of draws per stream
     iters_per_epoch: int | None = None  # overrides the epoch-length rule
     batch_size: int = 32  # per stream, per process

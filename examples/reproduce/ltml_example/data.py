@@ -328,6 +328,15 @@ def train_loader(
             num_replicas=world,
             rank=rank,
         )
+    elif cfg.sampler_mode == "repeat-factor":  # LVIS: each image by its rarest class's factor
+        rebalanced = ltml.RepeatFactorSampler(
+            data.train_labels,
+            cfg.repeat_threshold,
+            num_draws=iters * batch * world,
+            seed=cfg.seed,
+            num_replicas=world,
+            rank=rank,
+        )
     else:
         rebalanced = ltml.ClassAwareSampler(data.train_labels, **class_aware)
     paired = ltml.PairedSampler(uniform, rebalanced, length="balanced")

@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         g,
         "--cls-loss",
         "classification loss: BCE, omega-weighted BCE, + learnable logit "
-        "compensation (Eq. 2), DB-Focal, ASL, COMIC's MFM + RLC",
+        "compensation (Eq. 2), DB-Focal, ASL, COMIC's MFM + RLC, Hill, SPLC",
         choices=get_args(ClsLoss),
     )
     add(
@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=get_args(Unknown),
     )
     add(g, "--rlc-weight", "comic: weight of the label corrector's loss", type=float)
+    add(
+        g,
+        "--comic-balance",
+        "comic: add COMIC's head-tail balance stage, a third classifier that predicts",
+        action=argparse.BooleanOptionalAction,
+    )
     add(
         g,
         "--loss-args",
@@ -197,13 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         g,
         "--sampler-mode",
-        "re-balanced stream: DB-loss class cycle, i.i.d. class-aware draws, or fitted balanced",
+        "re-balanced stream: DB-loss class cycle, i.i.d. class-aware draws, fitted balanced, "
+        "or repeat-factor (LVIS)",
         choices=get_args(SamplerMode),
     )
     add(
         g,
         "--sampler-power",
         "class probability (random) or target share (balanced) ~ n_k ** power",
+        type=float,
+    )
+    add(
+        g,
+        "--repeat-threshold",
+        "repeat-factor: classes in fewer than this fraction of the images are repeated",
         type=float,
     )
     add(
@@ -389,11 +402,17 @@ def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
         parser.error("--stage1 loads the stage-1 model of a decoupled row: set --stage2")
     if cfg.deferred != "none" and (cfg.branches != "u" or cfg.cls_loss != "bce"):
         parser.error("--deferred switches a uniform BCE row: it needs --branches u --cls-loss bce")
-    if cfg.deferred == "resample" and cfg.sampler_mode == "balanced":
-        parser.error("--deferred resample draws class-aware: not --sampler-mode balanced")
+    if cfg.deferred == "resample" and cfg.sampler_mode in ("balanced", "repeat-factor"):
+        parser.error(
+            f"--deferred resample draws class-aware: not --sampler-mode {cfg.sampler_mode}"
+        )
+    if not 0 < cfg.repeat_threshold <= 1:
+        parser.error(f"--repeat-threshold must be in (0, 1], got {cfg.repeat_threshold}")
+    if cfg.comic_balance and (cfg.cls_loss != "comic" or cfg.branches != "both"):
+        parser.error("--comic-balance needs --cls-loss comic --branches both (its two experts)")
     if cfg.mixup < 0:
         parser.error(f"--mixup must be >= 0 (0 = off), got {cfg.mixup}")
-    if cfg.mixup > 0 and cfg.cls_loss in ("db-focal", "comic"):
+    if cfg.mixup > 0 and cfg.cls_loss in ("db-focal", "comic", "splc"):
         parser.error(
             f"--mixup makes soft targets, which --cls-loss {cfg.cls_loss} rejects: its "
             "definition needs 0 / 1 labels"

@@ -7,6 +7,7 @@ processes like every other parameter.
 
 from __future__ import annotations
 
+import copy
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,32 @@ class ComicLoss(nn.Module):
         return loss
 
 
+class ComicBalance(nn.Module):
+    """COMIC's head-tail balance stage: a third branch, trained through the two experts.
+
+    Branch U (trained on the uniform stream) is the head expert, branch R (on the re-balanced
+    stream) the tail expert. The balanced branch, a copy of U's architecture, learns on the
+    uniform batch through both experts' fixed probabilities (:class:`ltml.HeadTailBalancer`
+    with COMIC's MFM loss), plus the label corrector's loss on its own logits as the released
+    code adds one to each network; it is the branch that predicts.
+    """
+
+    def __init__(self, branch: nn.Module, labels: Tensor, weight: float, unknown: Unknown):
+        super().__init__()
+        self.branch = copy.deepcopy(branch)
+        mfm = ltml.MultiFocalModifierLoss.from_labels(labels, unknown=unknown)
+        self.balancer = ltml.HeadTailBalancer(mfm)
+        self.rlc = ltml.ReflectiveLabelCorrector(ltml.class_counts(labels), unknown=unknown)
+        self.weight = weight
+
+    def forward(self, feat: Tensor, head: Tensor, tail: Tensor, targets: Tensor) -> Tensor:
+        """Loss of the balanced branch on ``feat`` given the experts' logits on the same batch."""
+        logits = self.branch(feat)
+        loss: Tensor = self.balancer(head, tail, logits, targets)
+        corrector: Tensor = self.rlc(logits, targets).loss
+        return loss + self.weight * corrector
+
+
 def build_criterion(cfg: Config, labels: Tensor) -> nn.Module:
     """Build the classification loss of ``--cls-loss`` (one instance, shared by both branches)."""
     if cfg.deferred == "reweight":  # DRW with Cao et al.'s class-balanced weights, beta 0.9999
@@ -110,6 +137,10 @@ def build_criterion(cfg: Config, labels: Tensor) -> nn.Module:
         return ltml.AsymmetricLoss(unknown=cfg.unknown, **hyper)
     if cfg.cls_loss == "comic":
         return ComicLoss(labels, cfg.rlc_weight, cfg.unknown)
+    if cfg.cls_loss == "hill":
+        return ltml.HillLoss(unknown=cfg.unknown)
+    if cfg.cls_loss == "splc":
+        return ltml.SPLCLoss(unknown=cfg.unknown)
     return ltml.LogitCompensatedBCE.from_labels(
         labels,
         learnable=cfg.cls_loss == "compensated",
@@ -153,6 +184,9 @@ class Collaborative(nn.Module):
         self.criterion = ltml.LTMLLoss(cls, consistency=consistency, weight=cfg.consistency_weight)
         self.branches, self.consistency = cfg.branches, cfg.consistency
         self.predict_mode: Branch | ScoreSpace = TRAINED_BRANCH.get(cfg.branches, cfg.predict)
+        self.balance: ComicBalance | None = None
+        if cfg.comic_balance:  # COMIC's third stage; its branch predicts
+            self.balance = ComicBalance(self.head.branch_u, labels, cfg.rlc_weight, cfg.unknown)
 
     def forward(
         self, x_u: Tensor | None, y_u: Tensor | None, x_r: Tensor | None, y_r: Tensor | None
@@ -162,23 +196,35 @@ class Collaborative(nn.Module):
             x_u, y_u = torch.cat([x_u, x_r]), torch.cat([y_u, y_r])  # type: ignore[list-item]
             x_r, y_r = None, None
         feat_u, feat_r = ltml.paired_forward(self.trunk, x_u, x_r)
-        terms = self.criterion(self.head(feat_u, feat_r, cross=self.consistency), y_u, y_r)
+        out = self.head(feat_u, feat_r, cross=self.consistency)
+        terms = self.criterion(out, y_u, y_r)
         loss: Tensor = terms.total
+        if self.balance is not None and feat_u is not None and out.u is not None:
+            with torch.no_grad():  # the tail expert's view of the uniform batch (fixed)
+                tail = self.head.branch_r(feat_u)
+            loss = loss + self.balance(feat_u, out.u.detach(), tail, y_u)
         return loss
 
     @torch.no_grad()
     def predict(self, x: Tensor, flip: bool = False) -> Tensor:
         """Test scores (logits, which keep the ranking); with ``flip``, the mean over two views."""
-        scores = self.head.predict(self.trunk(x), mode=self.predict_mode)
+        scores = self._scores(x)
         if flip:
-            flipped = self.head.predict(self.trunk(x.flip(-1)), mode=self.predict_mode)
-            scores = (scores + flipped) / 2
+            scores = (scores + self._scores(x.flip(-1))) / 2
         return scores
 
+    def _scores(self, x: Tensor) -> Tensor:
+        """Test logits of one view: the balanced branch (COMIC), else the head's ``--predict``."""
+        if self.balance is not None:
+            logits: Tensor = self.balance.branch(self.trunk(x))
+            return logits
+        return self.head.predict(self.trunk(x), mode=self.predict_mode)
+
     def set_epoch(self, epoch: int) -> None:
-        """Give the epoch to the losses scheduled by it (DRW, COMIC's label corrector)."""
-        for m in self.criterion.modules():
-            if isinstance(m, (ltml.DeferredReweightedBCE, ltml.ReflectiveLabelCorrector)):
+        """Give the epoch to the losses scheduled by it (DRW, COMIC's label corrector, SPLC)."""
+        scheduled = (ltml.DeferredReweightedBCE, ltml.ReflectiveLabelCorrector, ltml.SPLCLoss)
+        for m in self.modules():
+            if isinstance(m, scheduled):
                 m.set_epoch(epoch)
 
     def set_train_mode(self, cfg: Config) -> None:

@@ -78,9 +78,28 @@ ROWS: dict[str, Row] = {
         {**_LTML_BASE, "branches": "mixed", "cls_loss": "compensated"},
     ),
     "asl": Row("ASL (uniform)", {**_LTML_BASE, "branches": "u", "cls_loss": "asl"}),
-    "comic": Row(
+    "comic-2stage": Row(
         "COMIC without the head-tail balance stage (RLC + MFM, uniform)",
         {**_LTML_BASE, "branches": "u", "cls_loss": "comic"},
+    ),
+    # --- the field since 2021: repeat-factor sampling, Hill / SPLC, COMIC's three stages ---
+    "rfs": Row(
+        "repeat-factor sampling (LVIS, t = 0.1), BCE",
+        {**_LTML_BASE, "branches": "r", "cls_loss": "bce", "sampler_mode": "repeat-factor"},
+    ),
+    # Hill and SPLC are made for missing labels read as negatives: their rows say so
+    "hill": Row(
+        "Hill loss (uniform; unknown labels as negatives)",
+        {**_LTML_BASE, "branches": "u", "cls_loss": "hill", "unknown": "negative"},
+    ),
+    "splc": Row(
+        "SPLC (uniform; unknown labels as negatives)",
+        {**_LTML_BASE, "branches": "u", "cls_loss": "splc", "unknown": "negative"},
+    ),
+    "comic": Row(
+        "COMIC, all three stages: RLC + MFM on the U (head) and R (tail) experts, the "
+        "head-tail balanced classifier predicts",
+        {**_LTML_BASE, "cls_loss": "comic", "comic_balance": True},
     ),
     # Deferred re-balancing (Cao et al. 2019; Zhang et al. 2021): ERM until the switch epoch.
     "drw": Row("DRW (uniform, BCE re-weighted late)", {**_ERM, "deferred": "reweight"}),

@@ -14,9 +14,12 @@ from .losses import (
     cross_branch_consistency,
     distribution_balanced_loss,
     focal_loss,
+    head_tail_balance_loss,
+    hill_loss,
     logit_compensated_bce,
     multi_focal_modifier_loss,
     reflective_label_correction,
+    splc_loss,
 )
 from .metrics import (
     EmptyClass,
@@ -42,8 +45,11 @@ __all__ = [
     "distribution_balanced_loss",
     "fit_thresholds",
     "focal_loss",
+    "head_tail_balance_loss",
+    "hill_loss",
     "logit_compensated_bce",
     "multi_focal_modifier_loss",
     "reflective_label_correction",
+    "splc_loss",
     "thresholded_metrics",
 ]

@@ -14,6 +14,8 @@ functional form (also in :mod:`ltml.functional`) beside its ``nn.Module``:
 - :mod:`ltml.losses.asymmetric`: :class:`AsymmetricLoss`;
 - :mod:`ltml.losses.comic`: :class:`MultiFocalModifierLoss`;
 - :mod:`ltml.losses.correction`: :class:`ReflectiveLabelCorrector`;
+- :mod:`ltml.losses.balance`: :class:`HeadTailBalancer` (COMIC's balance stage);
+- :mod:`ltml.losses.robust`: :class:`HillLoss`, :class:`SPLCLoss` (robust to missing labels);
 - :mod:`ltml.losses.collaborative`: :class:`CrossBranchConsistency`, :class:`LTMLLoss`;
 - :mod:`ltml.losses.deferred`: :class:`DeferredReweightedBCE`.
 
@@ -27,9 +29,10 @@ per-class weights come from :func:`ltml.class_weights`. Class statistics are buf
 follow ``.to(device)`` and are saved in the ``state_dict``.
 
 Targets may be soft, any value in [0, 1] (mixup, label smoothing), for every loss but
-:class:`DistributionBalancedLoss`, :class:`MultiFocalModifierLoss` and
-:class:`ReflectiveLabelCorrector`, whose definitions need 0 / 1 labels and refuse soft ones with
-a ``ValueError`` naming ``targets``; each functional form's docstring gives its soft form, which
+:class:`DistributionBalancedLoss`, :class:`MultiFocalModifierLoss`,
+:class:`ReflectiveLabelCorrector` and :class:`SPLCLoss`, whose definitions need 0 / 1 labels
+and refuse soft ones with a ``ValueError`` naming ``targets`` (:class:`HeadTailBalancer` takes
+what its criterion takes); each functional form's docstring gives its soft form, which
 for 0 / 1 targets gives the hard formula's values, to the bit. On CPU tensors the values of the
 inputs (finite logits, targets in {-1, 0, 1}, or {-1} ∪ [0, 1] where soft targets are accepted)
 are checked eagerly and a bad value raises a ``ValueError``; on GPU tensors (and under
@@ -39,6 +42,7 @@ wait for the device.
 
 from ._core import Reduction, Unknown
 from .asymmetric import AsymmetricLoss
+from .balance import HeadTailBalancer
 from .bce import BCE, ClassBalancedFocalLoss, FocalLoss, WeightedBCE
 from .collaborative import CrossBranchConsistency, LTMLLoss, LTMLLossOutput
 from .comic import MultiFocalModifierLoss
@@ -46,6 +50,7 @@ from .compensated import LogitCompensatedBCE
 from .correction import CorrectorOutput, ReflectiveLabelCorrector
 from .deferred import DeferredReweightedBCE
 from .distribution_balanced import DistributionBalancedLoss, db_statistics
+from .robust import HillLoss, SPLCLoss
 
 __all__ = [
     "BCE",
@@ -56,12 +61,15 @@ __all__ = [
     "DeferredReweightedBCE",
     "DistributionBalancedLoss",
     "FocalLoss",
+    "HeadTailBalancer",
+    "HillLoss",
     "LTMLLoss",
     "LTMLLossOutput",
     "LogitCompensatedBCE",
     "MultiFocalModifierLoss",
     "Reduction",
     "ReflectiveLabelCorrector",
+    "SPLCLoss",
     "Unknown",
     "WeightedBCE",
     "db_statistics",

@@ -6,6 +6,8 @@
   sampler in lockstep, for the two batches of one two-branch training step.
 - :class:`BalancedSampler` and :func:`fit_balanced_weights` (:mod:`.balanced`): per-image
   probabilities fitted so that every class gets an equal share of the positive draws.
+- :class:`RepeatFactorSampler` and :func:`repeat_factors` (:mod:`.repeat_factor`): LVIS's
+  repeat-factor sampling, each image repeated by the factor of its rarest class.
 - :class:`DeferredClassAwareSampler` (:mod:`.deferred`): the uniform order, then class-aware
   sampling from a given epoch on (deferred re-sampling).
 - :class:`DistributedEvalSampler` (:mod:`.distributed_eval`): an evaluation set sharded over
@@ -23,6 +25,7 @@ from .class_aware import ClassAwareSampler
 from .deferred import DeferredClassAwareSampler
 from .distributed_eval import DistributedEvalSampler
 from .paired import PairedDataset, PairedSampler
+from .repeat_factor import RepeatFactorSampler, repeat_factors
 
 __all__ = [
     "BalancedSampler",
@@ -31,5 +34,7 @@ __all__ = [
     "DistributedEvalSampler",
     "PairedDataset",
     "PairedSampler",
+    "RepeatFactorSampler",
     "fit_balanced_weights",
+    "repeat_factors",
 ]
