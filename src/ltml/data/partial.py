@@ -18,6 +18,7 @@ from torch import Tensor
 from .._validation import (
     as_tensor,
     check_choice,
+    check_holds_unknown,
     check_int,
     check_labels,
     check_matrix,
@@ -97,6 +98,9 @@ def drop_labels(
     if unknown_value not in (-1, 0) or isinstance(unknown_value, bool):
         raise ValueError(f"`unknown_value` must be -1 or 0, got {unknown_value!r}")
     seed = check_seed(seed)
+    if unknown_value == -1:
+        why = " (a dropped label becomes -1): convert it, or pass unknown_value=0"
+        check_holds_unknown(y, "labels", why)
     values = np.asarray(y.detach().cpu())
     eligible = values == 1 if scheme == "positives" else values >= 0
     rng = np.random.default_rng(seed)
@@ -190,6 +194,7 @@ def make_plt(
         max_count = check_int(profile, "profile")
     y = as_tensor(pool_labels, "pool_labels")
     check_matrix(y, "pool_labels")
+    check_labels(y, "pool_labels")  # before the cast: 0.5 must not become 0
     y = y.to(torch.int64).cpu()
     indices = make_long_tailed(y, pareto_quotas(y.shape[1], max_count), seed=seed)
     labels = drop_labels(
