@@ -46,7 +46,7 @@ def as_training_data(features: Any, labels: Any) -> tuple[Tensor, Tensor]:
 
 
 def _index(i: Any) -> Any:
-    """An index a sampler gave, a 0-d integer tensor read as an int (others checked after)."""
+    """Read an index a sampler gave: a 0-d integer tensor as an int (others checked after)."""
     if isinstance(i, Tensor) and i.ndim == 0 and not i.is_floating_point():
         return int(i)
     return i
