@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import as_image_groups, as_positions, check_scalar, check_seed, described
+from .._validation import as_image_groups, as_positions, check_seed, described, is_real
 from ..samplers._label_forms import indptr_from_counts, to_class_csr
 
 
@@ -319,8 +319,9 @@ def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
         values = list(fractions)
     else:
         raise TypeError(f"`fractions` must be a sequence of numbers, got {described(fractions)}")
-    for i, f in enumerate(values):
-        check_scalar(f, f"fractions[{i}]", low=0.0, low_open=True)
+    odd = next((i for i, f in enumerate(values) if not is_real(f)), None)
+    if odd is not None:
+        raise TypeError(f"`fractions[{odd}]` must be a real number, got {described(values[odd])}")
     share = np.asarray(values, dtype=np.float64)
     if share.ndim != 1 or share.size == 0 or not (share > 0).all() or not np.isfinite(share).all():
         raise ValueError(f"`fractions` must be positive shares, one per part, got {fractions}")

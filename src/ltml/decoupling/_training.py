@@ -84,12 +84,12 @@ def fit_rebalanced(
         raise TypeError(
             f"`sampler` must be a Sampler of indices with a length, got {type(sampler).__name__}"
         )
-    if len(sampler) < 1:  # type: ignore[arg-type]
+    if len(sampler) < 1:
         raise ValueError("`sampler` must give at least one index an epoch, got a length of 0")
     criterion: Loss = BCE() if loss is None else loss
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    steps = epochs * math.ceil(len(sampler) / batch_size)  # type: ignore[arg-type]
+    steps = epochs * math.ceil(len(sampler) / batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps))
     )

@@ -54,9 +54,10 @@ def _uninitialised_linear(
     in_features: int, out_features: int, bias: bool, like: Tensor
 ) -> nn.Linear:
     """Build an ``nn.Linear`` whose parameters are overwritten next: no draw from torch's RNG."""
-    return nn.utils.skip_init(
+    layer: nn.Linear = nn.utils.skip_init(  # type: ignore[no-untyped-call]
         nn.Linear, in_features, out_features, bias=bias, device=like.device, dtype=like.dtype
     )
+    return layer
 
 
 def tau_normalize(classifier: nn.Linear, tau: float = 1.0, *, bias: bool = False) -> nn.Linear:
@@ -172,10 +173,11 @@ class LearnableWeightScaling(nn.Module):
         """Scores ``(N, C)`` of features ``(N, D)``."""
         check_tensor(features, "features")
         check_floating(features, "features")
-        if features.ndim != 2 or features.shape[1] != self.classifier.in_features:
+        width = self.classifier.in_features
+        if features.ndim != 2 or features.shape[1] != width:
             raise ValueError(
-                f"`features` must have shape (N, {self.classifier.in_features}) (the "
-                f"classifier's in_features), got {tuple(features.shape)}"
+                f"`features` must have {width} columns (the classifier's in_features), "
+                f"shape (N, {width}), got {tuple(features.shape)}"
             )
         z: Tensor = self.classifier(features) * self.scale
         return z if self.offset is None else z + self.offset

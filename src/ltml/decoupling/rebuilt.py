@@ -183,8 +183,8 @@ class NearestClassMean(nn.Module):
         check_floating(features, "features")
         if features.ndim != 2 or features.shape[1] != self.centroids.shape[1]:
             raise ValueError(
-                f"`features` must have shape (N, {self.centroids.shape[1]}) (the width of the "
-                f"centroids), got {tuple(features.shape)}"
+                f"`features` must have {self.centroids.shape[1]} columns (the width of the "
+                f"centroids), shape (N, {self.centroids.shape[1]}), got {tuple(features.shape)}"
             )
         x = F.normalize(features.to(self.mean.dtype) - self.mean, dim=1)
         # ||x - c||^2 = 1 - 2 x.c + ||c||^2 for unit x: one matrix product, no (N, C, D) temporary
