@@ -68,7 +68,7 @@ def as_thresholds(threshold: Any, num_classes: int, name: str = "threshold") -> 
                 raise ValueError(f"`{name}` must not be NaN, got {nan} NaN value(s)")
             return value.expand(num_classes).clone()
     shape = getattr(threshold, "shape", ())
-    seen = f"shape {tuple(shape)}" if len(shape) > 1 else described(threshold)
+    seen = str(tuple(shape)) if len(shape) > 1 else described(threshold)
     raise TypeError(
         f"`{name}` must be a number or a 1-D vector of {num_classes} numbers, got {seen}"
     )
