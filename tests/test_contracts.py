@@ -1847,6 +1847,275 @@ for position, arg in enumerate(("head_logits", "tail_logits", "balanced_logits")
 case(htb, "targets", BAD_SOFT_TARGETS, lambda v: htb(LOGITS, LOGITS, LOGITS, v, ltml.BCE()))
 
 
+# ------------------------------------------------------- v0.2 parts: the classes of issue 27
+# Dtypes that cannot hold -1, casts before checks, strings as flags, documented bounds, ambiguous
+# batches, corrupting inputs, obscure errors from torch / numpy / the standard library.
+
+case(
+    D.drop_labels,
+    "labels",
+    st.sampled_from([KNOWN.astype(bool), torch.from_numpy(KNOWN).to(torch.uint8)]),
+    lambda v: D.drop_labels(v, 0.5),  # a dropped label becomes -1: True or 255
+)
+case(
+    D.make_plt,
+    "pool_labels",
+    st.sampled_from([np.full((N, C), 0.5), _with(0.5), _with(2.0)]),  # were cast to int64 first
+    lambda v: D.make_plt(v, 3),
+)
+case(D.make_plt, "pool_labels", BAD_LABELS, lambda v: D.make_plt(v, 3))
+case(
+    D.split_deviation,
+    "parts",
+    st.sampled_from(
+        [
+            [[0.0, 1.0], [2.0, 3.0]],  # floats were truncated
+            [np.array([0.5, 1.5])],
+            [np.array([True, False, True, False])],  # a mask
+            ["01"],
+            "01",
+            3,
+            [[], []],  # no image, no fractions: no share to compare with
+        ]
+    ),
+    lambda v: D.split_deviation(LABELS, v),
+)
+case(
+    D.split_deviation,
+    "fractions",
+    st.sampled_from([["0.5", "0.5"], "ab", 0.5, [True, 0.5]]),
+    lambda v: D.split_deviation(LABELS, [[0, 1], [2, 3]], v),
+)
+case(
+    D.describe_labels,
+    "classes",
+    st.sampled_from(["abc", b"abc", 3]),  # a string was split into characters
+    lambda v: D.describe_labels(np.zeros((N, 3), dtype=np.int64), v),
+)
+case(
+    D.LabelReport,
+    "max_classes",
+    st.one_of(bad_int(0).filter(lambda v: v is not None)),
+    lambda v: D.describe_labels(LABELS).format(v),
+)
+case(
+    D.LabelReport,
+    "path",
+    st.sampled_from([b"x.png", 3, ROOT / "missing-folder" / "x.png"]),
+    lambda v: D.describe_labels(LABELS).plot(v),
+)
+case(
+    D.read_label_table,
+    "delimiter",
+    st.sampled_from([";;", "", '"', "\n", 3, b","]),
+    lambda v: D.read_label_table(_table_file(), delimiter=v),
+)
+
+
+def _table_file() -> Path:
+    path = ROOT / "table.csv"
+    path.write_text("image,a,b\nx.jpg,1,0\ny.jpg,0,1\n")
+    return path
+
+
+for public, make in {
+    ltml.AsymmetricLoss: lambda **kw: ltml.AsymmetricLoss(**kw),
+    LF.asymmetric_loss: lambda **kw: LF.asymmetric_loss(LOGITS, LABELS, **kw),
+    ltml.MultiFocalModifierLoss: lambda **kw: ltml.MultiFocalModifierLoss([3, 1, 2], **kw),
+    LF.multi_focal_modifier_loss: lambda **kw: LF.multi_focal_modifier_loss(
+        LOGITS, KNOWN, [3, 1, 2], **kw
+    ),
+    ltml.ReflectiveLabelCorrector: lambda **kw: ltml.ReflectiveLabelCorrector([3, 1, 2], **kw),
+}.items():
+    case(public, "detach_focal_weight", BAD_BOOL, lambda v, m=make: m(detach_focal_weight=v))
+    # float32's smallest normal number is the lowest clamp whose logarithm is finite
+    case(public, "eps", st.sampled_from([1e-50, 1e-40, 1.0, 2.0]), lambda v, m=make: m(eps=v))
+BAD_COOCCURRENCE = st.sampled_from(
+    [
+        torch.tensor([[1.0, NAN, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+        torch.tensor([[1.0, -2.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+        torch.full((C, C), INF),
+        torch.ones(C + 1, C + 1),
+        np.ones((C, C)),
+    ]
+)
+case(
+    ltml.MultiFocalModifierLoss,
+    "cooccurrence",
+    BAD_COOCCURRENCE,
+    lambda v: ltml.MultiFocalModifierLoss([3, 1, 2], cooccurrence=v),
+)
+case(
+    LF.multi_focal_modifier_loss,
+    "cooccurrence",
+    BAD_COOCCURRENCE,
+    lambda v: LF.multi_focal_modifier_loss(LOGITS, KNOWN, [3, 1, 2], cooccurrence=v),
+)
+case(
+    ltml.ReflectiveLabelCorrector,
+    "epoch",
+    st.one_of(BAD_SEED, st.just("3")),
+    lambda v: ltml.ReflectiveLabelCorrector([3, 1, 2]).set_epoch(v),
+)
+case(
+    ltml.DeferredReweightedBCE,
+    "logits",
+    st.sampled_from([torch.zeros(N, C + 1), torch.zeros(N, C - 1)]),  # before start_epoch too
+    lambda v: ltml.DeferredReweightedBCE([1.0, 2.0, 3.0], 5)(v, torch.zeros_like(v)),
+)
+case(
+    ltml.DeferredReweightedBCE,
+    "state_dict",
+    st.sampled_from([{}, {"epoch_": 3}, None, 3]),
+    lambda v: ltml.DeferredReweightedBCE([1.0, 2.0, 3.0], 5).load_state_dict(
+        {"weight": torch.ones(C), "_extra_state": v}
+    ),
+)
+case(
+    ltml.extract_features,
+    "loader",
+    st.sampled_from(
+        [
+            [torch.zeros(2, 2)],  # two bare images: not an (image, label) pair
+            [torch.zeros(3, 2)],
+            [(FEATS,)],
+            [(FEATS, KNOWN, KNOWN)],
+            [(FEATS, torch.from_numpy(KNOWN[:2]))],  # labels of another batch size
+            [(FEATS, "labels")],
+            [("images", KNOWN)],
+            [{"image": FEATS, "label": KNOWN}],
+            [(FEATS, torch.from_numpy(KNOWN)), (FEATS, torch.ones(N, C + 1))],  # widths differ
+            [],
+        ]
+    ),
+    lambda v: ltml.extract_features(nn.Identity(), v),
+)
+case(
+    ltml.extract_features,
+    "amp",
+    BAD_BOOL.filter(lambda v: v is not None),
+    lambda v: ltml.extract_features(nn.Identity(), [(FEATS, KNOWN)], amp=v),
+)
+case(
+    ltml.extract_features,
+    "progress",
+    BAD_BOOL,
+    lambda v: ltml.extract_features(nn.Identity(), [(FEATS, KNOWN)], progress=v),
+)
+case(
+    ltml.extract_features,
+    "device",
+    st.sampled_from(["gpu7", "", 3, 2.5]),
+    lambda v: ltml.extract_features(nn.Identity(), [(FEATS, KNOWN)], device=v),
+)
+case(
+    ltml.extract_features,
+    "trunk",
+    st.sampled_from([nn.Flatten(0), nn.Flatten(-2)]),  # no (B, D) features per image
+    lambda v: ltml.extract_features(v, [(FEATS, KNOWN)]),
+)
+_NAN_LINEAR = nn.Linear(2, C)
+with torch.no_grad():
+    _NAN_LINEAR.weight[0, 0] = NAN
+case(ltml.tau_normalize, "classifier", st.just(_NAN_LINEAR), ltml.tau_normalize)
+case(
+    ltml.logit_adjust,
+    "num_images",
+    st.sampled_from([1, 0, -1]),  # one image: no finite prior log-odds
+    lambda v: ltml.logit_adjust(LOGITS, [1, 1, 1], v),
+)
+case(
+    ltml.search_tau,
+    "metric",
+    st.sampled_from([lambda s, y: NAN, lambda s, y: "0.5", lambda s, y: None, lambda s, y: [1]]),
+    lambda v: ltml.search_tau(lambda t: LOGITS, KNOWN, v, [0.0, 1.0]),
+)
+case(
+    ltml.search_tau,
+    "scores_at",
+    st.sampled_from(
+        [
+            lambda t: LOGITS.tolist(),
+            lambda t: LOGITS[:, :2],
+            lambda t: LOGITS[:2],
+            lambda t: torch.full((N, C), NAN),
+            None,
+        ]
+    ),
+    lambda v: ltml.search_tau(v, KNOWN, lambda s, y: 0.0, [0.0]),
+)
+case(
+    ltml.LearnableWeightScaling,
+    "features",
+    st.sampled_from([torch.zeros(N, 3), torch.zeros(N), FEATS.long(), FEATS.numpy()]),
+    lambda v: ltml.LearnableWeightScaling(CLF)(v),
+)
+case(
+    ltml.learn_weight_scaling,
+    "features",
+    st.sampled_from([torch.zeros(N, 3), torch.zeros(N, 1)]),
+    lambda v: ltml.learn_weight_scaling(CLF, v, KNOWN),
+)
+case(
+    ltml.retrain_classifier,
+    "sampler",
+    st.sampled_from([[], [0, N], [-1], [0.0, 1.0], iter([0, 1]), 3, [True]]),
+    lambda v: ltml.retrain_classifier(FEATS, KNOWN, sampler=v),
+)
+case(
+    ltml.retrain_classifier,
+    "loss",
+    st.sampled_from([lambda z, t: z, lambda z, t: 1.0, lambda z, t: None, "bce"]),
+    lambda v: ltml.retrain_classifier(FEATS, KNOWN, loss=v),
+)
+case(
+    ltml.NearestClassMean,
+    "features",
+    st.sampled_from([torch.zeros(N, 3), torch.zeros(N), FEATS.long(), FEATS.numpy()]),
+    lambda v: ltml.NearestClassMean.fit(FEATS, KNOWN)(v),
+)
+case(
+    ltml.NearestClassMean,
+    "centroids",
+    st.sampled_from(
+        [None, [[1.0, 2.0]], torch.ones(C, 2, dtype=torch.long), torch.full((C, 2), NAN)]
+    ),
+    lambda v: ltml.NearestClassMean(torch.zeros(2), v),
+)
+case(
+    ltml.NearestClassMean,
+    "mean",
+    st.sampled_from([None, [0.0, 0.0], torch.zeros(3), torch.tensor([NAN, 0.0])]),
+    lambda v: ltml.NearestClassMean(v, torch.zeros(C, 2)),
+)
+BAD_THRESHOLD_KINDS = st.sampled_from(
+    [np.complex64(1.0), torch.tensor([1j] * C), np.array(["0.5"] * C), np.bool_(True), {0: 0.5}]
+)
+case(T, "threshold", BAD_THRESHOLD_KINDS, lambda v: T(LOGITS, LABELS, threshold=v))
+case(ltml.mAPMeter, "threshold", BAD_THRESHOLD_KINDS, lambda v: ltml.mAPMeter(C, threshold=v))
+for np_scalar in (np.float32, np.float16, np.int32, np.float64):
+    oracle(
+        T,
+        f"numpy {np_scalar.__name__} threshold",
+        st.sampled_from([-1, 0, 1]).map(np_scalar),
+        lambda v: T(LOGITS, LABELS, threshold=v).as_dict(),
+        lambda v: T(LOGITS, LABELS, threshold=float(v)).as_dict(),
+    )
+_NO_LINEAR = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+case(
+    ltml.split_dual_branch,
+    "example_input",
+    st.sampled_from([torch.zeros(1, 5, 8, 8), torch.zeros(1, 3, 1, 1), torch.zeros(3)]),
+    lambda v: ltml.split_dual_branch(_NO_LINEAR, "2", C, example_input=v),
+)
+case(
+    ltml.mix_batch,
+    "inputs",
+    st.sampled_from([torch.zeros(N, 3, 0, 4), torch.zeros(N, 3, 4, 0), torch.zeros(N, 4)]),
+    lambda v: ltml.mix_batch(v, torch.from_numpy(KNOWN), method="cutmix"),
+)
+
+
 def _public_callables() -> dict[str, Any]:
     found = {}
     modules = (
@@ -1951,7 +2220,7 @@ def test_meter_groups_are_counted_once() -> None:
         ltml.mAPMeter(C, groups={"g": [0, 1, 1]})
 
 
-# ------------------------------------- attention heads, text-initialised classifiers (issue 25)
+# ------------------------------------------- attention heads, text-initialised classifiers
 # Registered after ALL_CASES was built, so parametrised by their own test below.
 
 _BEFORE = {obj: len(CASES[obj]) for obj in (H, ltml.split_dual_branch, ltml.resnet_dual_branch)}
@@ -2109,3 +2378,168 @@ def test_bad_input_to_the_attention_heads_gives_a_clear_error(
     where = _raised_in_ltml(excinfo)
     assert SRC in where.parents, f"{excinfo.type.__name__} escaped from {where}: {excinfo.value}"
     assert f"`{contract.arg}" in str(excinfo.value), str(excinfo.value)
+
+
+# ------------------------------------------------------------- state, aliasing, the global RNG
+
+
+def _frozen_bn_model() -> nn.Module:
+    """A model without a final Linear (its width needs a dry run), BatchNorm frozen in eval."""
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )  # fmt: skip
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()  # the DB-loss recipe: BatchNorm statistics frozen
+    return model
+
+
+@pytest.mark.parametrize("top", [True, False])
+def test_split_dual_branch_keeps_each_submodule_mode(top: bool) -> None:
+    model = _frozen_bn_model()
+    model.training = top
+    before = {name: m.training for name, m in model.named_modules()}
+    trunk, head = ltml.split_dual_branch(model, "3", C, example_input=torch.zeros(1, 3, 8, 8))
+    assert head.branch_u.classifier.in_features == 4  # measured by the dry run
+    assert {name: m.training for name, m in model.named_modules()} == before
+    assert not any(m.training for m in trunk.modules() if isinstance(m, nn.BatchNorm2d))
+    assert not any(m.training for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+def test_corrector_state_survives_an_empty_batch() -> None:
+    corrector = ltml.ReflectiveLabelCorrector([3, 1, 2], start_epoch=0).train()
+    corrector(LOGITS, torch.from_numpy(LABELS))
+    before = corrector.running_mean.clone()
+    out = corrector(LOGITS[:0], torch.from_numpy(LABELS[:0]))
+    assert out.loss.item() == 0.0
+    assert out.targets.shape == (0, C)
+    assert torch.equal(corrector.running_mean, before)  # not NaN: an empty batch has no mean
+
+
+def test_tau_normalize_keeps_a_zero_weight_row_at_zero() -> None:
+    classifier = nn.Linear(2, C)
+    with torch.no_grad():
+        classifier.weight[1] = 0.0
+    for tau in (0.0, 0.5, 1.0, 2.0):
+        w = ltml.tau_normalize(classifier, tau).weight
+        assert torch.isfinite(w).all()
+        assert torch.equal(w[1], torch.zeros(2))
+        norms = classifier.weight[[0, 2]].norm(dim=1, keepdim=True)
+        torch.testing.assert_close(w[[0, 2]], classifier.weight[[0, 2]] / norms**tau)
+
+
+def test_logit_adjust_is_finite_at_the_smallest_pool() -> None:
+    out = ltml.logit_adjust(LOGITS, [0, 1, 2], 2)  # counts clamped to [1, 1]: log-odds 0
+    assert torch.equal(out, LOGITS)
+
+
+def test_search_tau_leaves_nan_candidates_out() -> None:
+    values = iter([NAN, 0.25, 0.5, NAN])
+    best, seen = ltml.search_tau(lambda t: LOGITS, KNOWN, lambda s, y: next(values), [0, 1, 2, 3])
+    assert best == 2
+    assert math.isnan(seen[0])
+    assert seen[1:3] == [0.25, 0.5]
+
+
+def test_meter_results_own_their_threshold() -> None:
+    meter = ltml.mAPMeter(C, threshold=[0.0, 0.5, 1.0], top_k=1)
+    meter.update(LOGITS, LABELS)
+    first = meter.compute()
+    first.thresholded.threshold.fill_(99.0)
+    first.top_k.threshold.fill_(99.0)
+    again = meter.compute()
+    assert again.thresholded.threshold.tolist() == [0.0, 0.5, 1.0]
+    assert again.thresholded.as_dict() != first.thresholded.as_dict()  # only in the threshold
+    assert meter.threshold.tolist() == [0.0, 0.5, 1.0]
+
+
+def test_extract_features_refuses_bare_image_batches() -> None:
+    images = torch.randn(2, 3)  # two images: once read as (image, label)
+    with pytest.raises(TypeError, match=r"`loader` must yield \(images, labels\) pairs"):
+        ltml.extract_features(nn.Identity(), [images])
+    features, labels = ltml.extract_features(nn.Identity(), [[images, torch.ones(2, C)]])
+    assert torch.equal(features, images)
+    assert labels.shape == (2, C)
+
+
+def test_drop_labels_of_flags_with_zero_as_unknown_value() -> None:
+    flags = KNOWN.astype(bool)
+    for scheme in ("random", "per-class", "positives"):
+        got = D.drop_labels(flags, 0.5, scheme=scheme, unknown_value=0, seed=3)
+        want = D.drop_labels(KNOWN, 0.5, scheme=scheme, unknown_value=0, seed=3)
+        assert got.dtype == np.bool_
+        assert np.array_equal(got, want.astype(bool))
+
+
+def test_a_truncated_image_error_names_the_file() -> None:
+    path = ROOT / "truncated.jpg"
+    buffer = __import__("io").BytesIO()
+    Image.new("RGB", (32, 32)).save(buffer, "JPEG")
+    path.write_bytes(buffer.getvalue()[:300])
+    table = ROOT / "images.csv"
+    table.write_text("image,a\ntruncated.jpg,1\n")
+    dataset = D.TableMultiLabel(table, ROOT)
+    with pytest.raises(OSError, match=r"truncated\.jpg"):
+        dataset[0]
+
+
+def _rng_untouched(call: Callable[[], Any]) -> bool:
+    torch.manual_seed(1234)
+    np.random.seed(1234)  # noqa: NPY002 (numpy's global generator is what must not move)
+    before = torch.random.get_rng_state(), np.random.get_state()[1].copy()  # noqa: NPY002
+    call()
+    after = torch.random.get_rng_state(), np.random.get_state()[1]  # noqa: NPY002
+    return torch.equal(before[0], after[0]) and np.array_equal(before[1], after[1])
+
+
+def _lws() -> Any:
+    return ltml.learn_weight_scaling(CLF, FEATS, KNOWN, epochs=2, batch_size=2)
+
+
+# Every part whose randomness is not its purpose, and every seeded part, leaves torch's and
+# numpy's global generators alone (a training script's own draws do not move with ltml calls).
+# Module constructors that initialise new classifiers (the heads) draw as torch's nn.Linear does,
+# and mix_batch without a generator draws from torch's, as documented.
+RNG_FREE = {
+    "tau_normalize": lambda: ltml.tau_normalize(CLF, 1.0, bias=True),
+    "LearnableWeightScaling": lambda: ltml.LearnableWeightScaling(CLF, bias=True)(FEATS),
+    "learn_weight_scaling": _lws,
+    "retrain_classifier": lambda: ltml.retrain_classifier(FEATS, KNOWN, epochs=2, batch_size=2),
+    "NearestClassMean": lambda: ltml.NearestClassMean.fit(FEATS, KNOWN)(FEATS),
+    "logit_adjust": lambda: ltml.logit_adjust(LOGITS, [2, 1, 3], N),
+    "search_tau": lambda: ltml.search_tau(lambda t: LOGITS, KNOWN, lambda s, y: 0.0),
+    "extract_features": lambda: ltml.extract_features(nn.Identity(), [(FEATS, KNOWN)]),
+    "thresholded_metrics": lambda: ltml.thresholded_metrics(LOGITS, LABELS, threshold=0.0),
+    "fit_thresholds": lambda: ltml.fit_thresholds(LOGITS, LABELS),
+    "mAPMeter": lambda: _meter_update(),
+    "ClassAwareSampler": lambda: list(ltml.ClassAwareSampler(LABELS, seed=1)),
+    "BalancedSampler": lambda: list(ltml.BalancedSampler(LABELS, seed=1)),
+    "DeferredClassAwareSampler": lambda: [
+        list(s) for s in [ltml.DeferredClassAwareSampler(LABELS, 1, seed=1)] for _ in (0, 1)
+    ],
+    "PairedSampler": lambda: _paired(SequentialSampler(range(4))),
+    "ReflectiveLabelCorrector": lambda: ltml.ReflectiveLabelCorrector([3, 1, 2], start_epoch=0)(
+        LOGITS, torch.from_numpy(LABELS)
+    ),
+    "DeferredReweightedBCE": lambda: ltml.DeferredReweightedBCE([1.0, 2.0, 3.0], 0)(
+        LOGITS, torch.from_numpy(KNOWN)
+    ),
+    "mix_batch(generator)": lambda: ltml.mix_batch(
+        torch.zeros(N, 3, 4, 4), torch.from_numpy(KNOWN), generator=torch.Generator()
+    ),
+    "drop_labels": lambda: D.drop_labels(LABELS, 0.5, scheme="per-class"),
+    "make_plt": lambda: D.make_plt(KNOWN, 3),
+    "make_long_tailed": lambda: D.make_long_tailed(KNOWN, [3, 2, 1]),
+    "stratified_split": lambda: D.stratified_split(LABELS, (0.5, 0.5)),
+    "split_deviation": lambda: D.split_deviation(LABELS, [[0, 1], [2, 3]]),
+    "describe_labels": lambda: D.describe_labels(np.ones((N, C), dtype=np.int64)),
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("name", sorted(RNG_FREE))
+def test_no_part_touches_the_global_rng(name: str) -> None:
+    assert _rng_untouched(RNG_FREE[name]), f"{name} advanced a global random generator"

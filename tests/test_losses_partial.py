@@ -702,7 +702,10 @@ Z, Y = _batch(dtype=torch.float32)
             "`gamma_pos` must be a finite real number >= 0",
         ),
         (lambda: AsymmetricLoss(clip=1.0), r"`clip` must be a finite real number in \[0, 1\)"),
-        (lambda: AsymmetricLoss(eps=0.0), "`eps` must be a finite real number > 0"),
+        (
+            lambda: AsymmetricLoss(eps=0.0),
+            r"`eps` must be a finite real number in \[1.17549e-38, 1\)",
+        ),
         (lambda: AsymmetricLoss(unknown="zero"), "`unknown` must be one of"),
         (lambda: ltml.BCE(unknown="skip"), "`unknown` must be one of"),
         (lambda: LF.asymmetric_loss(Z, Y, reduction="avg"), "`reduction` must be one of"),

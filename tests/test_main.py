@@ -55,3 +55,33 @@ def test_describe_is_the_table_report(tmp_path):
     assert result.returncode == 1
     assert "error: " in result.stderr
     assert "none.csv" in result.stderr
+
+
+def test_describe_user_errors_are_one_line(tmp_path, capsys):
+    """A bad option value ends in one ``error:`` line on stderr (exit 1), never a traceback."""
+    from ltml.data.describe import main
+
+    table = tmp_path / "labels.csv"
+    table.write_text("image,a,b\nx.png,1,0\ny.png,0,1\n")
+    for option in (
+        ["--delimiter", ";;"],
+        ["--delimiter", ""],
+        ["--delimiter", '"'],
+        ["--max-classes", "-3"],
+        ["--figure", str(tmp_path / "missing" / "profile.png")],
+        ["--few", "0"],
+    ):
+        assert main([str(table), *option]) == 1, option
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, (option, err)
+        assert err[0].startswith("error: "), (option, err)
+        assert "Traceback" not in err[0]
+
+
+def test_describe_reads_a_typed_tab_delimiter(tmp_path, capsys):
+    from ltml.data.describe import main
+
+    table = tmp_path / "labels.txt"
+    table.write_text("image\ta\tb\nx.png\t1\t0\ny.png\t0\t1\n")
+    assert main([str(table), "--delimiter", "\\t"]) == 0
+    assert "2 images, 2 classes" in capsys.readouterr().out

@@ -963,3 +963,29 @@ def test_meter_without_threshold_fits_every_class_and_refuses_a_guard():
         meter.fit_thresholds(min_positives=2)
     with pytest.raises(ValueError, match="`min_positives` must be"):
         meter.fit_thresholds(min_positives=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("threshold", [0.7, 0.9, 0.1, 1 / 3, -0.7])
+def test_threshold_compares_in_float64_when_the_scores_dtype_rounds_it(dtype, threshold):
+    """``score >= threshold`` holds for the float64 threshold, not its rounding to the scores'.
+
+    0.7 rounds *down* in float32 (to 0.699999988): a float32 score equal to that rounded value
+    is below 0.7 and must not be predicted; 0.1 rounds *up* (0.100000001): a score equal to it
+    is above 0.1 and must be.
+    """
+    rounded = torch.tensor(threshold, dtype=torch.float64).to(dtype)
+    below, above = torch.nextafter(rounded, -rounded.new_tensor(math.inf)), rounded
+    scores = torch.stack([below, rounded, above, rounded]).reshape(4, 1)
+    targets = torch.ones(4, 1, dtype=torch.int64)
+    expected = (scores.to(torch.float64) >= threshold).flatten()  # the documented rule
+    assert expected[1] == (rounded.to(torch.float64) >= threshold)
+    share = expected.sum().item() / 4  # OR: the predicted share of the four positives
+    m = thresholded_metrics(scores, targets, threshold=threshold)
+    assert share == m.OR
+    meter = mAPMeter(1, threshold=threshold)
+    meter.update(scores, targets)
+    assert share == meter.compute().thresholded.OR
+    # the rounded-down cases are the ones a helper returning the rounded value would miscount
+    if rounded.to(torch.float64) < threshold:
+        assert not bool(expected[1])

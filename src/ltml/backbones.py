@@ -341,14 +341,22 @@ def _dry_run_width(
     trunk: nn.Module, branch: nn.Module, example_input: Tensor | None, spatial: bool = False
 ) -> int:
     x = torch.zeros(1, 3, 224, 224) if example_input is None else example_input
-    was_training = [m.training for m in (trunk, branch)]
+    # Each module's own mode is restored: ``train(mode)`` would set every submodule to the
+    # top-level mode (e.g. BatchNorm layers frozen in eval would come back in train mode).
+    modes = [(m, m.training) for part in (trunk, branch) for m in part.modules()]
     trunk.eval(), branch.eval()
     try:
         with torch.no_grad():
             z = branch(trunk(x))
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        what = "the default 1 x 3 x 224 x 224 zeros" if example_input is None else "it"
+        raise ValueError(
+            f"`example_input` must be a batch the model runs on (a dry run measures its "
+            f"feature width), but the model failed on {what}: {error}"
+        ) from error
     finally:
-        for module, mode in zip((trunk, branch), was_training, strict=True):
-            module.train(mode)
+        for module, mode in modes:
+            module.training = mode
     if spatial and isinstance(z, Tensor) and z.ndim in (3, 4):
         return int(z.shape[1] if z.ndim == 4 else z.shape[2])
     if not isinstance(z, Tensor) or z.ndim != 2:

@@ -141,9 +141,10 @@ def mix_batch(
         raise TypeError(
             f"`generator` must be a torch.Generator or None, got {type(generator).__name__}"
         )
-    if method == "cutmix" and inputs.ndim != 4:
+    if method == "cutmix" and (inputs.ndim != 4 or not inputs.shape[-1] or not inputs.shape[-2]):
         raise ValueError(
-            f"`inputs` must be 4-D (N, C, H, W) images for CutMix, got shape {tuple(inputs.shape)}"
+            "`inputs` must be 4-D (N, C, H, W) images with H, W >= 1 for CutMix, got shape "
+            f"{tuple(inputs.shape)}"
         )
 
     lam = _beta(alpha, generator)

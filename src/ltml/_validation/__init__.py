@@ -26,6 +26,7 @@ from .arrays import (
     check_finite,
     check_floating,
     check_groups,
+    check_holds_unknown,
     check_labels,
     check_matrix,
     check_non_negative,
@@ -63,6 +64,8 @@ from .scalars import (
     check_scalar,
     check_seed,
     check_unknown,
+    described,
+    is_real,
 )
 from .sparse import (
     as_positions,
@@ -101,6 +104,7 @@ __all__ = [
     "check_finite",
     "check_floating",
     "check_groups",
+    "check_holds_unknown",
     "check_int",
     "check_labels",
     "check_matrix",
@@ -119,8 +123,10 @@ __all__ = [
     "check_top_k",
     "check_unknown",
     "counts_tensor",
+    "described",
     "finite_contract",
     "is_compiling",
+    "is_real",
     "labels_contract",
     "sync_free",
 ]

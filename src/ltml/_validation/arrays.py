@@ -180,6 +180,19 @@ def check_labels(y: Tensor, name: str, *, allow_unknown: bool = True, soft: bool
         )
 
 
+def check_holds_unknown(y: Tensor, name: str, why: str = "") -> None:
+    """Check that ``y``'s dtype can hold -1 (unknown): a signed integer or a float.
+
+    ``bool`` and ``uint8`` cannot: a -1 written into them reads ``True`` (a positive) or 255.
+    ``why``: what would write the -1, and how else to call, for the message.
+    """
+    if not y.dtype.is_signed:
+        raise TypeError(
+            f"`{name}` must have a dtype that holds -1 (unknown), a signed integer or a float, "
+            f"got dtype {y.dtype}{why}"
+        )
+
+
 def as_labels(
     x: Any, name: str, num_classes: int | None = None, *, allow_unknown: bool = True
 ) -> Tensor:

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .arrays import as_labels, as_scores, check_same_shape
-from .scalars import check_int
+from .arrays import DTYPES, as_labels, as_scores, check_same_shape
+from .scalars import check_int, described
 
 
 def as_metric_inputs(
@@ -45,7 +45,14 @@ def as_thresholds(threshold: Any, num_classes: int, name: str = "threshold") -> 
         isinstance(threshold, (Tensor, np.ndarray)) and threshold.dtype in (torch.bool, np.bool_)
     ):
         raise TypeError(f"`{name}` must be a number or a vector of numbers, got booleans")
-    if isinstance(threshold, (int, float, Tensor, np.ndarray, list, tuple)):
+    if (isinstance(threshold, Tensor) and threshold.dtype not in DTYPES) or (
+        isinstance(threshold, np.ndarray) and threshold.dtype.kind not in "iuf"
+    ):
+        raise TypeError(
+            f"`{name}` must be a number or a vector of real numbers, got dtype {threshold.dtype}"
+        )
+    real = (int, float, np.integer, np.floating)
+    if isinstance(threshold, (*real, Tensor, np.ndarray, list, tuple)):
         try:
             value = torch.as_tensor(threshold, dtype=torch.float64).detach().cpu()
         except (TypeError, ValueError, RuntimeError):
@@ -60,9 +67,10 @@ def as_thresholds(threshold: Any, num_classes: int, name: str = "threshold") -> 
             if nan:
                 raise ValueError(f"`{name}` must not be NaN, got {nan} NaN value(s)")
             return value.expand(num_classes).clone()
-    shape = tuple(threshold.shape) if hasattr(threshold, "shape") else type(threshold).__name__
+    shape = getattr(threshold, "shape", ())
+    seen = str(tuple(shape)) if len(shape) > 1 else described(threshold)
     raise TypeError(
-        f"`{name}` must be a number or a 1-D vector of {num_classes} numbers, got {shape}"
+        f"`{name}` must be a number or a 1-D vector of {num_classes} numbers, got {seen}"
     )
 
 

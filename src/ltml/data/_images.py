@@ -26,8 +26,13 @@ def load_image(
 ) -> Any:
     """Open an image with ``loader`` (default: PIL as RGB, file closed), apply ``transform``."""
     if loader is None:
-        with Image.open(path) as im:
-            image: Any = im.convert("RGB")
+        try:
+            with Image.open(path) as im:
+                image: Any = im.convert("RGB")
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            # PIL's message ("image file is truncated") does not say which file.
+            kind = OSError if isinstance(err, OSError) else ValueError
+            raise kind(f"image {path} cannot be read: {err}") from err
     else:
         image = loader(path)
     return image if transform is None else transform(image)

@@ -21,6 +21,9 @@ from pathlib import Path
 from .report import describe_labels
 from .table import read_label_table
 
+# Escapes a user may type for a delimiter that a shell does not pass as one character.
+_ESCAPES = {"\\t": "\t", "tab": "\t", "TAB": "\t"}
+
 
 def main(argv: list[str] | None = None, prog: str = "python -m ltml.data.describe") -> int:
     """Run the command; return its exit status."""
@@ -34,7 +37,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m ltml.data.describ
         "--tags-column", help="column of tags, e.g. 'cat|dog' [default: 'tags' if present]"
     )
     p.add_argument("--tag-separator", default="|", help="what joins tags [default: |]")
-    p.add_argument("--delimiter", help="field delimiter [default: by suffix / header]")
+    p.add_argument(
+        "--delimiter", help="field delimiter, one character or '\\t' [default: by suffix / header]"
+    )
     p.add_argument(
         "--classes",
         "--columns",
@@ -82,6 +87,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m ltml.data.describ
     p.add_argument("--max-classes", type=int, default=40, help="rows of the per-class table [40]")
     p.add_argument("--figure", type=Path, help="write the class profile here (needs matplotlib)")
     args = p.parse_args(argv)
+    if args.delimiter in _ESCAPES:  # a shell passes '\t' as two characters
+        args.delimiter = _ESCAPES[args.delimiter]
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -113,12 +120,21 @@ def main(argv: list[str] | None = None, prog: str = "python -m ltml.data.describ
     except (OSError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(report.format(args.max_classes, title=str(args.table)))
+    try:
+        text = report.format(args.max_classes, title=str(args.table))
+    except (ValueError, TypeError) as err:
+        print(f"error: {err} (--max-classes)", file=sys.stderr)
+        return 1
+    print(text)
     if args.figure is not None:
         if importlib.util.find_spec("matplotlib") is None:
             print("no figure: matplotlib is not installed (pip install matplotlib)")
         else:
-            report.plot(args.figure)
+            try:
+                report.plot(args.figure)
+            except (OSError, ValueError) as err:
+                print(f"error: no figure written: {err} (--figure)", file=sys.stderr)
+                return 1
             print(f"\nwrote the class profile to {args.figure}")
     return 0
 

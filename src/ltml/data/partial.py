@@ -25,6 +25,7 @@ from .._label_forms import (
 )
 from .._validation import (
     check_choice,
+    check_holds_unknown,
     check_int,
     check_probability,
     check_scalar,
@@ -110,6 +111,9 @@ def drop_labels(
     if unknown_value not in (-1, 0) or isinstance(unknown_value, bool):
         raise ValueError(f"`unknown_value` must be -1 or 0, got {unknown_value!r}")
     seed = check_seed(seed)
+    if unknown_value == -1:
+        why = " (a dropped label becomes -1): convert it, or pass unknown_value=0"
+        check_holds_unknown(_result_dtype(labels, y), "labels", why)
     if isinstance(y, Entries):
         return cast(
             LabelMatrix, as_form(_drop_sparse(y, rate, scheme, seed, unknown_value), labels)
@@ -257,3 +261,13 @@ def make_plt(
         subset, missing_rate, scheme=scheme, seed=seed, unknown_value=unknown_value
     )
     return PLTSubset(indices, labels)
+
+
+def _result_dtype(labels: Any, form: Tensor | Entries) -> Tensor:
+    """Return an empty tensor of the dtype ``drop_labels`` returns (the labels' own): -1 check."""
+    if isinstance(form, Tensor):
+        return form
+    if isinstance(labels, Tensor):  # torch sparse
+        return torch.empty(0, dtype=labels.dtype)
+    # scipy holds a numpy dtype; a VerifiedLabels has no dtype of its own (int8 verdicts)
+    return torch.from_numpy(np.empty(0, dtype=getattr(labels, "dtype", np.int8)))

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._label_forms import image_positives, pair_counts, read_labels, shape_of, unknown_counts
-from .._validation import check_int
+from .._validation import as_class_names, as_path, check_int
 from ..stats import GROUP_NAMES, class_groups, group_limits
 
 _PALETTE = {"head": "tab:blue", "medium": "tab:orange", "tail": "tab:red"}
@@ -81,6 +81,9 @@ class LabelReport:
 
     def format(self, max_classes: int = 40, title: str = "") -> str:
         """Return the report as text, at most ``max_classes`` rows of the per-class table."""
+        check_int(max_classes, "max_classes", low=0)
+        if not isinstance(title, str):
+            raise TypeError(f"`title` must be a str, got {type(title).__name__}")
         c, counts = self.num_classes, self.counts
         group_of = {k: g for g, members in self.groups.items() for k in members}
         low, high = self.thresholds
@@ -167,6 +170,10 @@ class LabelReport:
         Needs matplotlib (``pip install matplotlib``). Returns the figure; saves it when ``path``
         is given (and closes it).
         """
+        if path is not None:
+            path = as_path(path, "path")
+            if not path.parent.is_dir():
+                raise FileNotFoundError(f"`path`: folder {path.parent} of {path} not found")
         try:
             import matplotlib
 
@@ -264,7 +271,7 @@ def describe_labels(
     """
     form = read_labels(labels, "labels")
     (n, c), (image_ptr, image_classes) = shape_of(form), image_positives(form)
-    names = tuple(str(k) for k in range(c)) if classes is None else tuple(map(str, classes))
+    names = tuple(str(k) for k in range(c)) if classes is None else as_class_names(classes)
     if len(names) != c:
         raise ValueError(f"`classes` must name the {c} columns of `labels`, got {len(names)}")
     check_int(few, "few", low=1)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .._label_forms import indptr_from_counts, to_class_csr
-from .._validation import as_image_groups, check_seed
+from .._validation import as_image_groups, as_positions, check_seed, described, is_real
 
 
 def stratified_split(
@@ -273,7 +273,14 @@ def split_deviation(
             [ 0.0000,  0.0000]], dtype=torch.float64)
     """
     class_ptr, class_images, n = to_class_csr(labels, None)
-    indices = [torch.as_tensor(p, dtype=torch.int64).flatten().numpy() for p in parts]
+    if not isinstance(parts, Sequence) or isinstance(parts, str | bytes):
+        raise TypeError(
+            f"`parts` must be a sequence of index tensors, arrays or lists, got {described(parts)}"
+        )
+    indices = [
+        as_positions(p, f"parts[{j}]", n, "image indices").numpy().astype(np.int64, copy=False)
+        for j, p in enumerate(parts)
+    ]
     if not indices:
         raise ValueError("`parts` must hold at least one part, got none")
     part = np.full(n, -1, dtype=np.int64)
@@ -286,6 +293,8 @@ def split_deviation(
             raise ValueError(f"`parts` must be disjoint, but part {j} repeats an image")
         part[idx] = j
     sizes = np.array([idx.size for idx in indices], dtype=np.float64)
+    if fractions is None and not sizes.sum():
+        raise ValueError("`parts` must hold at least one image (or pass `fractions`), got none")
     share = sizes / sizes.sum() if fractions is None else _check_fractions(fractions)
     if share.size != len(indices):
         raise ValueError(
@@ -305,7 +314,16 @@ def split_deviation(
 
 
 def _check_fractions(fractions: Sequence[float]) -> np.ndarray:
-    share = np.asarray(fractions, dtype=np.float64)
+    if isinstance(fractions, np.ndarray | Tensor) and fractions.ndim == 1:
+        values = fractions.tolist()
+    elif isinstance(fractions, Sequence) and not isinstance(fractions, str | bytes):
+        values = list(fractions)
+    else:
+        raise TypeError(f"`fractions` must be a sequence of numbers, got {described(fractions)}")
+    odd = next((i for i, f in enumerate(values) if not is_real(f)), None)
+    if odd is not None:
+        raise TypeError(f"`fractions[{odd}]` must be a real number, got {described(values[odd])}")
+    share = np.asarray(values, dtype=np.float64)
     if share.ndim != 1 or share.size == 0 or not (share > 0).all() or not np.isfinite(share).all():
         raise ValueError(f"`fractions` must be positive shares, one per part, got {fractions}")
     if abs(share.sum() - 1) > 1e-6:

@@ -305,6 +305,13 @@ def _read(
         raise ValueError(f"`tag_separator` must be a non-empty string, got {tag_separator!r}")
     if sparse is not None:
         sparse = check_bool(sparse, "sparse")
+    if delimiter is not None and (
+        not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '"\r\n'
+    ):
+        raise ValueError(
+            "`delimiter` must be one character other than a quote or a line break (e.g. ',' or "
+            f"a tab), got {delimiter!r}"
+        )
     rows = dataframe_rows(source) if is_dataframe(source) else file_rows(source, delimiter)
     position = {name: j for j, name in enumerate(rows.header)}
     image_j = column(rows, image_column or rows.header[0], "image_column")

@@ -12,6 +12,7 @@ from torch.utils.data import Sampler
 
 from .._label_forms import Entries, LabelForm, read_labels, shape_of
 from .._validation import (
+    as_positions,
     as_tensor,
     check_callable,
     check_finite,
@@ -20,6 +21,7 @@ from .._validation import (
     check_matrix,
     check_scalar,
     check_seed,
+    described,
 )
 from ..losses import BCE
 from ..samplers import ClassAwareSampler
@@ -57,6 +59,13 @@ def label_rows(labels: LabelForm, index: Tensor) -> Tensor:
     return labels[index]
 
 
+def _index(i: Any) -> Any:
+    """Read an index a sampler gave: a 0-d integer tensor as an int (others checked after)."""
+    if isinstance(i, Tensor) and i.ndim == 0 and not i.is_floating_point():
+        return int(i)
+    return i
+
+
 def fit_rebalanced(
     model: nn.Module,
     features: Tensor,
@@ -85,10 +94,16 @@ def fit_rebalanced(
     check_scalar(weight_decay, "weight_decay", low=0.0)
     if sampler is None:
         sampler = ClassAwareSampler(labels, seed=seed, num_replicas=1, rank=0)
+    elif not hasattr(sampler, "__iter__") or not hasattr(sampler, "__len__"):
+        raise TypeError(
+            f"`sampler` must be a Sampler of indices with a length, got {type(sampler).__name__}"
+        )
+    if len(sampler) < 1:
+        raise ValueError("`sampler` must give at least one index an epoch, got a length of 0")
     criterion: Loss = BCE() if loss is None else loss
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    steps = epochs * math.ceil(len(sampler) / batch_size)  # type: ignore[arg-type]
+    steps = epochs * math.ceil(len(sampler) / batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps))
     )
@@ -97,10 +112,14 @@ def fit_rebalanced(
         for epoch in range(epochs):
             if hasattr(sampler, "set_epoch"):
                 sampler.set_epoch(epoch)
-            order = torch.as_tensor(list(sampler), dtype=torch.int64, device=features.device)
-            for batch in torch.split(order, batch_size):
+            drawn = [_index(i) for i in sampler]
+            order = as_positions(drawn, "sampler", len(features), "image indices")
+            for batch in torch.split(order.to(features.device), batch_size):
                 optimizer.zero_grad(set_to_none=True)
-                targets = label_rows(y, batch)
-                torch.autograd.backward(criterion(model(features[batch]), targets))
+                value = criterion(model(features[batch]), label_rows(y, batch))
+                if not isinstance(value, Tensor) or value.numel() != 1:
+                    shape = tuple(value.shape) if isinstance(value, Tensor) else described(value)
+                    raise ValueError(f"`loss` must return a scalar tensor, got {shape}")
+                torch.autograd.backward(value)
                 optimizer.step()
                 schedule.step()

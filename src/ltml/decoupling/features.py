@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_choice
+from .._validation import as_tensor, check_bool, check_choice, described
 from ..heads import DualBranchHead
 
 __all__ = ["extract_features"]
@@ -28,6 +29,39 @@ def _autocast_dtype(device: torch.device, amp: bool | None) -> torch.dtype | Non
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return torch.float16
     return torch.bfloat16
+
+
+def _images_and_labels(batch: Any, i: int) -> tuple[Tensor, Tensor]:
+    """Split a loader's batch into an image tensor and a label tensor of as many rows.
+
+    A batch must be an ``(images, labels)`` pair (a tuple or a list, as a DataLoader over a
+    dataset of pairs gives): a bare image tensor of two images would otherwise be read as one
+    image and its label.
+    """
+    if not isinstance(batch, tuple | list) or len(batch) != 2:
+        seen = (
+            f"a tensor of shape {tuple(batch.shape)}"
+            if isinstance(batch, Tensor)
+            else f"a {type(batch).__name__}"
+            + (f" of {len(batch)} items" if isinstance(batch, tuple | list) else "")
+        )
+        raise TypeError(
+            f"`loader` must yield (images, labels) pairs, got {seen} as batch {i}; wrap bare "
+            "images with their labels, e.g. a TensorDataset(images, labels)"
+        )
+    x, y = batch
+    if not isinstance(x, Tensor) or x.ndim < 1:
+        raise TypeError(
+            f"`loader` must yield images as a batched tensor, got {described(x)} in batch {i}"
+        )
+    y = as_tensor(y, "labels") if isinstance(y, Tensor | np.ndarray) else None
+    if y is None or y.ndim != 2 or y.shape[0] != x.shape[0]:
+        seen = "no label matrix" if y is None else f"labels of shape {tuple(y.shape)}"
+        raise ValueError(
+            f"`loader` must yield (N, C) labels for its N images, got {seen} for "
+            f"{x.shape[0]} images in batch {i}"
+        )
+    return x, y
 
 
 @torch.no_grad()
@@ -91,10 +125,18 @@ def extract_features(
     if head is not None and not isinstance(head, DualBranchHead):
         raise TypeError(f"`head` must be a DualBranchHead or None, got {type(head).__name__}")
     check_choice(branch, "branch", ("u", "r"))
+    if amp is not None:
+        check_bool(amp, "amp")
+    check_bool(progress, "progress")
     if device is None:
         first = next(trunk.parameters(), None)
         device = first.device if first is not None else torch.device("cpu")
-    device = torch.device(device)
+    elif not isinstance(device, str | torch.device):
+        raise TypeError(f"`device` must be a torch.device, a str or None, got {described(device)}")
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"`device` must name a device, got {device!r} ({error})") from None
     dtype = _autocast_dtype(device, amp)
     stages: list[nn.Module] = [trunk]
     if head is not None:
@@ -109,13 +151,26 @@ def extract_features(
     try:
         for stage in stages:
             stage.eval()
-        for x, y in batches:
+        for i, batch in enumerate(batches):
+            x, y = _images_and_labels(batch, i)
             with torch.autocast(device.type, dtype, enabled=dtype is not None):
                 z = x.to(device, non_blocking=True)
                 for stage in stages:
                     z = stage(z)
+            if not isinstance(z, Tensor) or z.ndim < 2 or z.shape[0] != x.shape[0]:
+                shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+                raise ValueError(
+                    f"`trunk` must map a batch of {x.shape[0]} images to features (B, D, ...), "
+                    f"got {shape} (batch {i} of `loader`)"
+                )
             features.append(_pool(z).float().cpu())
-            labels.append(torch.as_tensor(y).cpu())
+            labels.append(y.cpu())
+            if labels[-1].shape[1:] != labels[0].shape[1:] or z.shape[1] != features[0].shape[1]:
+                raise ValueError(
+                    f"`loader` must give batches of one label width and one feature width, "
+                    f"batch {i} has labels {tuple(y.shape)} and features {tuple(z.shape)} after "
+                    f"labels {tuple(labels[0].shape)} and features of width {features[0].shape[1]}"
+                )
     finally:
         for m, training in modes:
             m.train(training)

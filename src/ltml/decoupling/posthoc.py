@@ -6,6 +6,7 @@ they keep every AP and move only thresholded metrics (see :mod:`ltml.decoupling`
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,16 +18,21 @@ from torch.utils.data import Sampler
 from .._label_forms import shape_of
 from .._validation import (
     as_logits,
+    as_scores,
     as_tensor,
     check_bool,
     check_callable,
     check_finite,
+    check_floating,
     check_int,
     check_labels,
     check_matrix,
     check_same_rows,
     check_scalar,
+    check_tensor,
     counts_tensor,
+    described,
+    is_real,
 )
 from ._training import Loss, as_training_data, fit_rebalanced
 
@@ -43,6 +49,16 @@ def _check_linear(classifier: Any) -> nn.Linear:
     if not isinstance(classifier, nn.Linear):
         raise TypeError(f"`classifier` must be an nn.Linear, got {type(classifier).__name__}")
     return classifier
+
+
+def _uninitialised_linear(
+    in_features: int, out_features: int, bias: bool, like: Tensor
+) -> nn.Linear:
+    """Build an ``nn.Linear`` whose parameters are overwritten next: no draw from torch's RNG."""
+    layer: nn.Linear = nn.utils.skip_init(  # type: ignore[no-untyped-call]
+        nn.Linear, in_features, out_features, bias=bias, device=like.device, dtype=like.dtype
+    )
+    return layer
 
 
 def tau_normalize(classifier: nn.Linear, tau: float = 1.0, *, bias: bool = False) -> nn.Linear:
@@ -87,10 +103,13 @@ def tau_normalize(classifier: nn.Linear, tau: float = 1.0, *, bias: bool = False
     check_scalar(tau, "tau", low=0.0)
     check_bool(bias, "bias")
     w = classifier.weight.detach()
+    check_finite(w, "classifier.weight")
     keep_bias = bias and classifier.bias is not None
-    out = nn.Linear(w.shape[1], w.shape[0], bias=keep_bias, device=w.device, dtype=w.dtype)
+    out = _uninitialised_linear(w.shape[1], w.shape[0], keep_bias, w)
     with torch.no_grad():
-        out.weight.copy_(w / w.norm(dim=1, keepdim=True).pow(tau))
+        norm = w.norm(dim=1, keepdim=True)
+        # A class whose weight is all zero scores 0 before and after: 0 / 0 would be NaN.
+        out.weight.copy_(torch.where(norm > 0, w / norm.pow(tau), w))
         if keep_bias:
             out.bias.copy_(classifier.bias)
     return out.requires_grad_(False)
@@ -139,12 +158,11 @@ class LearnableWeightScaling(nn.Module):
         super().__init__()
         _check_linear(classifier)
         check_bool(bias, "bias")
-        frozen = nn.Linear(
+        frozen = _uninitialised_linear(
             classifier.in_features,
             classifier.out_features,
-            bias=classifier.bias is not None,
-            device=classifier.weight.device,
-            dtype=classifier.weight.dtype,
+            classifier.bias is not None,
+            classifier.weight,
         )
         frozen.load_state_dict(classifier.state_dict())
         self.classifier = frozen.requires_grad_(False)
@@ -154,6 +172,14 @@ class LearnableWeightScaling(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         """Scores ``(N, C)`` of features ``(N, D)``."""
+        check_tensor(features, "features")
+        check_floating(features, "features")
+        width = self.classifier.in_features
+        if features.ndim != 2 or features.shape[1] != width:
+            raise ValueError(
+                f"`features` must have {width} columns (the classifier's in_features), "
+                f"shape (N, {width}), got {tuple(features.shape)}"
+            )
         z: Tensor = self.classifier(features) * self.scale
         return z if self.offset is None else z + self.offset
 
@@ -205,7 +231,12 @@ def learn_weight_scaling(
     torch.Size([3])
     """
     x, y = as_training_data(features, labels)
-    if shape_of(y)[1] != _check_linear(classifier).out_features:
+    if x.shape[1] != _check_linear(classifier).in_features:
+        raise ValueError(
+            f"`features` must have {classifier.in_features} columns (the classifier's "
+            f"in_features), got shape {tuple(x.shape)}"
+        )
+    if shape_of(y)[1] != classifier.out_features:
         raise ValueError(
             f"`labels` must have {classifier.out_features} columns (the classifier's "
             f"out_features), got shape {shape_of(y)}"
@@ -238,7 +269,7 @@ def logit_adjust(logits: Tensor, class_counts: Any, num_images: int, tau: float 
 
     which moves every rare class's decision threshold down (its log-odds are negative). A
     per-class shift: per-class AP and mAP are unchanged. Counts are clamped to ``[1, N - 1]``
-    so that the offset is finite.
+    so that the offset is finite (so ``N`` is at least 2).
 
     Parameters
     ----------
@@ -247,7 +278,7 @@ def logit_adjust(logits: Tensor, class_counts: Any, num_images: int, tau: float 
     class_counts : sequence or Tensor, shape (C,)
         Training images positive for each class.
     num_images : int
-        Training images ``N``.
+        Training images ``N >= 2``.
     tau : float
         :math:`\tau \ge 0` (1 = the full prior; see :func:`search_tau`).
 
@@ -266,14 +297,14 @@ def logit_adjust(logits: Tensor, class_counts: Any, num_images: int, tau: float 
     logits = as_logits(logits, "logits")
     check_finite(logits, "logits")
     check_scalar(tau, "tau", low=0.0)
-    check_int(num_images, "num_images")
+    check_int(num_images, "num_images", low=2)  # a prior in (0, 1) needs two images
     counts = counts_tensor(class_counts, num_images)
     if counts.numel() != logits.shape[1]:
         raise ValueError(
             f"`class_counts` must have {logits.shape[1]} entries (the columns of `logits`), "
             f"got {counts.numel()}"
         )
-    n = counts.clamp(1, max(num_images - 1, 1))
+    n = counts.clamp(1, num_images - 1)
     log_odds = torch.log(n) - torch.log(num_images - n)
     return logits - (tau * log_odds).to(logits)
 
@@ -302,9 +333,15 @@ def search_tau(
     Returns
     -------
     best : float
-        The first candidate with the highest metric.
+        The first candidate with the highest metric (NaN values left out).
     values : list of float
-        The metric at each candidate.
+        The metric at each candidate (NaN where the metric is undefined).
+
+    Raises
+    ------
+    ValueError
+        The metric is NaN at every candidate, or ``scores_at`` gives no ``(N, C)`` finite
+        scores.
 
     Examples
     --------
@@ -333,8 +370,15 @@ def search_tau(
     values = []
     for i, tau in enumerate(taus):
         check_scalar(tau, f"taus[{i}]", low=0.0)
-        scores = scores_at(tau)
-        check_matrix(scores, "scores_at(tau)", y.shape[1])
+        scores = as_scores(scores_at(tau), "scores_at(tau)", y.shape[1])
         check_same_rows(scores, y, "scores_at(tau)", "targets")
-        values.append(float(metric(scores, y)))
-    return taus[max(range(len(values)), key=values.__getitem__)], values
+        value = metric(scores, y)
+        if isinstance(value, Tensor) and value.numel() == 1:
+            value = value.item()
+        if not is_real(value):
+            raise TypeError(f"`metric` must return a real number, got {described(value)}")
+        values.append(float(value))
+    defined = [i for i, v in enumerate(values) if not math.isnan(v)]
+    if not defined:
+        raise ValueError(f"`metric` must be defined at some candidate, got NaN at all {len(taus)}")
+    return taus[max(defined, key=values.__getitem__)], values

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.utils.data import Sampler
 
 from .._label_forms import class_positives, shape_of
-from .._validation import check_floating, check_matrix, check_seed
+from .._validation import check_finite, check_floating, check_matrix, check_seed, check_tensor
 from ._training import Loss, as_training_data, fit_rebalanced
 
 __all__ = ["NearestClassMean", "retrain_classifier"]
@@ -136,6 +136,10 @@ class NearestClassMean(nn.Module):
 
     def __init__(self, mean: Tensor, centroids: Tensor) -> None:
         super().__init__()
+        for value, name in ((mean, "mean"), (centroids, "centroids")):
+            check_tensor(value, name)
+            check_floating(value, name)
+            check_finite(value, name)
         check_matrix(centroids, "centroids")
         if mean.shape != (centroids.shape[1],):
             raise ValueError(
@@ -188,8 +192,13 @@ class NearestClassMean(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         """Scores ``(N, C)`` of features ``(N, D)``: negative squared distances to the centroids."""
+        check_tensor(features, "features")
         check_floating(features, "features")
-        check_matrix(features, "features", self.centroids.shape[1])
+        if features.ndim != 2 or features.shape[1] != self.centroids.shape[1]:
+            raise ValueError(
+                f"`features` must have {self.centroids.shape[1]} columns (the width of the "
+                f"centroids), shape (N, {self.centroids.shape[1]}), got {tuple(features.shape)}"
+            )
         x = F.normalize(features.to(self.mean.dtype) - self.mean, dim=1)
         # ||x - c||^2 = 1 - 2 x.c + ||c||^2 for unit x: one matrix product, no (N, C, D) temporary
         return 2 * x @ self.centroids.T - self.centroids.square().sum(dim=1) - 1

@@ -24,6 +24,7 @@ from .._validation import (
     as_logits,
     as_tensor,
     assert_on_device,
+    check_bool,
     check_finite,
     check_labels,
     check_non_negative,
@@ -311,12 +312,20 @@ def modulated(loss: Tensor, x: Tensor, t: Tensor, gamma: float, *, soft: bool = 
     return loss * torch.sigmoid(minus_s).pow(gamma)
 
 
-def check_asymmetric(gamma_pos: Any, gamma_neg: Any, clip: Any, eps: Any) -> None:
+# The smallest ``eps``: float32's smallest normal number. The losses compute in at least
+# float32, where a smaller clamp rounds to 0 (or a subnormal) and its logarithm is -inf.
+EPS_MIN = float(torch.finfo(torch.float32).tiny)
+
+
+def check_asymmetric(
+    gamma_pos: Any, gamma_neg: Any, clip: Any, eps: Any, detach_focal_weight: Any
+) -> None:
     """Check the hyper-parameters of the asymmetric focusing (ASL, and COMIC's losses)."""
     check_scalar(gamma_pos, "gamma_pos", low=0.0)
     check_scalar(gamma_neg, "gamma_neg", low=0.0)
     check_scalar(clip, "clip", low=0.0, high=1.0, high_open=True)
-    check_scalar(eps, "eps", low=0.0, low_open=True)
+    check_scalar(eps, "eps", low=EPS_MIN, high=1.0, high_open=True)
+    check_bool(detach_focal_weight, "detach_focal_weight")
 
 
 def shifted_negative(p: Tensor, clip: float) -> Tensor:

@@ -92,7 +92,8 @@ def asymmetric_loss(
     clip : float
         Probability margin :math:`m \in [0, 1)` of the negatives (0: none).
     eps : float
-        Lower clamp of the logarithms' arguments.
+        Lower clamp of the logarithms' arguments, in [1.2e-38, 1) (float32's smallest
+        normal number: the loss computes in at least float32).
     detach_focal_weight : bool
         Compute the focusing weight without gradient (the authors' code default).
     weight : Tensor, shape (C,) or (2, C), optional
@@ -120,7 +121,7 @@ def asymmetric_loss(
     0.2673
     """
     check_reduction(reduction)
-    check_asymmetric(gamma_pos, gamma_neg, clip, eps)
+    check_asymmetric(gamma_pos, gamma_neg, clip, eps, detach_focal_weight)
     z, t, mask = prepare(logits, targets, None, unknown)
     weight = element_weight(check_weight(weight, z.shape[1]), t)
     p = torch.sigmoid(z)
@@ -154,7 +155,8 @@ class AsymmetricLoss(LabelLoss):
     clip : float
         Probability margin :math:`m` of the negatives.
     eps : float
-        Lower clamp of the logarithms' arguments.
+        Lower clamp of the logarithms' arguments, in [1.2e-38, 1) (float32's smallest
+        normal number: the loss computes in at least float32).
     detach_focal_weight : bool
         Compute the focusing weight without gradient (the authors' code default).
     weight : Tensor or sequence, shape (C,) or (2, C), optional
@@ -198,7 +200,7 @@ class AsymmetricLoss(LabelLoss):
         unknown: Unknown = "ignore",
     ) -> None:
         super().__init__(reduction, unknown)
-        check_asymmetric(gamma_pos, gamma_neg, clip, eps)
+        check_asymmetric(gamma_pos, gamma_neg, clip, eps, detach_focal_weight)
         self.gamma_pos, self.gamma_neg, self.clip, self.eps = gamma_pos, gamma_neg, clip, eps
         self.detach_focal_weight = detach_focal_weight
         self.register_buffer("weight", weight_buffer(weight))

@@ -15,7 +15,14 @@ from torch import Tensor
 from typing_extensions import Self
 
 from .._label_forms import read_labels
-from .._validation import check_reduction, check_scalar, check_shape, check_tensor
+from .._validation import (
+    check_finite,
+    check_non_negative,
+    check_reduction,
+    check_scalar,
+    check_shape,
+    check_tensor,
+)
 from ..stats import class_counts, cooccurrence
 from ._core import (
     LabelLoss,
@@ -33,10 +40,12 @@ __all__ = ["MultiFocalModifierLoss", "multi_focal_modifier_loss"]
 
 
 def _check_cooccurrence(cooccurrence: Any, num_classes: int) -> None:
-    """Check co-occurrence counts: None, or a ``(C, C)`` tensor."""
+    """Check co-occurrence counts: None, or a finite non-negative ``(C, C)`` tensor."""
     if cooccurrence is not None:
         check_tensor(cooccurrence, "cooccurrence")
         check_shape(cooccurrence, "cooccurrence", (num_classes, num_classes))
+        check_finite(cooccurrence, "cooccurrence")
+        check_non_negative(cooccurrence, "cooccurrence")
 
 
 def _cooccurrence_attention(targets: Tensor, cooccurrence: Tensor) -> Tensor:
@@ -120,7 +129,8 @@ def multi_focal_modifier_loss(
     clip : float
         Margin :math:`m` of the negatives' probability.
     eps : float
-        Lower clamp of the logarithms' arguments.
+        Lower clamp of the logarithms' arguments, in [1.2e-38, 1) (float32's smallest
+        normal number: the loss computes in at least float32).
     weight_power : float
         :math:`q` of the class weight (0: every class weighs 1).
     neg_boost : float
@@ -150,7 +160,7 @@ def multi_focal_modifier_loss(
     0.4916
     """
     check_reduction(reduction)
-    check_asymmetric(gamma_pos, gamma_neg, clip, eps)
+    check_asymmetric(gamma_pos, gamma_neg, clip, eps, detach_focal_weight)
     check_scalar(neg_boost, "neg_boost", low=1.0)
     w = comic_class_weights(class_counts, weight_power)
     _check_cooccurrence(cooccurrence, w.numel())
@@ -269,7 +279,7 @@ class MultiFocalModifierLoss(LabelLoss):
         unknown: Unknown = "ignore",
     ) -> None:
         super().__init__(reduction, unknown)
-        check_asymmetric(gamma_pos, gamma_neg, clip, eps)
+        check_asymmetric(gamma_pos, gamma_neg, clip, eps, detach_focal_weight)
         check_scalar(neg_boost, "neg_boost", low=1.0)
         weight = comic_class_weights(class_counts, weight_power)
         _check_cooccurrence(cooccurrence, weight.numel())

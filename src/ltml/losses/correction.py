@@ -203,7 +203,7 @@ class ReflectiveLabelCorrector(LabelLoss):
         check_int(start_epoch, "start_epoch", low=0)
         check_scalar(margin, "margin", low=0.0)
         check_scalar(weight_power, "weight_power", low=0.0)
-        check_asymmetric(gamma_pos, gamma_neg, clip, eps)
+        check_asymmetric(gamma_pos, gamma_neg, clip, eps, detach_focal_weight)
         counts = counts_tensor(class_counts).to(torch.float32)
         self.register_buffer("counts", counts)
         self.register_buffer("running_mean", torch.zeros_like(counts))
@@ -220,7 +220,7 @@ class ReflectiveLabelCorrector(LabelLoss):
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch``: corrections run from ``start_epoch`` on; pseudo-counts reset."""
-        self.epoch = epoch
+        self.epoch = check_int(epoch, "epoch", low=0)
         self.reset()
 
     def class_weight(self) -> Tensor:
@@ -240,7 +240,7 @@ class ReflectiveLabelCorrector(LabelLoss):
         with torch.no_grad():
             confidence = torch.sigmoid(z)
             batch_mean = confidence.mean(dim=0)
-            if self.training:
+            if self.training and z.shape[0]:  # an empty batch has no mean: the state stays
                 self.running_mean.mul_(self.momentum).add_((1 - self.momentum) * batch_mean)
             # Above tau and above the class mean: the running one (paper) or the batch's (code).
             mean = self.running_mean if self.threshold == "running" else batch_mean

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import Tensor
 
-from .._validation import as_class_vector, check_int
+from .._validation import as_class_vector, as_logits, check_int, described
 from ._core import LabelLoss, Reduction, Unknown, weight_buffer
 from .bce import bce
 
@@ -91,6 +91,8 @@ class DeferredReweightedBCE(LabelLoss):
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of ``(N, C)`` logits against ``(N, C)`` targets, weighted if :attr:`active`."""
+        # The width is checked in every phase: before start_epoch no weight would catch it.
+        as_logits(logits, "logits", self.weight.numel())
         weight = self.weight if self.active else None
         return bce(logits, targets, weight, reduction=self.reduction, unknown=self.unknown)
 
@@ -100,4 +102,9 @@ class DeferredReweightedBCE(LabelLoss):
 
     def set_extra_state(self, state: dict[str, int]) -> None:
         """Restore the epoch from a ``state_dict``."""
+        if not isinstance(state, dict) or "epoch" not in state:
+            raise ValueError(
+                "`state_dict` of DeferredReweightedBCE must hold its extra state {'epoch': int} "
+                f"(saved by its own state_dict()), got {described(state)}"
+            )
         self.set_epoch(state["epoch"])

@@ -341,8 +341,13 @@ class mAPMeter:  # noqa: N801 - the name users search for
             if self.threshold is None:
                 return None
             counts = results[row : row + 3].to(torch.int64)
-            return thresholded_of_counts(
-                counts, self.threshold, top_k, self.zero_division, self.empty_class, self.groups
+            return thresholded_of_counts(  # a copy: the result's tensor is the caller's
+                counts,
+                self.threshold.clone(),
+                top_k,
+                self.zero_division,
+                self.empty_class,
+                self.groups,
             )
 
         return MAPResult(

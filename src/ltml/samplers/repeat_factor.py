@@ -25,7 +25,6 @@ from .._label_forms import class_lists_csr, to_class_csr
 from .._validation import check_int, check_scalar, check_seed
 from ._draws import distributed_defaults, shard, warn_if_sharded_again
 
-
 __all__ = ["RepeatFactorSampler", "repeat_factors"]
 
 
