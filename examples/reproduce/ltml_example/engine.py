@@ -221,7 +221,7 @@ def run(cfg: Config) -> dict[str, Any]:
             leave=False,
         )
         for step, batch in enumerate(bar):
-            if on_device:  # the loader gave image indices
+            if on_device and decoded is not None:  # the loader gave image indices
                 batch = augment_batch(batch, decoded)
             streams = _unpack(batch, cfg.branches, rt)
             if mixing is not None:

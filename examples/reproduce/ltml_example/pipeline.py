@@ -69,7 +69,7 @@ def adjust_hue(image: Tensor, factor: float) -> Tensor:
     return torch.stack(out, dim=-3)
 
 
-class ColorJitter(v2.ColorJitter):
+class ColorJitter(v2.ColorJitter):  # type: ignore[misc]
     """``v2.ColorJitter`` (same parameters, same order) with the hue shift of :func:`adjust_hue`."""
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
@@ -111,10 +111,12 @@ def uint8_transform(image_size: int, hflip: float) -> v2.Compose:
 def read_image(path: Path) -> Tensor:
     """Decode an image file to a uint8 RGB ``(3, H, W)`` tensor (torchvision; PIL for others)."""
     try:
-        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+        image: Tensor = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+        return image
     except RuntimeError:  # a format torchvision's decoders do not read (e.g. BMP, TIFF)
         with Image.open(path) as im:
-            return F.pil_to_tensor(im.convert("RGB"))
+            image = F.pil_to_tensor(im.convert("RGB"))
+            return image
 
 
 def cache_side(image_size: int) -> int:
@@ -127,7 +129,8 @@ def shrink(image: Tensor, side: int) -> Tensor:
     h, w = image.shape[-2:]
     if min(h, w) <= side:
         return image
-    return F.resize(image, [side], antialias=True)
+    small: Tensor = F.resize(image, [side], antialias=True)
+    return small
 
 
 class ImageCache:
