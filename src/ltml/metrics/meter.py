@@ -292,6 +292,15 @@ class mAPMeter:  # noqa: N801 - the name users search for
         ValueError
             On a wrong shape, a label outside {-1, 0, 1}, a NaN / infinite score, or a score
             outside [0, 1] with ``scores="probs"``; nothing of the rejected batch is stored.
+            On an accelerator, the score checks are device-side assertions with the same
+            words (a ``RuntimeError`` at the next synchronisation).
+
+        Notes
+        -----
+        Scores on an accelerator are never read back. Targets from a loader (on the CPU) are
+        checked and counted there; targets on an accelerator cost one read per batch, the
+        number of known entries, which decides whether the batch is stored densely or as its
+        known entries (what keeps mostly-unknown labels small).
         """
         why = " (the meter was built with scores='probs')"
         probs = why if self.score_kind == "probs" else None
