@@ -279,3 +279,19 @@ def test_cache_flags_are_checked(
     with pytest.raises(SystemExit):
         resolve(flags)
     assert message in capsys.readouterr().err
+
+
+def test_a_run_trains_from_the_cache(tmp_path: Path) -> None:
+    """The engine with --cache-images on the CPU: the host cache, one short epoch."""
+    from ltml_example import run
+
+    root = _tiny_voc(tmp_path / "data")
+    flags = ["--dataset", "voc-lt", "--data-root", str(root), "--weights", "none",
+             "--arch", "resnet18", "--image-size", "32", "--batch-size", "2",
+             "--iters-per-epoch", "1", "--epochs", "1", "--workers", "0", "--no-progress",
+             "--no-plot", "--quiet", "--cache-images",
+             "--output", str(tmp_path / "run")]  # fmt: skip
+    result = run(resolve(flags))
+    assert result["config"]["cache_images"] is True
+    assert result["config"]["pipeline"] == "uint8"
+    assert np.isfinite(result["history"][0]["loss"])
