@@ -250,3 +250,62 @@ def test_bad_values_fail_as_device_assertions(call: Callable[..., Tensor], match
     z, y = _batch()
     with pytest.raises(RuntimeError, match=match):
         call(z, y)
+
+
+def _meter_batches() -> list[tuple[Tensor, Tensor]]:
+    """Dense batches and one mostly-unknown batch (stored as its known entries)."""
+    z, y = _batch()
+    sparse = torch.full_like(y, -1)
+    sparse[0, 1], sparse[2, 3], sparse[5, 0] = 1, 0, 1
+    return [(z, y), (z.flip(0), y.clamp(min=0)), (z * 2, sparse)]
+
+
+@pytest.mark.parametrize("kind", ["logits", "probs"])
+def test_meter_sync_free_path_gives_the_eager_values(
+    monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    from ltml import mAPMeter
+    from ltml.metrics import meter as meter_module
+
+    results = []
+    for forced in (False, True):
+        monkeypatch.setattr(meter_module, "sync_free", lambda x, f=forced: f)
+        meter = mAPMeter(4, scores=kind, top_k=2)
+        for z, y in _meter_batches():
+            meter.update(z.sigmoid() if kind == "probs" else z, y)
+        results.append(meter.compute().as_dict())
+    assert results[0] == results[1]
+
+
+def test_meter_update_checks_on_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forced onto the device path, the meter's value checks are device assertions."""
+    from ltml import mAPMeter
+    from ltml.metrics import meter as meter_module
+
+    monkeypatch.setattr(meter_module, "sync_free", lambda x: True)
+    z, y = _batch()
+    ops = _recorded(lambda: mAPMeter(4).update(z, y.clamp(min=0)))
+    assert "aten._assert_async" in ops
+    assert not ops & {"aten.nonzero", "aten.equal"}
+    with pytest.raises(RuntimeError, match="`scores` must be finite"):
+        mAPMeter(4).update(z / 0, y)
+    with pytest.raises(RuntimeError, match=r"`scores` must be probabilities in \[0, 1\]"):
+        mAPMeter(4, scores="probs").update(z, y)
+    with pytest.raises(ValueError, match="`targets` must contain only"):
+        mAPMeter(4).update(z, y * 2)  # CPU targets: checked eagerly, nothing to wait for
+
+
+def test_mix_batch_checks_on_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ltml.mixup
+    from ltml import mix_batch
+
+    x, (_, y) = torch.randn(8, 3), _batch()
+    g = torch.Generator
+    eager = mix_batch(x, y, 0.4, generator=g().manual_seed(0))
+    monkeypatch.setattr(ltml.mixup, "sync_free", lambda t: True)
+    ops = _recorded(lambda: mix_batch(x, y, 0.4, generator=g().manual_seed(0)))
+    assert "aten._assert_async" in ops
+    forced = mix_batch(x, y, 0.4, generator=g().manual_seed(0))
+    torch.testing.assert_close(forced.targets, eager.targets)
+    with pytest.raises(RuntimeError, match="`targets` must contain only"):
+        mix_batch(x, y * 2, 0.4)

@@ -16,7 +16,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import check_choice, check_labels, check_matrix, check_scalar, check_tensor
+from ._validation import (
+    assert_on_device,
+    check_choice,
+    check_labels,
+    check_matrix,
+    check_scalar,
+    check_tensor,
+    labels_contract,
+    sync_free,
+)
 
 __all__ = ["MixedBatch", "mix_batch"]
 
@@ -134,7 +143,11 @@ def mix_batch(
             "`inputs` and `targets` must have the same batch size (dimension 0), got shapes "
             f"{tuple(inputs.shape)} and {tuple(targets.shape)}"
         )
-    check_labels(targets, "targets", soft=True)
+    if sync_free(targets):  # on an accelerator: checked there, no wait for the values
+        valid = (targets == -1) | ((targets >= 0) & (targets <= 1))
+        assert_on_device(valid.all(), labels_contract("targets", soft=True))
+    else:
+        check_labels(targets, "targets", soft=True)
     check_scalar(alpha, "alpha", low=0.0, low_open=True)
     check_choice(method, "method", ("mixup", "cutmix"))
     if generator is not None and not isinstance(generator, torch.Generator):

@@ -38,6 +38,7 @@ Device = Literal["auto", "cpu", "cuda"]
 Amp = Literal["auto", "off", "bf16", "fp16"]
 # The classifier that ends each branch (rows csra, ml-decoder): ltml.CSRA / ltml.MLDecoder.
 Head = Literal["linear", "csra", "ml-decoder"]
+Pipeline = Literal["uint8", "float"]  # training input: ltml_example.pipeline
 
 # The DB recipe's settings meant for ImageNet weights: with ``--weights none`` they are off
 # unless their flag is given (they would freeze a random stem and random BatchNorm statistics).
@@ -126,6 +127,11 @@ class Config:
     channels_last: bool = True  # CUDA only
     workers: int = 4
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    # training input (ltml_example.pipeline): crop uint8 images first, or convert to float first;
+    # decode the training set once into a cache of shrunk copies (on CUDA: on the device)
+    pipeline: Pipeline = "uint8"
+    cache_images: bool = False
+    cache_mb: int = 4096
     output: Path | None = None
     resume: str | None = None
     eval_every_epoch: bool = False

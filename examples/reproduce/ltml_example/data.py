@@ -36,6 +36,17 @@ from ltml.data import (
 
 from .config import Config, switch_epoch
 from .errors import MissingFileError, data_errors
+from .pipeline import (
+    CROP_RATIO,
+    CROP_SCALE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    JITTER,
+    DecodedImages,
+    ImageCache,
+    cache_side,
+    uint8_transform,
+)
 
 DB_LOSS_RAW = "https://raw.githubusercontent.com/wutong16/DistributionBalancedLoss/master/appendix"
 # dataset -> (where the list goes under VOCdevkit / the COCO root, its path in the DB-loss
@@ -44,7 +55,6 @@ OFFICIAL_LISTS = {
     "voc-lt": ("longtail2012/img_id.txt", "VOCdevkit/longtail2012/img_id.txt"),
     "coco-lt": ("longtail2017/img_id.pkl", "coco/longtail2017/img_id.pkl"),
 }
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -57,6 +67,8 @@ class Data:
     test: Dataset[Any]
     classes: tuple[str, ...]
     split_note: str = ""  # how the parts were held out, printed at the start of a run
+    # --pipeline uint8: the training images as read (and cached); None for the float pipeline
+    decoded: DecodedImages | None = None
 
 
 def transforms(cfg: Config, train: bool) -> v2.Compose:
@@ -67,6 +79,9 @@ def transforms(cfg: Config, train: bool) -> v2.Compose:
     and saturation 0.5-1.5, hue +-18 degrees). Test: resize to ``image_size`` squared, no crop.
     The demo's digit mosaics are only shifted (up to 1/8 of the side): rescaled, mirrored or
     recoloured digits make a from-scratch network on ~1,100 images learn far less.
+
+    This is the float-first pipeline (``--pipeline float``); ``--pipeline uint8`` trains with
+    :func:`ltml_example.pipeline.uint8_transform`, the same augmentations on uint8 images.
     """
     size = (cfg.image_size, cfg.image_size)
     steps: list[Any] = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
@@ -75,8 +90,8 @@ def transforms(cfg: Config, train: bool) -> v2.Compose:
     elif cfg.dataset == "demo":
         steps += [v2.Resize(size), v2.RandomCrop(size, padding=cfg.image_size // 8)]
     else:
-        steps.append(v2.RandomResizedCrop(size, scale=(0.64, 1.0), ratio=(0.8, 1.25)))
-        steps.append(v2.ColorJitter(brightness=32 / 255, contrast=0.5, saturation=0.5, hue=0.05))
+        steps.append(v2.RandomResizedCrop(size, scale=CROP_SCALE, ratio=CROP_RATIO))
+        steps.append(v2.ColorJitter(**JITTER))
     if train and cfg.hflip > 0:
         steps.append(v2.RandomHorizontalFlip(cfg.hflip))
     steps.append(v2.Normalize(IMAGENET_MEAN, IMAGENET_STD))
@@ -124,19 +139,43 @@ def build_data(cfg: Config) -> Data:
         return _stratified(cfg, full, test, test_tf)
     test = cast("Dataset[Any]", test)  # only a table (csv) may come without a test set
     if cfg.val_fraction == 0:
-        return Data(full, labels, None, test, full.classes)
+        train, decoded = _train_view(cfg, full, labels, None)
+        return Data(train, labels, None, test, full.classes, decoded=decoded)
     holdout = copy.copy(full)  # the same images and labels, seen through the test transform
     holdout.transform = test_tf
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(cfg.seed))
     n_val = max(1, round(cfg.val_fraction * len(labels)))
     val_idx, train_idx = order[:n_val].sort().values, order[n_val:].sort().values
+    train, decoded = _train_view(cfg, full, labels, train_idx)
     return Data(
-        Subset(full, train_idx.tolist()),
+        train,
         labels[train_idx],
         Subset(holdout, val_idx.tolist()),
         test,
         full.classes,
+        decoded=decoded,
     )
+
+
+def _train_view(
+    cfg: Config, full: Any, labels: Tensor, idx: Tensor | None
+) -> tuple[Dataset[Any], DecodedImages | None]:
+    """Return the training images ``idx`` of ``full`` (all if None) as ``--pipeline`` reads them.
+
+    ``float`` (and the demo, whose images are in memory): ``full`` with its transform.
+    ``uint8``: the files decoded to uint8 (:class:`DecodedImages`), from a cache of the
+    ``idx`` images with ``--cache-images``. Returns the dataset and the decoded view.
+    """
+    keep = None if idx is None else idx.tolist()
+    if cfg.pipeline == "float" or cfg.dataset == "demo":
+        return (full if keep is None else Subset(full, keep)), None
+    paths = [full.image_path(i) for i in range(len(labels))]
+    cache = None
+    if cfg.cache_images:
+        wanted = range(len(labels)) if keep is None else keep
+        cache = ImageCache(paths, wanted, cache_side(cfg.image_size), cfg.cache_mb * 2**20)
+    decoded = DecodedImages(paths, labels, uint8_transform(cfg.image_size, cfg.hflip), cache)
+    return (decoded if keep is None else Subset(decoded, keep)), decoded
 
 
 def _table(
@@ -163,7 +202,8 @@ def _stratified(cfg: Config, full: Any, test: Any, test_tf: v2.Compose) -> Data:
     wanted = {"val": cfg.val_fraction, "test": cfg.test_fraction if test is None else 0.0}
     names = ["train", *(k for k, f in wanted.items() if f > 0)]
     if names == ["train"]:
-        return Data(full, labels, None, test, full.classes)
+        view, decoded = _train_view(cfg, full, torch.as_tensor(labels), None)
+        return Data(view, labels, None, test, full.classes, decoded=decoded)
     fractions = [1 - sum(wanted.values()), *(wanted[k] for k in names[1:])]
     parts = dict(zip(names, stratified_split(labels, fractions, seed=cfg.seed), strict=True))
     off = 100 * split_deviation(labels, list(parts.values()), fractions).abs()
@@ -177,13 +217,15 @@ def _stratified(cfg: Config, full: Any, test: Any, test_tf: v2.Compose) -> Data:
     holdout.transform = test_tf
     held = {k: Subset(holdout, idx.tolist()) for k, idx in parts.items() if k != "train"}
     train = parts["train"]
+    view, decoded = _train_view(cfg, full, torch.as_tensor(labels), train)
     return Data(
-        Subset(full, train.tolist()),
+        view,
         labels[train],
         held.get("val"),
         held.get("test", test),
         full.classes,
         note,
+        decoded,
     )
 
 
@@ -200,6 +242,9 @@ class _Relabelled(Dataset[Any]):
     @transform.setter
     def transform(self, value: Any) -> None:
         self.dataset.transform = value
+
+    def image_path(self, i: int) -> Path:
+        return Path(self.dataset.image_path(i))
 
     def __copy__(self) -> _Relabelled:
         return _Relabelled(copy.copy(self.dataset), self.labels)  # its own transform
@@ -350,11 +395,13 @@ def train_loader(
         sampler, dataset = _OneStream(paired, 0 if cfg.branches == "u" else 1), data.train
     else:
         sampler, dataset = paired, ltml.PairedDataset(data.train)
+    # batches of indices (the images are on the device) need no worker
+    indices_only = data.decoded is not None and data.decoded.indices_only
     loader = DataLoader(
         dataset,
         batch_size=batch,
         sampler=sampler,
-        num_workers=cfg.workers,
+        num_workers=0 if indices_only else cfg.workers,
         pin_memory=pin_memory,
         drop_last=True,
         persistent_workers=False,

@@ -27,6 +27,7 @@ from .data import (
 )
 from .decoupled import run_decoupled
 from .model import Collaborative, build_model, parameter_count
+from .pipeline import augment_batch
 from .presets import ROWS
 from .runtime import (
     Runtime,
@@ -151,6 +152,9 @@ def run(cfg: Config) -> dict[str, Any]:
     draws, iters = iterations_per_epoch(cfg, data.train_labels, rt.world)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg, iters))
     scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.amp_dtype == torch.float16)
+    # --cache-images on CUDA: the decoded copies on the device, batches augmented there
+    decoded = data.decoded
+    on_device = decoded is not None and rt.device.type == "cuda" and decoded.on_device(rt.device)
     loader, sampler = train_loader(cfg, data, iters, rt.world, rt.rank, rt.device.type == "cuda")
     ddp: nn.Module = model
     if rt.world > 1:
@@ -191,6 +195,9 @@ def run(cfg: Config) -> dict[str, Any]:
     log(f"  {group_line(cfg, counts)}")
     if data.split_note:
         log(f"  {data.split_note}")
+    if decoded is not None and decoded.cache is not None:
+        where = "on the device" if on_device else "in host memory"
+        log(f"  {decoded.cache.describe()}, {where}")
     if resume is not None:
         log(f"  resumed from {resume} at epoch {start}")
 
@@ -214,6 +221,8 @@ def run(cfg: Config) -> dict[str, Any]:
             leave=False,
         )
         for step, batch in enumerate(bar):
+            if on_device and decoded is not None:  # the loader gave image indices
+                batch = augment_batch(batch, decoded)
             streams = _unpack(batch, cfg.branches, rt)
             if mixing is not None:
                 streams = _mix(streams, cfg, mixing)

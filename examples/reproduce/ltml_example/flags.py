@@ -28,6 +28,7 @@ from .config import (
     Head,
     MissingScheme,
     MixMethod,
+    Pipeline,
     SamplerMode,
     ScoreSpace,
     Stage2,
@@ -299,6 +300,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(g, "--workers", "data loader worker processes", type=int)
     add(g, "--threads", "CPU threads of torch (1 is fastest on a busy machine)", type=int)
+    add(
+        g,
+        "--pipeline",
+        "training input: uint8 = decode to uint8, crop and resize, then float (faster); "
+        "float = float32 at full size first. Same augmentations [uint8]",
+        choices=get_args(Pipeline),
+    )
+    add(
+        g,
+        "--cache-images",
+        "decode the training images once into memory, shrunk to a shorter side of "
+        "image-size * 256 / 224 (on CUDA: on the device, batches augmented there); "
+        "needs --pipeline uint8",
+        action=argparse.BooleanOptionalAction,
+    )
+    add(g, "--cache-mb", "memory budget of --cache-images, MiB [4096]", type=int)
     add(g, "--output", "output folder [default: runs/<dataset>-<row>-seed<seed>]", type=Path)
     add(g, "--resume", "checkpoint to resume from, or 'auto' = <output>/last.pt")
     add(
@@ -424,6 +441,10 @@ def _check(cfg: Config, parser: argparse.ArgumentParser) -> None:
     low, high = cfg.group_thresholds
     if not 0 <= low <= high:
         parser.error(f"--group-thresholds needs 0 <= LOW <= HIGH, got {low} {high}")
+    if cfg.cache_images and cfg.pipeline != "uint8":
+        parser.error("--cache-images keeps uint8 copies: it needs --pipeline uint8")
+    if cfg.cache_mb < 1:
+        parser.error(f"--cache-mb must be positive, got {cfg.cache_mb}")
     for name in ("batch_size", "batch_multiplier", "epochs", "image_size"):
         if getattr(cfg, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")

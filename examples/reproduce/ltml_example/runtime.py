@@ -38,6 +38,10 @@ RESUMABLE_CHANGES = {
     "quiet",
     "threads",
     "group_thresholds",
+    # the input pipeline: the same augmentations, the same distribution of images
+    "pipeline",
+    "cache_images",
+    "cache_mb",
 }
 
 

@@ -40,6 +40,7 @@ from .arrays import (
 )
 from .groups import as_image_groups
 from .metric_inputs import (
+    as_device_metric_inputs,
     as_metric_inputs,
     as_thresholds,
     check_probabilities,
@@ -82,6 +83,7 @@ __all__ = [
     "as_class_names",
     "as_class_vector",
     "as_counts",
+    "as_device_metric_inputs",
     "as_image_groups",
     "as_indices",
     "as_labels",

@@ -8,7 +8,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .arrays import DTYPES, as_labels, as_scores, check_same_shape
+from .arrays import (
+    DTYPES,
+    as_labels,
+    as_scores,
+    as_tensor,
+    check_labels,
+    check_matrix,
+    check_same_shape,
+    finite_contract,
+    labels_contract,
+)
+from .paths import assert_on_device
 from .scalars import check_int, described
 
 
@@ -22,6 +33,37 @@ def as_metric_inputs(
     s = as_scores(scores, "scores", num_classes).detach()
     y = as_labels(targets, "targets")
     check_same_shape(s, y, "scores", "targets")
+    return s, y
+
+
+def as_device_metric_inputs(
+    scores: Tensor, targets: Any, num_classes: int | None = None, probs: str | None = None
+) -> tuple[Tensor, Tensor]:
+    """:func:`as_metric_inputs` for scores on an accelerator, without reading values back.
+
+    Shapes and dtypes are checked on the host as there; the values of the scores (finite, and
+    probabilities when ``probs`` gives the reason) by device-side assertions worded alike.
+    Targets on the CPU are checked eagerly (no device involved); on the device, by an assertion.
+    """
+    s = as_tensor(scores, "scores")
+    check_matrix(s, "scores", num_classes)
+    if s.dtype == torch.bool:
+        raise TypeError(f"`scores` must hold real numbers, got dtype {s.dtype}")
+    s = s.detach()
+    y = as_tensor(targets, "targets")
+    check_matrix(y, "targets")
+    check_same_shape(s, y, "scores", "targets")
+    if y.device.type == "cpu":
+        check_labels(y, "targets")
+    elif y.dtype != torch.bool and y.numel():
+        # an unsigned dtype cannot hold -1 (a -1 cast to uint8 reads 255 and is refused)
+        ok = y <= 1 if y.dtype == torch.uint8 else (y == 0) | (y == 1) | (y == -1)
+        assert_on_device(ok.all(), labels_contract("targets"))
+    if s.numel() and s.is_floating_point():
+        assert_on_device(torch.isfinite(s).all(), finite_contract("scores"))
+    if probs is not None and s.numel():
+        message = f"`scores` must be probabilities in [0, 1]{probs}"
+        assert_on_device(((s >= 0) & (s <= 1)).all(), message)
     return s, y
 
 

@@ -140,8 +140,12 @@ class COCOMultiLabel(Dataset[tuple[Any, Tensor]]):
     def __len__(self) -> int:
         return len(self.image_ids)
 
+    def image_path(self, i: int) -> Path:
+        """Return the file of image ``i`` (what ``self[i]`` opens), e.g. to decode it elsewhere."""
+        return Path(self._image_dir, self._file_names[i])
+
     def __getitem__(self, i: int) -> tuple[Any, Tensor]:
-        image = load_image(self._image_dir / self._file_names[i], self.transform)
+        image = load_image(self.image_path(i), self.transform)
         return image, self.labels[i].to(torch.float32)
 
 

@@ -281,13 +281,17 @@ class TableMultiLabel(Dataset[tuple[Any, Tensor]]):
     def __len__(self) -> int:
         return len(self.images)
 
+    def image_path(self, i: int) -> Path:
+        """Return the file of image ``i`` (what ``self[i]`` opens), e.g. to decode it elsewhere."""
+        return self.root / self.images[i]
+
     def __getitem__(self, i: int) -> tuple[Any, Tensor]:
         labels = self.labels
         if isinstance(labels, VerifiedLabels):
             row = labels.row(i)
         else:
             row = labels[i].to_dense() if labels.layout == torch.sparse_csr else labels[i]
-        return load_image(self.root / self.images[i], self.transform), row.float()
+        return load_image(self.image_path(i), self.transform), row.float()
 
 
 def _read(

@@ -19,6 +19,7 @@ from torch import Tensor
 from .._deprecation import renamed_keyword, warn_renamed
 from .._validation import (
     as_class_names,
+    as_device_metric_inputs,
     as_metric_inputs,
     as_thresholds,
     check_choice,
@@ -26,6 +27,7 @@ from .._validation import (
     check_int,
     check_probabilities,
     check_top_k,
+    sync_free,
 )
 from ._counts import ZeroDivision, check_zero_division, thresholded_of_counts
 from ._distributed import class_share, gather_classes
@@ -290,15 +292,31 @@ class mAPMeter:  # noqa: N801 - the name users search for
         ValueError
             On a wrong shape, a label outside {-1, 0, 1}, a NaN / infinite score, or a score
             outside [0, 1] with ``scores="probs"``; nothing of the rejected batch is stored.
+            On an accelerator, the score checks are device-side assertions with the same
+            words (a ``RuntimeError`` at the next synchronisation).
+
+        Notes
+        -----
+        Scores on an accelerator are never read back. Targets from a loader (on the CPU) are
+        checked and counted there; targets on an accelerator cost one read per batch, the
+        number of known entries, which decides whether the batch is stored densely or as its
+        known entries (what keeps mostly-unknown labels small).
         """
-        s, y = as_metric_inputs(scores, targets, self.num_classes)
-        if self.score_kind == "probs":
-            check_probabilities(s, "scores", " (the meter was built with scores='probs')")
+        why = " (the meter was built with scores='probs')"
+        probs = why if self.score_kind == "probs" else None
+        if isinstance(scores, Tensor) and sync_free(scores):  # no host read of the scores
+            s, y = as_device_metric_inputs(scores, targets, self.num_classes, probs)
+        else:
+            s, y = as_metric_inputs(scores, targets, self.num_classes)
+            if probs is not None:
+                check_probabilities(s, "scores", probs)
         if self._device is None:
             self._device = s.device
+        # Stored densely or as known entries: decided on the targets where they are. Targets
+        # from a loader are on the CPU, and nothing is read from the device; targets on an
+        # accelerator cost one read per batch (the count of known entries).
         if is_mostly_unknown(y):  # kept as its known entries (copies)
-            s, y = s.detach().to(self._device), y.to(self._device)
-            self._known.add(entries_of_batch(s, y, self.top_k))
+            self._known.add(entries_of_batch(s.detach().to(self._device), y, self.top_k))
             return
         # Copies: a caller may reuse or modify its buffers after update().
         self._scores.append(s.detach().to(device=self._device, copy=True))
