@@ -68,6 +68,10 @@ MODULES = {
             _CONTRACTS,
         ],
     ),
+    "label_forms": (
+        "src/ltml/_label_forms.py",
+        ["tests/test_sparse_inputs.py", "tests/test_samplers.py", _CONTRACTS],
+    ),
     "heads": ("src/ltml/heads.py", ["tests/test_heads.py", _CONTRACTS]),
     "decoupling": ("src/ltml/decoupling/*", ["tests/test_decoupling.py", _CONTRACTS]),
     "backbones": ("src/ltml/backbones.py", ["tests/test_backbones.py", _CONTRACTS]),
