@@ -109,6 +109,8 @@ def test_rst_markup_becomes_markdown_for_the_site():
     )
     # A formula written on the directive line itself is kept, and a resolved role is a link.
     assert to_markdown(".. math:: P(k) = n_k\n", lambda target: None) == "$$\nP(k) = n_k\n$$"
+    # A blank line after the directive is not part of the formula: a $$ block has none inside.
+    assert to_markdown(".. math::\n\n    a = b\n    c\n") == "$$\na = b\nc\n$$"
     assert to_markdown(":func:`~ltml.functional.bce`", lambda target: target) == (
         '<autoref identifier="ltml.functional.bce" optional>`bce`</autoref>'
     )

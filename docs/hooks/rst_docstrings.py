@@ -36,7 +36,10 @@ def _directive_body(lines: list[str], start: int, indent: str) -> tuple[list[str
         end += 1
     while end > start and not lines[end - 1].strip():
         end -= 1
-    return textwrap.dedent("\n".join(lines[start:end])).splitlines(), end
+    first = start  # a blank line between the directive and its content (no blank in a $$ block)
+    while first < end and not lines[first].strip():
+        first += 1
+    return textwrap.dedent("\n".join(lines[first:end])).splitlines(), end
 
 
 def to_markdown(text: str, resolve: Callable[[str], str | None] = lambda target: None) -> str:
