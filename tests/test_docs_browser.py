@@ -57,7 +57,7 @@ def _page_url(source: Path) -> str:
 
 
 # Pages the site excludes (included into another page by a snippet) are not pages of their own.
-EXCLUDED = {"results/leaderboard.md", "results/newer.md"}
+EXCLUDED = {"results/leaderboard.md", "results/newer.md", "results/partial.md"}
 PAGES = sorted(
     _page_url(p)
     for p in (ROOT / "docs").rglob("*.md")
