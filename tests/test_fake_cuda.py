@@ -38,10 +38,12 @@ from ltml.losses import (
     DeferredReweightedBCE,
     DistributionBalancedLoss,
     FocalLoss,
+    HillLoss,
     LogitCompensatedBCE,
     LTMLLoss,
     MultiFocalModifierLoss,
     ReflectiveLabelCorrector,
+    SPLCLoss,
     WeightedBCE,
 )
 from ltml.metrics import meter as meter_module
@@ -98,6 +100,9 @@ LOSSES: dict[str, Callable[[], nn.Module]] = {
     "asl": AsymmetricLoss,
     "mfm": lambda: MultiFocalModifierLoss(COUNTS, torch.ones(4, 4)),
     "drw": _drw,
+    "hill": HillLoss,
+    "hill_negative": lambda: HillLoss(unknown="negative"),
+    "splc": lambda: SPLCLoss(start_epoch=0),
 }
 
 
@@ -193,7 +198,10 @@ def test_mix_batch_stays_on_the_device(
             assert mixed.inputs.device == mixed.targets.device == CUDA
 
 
-@pytest.mark.parametrize("row", ["ltml", "erm", "db-focal", "comic", "mixup", "u-only"])
+@pytest.mark.parametrize(
+    "row",
+    ["ltml", "erm", "db-focal", "comic", "mixup", "u-only", "csra", "ml-decoder", "hill", "splc"],
+)
 def test_example_rows_forward_on_the_device(fake_cuda: FakeTensorMode, row: str) -> None:
     """The harness's model and criterion of a row, channels-last and autocast, as on a GPU."""
     flags = ["--row", row, "--arch", "resnet18", "--weights", "none", "--image-size", "32"]
