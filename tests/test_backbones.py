@@ -316,7 +316,7 @@ def test_resnet_branch_ending_at_layer4_equals_resnet_dual_branch():
     assert by_resnet.branch_u.classifier.weight.shape == (1, 5, 512)
 
 
-def test_width_of_an_end_is_measured_when_the_classifier_does_not_say():
+def test_an_end_needs_neither_a_width_nor_a_dry_run():
     from ltml import CSRA
 
     class Wrapped(nn.Module):  # no in_features attribute
@@ -327,10 +327,11 @@ def test_width_of_an_end_is_measured_when_the_classifier_does_not_say():
         def forward(self, x: Tensor) -> Tensor:
             return self.inner(x)
 
-    _, head = split_dual_branch(
-        models.resnet18().eval(), "layer4", 5, end="layer4", classifier=Wrapped(),
-        example_input=torch.zeros(1, 3, 64, 64),
-    )  # fmt: skip
+    model = models.resnet18().eval()
+    calls = []
+    model.conv1.register_forward_pre_hook(lambda m, args: calls.append(args[0].shape))
+    _, head = split_dual_branch(model, "layer4", 5, end="layer4", classifier=Wrapped())
+    assert calls == []  # the classifier replaces the linear one: no width to measure
     assert head.predict(torch.randn(2, 256, 4, 4)).shape == (2, 5)
 
 
@@ -347,3 +348,134 @@ def test_width_of_an_end_is_measured_when_the_classifier_does_not_say():
 def test_bad_end_or_classifier_is_named(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         split_dual_branch(models.resnet18(), "layer4", 5, **kwargs)
+
+
+# --- the dry run, the search for the features, the cut ------------------------------------------
+
+
+def _flattening_model() -> nn.Module:
+    """No classifier, no pooling: the feature width depends on the image size (2 x 28 x 28)."""
+    return nn.Sequential(nn.Conv2d(3, 2, 8, stride=8), nn.ReLU(), nn.Flatten())
+
+
+def test_the_default_dry_run_is_one_224_by_224_image():
+    model = _flattening_model()
+    shapes = []
+    model[0].register_forward_pre_hook(lambda m, args: shapes.append(tuple(args[0].shape)))
+    _, head = split_dual_branch(model, "1", num_classes=3)
+    assert shapes == [(1, 3, 224, 224)]
+    assert head.branch_u.classifier.in_features == 2 * 28 * 28
+
+
+@pytest.mark.parametrize(
+    ("example_input", "what"),
+    [(None, "the default 1 x 3 x 224 x 224 zeros"), (torch.zeros(1, 3, 16, 16), "it")],
+)
+def test_a_failed_dry_run_says_which_input_failed(example_input, what):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten())  # wants 1 channel
+    with pytest.raises(ValueError, match=rf"but the model failed on {what}: "):
+        split_dual_branch(model, "1", num_classes=3, example_input=example_input)
+
+
+def test_unpooled_features_without_a_classifier_are_refused():
+    model = nn.Sequential(nn.Conv2d(3, 2, 8, stride=8), nn.ReLU())
+    with pytest.raises(
+        ValueError, match=r"end with pooled \(N, D\) features .*, got \(1, 2, 28, 28\)$"
+    ):
+        split_dual_branch(model, "1", num_classes=3)
+
+
+def test_features_that_are_not_a_tensor_are_refused():
+    class Halves(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = nn.Linear(4, 4)
+
+        def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+            return self.block(x).chunk(2, dim=1)
+
+    with pytest.raises(ValueError, match=r"nn\.Linear classifier, got tuple$"):
+        split_dual_branch(Halves(), "block", num_classes=3, example_input=torch.zeros(1, 4))
+
+
+@pytest.mark.parametrize(("count", "tail"), [(40, ""), (41, ", ...")])
+def test_the_module_names_in_an_error_stop_at_forty(count, tail):
+    model = nn.Sequential(*(nn.Identity() for _ in range(count)))
+    listed = ", ".join(repr(str(i)) for i in range(40)) + tail
+    with pytest.raises(ValueError, match="its modules include") as error:
+        split_dual_branch(model, "nothing", num_classes=3)
+    expected = f"`at` must name a module of `model`, got 'nothing'; its modules include {listed}"
+    assert str(error.value) == expected
+
+
+def test_the_module_names_in_an_error_are_the_first_two_levels():
+    with pytest.raises(ValueError, match=r"^`at` must name a module of `model`, got None; its"):
+        split_dual_branch(models.resnet18(), None, num_classes=3)
+    with pytest.raises(ValueError, match=r"'layer4\.1'(?!\.)") as error:
+        split_dual_branch(models.resnet18(), "layer5", num_classes=3)
+    assert "'layer4.1.conv1'" not in str(error.value)
+
+
+def test_the_head_concatenates_by_default_and_names_its_parts():
+    trunk, head = split_dual_branch(models.resnet18(), "layer4", num_classes=3)
+    assert head.concat is True
+    assert type(trunk).__name__ == "Trunk"
+    feat = torch.randn(2, 256, 2, 2)
+    branch = head.branch_u.features.eval()
+    torch.testing.assert_close(branch(x=feat), branch(feat))
+
+
+def test_a_module_called_on_two_tensors_is_refused():
+    class Pair(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = nn.Bilinear(3, 3, 3)
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.fc(self.block(x, x.flip(1)))
+
+    with pytest.raises(ValueError, match=r"`at` must name a module called on one tensor"):
+        split_dual_branch(Pair(), "block", num_classes=2)
+
+
+def test_a_parameter_used_on_both_sides_of_the_cut_is_shared_not_leaked():
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.full((3,), 2.0))
+            self.stem = nn.Linear(3, 3)
+            self.block = nn.Linear(3, 3)
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x: Tensor) -> Tensor:
+            return self.fc(self.block(self.stem(x * self.scale)) * self.scale)
+
+    model = Scaled().eval()
+    trunk, head = split_dual_branch(model, "block", num_classes=2)
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(
+        head.branch_u.features(trunk(x)), _classifier_input(model, model.fc, x)
+    )
+
+
+def test_a_second_input_of_the_model_after_the_cut_is_refused():
+    class TwoInputs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = nn.Linear(3, 3)
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x: Tensor, shift: float = 0.0) -> Tensor:
+            return self.fc(self.block(x) + shift)
+
+    with pytest.raises(ValueError, match=r"intermediate result\(s\) \['shift'\]"):
+        split_dual_branch(TwoInputs(), "block", num_classes=2)
+
+
+def test_a_module_after_the_classifier_that_changes_its_output_stays_in_the_branch():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 5), nn.Sigmoid()).eval()
+    trunk, head = split_dual_branch(model, "1", num_classes=2, example_input=torch.zeros(1, 3))
+    assert head.branch_u.classifier.in_features == 5  # the sigmoid's output, not the Linear's input
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(head.branch_u.features(trunk(x)), model(x))

@@ -462,6 +462,12 @@ def test_head_owns_its_copies_of_the_branch() -> None:
     [
         ({"in_features": 0}, ValueError, r"`in_features` must be an integer >= 1, got 0"),
         ({"in_features": -3}, ValueError, r"`in_features` must be an integer >= 1, got -3"),
+        ({"in_features": None}, TypeError, r"`in_features` must be an integer, got None"),
+        (
+            {"in_features": 0, "classifier": nn.Linear(4, 3)},
+            ValueError,
+            r"`in_features` must be an integer >= 1, got 0",
+        ),
         ({"num_classes": 0}, ValueError, r"`num_classes` must be an integer >= 1, got 0"),
         ({"num_classes": 2.0}, TypeError, r"`num_classes` must be an integer, got float"),
         ({"num_classes": True}, TypeError, r"`num_classes` must be an integer, got bool"),
@@ -476,6 +482,12 @@ def test_constructor_rejects_bad_arguments(
     arguments: dict[str, object] = {"branch": nn.Identity(), "in_features": 4, "num_classes": 3}
     with pytest.raises(error, match=match):
         DualBranchHead(**{**arguments, **kwargs})  # type: ignore[arg-type]
+
+
+def test_in_features_may_be_left_out_when_a_classifier_replaces_the_linear_one() -> None:
+    head = DualBranchHead(nn.Identity(), None, 3, classifier=nn.Linear(4, 3))
+    assert head.in_channels is None  # unchecked: the classifier says nothing of its input
+    assert head.eval().predict(torch.randn(2, 4)).shape == (2, 3)
 
 
 def test_forward_rejects_bad_features() -> None:

@@ -104,7 +104,7 @@ _PASS_THROUGH = (nn.Identity, nn.Flatten, nn.Dropout)
 class _CutTracer(fx.Tracer):
     """A tracer that keeps the modules at the cuts as one call each, so the graph has nodes."""
 
-    def __init__(self, *cuts: str) -> None:
+    def __init__(self, *cuts: str | None) -> None:
         super().__init__()
         self.cuts = cuts
 
@@ -148,10 +148,17 @@ def _depends_on_input(node: fx.Node) -> bool:
     return any(n.op == "placeholder" for n in _ancestors(node))
 
 
-def _module_names(model: nn.Module, depth: int = 2) -> str:
-    names = [name for name, _ in model.named_modules() if name and name.count(".") < depth]
-    shown = ", ".join(repr(n) for n in names[:40])
-    return shown + (", ..." if len(names) > 40 else "")
+def _check_module_name(model: nn.Module, name: object, argument: str) -> None:
+    """Check that ``name`` is the qualified name of a submodule; list some names if not."""
+    names = [n for n, _ in model.named_modules() if n]
+    if not isinstance(name, str) or name not in names:
+        # the first two levels of the module tree, at most 40 names: enough to find the way
+        shown = [repr(n) for n in names if n.count(".") < 2]
+        listed = ", ".join(shown[:40]) + (", ..." if len(shown) > 40 else "")
+        raise ValueError(
+            f"`{argument}` must name a module of `model`, got {name!r}; its modules include "
+            f"{listed}"
+        )
 
 
 def split_dual_branch(
@@ -242,21 +249,16 @@ def split_dual_branch(
         raise TypeError(
             f"`classifier` must be an nn.Module or None, got {type(classifier).__name__}"
         )
-    for name, value in (("at", at), ("end", end)):
-        if (value is not None or name == "at") and (
-            not isinstance(value, str) or value not in dict(model.named_modules()) or not value
-        ):
-            raise ValueError(
-                f"`{name}` must name a module of `model`, got {value!r}; its modules include "
-                f"{_module_names(model)}"
-            )
+    _check_module_name(model, at, "at")
+    if end is not None:
+        _check_module_name(model, end, "end")
     if end is not None and classifier is None:
         raise ValueError(
             "`end` must come with a `classifier` that reads its unpooled output (e.g. CSRA), "
             f"got end={end!r} and classifier=None"
         )
     try:
-        graph = _CutTracer(at, *([end] if end else [])).trace(model)
+        graph = _CutTracer(at, end).trace(model)
     except Exception as error:  # fx raises many kinds (TraceError, TypeError, ...)
         raise TypeError(
             f"`model` ({type(model).__name__}) does not trace with torch.fx ({error}); build the "
@@ -284,7 +286,7 @@ def split_dual_branch(
                 f"`end` must name a module that `model.forward` calls once, on a result of "
                 f"`at`={at!r} (or `at` itself), got {end!r}"
             )
-        features, in_features = ends[0], getattr(classifier, "in_features", None)
+        features, in_features = ends[0], None  # the classifier replaces the linear one
     needed = _ancestors(features)
     if cut not in needed:
         raise ValueError(f"`at` must name a module that the model's output depends on, got {at!r}")
@@ -312,9 +314,9 @@ def split_dual_branch(
         [n for n in nodes if n in branch_nodes], features, inputs={cut_input: "x"}
     )
     trunk = fx.GraphModule(model, trunk_graph, class_name="Trunk")
-    branch = fx.GraphModule(model, branch_graph, class_name="Branch")
-    if not isinstance(in_features, int):
-        in_features = _dry_run_width(trunk, branch, example_input, spatial=end is not None)
+    branch = fx.GraphModule(model, branch_graph)  # the head keeps copies of it
+    if end is None and in_features is None:
+        in_features = _dry_run_width(trunk, branch, example_input)
     head = DualBranchHead(branch, in_features, num_classes, concat=concat, classifier=classifier)
     return trunk, head
 
@@ -337,9 +339,7 @@ def _features_node(model: nn.Module, nodes: list[fx.Node]) -> tuple[fx.Node, int
     return out, None
 
 
-def _dry_run_width(
-    trunk: nn.Module, branch: nn.Module, example_input: Tensor | None, spatial: bool = False
-) -> int:
+def _dry_run_width(trunk: nn.Module, branch: nn.Module, example_input: Tensor | None) -> int:
     x = torch.zeros(1, 3, 224, 224) if example_input is None else example_input
     # Each module's own mode is restored: ``train(mode)`` would set every submodule to the
     # top-level mode (e.g. BatchNorm layers frozen in eval would come back in train mode).
@@ -357,8 +357,6 @@ def _dry_run_width(
     finally:
         for module, mode in modes:
             module.training = mode
-    if spatial and isinstance(z, Tensor) and z.ndim in (3, 4):
-        return int(z.shape[1] if z.ndim == 4 else z.shape[2])
     if not isinstance(z, Tensor) or z.ndim != 2:
         shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
         raise ValueError(

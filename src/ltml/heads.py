@@ -187,8 +187,9 @@ class DualBranchHead(nn.Module):
         Maps trunk features ``(N, in_channels, ...)`` to ``(N, in_features, *spatial)`` (pooled
         by the mean over the spatial dimensions) or ``(N, in_features)``. ``nn.Identity()``
         gives a head of two linear classifiers on precomputed features.
-    in_features : int
-        Channels of the branch output (2048 for a ResNet-50 ``layer4``).
+    in_features : int or None
+        Channels of the branch output (2048 for a ResNet-50 ``layer4``), the width of the linear
+        classifiers; may be ``None`` when ``classifier`` is given (it is then unused).
     num_classes : int
         Number of classes ``C``.
     in_channels : int, optional
@@ -238,7 +239,7 @@ class DualBranchHead(nn.Module):
     def __init__(
         self,
         branch: nn.Module,
-        in_features: int,
+        in_features: int | None,
         num_classes: int,
         *,
         in_channels: int | None = None,
@@ -252,18 +253,20 @@ class DualBranchHead(nn.Module):
             raise TypeError(
                 f"`classifier` must be an nn.Module or None, got {type(classifier).__name__}"
             )
-        check_int(in_features, "in_features")
         check_int(num_classes, "num_classes")
         check_bool(concat, "concat")
         if in_channels is not None:
             check_int(in_channels, "in_channels")
-        elif isinstance(branch, nn.Identity) and classifier is None:
-            in_channels = in_features
+        if classifier is None:
+            width = check_int(in_features, "in_features")
+            classifier = nn.Linear(width, num_classes)
+            if in_channels is None and isinstance(branch, nn.Identity):
+                in_channels = width
+        elif in_features is not None:
+            check_int(in_features, "in_features")
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.concat = concat
-        if classifier is None:
-            classifier = nn.Linear(in_features, num_classes)
         self.branch_u = _Branch(copy.deepcopy(branch), copy.deepcopy(classifier))
         self.branch_r = _Branch(copy.deepcopy(branch), copy.deepcopy(classifier))
 
