@@ -4,7 +4,8 @@
 of the class-major ``indices`` of :mod:`ltml._label_forms`; each draw returns
 ``(class slot, image)`` arrays from one generator, with no Python loop per draw. The shard also
 watches for a framework that shards what a sharded sampler yields once more
-(:func:`warn_if_sharded_again`).
+(:func:`warn_if_sharded_again`). :class:`ShardedEpochSampler` holds the members that the
+re-balanced samplers derive alike from their ``num_draws``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 import sys
 import warnings
 import weakref
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch.utils.data import Sampler
 
 from .._validation import check_int
 
@@ -76,6 +79,41 @@ def shard(order: np.ndarray, num_replicas: int, rank: int) -> np.ndarray:
     """Pad ``order`` cyclically to a multiple of ``num_replicas`` and take positions rank::R."""
     total = -(-order.size // num_replicas) * num_replicas
     return np.resize(order, total)[rank::num_replicas]
+
+
+class ShardedEpochSampler(Sampler[int]):
+    """The epoch members of a sampler of ``num_draws`` indices per epoch over all replicas.
+
+    Padded and sharded like :class:`~torch.utils.data.DistributedSampler`: ``len()`` is this
+    rank's share.
+    """
+
+    num_replicas: int
+    rank: int
+    seed: int
+    epoch: int
+    if TYPE_CHECKING:  # an attribute of a subclass, or a property where it varies by epoch
+
+        @property
+        def num_draws(self) -> int: ...
+
+    @property
+    def total_size(self) -> int:
+        """The epoch padded to a multiple of the replicas: ``ceil(num_draws / R) * R``."""
+        return -(-self.num_draws // self.num_replicas) * self.num_replicas
+
+    @property
+    def num_draws_per_rank(self) -> int:
+        """Indices this rank yields per epoch: ``total_size // num_replicas``, ``len(sampler)``."""
+        return self.total_size // self.num_replicas
+
+    def __len__(self) -> int:
+        """Return the indices this rank yields per epoch: :attr:`num_draws_per_rank`."""
+        return self.num_draws_per_rank
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch: the next iteration's order is a function of ``(seed, epoch, rank)``."""
+        self.epoch = check_int(epoch, "epoch", low=0)
 
 
 def distributed_defaults(num_replicas: int | None, rank: int | None) -> tuple[int, int]:

@@ -19,12 +19,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Sampler
 
 from .._label_forms import class_lists_csr, to_class_csr
 from .._validation import check_choice, check_int, check_seed
 from ._balance import fit_probabilities
-from ._draws import distributed_defaults, shard, warn_if_sharded_again
+from ._draws import ShardedEpochSampler, distributed_defaults, shard, warn_if_sharded_again
 
 __all__ = ["BalancedSampler", "fit_balanced_weights"]
 
@@ -105,7 +104,7 @@ def fit_balanced_weights(
     return torch.from_numpy(fitted.weights)
 
 
-class BalancedSampler(Sampler[int]):
+class BalancedSampler(ShardedEpochSampler):
     r"""I.i.d. draws from per-image probabilities fitted to balance the classes' positive draws.
 
     Each draw takes image :math:`i` with probability :math:`p_i`. Class :math:`k`'s expected
@@ -245,20 +244,6 @@ class BalancedSampler(Sampler[int]):
         self._cumulative = np.cumsum(fitted.weights[self._drawable])
         self.seed, self.epoch = seed, 0
 
-    @property
-    def total_size(self) -> int:
-        """The epoch padded to a multiple of the replicas: ``ceil(num_draws / R) * R``."""
-        return -(-self.num_draws // self.num_replicas) * self.num_replicas
-
-    @property
-    def num_draws_per_rank(self) -> int:
-        """Indices this rank yields per epoch: ``total_size // num_replicas``, ``len(sampler)``."""
-        return self.total_size // self.num_replicas
-
-    def __len__(self) -> int:
-        """Return the indices this rank yields per epoch: :attr:`num_draws_per_rank`."""
-        return self.num_draws_per_rank
-
     @classmethod
     def from_class_lists(
         cls, class_lists: Any, *, num_classes: int | None = None, **kwargs: Any
@@ -286,10 +271,6 @@ class BalancedSampler(Sampler[int]):
         [0.333, 0.333, 0.333, 0.0]
         """
         return cls(class_lists_csr(class_lists), num_classes=num_classes, **kwargs)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch: the next iteration's order is a function of ``(seed, epoch, rank)``."""
-        self.epoch = check_int(epoch, "epoch", low=0)
 
     def __iter__(self) -> Iterator[int]:
         warn_if_sharded_again(self, self.num_replicas)

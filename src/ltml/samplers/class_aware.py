@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import numpy as np
-from torch.utils.data import Sampler
 
 from .._deprecation import renamed_keyword, warn_renamed
 from .._label_forms import class_lists_csr, to_class_csr
 from .._validation import check_choice, check_int, check_scalar, check_seed
 from ._draws import (
+    ShardedEpochSampler,
     distributed_defaults,
     draw_cycle,
     draw_random,
@@ -34,7 +34,7 @@ _DB_IMAGES_PER_CLASS = 3  # Wu et al. (2020) take 3 consecutive images per class
 _DB_EPOCH_DIVISOR = 4  # ... and an epoch of max_k n_k * C / 4 draws.
 
 
-class ClassAwareSampler(Sampler[int]):
+class ClassAwareSampler(ShardedEpochSampler):
     r"""Class-aware (re-balanced) sampling of a multi-label dataset: a class, then a positive image.
 
     Each draw picks a class ``k`` with probability
@@ -227,16 +227,6 @@ class ClassAwareSampler(Sampler[int]):
         self.seed, self.epoch = seed, 0
 
     @property
-    def total_size(self) -> int:
-        """The epoch padded to a multiple of the replicas: ``ceil(num_draws / R) * R``."""
-        return -(-self.num_draws // self.num_replicas) * self.num_replicas
-
-    @property
-    def num_draws_per_rank(self) -> int:
-        """Indices this rank yields per epoch: ``total_size // num_replicas``, ``len(sampler)``."""
-        return self.total_size // self.num_replicas
-
-    @property
     def num_samples(self) -> int:
         """Deprecated name of :attr:`num_draws` (all replicas; not per rank as ``len(sampler)``)."""
         warn_renamed("num_samples", "num_draws")
@@ -246,10 +236,6 @@ class ClassAwareSampler(Sampler[int]):
     def num_samples(self, value: int) -> None:
         warn_renamed("num_samples", "num_draws")
         self.num_draws = value
-
-    def __len__(self) -> int:
-        """Return the indices this rank yields per epoch: :attr:`num_draws_per_rank`."""
-        return self.num_draws_per_rank
 
     @classmethod
     @renamed_keyword("num_samples", "num_draws")
@@ -285,10 +271,6 @@ class ClassAwareSampler(Sampler[int]):
         ([2, 1, 1], 4)
         """
         return cls(class_lists_csr(class_lists), num_classes=num_classes, **kwargs)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch: the next iteration's order is a function of ``(seed, epoch, rank)``."""
-        self.epoch = check_int(epoch, "epoch", low=0)
 
     def __iter__(self) -> Iterator[int]:
         warn_if_sharded_again(self, self.num_replicas)

@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Sampler
 
 from .._label_forms import class_lists_csr, to_class_csr
 from .._validation import check_int, check_scalar, check_seed
-from ._draws import distributed_defaults, shard, warn_if_sharded_again
+from ._draws import ShardedEpochSampler, distributed_defaults, shard, warn_if_sharded_again
 
 __all__ = ["RepeatFactorSampler", "repeat_factors"]
 
@@ -88,7 +87,7 @@ def _rounded_repeats(rng: np.random.Generator, factors: np.ndarray) -> np.ndarra
     return repeats
 
 
-class RepeatFactorSampler(Sampler[int]):
+class RepeatFactorSampler(ShardedEpochSampler):
     r"""Repeat-factor sampling (Gupta, Dollár & Girshick, LVIS, CVPR 2019).
 
     Class :math:`c`, positive in a fraction :math:`f_c` of the training images, gets the factor
@@ -237,24 +236,6 @@ class RepeatFactorSampler(Sampler[int]):
     def num_draws(self) -> int:
         """Indices this epoch over all replicas, before padding: ``num_draws``, or the round's."""
         return self._fixed if self._fixed is not None else int(self._order().size)
-
-    @property
-    def total_size(self) -> int:
-        """The epoch padded to a multiple of the replicas: ``ceil(num_draws / R) * R``."""
-        return -(-self.num_draws // self.num_replicas) * self.num_replicas
-
-    @property
-    def num_draws_per_rank(self) -> int:
-        """Indices this rank yields this epoch: ``total_size // num_replicas``, ``len(sampler)``."""
-        return self.total_size // self.num_replicas
-
-    def __len__(self) -> int:
-        """Return the indices this rank yields this epoch: :attr:`num_draws_per_rank`."""
-        return self.num_draws_per_rank
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch: the next iteration's order is a function of ``(seed, epoch, rank)``."""
-        self.epoch = check_int(epoch, "epoch", low=0)
 
     def __iter__(self) -> Iterator[int]:
         warn_if_sharded_again(self, self.num_replicas)
