@@ -419,6 +419,7 @@ def test_the_module_names_in_an_error_are_the_first_two_levels():
 def test_the_head_concatenates_by_default_and_names_its_parts():
     trunk, head = split_dual_branch(models.resnet18(), "layer4", num_classes=3)
     assert head.concat is True
+    assert split_dual_branch(models.resnet18(), "layer4", 3, concat=False)[1].concat is False
     assert type(trunk).__name__ == "Trunk"
     feat = torch.randn(2, 256, 2, 2)
     branch = head.branch_u.features.eval()
