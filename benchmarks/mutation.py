@@ -4,6 +4,7 @@
     python benchmarks/mutation.py samplers heads     # some modules
     python benchmarks/mutation.py --max-children 1   # parallel mutants (default 2)
     python benchmarks/mutation.py metrics --resume   # go on with a run, against today's tests
+    python benchmarks/mutation.py losses --sample 500  # 500 mutants drawn at random, seeded
 
 Each module is mutated in its own scratch copy of the repository (``build/mutation/<module>``, kept
 so that ``mutmut show NAME`` / ``mutmut browse`` can be run there afterwards), and each mutant runs
@@ -30,13 +31,17 @@ test suite that every entry names a function of today's code and a line one edit
 reports an entry of its module that matched no survivor as stale. The script prints the score per
 module and every survivor not in that list, and exits with status 1 if there is one. It is slow
 (minutes per module on two cores), so it is not part of the test suite or CI: run it after changing
-a module or its tests.
+a module or its tests. ``--sample N`` runs N mutants drawn uniformly (seeded) from the module's and
+prints the score of the sample with its 95 % (Wilson) interval; ``--resume`` afterwards runs the
+rest.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -50,11 +55,14 @@ EQUIVALENTS = Path(__file__).with_name("mutation_equivalents.txt")
 # module -> (file, or glob of a package's files, to mutate; its tests, then the contract battery,
 # where every public callable's argument checks are tested)
 _CONTRACTS = "tests/test_contracts.py"
-_METRIC_TESTS = ["tests/test_metrics.py", "tests/test_metrics_thresholded.py", _CONTRACTS]
+_METRIC_TESTS = [
+    *("tests/test_metrics.py", "tests/test_metrics_thresholded.py", "tests/test_sync_free.py"),
+    *("tests/test_sparse_inputs.py", _CONTRACTS),
+]
 _LOSS_TESTS = [
     *("tests/test_losses.py", "tests/test_losses_partial.py", "tests/test_losses_soft.py"),
-    *("tests/test_losses_family.py", "tests/test_schedules.py", "tests/test_sync_free.py"),
-    _CONTRACTS,
+    *("tests/test_losses_family.py", "tests/test_losses_robust.py", "tests/test_schedules.py"),
+    *("tests/test_sync_free.py", _CONTRACTS),
 ]
 MODULES = {
     "losses": ("src/ltml/losses/*", _LOSS_TESTS),
@@ -62,15 +70,19 @@ MODULES = {
     "samplers": (
         "src/ltml/samplers/*",
         [
-            "tests/test_samplers.py",
-            "tests/test_balanced_sampler.py",
-            "tests/test_schedules.py",
-            _CONTRACTS,
+            *("tests/test_samplers.py", "tests/test_balanced_sampler.py"),
+            *("tests/test_repeat_factor_sampler.py", "tests/test_frameworks.py"),
+            *("tests/test_schedules.py", "tests/test_sparse_inputs.py", _CONTRACTS),
         ],
     ),
     "label_forms": (
         "src/ltml/_label_forms.py",
-        ["tests/test_sparse_inputs.py", "tests/test_samplers.py", _CONTRACTS],
+        [
+            "tests/test_sparse_inputs.py",
+            "tests/test_samplers.py",
+            "tests/test_data_stats.py",
+            _CONTRACTS,
+        ],
     ),
     "heads": ("src/ltml/heads.py", ["tests/test_heads.py", _CONTRACTS]),
     "decoupling": ("src/ltml/decoupling/*", ["tests/test_decoupling.py", _CONTRACTS]),
@@ -149,6 +161,34 @@ def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(f'"{item}"' for item in items) + "]"
 
 
+def _draw_sample(workdir: Path, size: int) -> list[str]:
+    """Generate the module's mutants without running them and draw ``size`` of them (seed 0).
+
+    mutmut 3.8 has no command that only generates: ``run`` with a filter that matches no mutant
+    generates them and maps tests to functions, then stops (an assertion: nothing matches).
+    """
+    subprocess.run(
+        [sys.executable, "-m", "mutmut", "run", "no-such-mutant"],
+        cwd=workdir,
+        capture_output=True,
+        check=False,
+    )
+    names = sorted(_status(workdir))
+    if not names:
+        raise RuntimeError(f"mutmut generated no mutants in {workdir}")
+    return sorted(random.Random(0).sample(names, min(size, len(names))))
+
+
+def _wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """Return the 95 % Wilson score interval of a proportion."""
+    if total == 0:
+        return 0.0, 1.0
+    p = successes / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return centre - half, centre + half
+
+
 def _caught_by_all_tests(workdir: Path, mutant: str, tests: list[str]) -> bool:
     """Run every test of the module against one mutant; True when one fails.
 
@@ -215,17 +255,25 @@ def load_equivalents(path: Path = EQUIVALENTS) -> dict[tuple[str, str], str]:
 
 
 def mutate(
-    name: str, max_children: int, equivalents: dict[tuple[str, str], str], resume: bool = False
+    name: str,
+    max_children: int,
+    equivalents: dict[tuple[str, str], str],
+    resume: bool = False,
+    sample: int | None = None,
 ) -> list[str]:
-    """Run one module's mutants; print its score; return its unexplained survivors."""
+    """Run one module's mutants (or a sample); print its score; return its unexplained survivors."""
     target, tests = MODULES[name]
     resumed = resume and (ROOT / "build" / "mutation" / name / "mutants").is_dir()
     workdir = _prepare(name, target, tests, resume)
     print(f"{name}: mutating {target} against {', '.join(tests)} in {workdir} ...", flush=True)
     start = time.perf_counter()
     run = ("run", "--max-children", str(max_children))
-    _mutmut(workdir, *run)
+    drawn = _draw_sample(workdir, sample) if sample else []
+    _mutmut(workdir, *run, *drawn)
     status = _status(workdir)
+    population = len(status)
+    if drawn:
+        status = {m: status[m] for m in drawn}
     # A mutant that makes the tests hang (timeout) is caught too.
     survivors = [m for m, s in status.items() if s not in ("killed", "timeout")]
     if resumed and survivors:
@@ -245,7 +293,8 @@ def mutate(
         else:
             unexplained.append(f"{mutant} ({status[mutant]}) {key[0]}:\n    + {key[1]}")
     killed = len(status) - len(survivors) + rechecked
-    score = killed / max(len(status) - sum(explained.values()), 1)
+    judged = len(status) - sum(explained.values())
+    score = killed / max(judged, 1)
     took = time.perf_counter() - start
     print(
         f"{name:<20} {len(status):5d} mutants {killed:5d} killed ({rechecked} on the recheck) "
@@ -253,6 +302,14 @@ def mutate(
         f"{len(unexplained):4d} other   score {100 * score:5.1f}%   {took / 60:4.1f} min",
         flush=True,
     )
+    if drawn:
+        low, high = _wilson(killed, judged)
+        print(
+            f"{'':<20} a sample of {len(drawn)} of the {population} mutants: 95 % interval of "
+            f"the score {100 * low:.1f}-{100 * high:.1f}%",
+            flush=True,
+        )
+        return unexplained  # the list's other entries may match mutants outside the sample
     # An entry of this module that matched no survivor is stale: its code moved or changed, or
     # a test now kills its mutant. Either way the list must be mended, not silently kept.
     prefix = _module_prefix(target)
@@ -283,6 +340,9 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help=f"default: all of {', '.join(MODULES)}")
     parser.add_argument("--max-children", type=int, default=2, help="mutants run in parallel")
     parser.add_argument(
+        "--sample", type=int, metavar="N", help="run N mutants drawn at random (seeded), not all"
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="go on with a run: its mutants without a verdict, then its survivors (today's tests)",
@@ -296,7 +356,7 @@ def main() -> None:
     equivalents = load_equivalents()
     unexplained = []
     for name in args.modules or MODULES:
-        unexplained += mutate(name, args.max_children, equivalents, args.resume)
+        unexplained += mutate(name, args.max_children, equivalents, args.resume, args.sample)
     if unexplained:
         print("\nSurvivors (kill them with a test, or list them as equivalent) and stale entries:")
         print("\n".join(unexplained))
