@@ -574,5 +574,10 @@ def test_a_classifier_reads_the_unpooled_branch_output_in_each_branch():
     out = head(tokens, tokens)
     torch.testing.assert_close(out.u, csra(tokens))
     torch.testing.assert_close(out.r, csra(tokens))
-    assert head.branch_u.classifier is not head.branch_r.classifier
-    assert head.branch_u.classifier is not csra
+    # each branch owns a deep copy: no parameter shared with the other branch or the caller's
+    given = {p.data_ptr() for p in csra.parameters()}
+    ptr_u = {p.data_ptr() for p in head.branch_u.classifier.parameters()}
+    ptr_r = {p.data_ptr() for p in head.branch_r.classifier.parameters()}
+    assert ptr_u
+    assert ptr_u.isdisjoint(ptr_r)
+    assert given.isdisjoint(ptr_u | ptr_r)
