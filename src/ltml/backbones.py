@@ -195,7 +195,8 @@ def split_dual_branch(
         Number of classes ``C`` of the new classifiers.
     example_input : Tensor, optional
         A batch for a dry run that measures the feature width when the model has no final
-        linear classifier; default ``torch.zeros(1, 3, 224, 224)``. Unused otherwise.
+        linear classifier (and no ``end`` is given); default ``torch.zeros(1, 3, 224, 224)``.
+        Unused otherwise.
     concat : bool
         Passed to :class:`DualBranchHead`.
     end : str, optional
