@@ -47,6 +47,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -284,15 +285,21 @@ def mutate(
         survivors = [m for m, s in status.items() if s not in ("killed", "timeout")]
     explained = {"why": 0, "accelerator": 0}
     rechecked, unexplained, matched = 0, [], set()
-    for mutant in survivors:
-        key = (_function(mutant), _mutated_lines(workdir, mutant))
-        if status[mutant] == "survived" and key in equivalents:
-            explained[equivalents[key]] += 1
-            matched.add(key)
-        elif _caught_by_all_tests(workdir, mutant, tests):
-            rechecked += 1
-        else:
-            unexplained.append(f"{mutant} ({status[mutant]}) {key[0]}:\n    + {key[1]}")
+    keys = {mutant: (_function(mutant), _mutated_lines(workdir, mutant)) for mutant in survivors}
+    listed = {m for m in survivors if status[m] == "survived" and keys[m] in equivalents}
+    for mutant in listed:
+        explained[equivalents[keys[mutant]]] += 1
+        matched.add(keys[mutant])
+    # each re-run is one pytest process: as many at once as mutmut ran mutants
+    to_recheck = [m for m in survivors if m not in listed]
+    with ThreadPoolExecutor(max_children) as pool:
+        caught = pool.map(lambda m: _caught_by_all_tests(workdir, m, tests), to_recheck)
+        for mutant, was_caught in zip(to_recheck, caught, strict=True):
+            if was_caught:
+                rechecked += 1
+            else:
+                key = keys[mutant]
+                unexplained.append(f"{mutant} ({status[mutant]}) {key[0]}:\n    + {key[1]}")
     killed = len(status) - len(survivors) + rechecked
     judged = len(status) - sum(explained.values())
     score = killed / max(judged, 1)
