@@ -155,10 +155,12 @@ def _curvature(
     ) * np.outer(sign, sign)
     mean = sign * (labelled[k] - rt * float((weight * problem.sizes).sum()))
     covariance = moment - np.outer(mean, mean) / max(weight.sum(), 1e-300)
-    # A small ridge: with ratio = 1 a common shift of all multipliers changes nothing. With
-    # every image at the cap nothing moves at all: then a gradient step.
+    # A small ridge: with ratio = 1 a common shift of all multipliers changes nothing. Without
+    # curvature (the images that tell the free multipliers apart all at the cap, where the dual is
+    # linear) a long gradient step, which the caller cuts to its reach and the line search backs
+    # off: a step the size of the gradient would creep along the cap for many iterations.
     trace = float(np.trace(covariance))
-    ridge = 1e-10 * trace / k.size if trace > 0 else 1.0
+    ridge = 1e-10 * trace / k.size if trace > 0 else 1e-12
     curvature: np.ndarray = covariance + ridge * np.eye(k.size)
     return curvature
 
