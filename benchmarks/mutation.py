@@ -72,6 +72,7 @@ MODULES = {
         "src/ltml/samplers/*",
         [
             *("tests/test_samplers.py", "tests/test_balanced_sampler.py"),
+            "tests/test_balanced_fit.py",
             *("tests/test_repeat_factor_sampler.py", "tests/test_frameworks.py"),
             *("tests/test_schedules.py", "tests/test_sparse_inputs.py", _CONTRACTS),
         ],

@@ -27,7 +27,11 @@ _MAX_STEP = 10.0  # initial reach: largest change of a multiplier (a log factor)
 
 
 class _Problem(NamedTuple):
-    """The fit on the drawable images (a positive label) and the classes with a positive."""
+    """The fit on the drawable images (a positive label) and the classes with a positive.
+
+    Every image and every class has a positive, so a ``bincount`` over ``images`` or ``classes``
+    has one entry per image or class without a ``minlength``.
+    """
 
     images: np.ndarray  # (nnz,) image of each positive label, image-major
     classes: np.ndarray  # (nnz,) its class
@@ -55,12 +59,12 @@ def _problem(
     drawable, images = np.unique(image_ids, return_inverse=True)
     order = np.argsort(images.ravel(), kind="stable")
     images, classes = images.ravel()[order], slots[order]
-    sizes = np.bincount(images, minlength=drawable.size)
+    sizes = np.bincount(images)
     # Every pair k < k' of each image's positives (the curvature sums over them), built per
     # label count s, where the images' classes form an (images, s) block.
     starts = np.cumsum(sizes) - sizes
     pair_images, pair_keys = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    for size in np.unique(sizes[sizes > 1]):
+    for size in np.unique(sizes):  # size 1: no pair
         ids = np.flatnonzero(sizes == size)
         block = classes[starts[ids][:, None] + np.arange(size)]
         first, second = np.triu_indices(size, 1)
@@ -78,19 +82,16 @@ def _problem(
 def _capped(z: np.ndarray, log_cap: float) -> np.ndarray:
     """Return ``p = min(exp(log_cap), exp(z - shift))`` with ``shift`` such that ``sum(p) = 1``."""
     shift = float(z.max()) + math.log(float(np.exp(z - z.max()).sum()))
-    p = np.exp(z - shift)
     # Newton on the scale exp(-shift) from below: the sum is concave and piecewise linear in it,
     # so no iterate overshoots and each is exact once the capped set stops growing. In log space,
-    # so that images far below the cap do not underflow.
+    # so that images far below the cap do not underflow. (z is never empty: p gets set.)
     for _ in range(z.size):
         p = np.exp(np.minimum(z - shift, log_cap))
         deficit = 1.0 - p.sum()
-        if deficit <= 1e-14:
+        free = z[z - shift < log_cap]
+        if deficit <= 1e-14 or not free.size:  # done; or all at the cap (max_weight = 1: uniform)
             break
         # The free images' mass, in log space (it may underflow): a Newton step on the scale.
-        free = z[z - shift < log_cap]
-        if not free.size:  # all at the cap: max_weight = 1, uniform
-            break
         top = float(free.max())
         log_free = top - shift + math.log(float(np.exp(free - top).sum()))
         shift -= float(np.logaddexp(0.0, math.log(deficit) - log_free))
@@ -106,7 +107,7 @@ def _scores(problem: _Problem, lam: np.ndarray, ratio: float) -> np.ndarray:
     num_classes = problem.targets.size
     up, low = lam[:num_classes], lam[num_classes:]
     per_label = ratio * float(problem.targets @ up) - float(problem.targets @ low) / ratio
-    by_class = np.bincount(problem.images, (up - low)[problem.classes], problem.sizes.size)
+    by_class = np.bincount(problem.images, (up - low)[problem.classes])
     return by_class - problem.sizes * per_label
 
 
@@ -114,7 +115,7 @@ def _dual(problem: _Problem, lam: np.ndarray, ratio: float) -> _Dual:
     """Evaluate the Lagrange dual ``min_p KL(p || u) + sum_i p_i g_i`` over the capped simplex."""
     g = _scores(problem, lam, ratio)
     p = _capped(-g, problem.log_cap)
-    drawn = np.bincount(problem.classes, p[problem.images], problem.targets.size)
+    drawn = np.bincount(problem.classes, p[problem.images])
     total = drawn.sum()
     grad = np.concatenate(
         [drawn - ratio * problem.targets * total, problem.targets * total / ratio - drawn]
@@ -135,12 +136,12 @@ def _curvature(
     """
     num_classes = problem.targets.size
     weight = np.where(p < math.exp(problem.log_cap) * (1 - 1e-12), p, 0.0)
-    labelled = np.bincount(problem.classes, weight[problem.images], num_classes)
+    labelled = np.bincount(problem.classes, weight[problem.images])
     pairs = np.bincount(
         problem.pair_keys, weight[problem.pair_images], num_classes * num_classes
     ).reshape(num_classes, num_classes)
     second = pairs + pairs.T + np.diag(labelled)
-    sized = np.bincount(problem.classes, (weight * problem.sizes)[problem.images], num_classes)
+    sized = np.bincount(problem.classes, (weight * problem.sizes)[problem.images])
     # Coefficient of multiplier j (class k, sign σ, ρ = ratio or 1/ratio) on image i:
     # σ (y_ik - ρ t_k |y_i|).
     k = np.concatenate([np.flatnonzero(up), np.flatnonzero(low)])
@@ -154,10 +155,12 @@ def _curvature(
     ) * np.outer(sign, sign)
     mean = sign * (labelled[k] - rt * float((weight * problem.sizes).sum()))
     covariance = moment - np.outer(mean, mean) / max(weight.sum(), 1e-300)
-    # A small ridge: with ratio = 1 a common shift of all multipliers changes nothing. With
-    # every image at the cap nothing moves at all: then a gradient step.
+    # A small ridge: with ratio = 1 a common shift of all multipliers changes nothing. Without
+    # curvature (the images that tell the free multipliers apart all at the cap, where the dual is
+    # linear) a long gradient step, which the caller cuts to its reach and the line search backs
+    # off: a step the size of the gradient would creep along the cap for many iterations.
     trace = float(np.trace(covariance))
-    ridge = 1e-10 * trace / k.size if trace > 0 else 1.0
+    ridge = 1e-10 * trace / k.size if trace > 0 else 1e-12
     curvature: np.ndarray = covariance + ridge * np.eye(k.size)
     return curvature
 
@@ -171,7 +174,7 @@ def _separated(problem: _Problem, g: np.ndarray) -> bool:
     """
     cap = math.exp(problem.log_cap)
     whole = min(int(1 / cap), g.size - 1)
-    smallest = np.partition(g, whole)[: whole + 1]
+    smallest = np.partition(g, whole)  # the whole smallest first, then the next one
     return bool(cap * smallest[:whole].sum() + (1 - whole * cap) * smallest[whole] > 0)
 
 
@@ -210,7 +213,8 @@ def _solve(
         if _separated(problem, _scores(problem, np.maximum(direction, 0.0), ratio)):
             return False, lam, state
         longest = float(np.abs(direction).max())
-        direction *= min(1.0, reach / max(longest, 1e-300))
+        if longest > reach:
+            direction *= reach / longest
         step = 1.0
         while step > 1e-10:
             new = np.maximum(lam + step * direction, 0.0)

@@ -37,7 +37,7 @@ def _positives(
         num_classes = check_int(num_classes, "num_classes")
     class_ptr, image_ids, num_images = to_class_csr(labels, num_classes)
     counts = np.diff(class_ptr)
-    if num_images == 0 or not counts.any():
+    if not counts.any():  # also when N = 0
         raise ValueError(
             f"`labels` must contain at least one known positive label, got N={num_images} "
             f"images and C={counts.size} classes with none"
@@ -275,9 +275,10 @@ class BalancedSampler(ShardedEpochSampler):
     def __iter__(self) -> Iterator[int]:
         warn_if_sharded_again(self, self.num_replicas)
         rng = np.random.default_rng([self.seed, self.epoch])
-        # Inverse-CDF draws over the images with p_i > 0; the clip guards a rounding at the top.
+        # Inverse-CDF draws over the images with p_i > 0. Each point u * c (u < 1, c the total)
+        # rounds below c, so every pick is a valid index.
         picks = np.searchsorted(
             self._cumulative, rng.random(self.num_draws) * self._cumulative[-1], side="right"
         )
-        order = self._drawable[np.minimum(picks, self._drawable.size - 1)]
+        order = self._drawable[picks]
         return iter(shard(order, self.num_replicas, self.rank).tolist())
