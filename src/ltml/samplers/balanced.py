@@ -122,7 +122,8 @@ class BalancedSampler(ShardedEpochSampler):
 
     :math:`u` uniform over the :math:`N_d` images with a positive, :math:`m` = ``max_weight``,
     :math:`r` = ``max_ratio``. By default :math:`r` is the smallest band the data allow (found to
-    within 1 %): :math:`r = 1`, every class exactly on target, whenever possible. So when exact
+    within 1 %, or 2 % where some fits stop at ``max_iter``; a warning says when it may be
+    further): :math:`r = 1`, every class exactly on target, whenever possible. So when exact
     balance is out of reach, what is minimised is first :math:`r`, the largest factor by which
     a class's share misses its target (either way), then the divergence from uniform sampling
     within that band. Below the cap the solution is a product of per-class factors,
