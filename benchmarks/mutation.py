@@ -80,6 +80,7 @@ MODULES = {
     "label_forms": (
         "src/ltml/_label_forms.py",
         [
+            "tests/test_label_forms.py",
             "tests/test_sparse_inputs.py",
             "tests/test_samplers.py",
             "tests/test_data_stats.py",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -28,7 +29,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validation import as_tensor, check_labels, check_matrix, check_sparse_labels
+from ._validation import (
+    as_tensor,
+    check_labels,
+    check_matrix,
+    check_sparse_labels,
+    check_sparse_shape,
+)
 from .labels import VerifiedLabels
 
 
@@ -83,7 +90,7 @@ def sparse_kind(x: Any) -> str | None:
     return None
 
 
-def read_labels(labels: Any, name: str = "labels", num_classes: int | None = None) -> LabelForm:
+def read_labels(labels: Any, name: str, num_classes: int | None = None) -> LabelForm:
     """Check a label matrix of any form: the dense tensor as given, or a sparse form's entries."""
     if isinstance(labels, Entries):  # read already
         return labels
@@ -120,8 +127,7 @@ def read_labels(labels: Any, name: str = "labels", num_classes: int | None = Non
 def _scipy_csr(x: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
     """CSR arrays of a scipy sparse array or matrix (any format), duplicates summed."""
     shape = tuple(x.shape)
-    if len(shape) != 2:
-        return np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8), shape
+    check_sparse_shape(shape, name)
     csr = x.tocsr()
     if not csr.has_canonical_format:
         csr = csr.copy()  # never change the caller's matrix
@@ -132,18 +138,17 @@ def _scipy_csr(x: Any, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, t
 def _torch_csr(x: Tensor, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
     """CSR arrays of a torch sparse tensor (any layout), duplicates summed."""
     t = x.detach().cpu()
-    if t.layout != torch.sparse_coo and (t.layout != torch.sparse_csr or t.ndim != 2):
-        t = t.to_sparse(layout=torch.sparse_coo)
     if t.layout == torch.sparse_coo:
         t = t.coalesce()  # sorted row-major, duplicates summed
+    elif t.layout != torch.sparse_csr or t.ndim != 2:
+        t = _coalesced_coo(t)
     shape = tuple(t.shape)
     if t.values().ndim != 1:
         raise ValueError(
             f"`{name}` must be a sparse tensor of single entries (sparse_dim 2, dense_dim 0), "
             f"got dense_dim {t.dense_dim()} with shape {shape}"
         )
-    if len(shape) != 2:
-        return np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8), shape
+    check_sparse_shape(shape, name)
     if t.layout == torch.sparse_csr:
         crow, cols = t.crow_indices().numpy(), t.col_indices().numpy()
         # A CSR tensor is not checked for sorted columns: through COO when a row is not sorted.
@@ -151,10 +156,22 @@ def _torch_csr(x: Tensor, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray
         rising[crow[1:-1][(crow[1:-1] > 0) & (crow[1:-1] < cols.size)] - 1] = True
         if rising.all():
             return crow.astype(np.int64), cols, _numpy(t.values()), shape
-        t = t.to_sparse(layout=torch.sparse_coo).coalesce()
+        t = _coalesced_coo(t)
     rows, cols = t.indices().numpy()
     indptr = indptr_from_counts(np.bincount(rows, minlength=shape[0]))
     return indptr, cols, _numpy(t.values()), shape
+
+
+def _coalesced_coo(t: Tensor) -> Tensor:
+    """Return a compressed-layout tensor as COO, sorted row-major, duplicate positions summed."""
+    coo = t.to_sparse(layout=torch.sparse_coo)
+    if coo.is_coalesced():
+        # torch flags a CSR (or single block-row BSR) conversion coalesced, trusting an order it
+        # never checked: coalescing would sort and sum nothing, so the flag goes.
+        coo = torch.sparse_coo_tensor(
+            coo.indices(), coo.values(), coo.shape, check_invariants=False
+        )
+    return coo.coalesce()
 
 
 def _numpy(y: Tensor) -> np.ndarray:
@@ -410,7 +427,9 @@ def stack_rows(blocks: Sequence[np.ndarray], num_classes: int, implicit: int) ->
 def as_form(entries: Entries, like: Any) -> Any:
     """Return ``entries`` in the sparse form of ``like`` (its type, format, dtype and device).
 
-    The implicit value must be ``like``'s: 0 for scipy / torch sparse, -1 for VerifiedLabels.
+    A torch BSR / BSC ``like`` gives its block size, or where that does not divide the shape
+    (other rows than ``like``'s), the greatest common divisor of the two per dimension. The
+    implicit value must be ``like``'s: 0 for scipy / torch sparse, -1 for VerifiedLabels.
     """
     n, c = entries.shape
     kind = sparse_kind(like)
@@ -426,7 +445,8 @@ def as_form(entries: Entries, like: Any) -> Any:
                 index, values, (n, c), is_coalesced=True, check_invariants=False
             )  # sorted, in range and each position once by construction
             if like.layout in (torch.sparse_bsr, torch.sparse_bsc):
-                t = t.to_sparse(layout=like.layout, blocksize=like.values().shape[1:3])
+                blocks = like.values().shape[1:3]  # where they do not divide (n, c): the gcd
+                t = t.to_sparse(layout=like.layout, blocksize=tuple(map(math.gcd, blocks, (n, c))))
             elif like.layout != torch.sparse_coo:
                 t = t.to_sparse(layout=like.layout)
         return t.to(like.device)

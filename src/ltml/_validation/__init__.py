@@ -74,6 +74,7 @@ from .sparse import (
     check_csr,
     check_signed_dtype,
     check_sparse_labels,
+    check_sparse_shape,
 )
 from .tokens import as_tokens
 
@@ -121,6 +122,7 @@ __all__ = [
     "check_shape",
     "check_signed_dtype",
     "check_sparse_labels",
+    "check_sparse_shape",
     "check_tensor",
     "check_top_k",
     "check_unknown",

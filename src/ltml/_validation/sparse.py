@@ -95,12 +95,8 @@ def check_signed_dtype(dtype: Any, name: str) -> torch.dtype:
     return dtype
 
 
-def check_sparse_labels(values: np.ndarray, shape: tuple[int, ...], name: str) -> None:
-    """Check the stored entries of a sparse label matrix: 2-D, ``C >= 1``, values 1 / 0 / -1.
-
-    ``values`` are the entries as stored (after the sparse form summed any duplicate
-    positions, as scipy and torch do): any integer, bool or float dtype holding -1, 0 or 1.
-    """
+def check_sparse_shape(shape: tuple[int, ...], name: str) -> None:
+    """Check the shape of a sparse label matrix: 2-D, ``C >= 1``."""
     if len(shape) != 2:
         raise ValueError(
             f"`{name}` must be 2-D of shape (N, C), got {len(shape)}-D with shape {tuple(shape)}"
@@ -109,6 +105,15 @@ def check_sparse_labels(values: np.ndarray, shape: tuple[int, ...], name: str) -
         raise ValueError(
             f"`{name}` must have at least one column (class), got shape {tuple(shape)}"
         )
+
+
+def check_sparse_labels(values: np.ndarray, shape: tuple[int, ...], name: str) -> None:
+    """Check the stored entries of a sparse label matrix: 2-D, ``C >= 1``, values 1 / 0 / -1.
+
+    ``values`` are the entries as stored (after the sparse form summed any duplicate
+    positions, as scipy and torch do): any integer, bool or float dtype holding -1, 0 or 1.
+    """
+    check_sparse_shape(shape, name)
     if values.dtype.kind not in "biuf":
         raise TypeError(
             f"`{name}` must hold real numbers (bool, int or float), got dtype {values.dtype}"
