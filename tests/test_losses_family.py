@@ -286,6 +286,15 @@ def test_bad_module_weight_is_refused_by_name(name: str, weight, error, match) -
 
 
 @pytest.mark.parametrize("name", list(WEIGHTED))
+def test_module_weight_of_one_class_in_both_forms(name: str) -> None:
+    z, y = _batch()
+    for weight in (W[:1], W2[:, :1]):  # (1,) and (2, 1): a one-class problem
+        module = WEIGHTED[name][0](weight, "sum")
+        expected = WEIGHTED[name][1](z[:, :1], y[:, :1], weight, "sum")
+        torch.testing.assert_close(module(z[:, :1], y[:, :1]), expected)
+
+
+@pytest.mark.parametrize("name", list(WEIGHTED))
 def test_module_weight_fixes_the_number_of_classes(name: str) -> None:
     z, y = _batch()
     for weight in (W[:3], W2[:, :3]):

@@ -96,7 +96,8 @@ def _splc_literal(z: Tensor, y: Tensor, tau: float, m: float, g: float, correct:
 @pytest.mark.parametrize("unknown", ["ignore", "negative"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize(
-    ("lamb", "margin", "gamma"), [(1.5, 1.0, 2.0), (2.0, 0.5, 0.5), (1.0, 0, 0)]
+    ("lamb", "margin", "gamma"),
+    [(1.5, 1.0, 2.0), (2.0, 0.5, 0.5), (1.0, 0, 0), (1.5, 0.5, 1.0)],
 )
 def test_hill_matches_its_transcription(
     seed: int, unknown: str, reduction: str, lamb: float, margin: float, gamma: float
@@ -140,7 +141,8 @@ def test_hill_spares_confident_negatives() -> None:
 @pytest.mark.parametrize("unknown", ["ignore", "negative"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize(
-    ("tau", "margin", "gamma"), [(0.6, 1.0, 2.0), (0.3, 0.5, 0.5), (0.8, 0, 0)]
+    ("tau", "margin", "gamma"),
+    [(0.6, 1.0, 2.0), (0.3, 0.5, 0.5), (0.8, 0, 0), (0.6, 0.5, 1.0)],
 )
 def test_splc_matches_its_transcription(
     seed: int, unknown: str, reduction: str, tau: float, margin: float, gamma: float
@@ -156,6 +158,19 @@ def test_splc_matches_its_transcription(
             (grad,) = torch.autograd.grad(got.sum(), z)
             (grad_expected,) = torch.autograd.grad(expected.sum(), z, retain_graph=True)
             torch.testing.assert_close(grad, grad_expected, **TIGHT)
+
+
+def test_splc_loss_corrects_by_default() -> None:
+    z, y = _batch(0)
+    torch.testing.assert_close(LF.splc_loss(z, y), LF.splc_loss(z, y, correct=True), **TIGHT)
+    assert not torch.equal(LF.splc_loss(z, y), LF.splc_loss(z, y, correct=False))
+
+
+def test_head_tail_balance_names_the_logits_of_another_batch_size() -> None:
+    crit = torch.nn.BCEWithLogitsLoss(reduction="none")
+    z, y = torch.zeros(3, 4), torch.ones(3, 4)
+    with pytest.raises(ValueError, match=r"`head_logits`.*`balanced_logits`"):
+        LF.head_tail_balance_loss(z[:2], z, z, y, crit)
 
 
 def test_splc_corrects_from_its_start_epoch_and_only_negatives() -> None:

@@ -391,7 +391,7 @@ class Loss(nn.Module):
 class LabelLoss(Loss):
     """Base of the losses against targets: also holds the unknown-label policy ``unknown``."""
 
-    def __init__(self, reduction: Reduction = "mean", unknown: Unknown = "ignore") -> None:
+    def __init__(self, reduction: Reduction, unknown: Unknown) -> None:
         super().__init__(reduction)
         check_unknown(unknown)
         self.unknown: Unknown = unknown

@@ -43,7 +43,7 @@ def _product_logits(expert: Tensor, balanced: Tensor, released_code: bool) -> Te
     it were logits.
     """
     if released_code:
-        return F.softmax(expert.detach(), dim=-1) * F.softmax(balanced, dim=-1)
+        return F.softmax(expert.detach(), dim=1) * F.softmax(balanced, dim=1)  # over the classes
     log_q = F.logsigmoid(expert.detach()) + F.logsigmoid(balanced)
     # log(1 - q) from log q; q < 1 strictly, so that the logit stays finite
     log_q = log_q.clamp(max=-torch.finfo(log_q.dtype).tiny)
