@@ -219,3 +219,17 @@ def test_bad_labels_and_epoch() -> None:
         repeat_factors([[1, 0]])
     with pytest.raises(ValueError, match="`epoch` must be"):
         RepeatFactorSampler(np.array([[1, 0]])).set_epoch(-1)
+
+
+def test_threshold_is_kept_and_class_lists_take_num_classes() -> None:
+    lists = [[0], [0], [0], [0, 1], []]
+    sampler = RepeatFactorSampler.from_class_lists(lists, threshold=0.8)
+    assert sampler.threshold == 0.8
+    with pytest.raises(ValueError, match="num_classes"):
+        RepeatFactorSampler.from_class_lists(lists, threshold=0.8, num_classes=1)
+
+
+def test_num_replicas_is_checked_with_an_explicit_rank() -> None:
+    labels = np.eye(3, dtype=np.int64)
+    with pytest.raises(ValueError, match=r"`num_replicas` must be an integer >= 1, got 0"):
+        RepeatFactorSampler(labels, threshold=0.5, num_replicas=0, rank=0)
