@@ -89,7 +89,10 @@ MODULES = {
     ),
     # test_backbones: the old home of resnet_dual_branch, served by heads.__getattr__
     "heads": ("src/ltml/heads.py", ["tests/test_heads.py", "tests/test_backbones.py", _CONTRACTS]),
-    "decoupling": ("src/ltml/decoupling/*", ["tests/test_decoupling.py", _CONTRACTS]),
+    "decoupling": (
+        "src/ltml/decoupling/*",
+        ["tests/test_decoupling.py", "tests/test_sparse_inputs.py", _CONTRACTS],
+    ),
     "backbones": ("src/ltml/backbones.py", ["tests/test_backbones.py", _CONTRACTS]),
     "data.demo": ("src/ltml/data/demo.py", ["tests/test_data_demo.py", _CONTRACTS]),
 }
